@@ -1,0 +1,28 @@
+// Wall-clock timestamps for payloads and logs (RFC 3339, UTC, milliseconds).
+#ifndef ZKROLL_COMMON_CLOCK_H_
+#define ZKROLL_COMMON_CLOCK_H_
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace zkroll {
+
+using WallTime = std::chrono::system_clock::time_point;
+
+// "2026-11-26T12:17:30.123Z"
+std::string FormatRfc3339(WallTime t);
+inline std::string NowRfc3339() {
+  return FormatRfc3339(std::chrono::system_clock::now());
+}
+// Accepts the form FormatRfc3339 writes, with or without milliseconds.
+Result<WallTime> ParseRfc3339(std::string_view text);
+
+// "user@host" of this process, for payloads that say who did something.
+std::string CurrentUserAtHost();
+
+}  // namespace zkroll
+
+#endif  // ZKROLL_COMMON_CLOCK_H_

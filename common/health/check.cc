@@ -1,0 +1,116 @@
+// StartCheck/RunCheck and the session base class shared by all check kinds.
+#include "common/health/check.h"
+
+#include <cctype>
+#include <cstdio>
+#include <utility>
+
+#include <boost/asio/post.hpp>
+
+#include "common/health/check_session.h"
+
+namespace zkroll::health {
+namespace internal {
+
+CheckSession::CheckSession(boost::asio::any_io_executor ex, CheckTarget target,
+                           Millis timeout, CheckCallback done)
+    : ex_(std::move(ex)),
+      target_(std::move(target)),
+      timeout_(timeout),
+      done_(std::move(done)),
+      start_(std::chrono::steady_clock::now()) {}
+
+CheckHandle CheckSession::Launch() {
+  boost::asio::post(ex_, [self = shared_from_this()] {
+    if (self->finished_) return;  // cancelled before it began
+    self->start_ = std::chrono::steady_clock::now();
+    self->Begin();
+  });
+  return CheckHandle(weak_from_this());
+}
+
+void CheckSession::Cancel() {
+  if (finished_) return;
+  Finish(false, "cancelled");
+  Abort();
+}
+
+void CheckSession::Finish(bool healthy, std::string reason) {
+  if (finished_) return;
+  finished_ = true;
+  CheckResult result;
+  result.healthy = healthy;
+  result.reason = std::move(reason);
+  result.elapsed = std::chrono::duration_cast<Millis>(Elapsed());
+  // Posted rather than called: Finish runs inside Cancel() and inside our
+  // own handlers, and the caller's callback may well start the next check or
+  // drop the last reference to whatever owns us.
+  boost::asio::post(ex_, [done = std::move(done_),
+                          result = std::move(result)]() mutable {
+    if (done) done(std::move(result));
+  });
+  done_ = nullptr;
+}
+
+std::chrono::steady_clock::duration CheckSession::Elapsed() const {
+  return std::chrono::steady_clock::now() - start_;
+}
+
+std::string FormatElapsed(std::chrono::steady_clock::duration d) {
+  double ms = std::chrono::duration<double, std::milli>(d).count();
+  char buf[32];
+  if (ms < 1000) {
+    std::snprintf(buf, sizeof buf, "%.1fms", ms);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2fs", ms / 1000);
+  }
+  return buf;
+}
+
+std::string ErrorText(const boost::system::error_code& ec) {
+  std::string text = ec.message();
+  if (!text.empty()) {
+    text[0] = static_cast<char>(
+        std::tolower(static_cast<unsigned char>(text[0])));
+  }
+  return text;
+}
+
+}  // namespace internal
+
+void CheckHandle::Cancel() {
+  if (std::shared_ptr<internal::CheckSession> session = session_.lock()) {
+    session->Cancel();
+  }
+  session_.reset();
+}
+
+CheckHandle StartCheck(boost::asio::any_io_executor ex, const CheckSpec& spec,
+                       const CheckTarget& target, Millis timeout,
+                       CheckCallback done) {
+  std::shared_ptr<internal::CheckSession> session;
+  switch (spec.kind) {
+    case CheckSpec::Kind::kTcp:
+      session = internal::MakeTcpCheck(std::move(ex), spec, target, timeout,
+                                       std::move(done));
+      break;
+    case CheckSpec::Kind::kHttp:
+      session = internal::MakeHttpCheck(std::move(ex), spec, target, timeout,
+                                        std::move(done));
+      break;
+    case CheckSpec::Kind::kExec:
+      session = internal::MakeExecCheck(std::move(ex), spec, target, timeout,
+                                        std::move(done));
+      break;
+  }
+  CHECK(session) << "unhandled check kind " << static_cast<int>(spec.kind);
+  return session->Launch();
+}
+
+void RunCheck(boost::asio::any_io_executor ex, const CheckSpec& spec,
+              const CheckTarget& target, Millis timeout,
+              std::function<void(CheckResult)> done) {
+  StartCheck(std::move(ex), spec, target, timeout, std::move(done));
+}
+
+}  // namespace zkroll::health

@@ -1,0 +1,105 @@
+// The tcp check: is the instance accepting connections, and quickly enough?
+#include <optional>
+#include <utility>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/health/check_session.h"
+
+namespace zkroll::health::internal {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+class TcpCheck final : public CheckSession {
+ public:
+  TcpCheck(asio::any_io_executor ex, const CheckSpec& spec,
+           const CheckTarget& target, Millis timeout, CheckCallback done)
+      : CheckSession(ex, target, timeout, std::move(done)),
+        max_connect_time_(spec.max_connect_time),
+        socket_(ex),
+        deadline_(ex) {}
+
+ private:
+  void Begin() override {
+    error_code ec;
+    asio::ip::address address = asio::ip::make_address(target().ip, ec);
+    if (ec) {
+      Finish(false, "bad address '" + target().ip + "'");
+      return;
+    }
+    // A connect limit shorter than the timeout is itself the deadline: no
+    // need to wait out the whole timeout for an answer that is already too
+    // late to pass.
+    Millis budget = timeout();
+    if (max_connect_time_ && *max_connect_time_ < budget) {
+      budget = *max_connect_time_;
+      deadline_is_connect_limit_ = true;
+    }
+    deadline_.expires_after(budget);
+    deadline_.async_wait([self = SharedAs<TcpCheck>()](error_code ec) {
+      if (!ec) self->OnDeadline();
+    });
+    socket_.async_connect(
+        asio::ip::tcp::endpoint(address, target().port),
+        [self = SharedAs<TcpCheck>()](error_code ec) { self->OnConnect(ec); });
+  }
+
+  void Abort() override { Close(); }
+
+  void OnDeadline() {
+    if (finished()) return;
+    if (deadline_is_connect_limit_) {
+      Finish(false, "connect took longer than limit " +
+                        FormatDuration(*max_connect_time_));
+    } else {
+      Finish(false, "timeout after " + FormatDuration(timeout()) +
+                        " (connecting)");
+    }
+    // Closing the socket completes the pending connect with
+    // operation_aborted, which releases the last reference to us.
+    Close();
+  }
+
+  void OnConnect(error_code ec) {
+    if (finished()) return;
+    auto took = Elapsed();
+    if (ec) {
+      Finish(false, ErrorText(ec));
+    } else if (max_connect_time_ && took > *max_connect_time_) {
+      // The connect completed in the same loop iteration as the deadline.
+      Finish(false, "connect took " + FormatElapsed(took) + " > limit " +
+                        FormatDuration(*max_connect_time_));
+    } else {
+      Finish(true, "ok (connect " + FormatElapsed(took) + ")");
+    }
+    Close();
+  }
+
+  void Close() {
+    error_code ignored;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    deadline_.cancel();
+  }
+
+  const std::optional<Millis> max_connect_time_;
+  bool deadline_is_connect_limit_ = false;
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer deadline_;
+};
+
+}  // namespace
+
+std::shared_ptr<CheckSession> MakeTcpCheck(asio::any_io_executor ex,
+                                           const CheckSpec& spec,
+                                           const CheckTarget& target,
+                                           Millis timeout, CheckCallback done) {
+  return std::make_shared<TcpCheck>(std::move(ex), spec, target, timeout,
+                                    std::move(done));
+}
+
+}  // namespace zkroll::health::internal

@@ -1,0 +1,40 @@
+#include "common/paths.h"
+
+#include <vector>
+
+namespace zkroll::paths {
+
+std::string ServiceDir(const ServiceName& s) {
+  return std::string(kServicesRoot) + "/" + s.str();
+}
+std::string InstanceNode(const ServiceName& s, const InstanceAddress& a) {
+  return ServiceDir(s) + "/" + a.NodeName();
+}
+std::string PauseDir(const ServiceName& s) {
+  return std::string(kPauseRoot) + "/" + s.str();
+}
+std::string PauseFlagNode(const ServiceName& s, const InstanceAddress& a) {
+  return PauseDir(s) + "/" + a.NodeName();
+}
+std::string AgentNode(const HostId& h) {
+  return std::string(kAgentsRoot) + "/" + h.str();
+}
+std::string DeployDir(const ServiceName& s) {
+  return std::string(kDeploysRoot) + "/" + s.str();
+}
+std::string DeployNode(const ServiceName& s, const DeployId& d) {
+  return DeployDir(s) + "/" + d.str();
+}
+std::string LockDir(const ServiceName& s) {
+  return std::string(kLocksRoot) + "/" + s.str();
+}
+
+std::vector<std::string> Ancestors(const std::string& path) {
+  std::vector<std::string> out;
+  for (size_t i = 1; i < path.size(); ++i) {
+    if (path[i] == '/') out.push_back(path.substr(0, i));
+  }
+  return out;
+}
+
+}  // namespace zkroll::paths

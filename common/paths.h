@@ -1,0 +1,42 @@
+// The znode layout, built in exactly one place (see docs/design.md).
+//
+//   /services/<service>/<ip>_<port>   ephemeral  agent        InstanceRecord
+//   /pause/<service>                  persistent coordinator  (guard version)
+//   /pause/<service>/<ip>_<port>      pause flag coordinator  PauseFlag
+//   /agents/<host>                    ephemeral  agent        AgentRecord
+//   /deploys/<service>/<deploy-id>    persistent coordinator  DeployRecord
+//   /locks/<service>/lock-<seq>       ephemeral sequential    LockHolder
+//
+// Functions take only validated types (common/names.h).
+#ifndef ZKROLL_COMMON_PATHS_H_
+#define ZKROLL_COMMON_PATHS_H_
+
+#include <string>
+#include <vector>
+
+#include "common/names.h"
+
+namespace zkroll::paths {
+
+inline constexpr char kServicesRoot[] = "/services";
+inline constexpr char kPauseRoot[] = "/pause";
+inline constexpr char kAgentsRoot[] = "/agents";
+inline constexpr char kDeploysRoot[] = "/deploys";
+inline constexpr char kLocksRoot[] = "/locks";
+
+std::string ServiceDir(const ServiceName& s);
+std::string InstanceNode(const ServiceName& s, const InstanceAddress& a);
+std::string PauseDir(const ServiceName& s);
+std::string PauseFlagNode(const ServiceName& s, const InstanceAddress& a);
+std::string AgentNode(const HostId& h);
+std::string DeployDir(const ServiceName& s);
+std::string DeployNode(const ServiceName& s, const DeployId& d);
+std::string LockDir(const ServiceName& s);
+
+// Every ancestor of `path` from the root down, excluding "/" and `path`
+// itself: "/a/b/c" -> {"/a", "/a/b"}.
+std::vector<std::string> Ancestors(const std::string& path);
+
+}  // namespace zkroll::paths
+
+#endif  // ZKROLL_COMMON_PATHS_H_

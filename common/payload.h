@@ -1,0 +1,45 @@
+// Znode payloads <-> protobuf messages, stored as protobuf's JSON mapping.
+//
+// Writers emit snake_case field names with whitespace so `zkCli.sh get`
+// reads well. Readers ignore unknown fields (newer writers) and refuse
+// malformed data: more than kMaxPayloadBytes, invalid UTF-8, invalid JSON or
+// wrong field types, each with an error naming the znode path and the fault.
+// A payload that parses is still only as trustworthy as its writer: callers
+// validate names and addresses inside it with common/names.h before use.
+#ifndef ZKROLL_COMMON_PAYLOAD_H_
+#define ZKROLL_COMMON_PAYLOAD_H_
+
+#include <string>
+#include <string_view>
+
+#include <google/protobuf/message.h>
+
+#include "common/status.h"
+
+namespace zkroll {
+
+// ZooKeeper's default jute.maxbuffer is 1 MiB; none of our records come
+// near 64 KiB, so anything larger is hostile or corrupt.
+inline constexpr size_t kMaxPayloadBytes = 64 * 1024;
+
+std::string ToJson(const google::protobuf::Message& message);
+
+// Parses `data` (read from znode `path`, used only in the message) into
+// `out`, which is cleared first.
+Status FromJson(std::string_view data, std::string_view path,
+                google::protobuf::Message* out);
+
+template <typename M>
+Result<M> ParsePayload(std::string_view data, std::string_view path) {
+  M m;
+  Status s = FromJson(data, path, &m);
+  if (!s.ok()) return s;
+  return m;
+}
+
+// True when `data` is well-formed UTF-8 (no overlongs, no surrogates).
+bool IsValidUtf8(std::string_view data);
+
+}  // namespace zkroll
+
+#endif  // ZKROLL_COMMON_PAYLOAD_H_

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every Debian package zkroll needs to build, test, demo and benchmark.
+# Idempotent: packages already present are skipped, and `apt-get update` runs at
+# most once per invocation (and only when something is missing).
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libzookeeper-mt-dev          # ZooKeeper C client, multithreaded (compile with THREADED)
+  zookeeper                    # Java server, started by tests and the demo
+  default-jre-headless
+  libboost-dev                 # Asio, Beast
+  libboost-program-options-dev
+  libgoogle-glog-dev
+  libgtest-dev libgmock-dev
+  libprotobuf-dev protobuf-compiler
+  clang libclang-rt-14-dev     # libFuzzer targets
+  procps iproute2 python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+echo "install-deps: done"

@@ -1,0 +1,97 @@
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include "common/clock.h"
+#include "common/duration.h"
+#include "common/status.h"
+#include "common/zk_session.h"
+#include "common/zk_types.h"
+#include "tests/support/process.h"
+
+namespace zkroll {
+namespace {
+
+TEST(DurationTest, ParsesUnits) {
+  EXPECT_EQ(ParseDuration("250ms").value(), Millis(250));
+  EXPECT_EQ(ParseDuration("20s").value(), Millis(20000));
+  EXPECT_EQ(ParseDuration("2m").value(), Millis(120000));
+  EXPECT_EQ(ParseDuration("1h").value(), Millis(3600000));
+  EXPECT_EQ(ParseDuration("1m30s").value(), Millis(90000));
+  EXPECT_EQ(ParseDuration("0s").value(), Millis(0));
+}
+
+TEST(DurationTest, RefusesWithExample) {
+  for (const char* bad : {"", "20", "s", "20x", "-5s", "1.5s", "99999999999h"}) {
+    auto r = ParseDuration(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("e.g. 500ms"), std::string::npos);
+  }
+}
+
+TEST(DurationTest, Formats) {
+  EXPECT_EQ(FormatDuration(Millis(250)), "250ms");
+  EXPECT_EQ(FormatDuration(Millis(1500)), "1.5s");
+  EXPECT_EQ(FormatDuration(Millis(120000)), "2m");
+}
+
+TEST(StatusTest, RetryableIsOnlyTransient) {
+  EXPECT_TRUE(Status(StatusCode::kConnectionLoss, "x").IsRetryable());
+  EXPECT_TRUE(Status(StatusCode::kOperationTimeout, "x").IsRetryable());
+  EXPECT_FALSE(Status(StatusCode::kSessionExpired, "x").IsRetryable());
+  EXPECT_FALSE(Status(StatusCode::kNotFound, "x").IsRetryable());
+  EXPECT_FALSE(Status::Ok().IsRetryable());
+  EXPECT_EQ(NotFound("a").WithContext("b").ToString(), "NotFound: b: a");
+}
+
+TEST(ClockTest, Rfc3339RoundTrip) {
+  auto t = ParseRfc3339("2026-11-26T12:17:30.123Z");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(FormatRfc3339(*t), "2026-11-26T12:17:30.123Z");
+  EXPECT_TRUE(ParseRfc3339("2026-11-26T12:17:30Z").ok());
+  EXPECT_FALSE(ParseRfc3339("2026-11-26 12:17:30").ok());
+  EXPECT_FALSE(ParseRfc3339("2026-13-26T12:17:30Z").ok());
+  EXPECT_FALSE(ParseRfc3339("yesterday").ok());
+}
+
+TEST(ConnectStringTest, Validation) {
+  EXPECT_TRUE(ValidateConnectString("127.0.0.1:2181").ok());
+  EXPECT_TRUE(ValidateConnectString("a:1,b:2,[::1]:3/zkroll-prod").ok());
+  EXPECT_TRUE(ValidateConnectString("zk1.example:2181/env/prod").ok());
+  for (const char* bad : {"", "127.0.0.1", "h:port", "h:1/", "h:1//x",
+                          "h:1/a b", ",h:1", "h:1;rm -rf /"}) {
+    Status s = ValidateConnectString(bad);
+    EXPECT_FALSE(s.ok()) << bad;
+    EXPECT_NE(s.message().find("expected host:port"), std::string::npos);
+  }
+}
+
+TEST(CredentialTest, DigestIdMatchesZooKeeper) {
+  // Values printed by ZooKeeper's own DigestAuthenticationProvider.
+  EXPECT_EQ(DigestId({"super", "superpw"}),
+            "super:g9oN2HttPfn8MMWJZ2r45Np/LIA=");
+  EXPECT_EQ(DigestId({"agent", "s3cret"}),
+            "agent:84jKaVdBZrQ9BW2XvHQtW64duy8=");
+}
+
+TEST(CredentialTest, FileMustBePrivateAndWellFormed) {
+  testing::TempDir dir;
+  auto ok = ReadCredentialFile(dir.Write("ok", "agent:s3cret\n", 0600));
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->user, "agent");
+  EXPECT_EQ(ok->password, "s3cret");
+
+  auto open = ReadCredentialFile(dir.Write("open", "agent:s3cret\n", 0644));
+  ASSERT_FALSE(open.ok());
+  EXPECT_NE(open.status().message().find("chmod 600"), std::string::npos);
+  EXPECT_EQ(open.status().message().find("s3cret"), std::string::npos);
+
+  EXPECT_FALSE(ReadCredentialFile(dir.Write("nocolon", "agent\n", 0600)).ok());
+  EXPECT_FALSE(ReadCredentialFile(dir.Write("two", "a:b\nc:d\n", 0600)).ok());
+  EXPECT_FALSE(ReadCredentialFile(dir.Write("baduser", "a b:c\n", 0600)).ok());
+  EXPECT_FALSE(ReadCredentialFile(dir.File("missing")).ok());
+  EXPECT_FALSE(ReadCredentialFile(dir.path()).ok());
+}
+
+}  // namespace
+}  // namespace zkroll

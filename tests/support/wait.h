@@ -1,0 +1,37 @@
+// Waiting for conditions in tests, never for a fixed time.
+#ifndef ZKROLL_TESTS_SUPPORT_WAIT_H_
+#define ZKROLL_TESTS_SUPPORT_WAIT_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+
+namespace zkroll::testing {
+
+using std::chrono::milliseconds;
+
+// A notifier that callbacks poke when something changed, so WaitFor wakes
+// at once instead of at its next re-check.
+class Signal {
+ public:
+  void Notify();
+  // Waits until `cond` holds or `deadline` passes; re-checks on every
+  // Notify() and at least every `recheck` (conditions that live outside the
+  // process, such as znodes or sockets, cannot notify us).
+  bool WaitFor(const std::function<bool()>& cond, milliseconds deadline,
+               milliseconds recheck = milliseconds(20));
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t generation_ = 0;
+};
+
+// Process-wide signal for conditions outside the process.
+bool WaitFor(const std::function<bool()>& cond, milliseconds deadline);
+
+}  // namespace zkroll::testing
+
+#endif  // ZKROLL_TESTS_SUPPORT_WAIT_H_

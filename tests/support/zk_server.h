@@ -1,0 +1,65 @@
+// A real ZooKeeper server for tests: the Debian `zookeeper` package's Java
+// server, run directly with a generated config on a free loopback port and
+// its own temporary data directory.
+//
+// Start() waits until the server answers; Stop() and Restart() keep the
+// data (and so the sessions, if the restart is within their timeout).
+// ExpireSession() ends a client's session the way the server would: it
+// opens a second handle with that session's id and password and closes it.
+#ifndef ZKROLL_TESTS_SUPPORT_ZK_SERVER_H_
+#define ZKROLL_TESTS_SUPPORT_ZK_SERVER_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+
+#include "common/status.h"
+
+namespace zkroll::testing {
+
+class ZooKeeperTestServer {
+ public:
+  struct Options {
+    int tick_ms = 200;            // min session timeout = 2 ticks
+    int max_session_ms = 60000;
+  };
+  ZooKeeperTestServer();
+  explicit ZooKeeperTestServer(Options options);
+  ~ZooKeeperTestServer();
+  ZooKeeperTestServer(const ZooKeeperTestServer&) = delete;
+  ZooKeeperTestServer& operator=(const ZooKeeperTestServer&) = delete;
+
+  Status Start();
+  void Stop();
+  Status Restart() {
+    Stop();
+    return Start();
+  }
+  bool running() const { return pid_ > 0; }
+
+  int port() const { return port_; }
+  std::string connect_string() const;  // "127.0.0.1:<port>"
+  const std::string& data_dir() const { return dir_; }
+  const std::string& log_file() const { return log_; }
+
+  // Expires the session `session_id` (password `passwd`, 16 bytes).
+  Status ExpireSession(int64_t session_id, const std::string& passwd);
+
+ private:
+  bool Answers() const;
+  // True if the server said the session had already expired.
+  Result<bool> AttachAndClose(int64_t session_id, const std::string& passwd);
+  Options options_;
+  std::string dir_;
+  std::string log_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// A free TCP port on 127.0.0.1 (bound, read, closed).
+int PickFreePort();
+
+}  // namespace zkroll::testing
+
+#endif  // ZKROLL_TESTS_SUPPORT_ZK_SERVER_H_
