@@ -1,3 +1,3 @@
-#include "agent/agent_options.h"
+#include "agent/agent_main.h"
 
-int main(int argc, char** argv) { return zkroll::agent::RunAgentMain(argc, argv); }
+int main(int argc, char** argv) { return zkroll::agent::AgentMain(argc, argv); }

@@ -19,7 +19,11 @@ namespace zkroll {
 // A service name: [A-Za-z0-9._-], 1 to 64 characters, not "." or "..".
 class ServiceName {
  public:
+  // An empty placeholder (for containers); building a path from it is a
+  // bug in our code and CHECK-fails in common/paths.cc.
+  ServiceName() = default;
   static Result<ServiceName> Parse(std::string_view text);
+  bool empty() const { return name_.empty(); }
   const std::string& str() const { return name_; }
   bool operator==(const ServiceName& o) const { return name_ == o.name_; }
   bool operator<(const ServiceName& o) const { return name_ < o.name_; }
@@ -59,6 +63,9 @@ class DeployId {
 // name the same znode.
 class InstanceAddress {
  public:
+  // An empty placeholder (port 0); see ServiceName().
+  InstanceAddress() = default;
+  bool empty() const { return port_ == 0; }
   // "192.168.1.10:9000" or "[::1]:9000" (brackets required for IPv6).
   static Result<InstanceAddress> Parse(std::string_view text);
   // The znode name form "<ip>_<port>", e.g. "192.168.1.10_9000",

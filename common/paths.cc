@@ -5,27 +5,33 @@
 namespace zkroll::paths {
 
 std::string ServiceDir(const ServiceName& s) {
+  CHECK(!s.empty()) << "path built from an empty service name";
   return std::string(kServicesRoot) + "/" + s.str();
 }
 std::string InstanceNode(const ServiceName& s, const InstanceAddress& a) {
+  CHECK(!a.empty()) << "path built from an empty instance address";
   return ServiceDir(s) + "/" + a.NodeName();
 }
 std::string PauseDir(const ServiceName& s) {
+  CHECK(!s.empty()) << "path built from an empty service name";
   return std::string(kPauseRoot) + "/" + s.str();
 }
 std::string PauseFlagNode(const ServiceName& s, const InstanceAddress& a) {
+  CHECK(!a.empty()) << "path built from an empty instance address";
   return PauseDir(s) + "/" + a.NodeName();
 }
 std::string AgentNode(const HostId& h) {
   return std::string(kAgentsRoot) + "/" + h.str();
 }
 std::string DeployDir(const ServiceName& s) {
+  CHECK(!s.empty()) << "path built from an empty service name";
   return std::string(kDeploysRoot) + "/" + s.str();
 }
 std::string DeployNode(const ServiceName& s, const DeployId& d) {
   return DeployDir(s) + "/" + d.str();
 }
 std::string LockDir(const ServiceName& s) {
+  CHECK(!s.empty()) << "path built from an empty service name";
   return std::string(kLocksRoot) + "/" + s.str();
 }
 

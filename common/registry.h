@@ -1,16 +1,28 @@
-// The registration guard: how ZooKeeper itself forbids registering a paused
-// instance (see docs/design.md, "Registration guard").
+// The two guards that keep a pause and a registration from ever existing
+// together (see docs/design.md, "Registration guards").
 //
-// A watch on /pause can be late, so the agent never trusts it alone. The
-// "guard node" of a service is /pause/<service> if it exists, else /pause.
-// - The coordinator's pause transaction bumps the data version of
-//   /pause/<service> (creating it, and then bumping /pause, if it was
-//   missing) in the same multi that creates the flag.
-// - The agent reads the guard's version *before* it lists the flags, and its
-//   registration multi starts with a check op on that version. A pause made
-//   after the agent looked changed the version, so the registration fails as
-//   a whole with BadVersion and the agent re-reads.
-// The agent needs only read access to /pause for this.
+// Watches can be late, so neither side trusts its last read; each write is a
+// multi that fails as a whole if the other side wrote since that read.
+//
+// Pause guard (coordinator writes, agent checks). The guard node of a
+// service is /pause/<service>, or /pause while that does not exist. The
+// coordinator's pause multi bumps its data version (creating
+// /pause/<service> and bumping /pause if needed). The agent reads the
+// version of /pause, then the flags under /pause/<service> with that node's
+// version, and its registration multi starts with a check op on the guard
+// it saw. A pause made after the agent looked fails the registration.
+//
+// Registry guard (agent writes, coordinator checks). The agent's
+// registration multi bumps the data version of /services/<service>, and the
+// agent creates /services/<service> together with a bump of /services. The
+// coordinator reads the version of /services, then the children of
+// /services/<service> with that node's version; if the instance is not
+// registered, its pause multi carries a check op on what it saw. A
+// registration made after the coordinator looked fails the pause, which is
+// then read again and retried (now deleting the registration).
+//
+// The agent needs only read access to /pause, the coordinator only delete
+// access to /services/<service>.
 #ifndef ZKROLL_COMMON_REGISTRY_H_
 #define ZKROLL_COMMON_REGISTRY_H_
 
@@ -19,36 +31,58 @@
 #include <vector>
 
 #include "common/names.h"
+#include "common/zk_session.h"
 #include "common/zk_types.h"
 
 namespace zkroll::registry {
 
-// What the agent saw when it found no flag for an instance.
+// A node and the data version a reader saw.
 struct GuardVersion {
-  std::string path;     // /pause/<service> or /pause
-  int32_t version = 0;  // its data version at the time
+  std::string path;
+  int32_t version = 0;
 };
 
-// The coordinator's pause transaction. `pause_dir_exists` says whether
-// /pause/<service> exists (read just before; if that changed meanwhile the
-// multi fails and the caller re-reads). `instance_version` is the version of
-// the registration to delete, or nullopt if it was not registered.
+// What the coordinator read before pausing, in guard order.
+struct PauseContext {
+  bool pause_dir_exists = false;   // /pause/<service>
+  bool registered = false;         // /services/<service>/<ip>_<port>
+  GuardVersion registry_guard;     // /services/<service> or /services
+};
+
+// Reads a PauseContext (synchronous; CLI and tests).
+Result<PauseContext> ReadPauseContext(ZkSession& session,
+                                      const ServiceName& service,
+                                      const InstanceAddress& address);
+
+// The coordinator's pause transaction for `context`.
 std::vector<ZkOp> PauseOps(const ServiceName& service,
                            const InstanceAddress& address,
                            const std::string& flag_json, CreateMode flag_mode,
-                           bool pause_dir_exists,
-                           std::optional<int32_t> instance_version,
+                           const PauseContext& context,
                            const AclList& pause_acl);
 
-// The agent's registration transaction: check the guard, optionally replace
-// a node our previous session left (delete at `stale_version`), create the
-// ephemeral registration.
+// Reads, pauses, and re-reads and retries while the other side's writes
+// race ours (at most `attempts` times). A flag that already exists is not
+// retried: status AlreadyExists, failed_op names the flag's create.
+MultiResult Pause(ZkSession& session, const ServiceName& service,
+                  const InstanceAddress& address, const std::string& flag_json,
+                  CreateMode flag_mode, const AclList& pause_acl,
+                  int attempts = 10);
+
+// The agent's registration transaction: check the pause guard, optionally
+// replace a node our previous session left (delete at `stale_version`),
+// create the ephemeral registration, bump the registry guard.
 std::vector<ZkOp> RegisterOps(const ServiceName& service,
                               const InstanceAddress& address,
                               const std::string& record_json,
-                              const GuardVersion& guard,
+                              const GuardVersion& pause_guard,
                               std::optional<int32_t> stale_version,
                               const AclList& instance_acl);
+
+// The agent's creation of /services/<service>: create it and bump /services
+// in one multi (AlreadyExists on op 0 means someone else made it: fine).
+std::vector<ZkOp> CreateServiceDirOps(const ServiceName& service,
+                                      const AclList& acl);
 
 }  // namespace zkroll::registry
 

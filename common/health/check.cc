@@ -1,11 +1,10 @@
 // StartCheck/RunCheck and the session base class shared by all check kinds.
 #include "common/health/check.h"
 
+#include <boost/asio/post.hpp>
 #include <cctype>
 #include <cstdio>
 #include <utility>
-
-#include <boost/asio/post.hpp>
 
 #include "common/health/check_session.h"
 
@@ -45,10 +44,10 @@ void CheckSession::Finish(bool healthy, std::string reason) {
   // Posted rather than called: Finish runs inside Cancel() and inside our
   // own handlers, and the caller's callback may well start the next check or
   // drop the last reference to whatever owns us.
-  boost::asio::post(ex_, [done = std::move(done_),
-                          result = std::move(result)]() mutable {
-    if (done) done(std::move(result));
-  });
+  boost::asio::post(
+      ex_, [done = std::move(done_), result = std::move(result)]() mutable {
+        if (done) done(std::move(result));
+      });
   done_ = nullptr;
 }
 
@@ -70,8 +69,8 @@ std::string FormatElapsed(std::chrono::steady_clock::duration d) {
 std::string ErrorText(const boost::system::error_code& ec) {
   std::string text = ec.message();
   if (!text.empty()) {
-    text[0] = static_cast<char>(
-        std::tolower(static_cast<unsigned char>(text[0])));
+    text[0] =
+        static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
   }
   return text;
 }

@@ -18,6 +18,7 @@
 #ifndef ZKROLL_COMMON_HEALTH_CHECK_H_
 #define ZKROLL_COMMON_HEALTH_CHECK_H_
 
+#include <boost/asio/any_io_executor.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,8 +27,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <boost/asio/any_io_executor.hpp>
 
 #include "common/duration.h"
 #include "common/status.h"
@@ -68,8 +67,9 @@ struct CheckSpec {
 //                              ?query; other characters percent-encoded)
 //   http:PATH|STATUSES         ... and expect one of STATUSES: a comma list
 //                              of codes or inclusive ranges, e.g. 200-299,301
-//   http:PATH|body=TEXT        ... and the body (first 64 KiB) must contain
-//                              TEXT (any characters except '|')
+//   http:PATH|body=TEXT        ... and the body must contain TEXT (any
+//                              characters except '|'; a body over 64 KiB
+//                              fails the check)
 //   http:PATH|STATUSES|body=TEXT   both, in either order
 //   exec:COMMAND ARGS...       run COMMAND; exit status 0 means healthy
 //
@@ -151,15 +151,19 @@ using CheckCallback = std::function<void(CheckResult)>;
 // How each kind decides:
 //  - tcp: healthy iff the connect succeeds (within max_connect_time if set).
 //  - http: HTTP/1.1 GET with Host and "Connection: close"; healthy iff the
-//    status is accepted and, if body_contains is set, the first 64 KiB of the
-//    body contain it. Without body_contains only the header is read.
+//    status is accepted and, if body_contains is set, the body contains it.
+//    Without body_contains only the header is read; with it, a body over
+//    64 KiB fails the check rather than being buffered.
 //  - exec: the command runs in its own process group with the daemon's
 //    environment plus ZKROLL_CHECK_IP and ZKROLL_CHECK_PORT, stdin from
 //    /dev/null, stdout and stderr captured (the first 200 bytes go into the
 //    reason on failure). Healthy iff it exits with status 0. At the timeout
-//    the whole group gets SIGKILL; once the command exits, anything it left
-//    running in its group is killed too. Only the command's own pid is ever
-//    waited for, so other children of the process are not disturbed.
+//    the whole group gets SIGKILL and `done` follows once the command is
+//    reaped ("killed at timeout 2s"), or at most 1s later if it is slow to
+//    die (it is then reaped in the background). Once the command exits,
+//    anything it left running in its group is killed too. Only the
+//    command's own pid is ever waited for, so other children of the process
+//    are not disturbed.
 CheckHandle StartCheck(boost::asio::any_io_executor ex, const CheckSpec& spec,
                        const CheckTarget& target, Millis timeout,
                        CheckCallback done);

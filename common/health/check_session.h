@@ -3,12 +3,11 @@
 #ifndef ZKROLL_COMMON_HEALTH_CHECK_SESSION_H_
 #define ZKROLL_COMMON_HEALTH_CHECK_SESSION_H_
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/system/error_code.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/system/error_code.hpp>
 
 #include "common/health/check.h"
 
@@ -76,13 +75,11 @@ std::shared_ptr<CheckSession> MakeTcpCheck(boost::asio::any_io_executor ex,
 std::shared_ptr<CheckSession> MakeHttpCheck(boost::asio::any_io_executor ex,
                                             const CheckSpec& spec,
                                             const CheckTarget& target,
-                                            Millis timeout,
-                                            CheckCallback done);
+                                            Millis timeout, CheckCallback done);
 std::shared_ptr<CheckSession> MakeExecCheck(boost::asio::any_io_executor ex,
                                             const CheckSpec& spec,
                                             const CheckTarget& target,
-                                            Millis timeout,
-                                            CheckCallback done);
+                                            Millis timeout, CheckCallback done);
 
 // "0.4ms", "350.2ms", "1.25s": precise enough to compare with a limit.
 std::string FormatElapsed(std::chrono::steady_clock::duration d);

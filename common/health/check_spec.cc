@@ -74,8 +74,9 @@ Result<std::vector<std::pair<int, int>>> ParseStatuses(std::string_view text,
         dash == std::string_view::npos ? low_text : item.substr(dash + 1);
     if (!IsDigits(low_text) || !IsDigits(high_text) || low_text.size() != 3 ||
         high_text.size() != 3) {
-      return Bad(text, "bad status '" + std::string(item) +
-                           "': want a 3-digit code or a range like 200-299",
+      return Bad(text,
+                 "bad status '" + std::string(item) +
+                     "': want a 3-digit code or a range like 200-299",
                  kExample);
     }
     int low = std::stoi(std::string(low_text));

@@ -21,6 +21,9 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -28,10 +31,6 @@
 #include <system_error>
 #include <utility>
 #include <vector>
-
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "common/health/check_session.h"
 
@@ -113,16 +112,15 @@ Result<std::string> ResolveProgram(const std::string& name) {
       return candidate;
     }
   }
-  return NotFound(ErrnoText(ENOENT) + " ('" + name + "' is not in $PATH=" +
-                  search + ")");
+  return NotFound(ErrnoText(ENOENT) + " ('" + name +
+                  "' is not in $PATH=" + search + ")");
 }
 
 std::vector<std::string> CheckEnvironment(const CheckTarget& target) {
   constexpr std::string_view kIp = "ZKROLL_CHECK_IP=";
   constexpr std::string_view kPort = "ZKROLL_CHECK_PORT=";
   std::vector<std::string> env;
-  for (char** entry = environ; entry != nullptr && *entry != nullptr;
-       ++entry) {
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
     std::string_view kv(*entry);
     if (kv.substr(0, kIp.size()) == kIp ||
         kv.substr(0, kPort.size()) == kPort) {
@@ -330,11 +328,10 @@ class ExecCheck final : public CheckSession {
           // The pidfd is registered with the reactor before this handler
           // returns to the event loop, so an exit that already happened is
           // still reported as an event.
-          exit_watch_.async_wait(
-              asio::posix::stream_descriptor::wait_read,
-              [self = SharedAs<ExecCheck>()](error_code ec) {
-                self->OnPidfdReadable(ec);
-              });
+          exit_watch_.async_wait(asio::posix::stream_descriptor::wait_read,
+                                 [self = SharedAs<ExecCheck>()](error_code ec) {
+                                   self->OnPidfdReadable(ec);
+                                 });
           return;
         }
       }

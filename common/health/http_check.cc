@@ -1,11 +1,4 @@
 // The http check: GET a path and judge the status (and optionally the body).
-#include <cstdint>
-#include <limits>
-#include <optional>
-#include <string>
-#include <utility>
-#include <vector>
-
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -16,6 +9,12 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "common/health/check_session.h"
 
@@ -63,8 +62,8 @@ class HttpCheck final : public CheckSession {
 
   void OnDeadline() {
     if (finished()) return;
-    Finish(false, "timeout after " + FormatDuration(timeout()) + " (" +
-                      phase_ + ")");
+    Finish(false,
+           "timeout after " + FormatDuration(timeout()) + " (" + phase_ + ")");
     // Closing the socket completes the pending operation with
     // operation_aborted, which releases the last reference to us.
     Close();
@@ -100,11 +99,9 @@ class HttpCheck final : public CheckSession {
     // is "greater" than none.)
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     phase_ = "reading response";
-    http::async_read_header(
-        socket_, buffer_, *parser_,
-        [self = SharedAs<HttpCheck>()](error_code ec, size_t) {
-          self->OnHeader(ec);
-        });
+    http::async_read_header(socket_, buffer_, *parser_,
+                            [self = SharedAs<HttpCheck>()](
+                                error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(error_code ec) {

@@ -1,12 +1,12 @@
 #include "common/health/monitor.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
 #include <utility>
-
-#include <glog/logging.h>
 
 namespace zkroll::health {
 
@@ -91,7 +91,7 @@ HealthMonitor::HealthMonitor(boost::asio::any_io_executor ex,
       on_transition_(std::move(on_transition)),
       on_result_(std::move(on_result)),
       timer_(ex_),
-      hysteresis_(options_.rise, options_.fall),
+      hysteresis_(options_.rise, options_.fall, options_.initially_healthy),
       rng_(std::random_device{}()) {
   last_result_.reason = "no check has completed yet";
 }
@@ -103,8 +103,10 @@ void HealthMonitor::Start() {
   started_ = true;
   // A check started by CheckNow() schedules the next one when it completes.
   if (check_in_flight_) return;
-  std::uniform_int_distribution<int64_t> first(0,
-                                               options_.interval.count() - 1);
+  // Spread the first checks of many monitors over up to a second, but do
+  // not make a long interval delay the first verdict after a start.
+  int64_t spread = std::min<int64_t>(options_.interval.count(), 1000);
+  std::uniform_int_distribution<int64_t> first(0, spread - 1);
   ScheduleNext(Millis(first(rng_)));
 }
 

@@ -14,14 +14,13 @@
 #ifndef ZKROLL_COMMON_HEALTH_MONITOR_H_
 #define ZKROLL_COMMON_HEALTH_MONITOR_H_
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <random>
 #include <string>
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "common/duration.h"
 #include "common/health/check.h"
@@ -72,6 +71,13 @@ struct MonitorOptions {
   // Each interval is stretched or shrunk by up to this fraction, at random,
   // so that monitors started together do not stay in lockstep.
   double jitter = 0.1;
+  // The state before the first check. false (the default) treats the
+  // instance as unknown, hence unhealthy: it needs `rise` passes to be
+  // reported healthy. true suits an instance already known to be serving
+  // (an agent restarting next to its registered instances): it then needs
+  // `fall` failures to be reported unhealthy, and no transition is reported
+  // for the initial state.
+  bool initially_healthy = false;
 };
 
 // InvalidArgument naming the bad field unless: interval and timeout are
@@ -92,27 +98,30 @@ class HealthMonitor : public std::enable_shared_from_this<HealthMonitor> {
   using ResultCallback = std::function<void(const CheckResult&)>;
 
   // `options` must pass ValidateMonitorOptions (CHECKed: callers validate
-  // configuration before building monitors). The instance starts out
-  // unhealthy, as if unknown; the first transition is to healthy, after
-  // `rise` passes. `on_transition` is called once per transition and
-  // `on_result` (optional) after every completed check; both run on `ex`
-  // and may call Stop() or drop the monitor.
+  // configuration before building monitors). Unless initially_healthy is
+  // set, the instance starts out unhealthy, as if unknown, and the first
+  // transition is to healthy, after `rise` passes. `on_transition` is called
+  // once per transition and `on_result` (optional) after every completed
+  // check, before `on_transition`; both run on `ex` and may call Stop(),
+  // CheckNow() or drop the monitor.
   //
   // The monitor lives while the caller holds the returned pointer; its
   // pending handlers hold only weak references. Dropping the last pointer
   // acts like Stop(). Like any Asio I/O object (it owns a timer), it must be
   // destroyed before its io_context.
-  static std::shared_ptr<HealthMonitor> Create(
-      boost::asio::any_io_executor ex, MonitorOptions options,
-      TransitionCallback on_transition, ResultCallback on_result = {});
+  static std::shared_ptr<HealthMonitor> Create(boost::asio::any_io_executor ex,
+                                               MonitorOptions options,
+                                               TransitionCallback on_transition,
+                                               ResultCallback on_result = {});
 
   ~HealthMonitor();
   HealthMonitor(const HealthMonitor&) = delete;
   HealthMonitor& operator=(const HealthMonitor&) = delete;
 
   // Starts the schedule. The first check runs after a random delay in
-  // [0, interval), so that many monitors started at once (an agent booting)
-  // spread their load. No effect if already started or stopped.
+  // [0, min(interval, 1s)), so that many monitors started at once (an agent
+  // booting) spread their load without a long interval delaying the first
+  // verdict. No effect if already started or stopped.
   void Start();
 
   // Cancels the timer and any check in flight (an exec check's process is

@@ -1,10 +1,9 @@
 // The tcp check: is the instance accepting connections, and quickly enough?
-#include <optional>
-#include <utility>
-
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <optional>
+#include <utility>
 
 #include "common/health/check_session.h"
 
@@ -56,8 +55,8 @@ class TcpCheck final : public CheckSession {
       Finish(false, "connect took longer than limit " +
                         FormatDuration(*max_connect_time_));
     } else {
-      Finish(false, "timeout after " + FormatDuration(timeout()) +
-                        " (connecting)");
+      Finish(false,
+             "timeout after " + FormatDuration(timeout()) + " (connecting)");
     }
     // Closing the socket completes the pending connect with
     // operation_aborted, which releases the last reference to us.

@@ -1,10 +1,10 @@
 // ParseCheckSpec / DescribeCheck / DescribeTarget: the textual form of a
 // health check.
+#include <gtest/gtest.h>
+
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "common/health/check.h"
 

@@ -1,7 +1,7 @@
 // Hysteresis: the rise/fall state machine behind HealthMonitor.
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "common/health/monitor.h"
 

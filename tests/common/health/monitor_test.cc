@@ -1,18 +1,18 @@
 // HealthMonitor against real loopback listeners that the tests open and
 // close, with short intervals. Time passes only on the event loop.
+#include "common/health/monitor.h"
+
+#include <glog/logging.h>
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <glog/logging.h>
-#include <gtest/gtest.h>
-
-#include "common/health/monitor.h"
 
 namespace zkroll::health {
 namespace {
@@ -189,9 +189,9 @@ TEST(HealthMonitorTest, ReportsEachTransitionOnce) {
   Recorder rec;
   LogCapture logs;
   const std::string name = "127.0.0.1:" + std::to_string(listener.port());
-  auto monitor = HealthMonitor::Create(io.get_executor(),
-                                       TcpOptions(listener.port()),
-                                       rec.OnTransition(), rec.OnResult());
+  auto monitor =
+      HealthMonitor::Create(io.get_executor(), TcpOptions(listener.port()),
+                            rec.OnTransition(), rec.OnResult());
   EXPECT_FALSE(monitor->healthy());
   EXPECT_EQ(monitor->checks_run(), 0);
   monitor->Start();
@@ -226,10 +226,10 @@ TEST(HealthMonitorTest, ReportsEachTransitionOnce) {
   EXPECT_EQ(static_cast<int64_t>(rec.results.size()), monitor->checks_run());
 
   EXPECT_EQ(logs.Count(name + " became healthy after 2 passed checks: ok"), 2);
-  EXPECT_EQ(logs.Count(name +
-                       " became unhealthy after 2 failed checks: connection "
-                       "refused [check tcp]"),
-            1);
+  EXPECT_EQ(
+      logs.Count(name + " became unhealthy after 2 failed checks: connection "
+                        "refused [check tcp]"),
+      1);
 
   // Stop: no callback afterwards, and nothing left scheduled.
   monitor->Stop();
@@ -238,6 +238,28 @@ TEST(HealthMonitorTest, ReportsEachTransitionOnce) {
   EXPECT_TRUE(RunUntilIdle(io));
   EXPECT_EQ(rec.results.size(), results_at_stop);
   EXPECT_EQ(rec.transitions.size(), 3u);
+}
+
+TEST(HealthMonitorTest, InitiallyHealthyNeedsTheFullFall) {
+  asio::io_context io;
+  Listener listener(io);
+  Recorder rec;
+  MonitorOptions options = TcpOptions(listener.port());
+  options.initially_healthy = true;
+  options.fall = 3;
+  auto monitor = HealthMonitor::Create(io.get_executor(), options,
+                                       rec.OnTransition(), rec.OnResult());
+  EXPECT_TRUE(monitor->healthy());
+  monitor->Start();
+  // Passing checks confirm the state: nothing to report.
+  ASSERT_TRUE(RunUntil(io, [&] { return monitor->checks_run() >= 3; }));
+  EXPECT_TRUE(rec.transitions.empty());
+
+  listener.Close();
+  ASSERT_TRUE(RunUntil(io, [&] { return rec.transitions.size() == 1; }));
+  EXPECT_FALSE(rec.transitions[0].healthy);
+  EXPECT_EQ(rec.transitions[0].consecutive, 3);
+  monitor->Stop();
 }
 
 TEST(HealthMonitorTest, IntervalIsKept) {
@@ -360,7 +382,8 @@ TEST(HealthMonitorTest, DroppingTheMonitorCancelsItsCheck) {
   ASSERT_TRUE(RunUntil(io, [&] { return server.accept_times().size() == 1; }));
   monitor.reset();
   // The in-flight check is cancelled, not left to run for its 30s timeout.
-  EXPECT_TRUE(RunUntil(io, [&] { return server.client_closed() == 1; }, 5s));
+  EXPECT_TRUE(RunUntil(
+      io, [&] { return server.client_closed() == 1; }, 5s));
   io.poll();
   EXPECT_TRUE(rec.results.empty());
   EXPECT_TRUE(rec.transitions.empty());

@@ -1,6 +1,14 @@
 // The tcp and http checks against real loopback sockets: small servers on
 // 127.0.0.1 (and ::1) port 0, run on the same io_context as the checks.
+#include <gtest/gtest.h>
+
 #include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
 #include <cctype>
 #include <chrono>
 #include <functional>
@@ -8,13 +16,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read_until.hpp>
-#include <boost/asio/streambuf.hpp>
-#include <boost/asio/write.hpp>
-#include <gtest/gtest.h>
 
 #include "common/health/check.h"
 
@@ -125,19 +126,19 @@ class TestHttpServer {
   };
 
   void Accept() {
-    acceptor_.async_accept([this](boost::system::error_code ec,
-                                  tcp::socket socket) {
-      if (ec) return;
-      ++accepted_;
-      auto conn = std::make_shared<Connection>(std::move(socket));
-      connections_.push_back(conn);
-      if (mode_ == Mode::kSilent) {
-        WatchForClose(conn);
-      } else {
-        Serve(conn);
-      }
-      Accept();
-    });
+    acceptor_.async_accept(
+        [this](boost::system::error_code ec, tcp::socket socket) {
+          if (ec) return;
+          ++accepted_;
+          auto conn = std::make_shared<Connection>(std::move(socket));
+          connections_.push_back(conn);
+          if (mode_ == Mode::kSilent) {
+            WatchForClose(conn);
+          } else {
+            Serve(conn);
+          }
+          Accept();
+        });
   }
 
   void Serve(const std::shared_ptr<Connection>& conn) {
@@ -187,8 +188,10 @@ class TestHttpServer {
 
 TEST(TcpCheckTest, PassesWhenSomethingListens) {
   asio::io_context io;
-  tcp::acceptor listener(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  CheckResult r = Check(io, Tcp(), {"127.0.0.1", listener.local_endpoint().port()}, 2s);
+  tcp::acceptor listener(io,
+                         tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  CheckResult r =
+      Check(io, Tcp(), {"127.0.0.1", listener.local_endpoint().port()}, 2s);
   EXPECT_TRUE(r.healthy) << r.reason;
   EXPECT_TRUE(StartsWith(r.reason, "ok (connect ")) << r.reason;
 }
@@ -209,7 +212,8 @@ TEST(TcpCheckTest, BadAddressFailsTheCheck) {
 
 TEST(TcpCheckTest, PassesWithinConnectLimit) {
   asio::io_context io;
-  tcp::acceptor listener(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  tcp::acceptor listener(io,
+                         tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   CheckResult r = Check(io, Tcp(Millis(5000)),
                         {"127.0.0.1", listener.local_endpoint().port()}, 10s);
   EXPECT_TRUE(r.healthy) << r.reason;
@@ -265,7 +269,8 @@ TEST(TcpCheckTest, Ipv6Loopback) {
   if (!ec) listener.bind(v6, ec);
   if (!ec) listener.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) GTEST_SKIP() << "cannot listen on [::1]: " << ec.message();
-  CheckResult r = Check(io, Tcp(), {"::1", listener.local_endpoint().port()}, 2s);
+  CheckResult r =
+      Check(io, Tcp(), {"::1", listener.local_endpoint().port()}, 2s);
   EXPECT_TRUE(r.healthy) << r.reason;
 
   CheckResult refused = Check(io, Tcp(), {"::1", ClosedPort(io, "::1")}, 2s);
@@ -277,8 +282,8 @@ TEST(TcpCheckTest, Ipv6Loopback) {
 TEST(HttpCheckTest, Passes200AndSendsAProperRequest) {
   asio::io_context io;
   TestHttpServer server(io, Response(200, "fine"));
-  CheckResult r = Check(io, Http("http:/healthz?full=1"),
-                        {"127.0.0.1", server.port()}, 2s);
+  CheckResult r =
+      Check(io, Http("http:/healthz?full=1"), {"127.0.0.1", server.port()}, 2s);
   EXPECT_TRUE(r.healthy) << r.reason;
   EXPECT_TRUE(StartsWith(r.reason, "ok (HTTP 200 in ")) << r.reason;
   ASSERT_EQ(server.requests().size(), 1u);
@@ -296,7 +301,8 @@ TEST(HttpCheckTest, Passes200AndSendsAProperRequest) {
 TEST(HttpCheckTest, Fails503) {
   asio::io_context io;
   TestHttpServer server(io, Response(503, "draining"));
-  CheckResult r = Check(io, Http("http:/healthz"), {"127.0.0.1", server.port()}, 2s);
+  CheckResult r =
+      Check(io, Http("http:/healthz"), {"127.0.0.1", server.port()}, 2s);
   EXPECT_FALSE(r.healthy);
   EXPECT_EQ(r.reason, "HTTP 503");
 }
@@ -304,10 +310,12 @@ TEST(HttpCheckTest, Fails503) {
 TEST(HttpCheckTest, DefaultAcceptsOnly2xx) {
   asio::io_context io;
   TestHttpServer redirect(io, Response(301, "", "Location: /x\r\n"));
-  EXPECT_EQ(Check(io, Http("http:/"), {"127.0.0.1", redirect.port()}, 2s).reason,
-            "HTTP 301");
+  EXPECT_EQ(
+      Check(io, Http("http:/"), {"127.0.0.1", redirect.port()}, 2s).reason,
+      "HTTP 301");
   TestHttpServer no_content(io, Response(204, ""));
-  EXPECT_TRUE(Check(io, Http("http:/"), {"127.0.0.1", no_content.port()}, 2s).healthy);
+  EXPECT_TRUE(
+      Check(io, Http("http:/"), {"127.0.0.1", no_content.port()}, 2s).healthy);
 }
 
 TEST(HttpCheckTest, CustomStatusSet) {
@@ -324,7 +332,8 @@ TEST(HttpCheckTest, CustomStatusSet) {
 
   // A status set may also accept what is normally a failure.
   TestHttpServer s503(io, Response(503, "maintenance"));
-  EXPECT_TRUE(Check(io, Http("http:/|503"), {"127.0.0.1", s503.port()}, 2s).healthy);
+  EXPECT_TRUE(
+      Check(io, Http("http:/|503"), {"127.0.0.1", s503.port()}, 2s).healthy);
 }
 
 TEST(HttpCheckTest, BodyMatch) {
@@ -343,7 +352,8 @@ TEST(HttpCheckTest, BodyWithoutContentLengthEndsAtClose) {
   asio::io_context io;
   TestHttpServer server(io,
                         "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall OK");
-  CheckResult r = Check(io, Http("http:/|body=all OK"), {"127.0.0.1", server.port()}, 2s);
+  CheckResult r =
+      Check(io, Http("http:/|body=all OK"), {"127.0.0.1", server.port()}, 2s);
   EXPECT_TRUE(r.healthy) << r.reason;
 }
 
@@ -351,10 +361,12 @@ TEST(HttpCheckTest, LargeBody) {
   asio::io_context io;
   TestHttpServer server(io, Response(200, std::string(1 << 20, 'x')));
   // Only the status matters: the body is never read.
-  CheckResult status_only = Check(io, Http("http:/"), {"127.0.0.1", server.port()}, 2s);
+  CheckResult status_only =
+      Check(io, Http("http:/"), {"127.0.0.1", server.port()}, 2s);
   EXPECT_TRUE(status_only.healthy) << status_only.reason;
   // A body check refuses to buffer more than 64 KiB.
-  CheckResult body = Check(io, Http("http:/|body=y"), {"127.0.0.1", server.port()}, 2s);
+  CheckResult body =
+      Check(io, Http("http:/|body=y"), {"127.0.0.1", server.port()}, 2s);
   EXPECT_FALSE(body.healthy);
   EXPECT_EQ(body.reason,
             "HTTP 200 but the body is over 64 KiB, too large to look for 'y'");
@@ -363,7 +375,8 @@ TEST(HttpCheckTest, LargeBody) {
 TEST(HttpCheckTest, TimesOutOnASilentServer) {
   asio::io_context io;
   TestHttpServer server(io, "", TestHttpServer::Mode::kSilent);
-  CheckResult r = Check(io, Http("http:/"), {"127.0.0.1", server.port()}, 200ms);
+  CheckResult r =
+      Check(io, Http("http:/"), {"127.0.0.1", server.port()}, 200ms);
   EXPECT_FALSE(r.healthy);
   EXPECT_EQ(r.reason, "timeout after 200ms (reading response)");
   EXPECT_GE(r.elapsed, Millis(200));
@@ -399,19 +412,18 @@ TEST(HttpCheckTest, Ipv6HostHeader) {
   asio::io_context io;
   std::unique_ptr<TestHttpServer> server;
   try {
-    server = std::make_unique<TestHttpServer>(io, Response(200, "ok"),
-                                              TestHttpServer::Mode::kAnswer,
-                                              "::1");
+    server = std::make_unique<TestHttpServer>(
+        io, Response(200, "ok"), TestHttpServer::Mode::kAnswer, "::1");
   } catch (const boost::system::system_error& e) {
     GTEST_SKIP() << "cannot listen on [::1]: " << e.what();
   }
   CheckResult r = Check(io, Http("http:/"), {"::1", server->port()}, 2s);
   EXPECT_TRUE(r.healthy) << r.reason;
   ASSERT_EQ(server->requests().size(), 1u);
-  EXPECT_NE(Lower(server->requests()[0])
-                .find("\r\nhost: [::1]:" + std::to_string(server->port()) +
-                      "\r\n"),
-            std::string::npos)
+  EXPECT_NE(
+      Lower(server->requests()[0])
+          .find("\r\nhost: [::1]:" + std::to_string(server->port()) + "\r\n"),
+      std::string::npos)
       << server->requests()[0];
 }
 
@@ -422,19 +434,28 @@ TEST(CheckLifetimeTest, CancelEndsTheCheckAtOnce) {
   TestHttpServer server(io, "", TestHttpServer::Mode::kSilent);
   int calls = 0;
   std::optional<CheckResult> result;
-  CheckHandle handle = StartCheck(io.get_executor(), Http("http:/"),
-                                  {"127.0.0.1", server.port()}, 30s,
-                                  [&](CheckResult r) {
-                                    ++calls;
-                                    result = std::move(r);
-                                  });
+  CheckHandle handle =
+      StartCheck(io.get_executor(), Http("http:/"),
+                 {"127.0.0.1", server.port()}, 30s, [&](CheckResult r) {
+                   ++calls;
+                   result = std::move(r);
+                 });
   ASSERT_TRUE(RunUntil(io, [&] { return server.accepted() == 1; }));
-  handle.Cancel();
-  EXPECT_EQ(calls, 0) << "done must not run inside Cancel";
-  ASSERT_TRUE(RunUntil(io, [&] { return result.has_value(); }, 2s));
+  // Cancel from a handler, as the monitor does: even on the executor's own
+  // thread, done must be deferred rather than run inside Cancel.
+  bool cancelled = false;
+  asio::post(io, [&] {
+    handle.Cancel();
+    EXPECT_EQ(calls, 0) << "done must not run inside Cancel";
+    cancelled = true;
+  });
+  ASSERT_TRUE(RunUntil(io, [&] { return cancelled; }));
+  ASSERT_TRUE(RunUntil(
+      io, [&] { return result.has_value(); }, 2s));
   EXPECT_FALSE(result->healthy);
   EXPECT_EQ(result->reason, "cancelled");
-  EXPECT_TRUE(RunUntil(io, [&] { return server.client_closed() == 1; }, 2s));
+  EXPECT_TRUE(RunUntil(
+      io, [&] { return server.client_closed() == 1; }, 2s));
   handle.Cancel();  // a finished check: no effect
   io.poll();
   EXPECT_EQ(calls, 1);
@@ -444,12 +465,12 @@ TEST(CheckLifetimeTest, CancelBeforeItBegins) {
   asio::io_context io;
   int calls = 0;
   std::optional<CheckResult> result;
-  CheckHandle handle = StartCheck(io.get_executor(), Tcp(),
-                                  {"127.0.0.1", ClosedPort(io)}, 2s,
-                                  [&](CheckResult r) {
-                                    ++calls;
-                                    result = std::move(r);
-                                  });
+  CheckHandle handle =
+      StartCheck(io.get_executor(), Tcp(), {"127.0.0.1", ClosedPort(io)}, 2s,
+                 [&](CheckResult r) {
+                   ++calls;
+                   result = std::move(r);
+                 });
   handle.Cancel();
   io.run();  // returns once nothing is pending
   EXPECT_EQ(calls, 1);

@@ -1,0 +1,621 @@
+#include "agent/agent.h"
+
+#include <unistd.h>
+
+#include <set>
+
+#include "common/clock.h"
+#include "common/paths.h"
+#include "common/payload.h"
+#include "common/version.h"
+#include "zkroll.pb.h"
+
+namespace zkroll::agent {
+
+struct Agent::Instance {
+  InstanceConfig cfg;
+  std::shared_ptr<health::HealthMonitor> monitor;
+  bool healthy = false;
+  bool registered = false;
+  bool was_paused = false;
+  bool op_in_flight = false;
+  bool dirty = false;        // state changed while an op was in flight
+  bool stopped = false;
+  std::optional<int32_t> replace_version;  // our previous session's node
+  bool conflict_logged = false;
+  std::string last_check;
+  std::string last_check_at;
+  std::string node;          // /services/<service>/<ip>_<port>
+};
+
+Agent::Agent(boost::asio::io_context& io, AgentConfig config,
+             std::vector<Credential> credentials)
+    : io_(io),
+      config_(std::move(config)),
+      session_(io.get_executor(),
+               ZkOptions{config_.zk, config_.session_timeout,
+                         std::move(credentials), true}),
+      publish_timer_(io),
+      resync_timer_(io),
+      connect_log_timer_(io) {
+  started_at_ = NowRfc3339();
+  start_time_ = std::chrono::steady_clock::now();
+}
+
+Agent::~Agent() {
+  for (auto& [id, inst] : instances_) {
+    if (inst->monitor) inst->monitor->Stop();
+  }
+  for (auto& [s, w] : pauses_) w->Stop();
+}
+
+Status Agent::Start() {
+  session_.AddListener([this](const SessionEvent& e) { OnSessionEvent(e); });
+  ZKROLL_RETURN_IF_ERROR(session_.Start());
+  LOG(INFO) << "zkroll-agent " << ZKROLL_VERSION << " host " << config_.host
+            << " managing " << config_.instances.size()
+            << " instance(s); connecting to ZooKeeper at " << config_.zk;
+  for (const auto& cfg : config_.instances) StartInstance(cfg, false);
+  ArmResync();
+  ArmConnectLog();
+  return Status::Ok();
+}
+
+void Agent::ArmConnectLog() {
+  connect_log_timer_.expires_after(std::chrono::seconds(10));
+  connect_log_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || shutting_down_) return;
+    if (!session_.connected()) {
+      auto waited = std::chrono::duration_cast<std::chrono::seconds>(
+          std::chrono::steady_clock::now() - start_time_);
+      LOG(WARNING) << "still not connected to ZooKeeper at " << config_.zk
+                   << " (" << waited.count()
+                   << "s since start); the client keeps retrying. Nothing is "
+                      "registered until it connects.";
+    }
+    ArmConnectLog();
+  });
+}
+
+void Agent::OnSessionEvent(const SessionEvent& e) {
+  if (shutting_down_) return;
+  switch (e.kind) {
+    case SessionEvent::Kind::kNewSession:
+      LOG(INFO) << "ZooKeeper session 0x" << std::hex << e.session_id
+                << std::dec << " established (timeout "
+                << FormatDuration(session_.negotiated_timeout()) << ")";
+      OnNewSession();
+      break;
+    case SessionEvent::Kind::kReconnected:
+      LOG(INFO) << "reconnected to ZooKeeper; session and registrations "
+                   "survived; re-reading pause flags";
+      for (auto& [s, w] : pauses_) w->Refresh();
+      for (auto& [id, inst] : instances_) Reconcile(inst);
+      break;
+    case SessionEvent::Kind::kDisconnected:
+      LOG(WARNING) << "lost the connection to ZooKeeper; keeping every "
+                      "registration and state while the client reconnects";
+      break;
+    case SessionEvent::Kind::kExpired:
+      LOG(WARNING) << "ZooKeeper session expired: our registrations and "
+                      "/agents/" << config_.host
+                   << " are gone; re-registering healthy, unpaused instances "
+                      "on the new session";
+      agent_node_ours_ = false;
+      for (auto& [id, inst] : instances_) {
+        inst->registered = false;
+        inst->op_in_flight = false;
+        inst->replace_version.reset();
+      }
+      for (auto& [s, w] : pauses_) w->Invalidate();
+      break;
+    case SessionEvent::Kind::kAuthFailed:
+      LOG(ERROR) << "ZooKeeper refused our credentials; check --auth-file";
+      break;
+  }
+}
+
+void Agent::OnNewSession() {
+  EnsureTree();
+  for (auto& [s, w] : pauses_) {
+    w->Invalidate();
+    w->Refresh();
+  }
+  PublishSoon();
+}
+
+void Agent::EnsureTree() {
+  // The tree is normally made by `zkroll init`; in an open deployment the
+  // agent makes what it needs. Errors are logged, not fatal: with ACLs the
+  // agent may not create /pause, and does not need to.
+  for (const char* dir : {paths::kServicesRoot, paths::kPauseRoot,
+                          paths::kAgentsRoot}) {
+    session_.EnsurePath(dir, OpenAcl(), [this, dir = std::string(dir)](Status s) {
+      if (!s.ok() && s.code() != StatusCode::kPermissionDenied) {
+        LOG(WARNING) << "cannot create " << dir << ": " << s.ToString();
+      }
+      if (s.ok() && dir == paths::kPauseRoot) {
+        // The pause guard may have been missing a moment ago.
+        for (auto& [svc, w] : pauses_) w->Refresh();
+      }
+    });
+  }
+  std::set<std::string> done;
+  for (const auto& [id, inst] : instances_) {
+    if (done.insert(id.service.str()).second) EnsureServiceDir(id.service);
+  }
+}
+
+void Agent::EnsureServiceDir(const ServiceName& service) {
+  // Created together with a bump of /services: a coordinator that saw no
+  // /services/<service> guards its pause on the version of /services.
+  session_.Multi(registry::CreateServiceDirOps(service, OpenAcl()),
+                 [this, service](MultiResult r) {
+    if (r.status.ok()) {
+      LOG(INFO) << "created " << paths::ServiceDir(service);
+    } else if (r.failed_op != 0 ||
+               r.status.code() != StatusCode::kAlreadyExists) {
+      LOG(WARNING) << "cannot create " << paths::ServiceDir(service) << ": "
+                   << r.status.ToString();
+      return;
+    }
+    for (auto& [id, inst] : instances_) {
+      if (id.service == service) Reconcile(inst);
+    }
+  });
+}
+
+std::shared_ptr<PauseWatcher> Agent::PauseFor(const ServiceName& service) {
+  auto it = pauses_.find(service.str());
+  if (it != pauses_.end()) return it->second;
+  auto w = PauseWatcher::Create(
+      &session_, io_.get_executor(), service, config_.resync,
+      [this, service](const PauseSnapshot& snap) {
+        OnPauseUpdate(service, snap);
+      });
+  pauses_[service.str()] = w;
+  w->Start();
+  return w;
+}
+
+bool Agent::Paused(const Instance& inst) const {
+  auto it = pauses_.find(inst.cfg.id.service.str());
+  if (it == pauses_.end() || !it->second->snapshot().known) return true;
+  return it->second->snapshot().Forbids(inst.cfg.id.address,
+                                        std::chrono::system_clock::now());
+}
+
+void Agent::OnPauseUpdate(const ServiceName& service,
+                          const PauseSnapshot& snap) {
+  WallTime now = std::chrono::system_clock::now();
+  for (auto& [id, inst] : instances_) {
+    if (!(id.service == service)) continue;
+    bool paused = snap.Forbids(id.address, now);
+    if (paused != inst->was_paused) {
+      inst->was_paused = paused;
+      const PauseFlagInfo* f = snap.Find(id.address);
+      if (paused) {
+        LOG(INFO) << id.ToString() << " paused"
+                  << (f && f->parsed ? " by " + f->by + ": " + f->reason
+                                     : std::string(" (unreadable flag)"))
+                  << "; it will not be registered until the flag is gone";
+      } else {
+        LOG(INFO) << id.ToString()
+                  << (f ? " pause expired" : " pause lifted")
+                  << "; checking at once, registering on the first pass";
+        // The seed's fallback: check now; one pass is enough to register.
+        if (inst->monitor) inst->monitor->CheckNow(true);
+      }
+      PublishSoon();
+    }
+    Reconcile(inst);
+  }
+}
+
+void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy) {
+  auto inst = std::make_shared<Instance>();
+  inst->cfg = cfg;
+  inst->healthy = initially_healthy;
+  inst->node = paths::InstanceNode(cfg.id.service, cfg.id.address);
+  health::MonitorOptions mo;
+  mo.spec = cfg.check;
+  mo.target = health::CheckTarget{cfg.id.address.ip(), cfg.id.address.port()};
+  mo.interval = cfg.interval;
+  mo.timeout = cfg.timeout;
+  mo.rise = cfg.rise;
+  mo.fall = cfg.fall;
+  mo.initially_healthy = initially_healthy;
+  std::weak_ptr<Instance> weak = inst;
+  inst->monitor = health::HealthMonitor::Create(
+      io_.get_executor(), mo,
+      [this, weak](const health::HealthTransition& t) {
+        auto inst = weak.lock();
+        if (!inst || inst->stopped) return;
+        inst->healthy = t.healthy;
+        PublishSoon();
+        Reconcile(inst);
+      },
+      [this, weak](const health::CheckResult& r) {
+        auto inst = weak.lock();
+        if (!inst || inst->stopped) return;
+        inst->last_check = r.reason;
+        inst->last_check_at = NowRfc3339();
+        // Retry a registration that failed for a transient reason.
+        Reconcile(inst);
+      });
+  instances_[cfg.id] = inst;
+  auto watcher = PauseFor(cfg.id.service);
+  inst->was_paused = watcher->snapshot().known &&
+                     watcher->snapshot().Forbids(cfg.id.address,
+                                                 std::chrono::system_clock::now());
+  if (session_.connected()) EnsureServiceDir(cfg.id.service);
+  inst->monitor->Start();
+  LOG(INFO) << "managing " << cfg.id.ToString() << " (" << cfg.origin
+            << "): check " << cfg.check_text << " every "
+            << FormatDuration(cfg.interval) << ", timeout "
+            << FormatDuration(cfg.timeout) << ", rise " << cfg.rise
+            << ", fall " << cfg.fall;
+}
+
+void Agent::StopInstance(const InstancePtr& inst, bool deregister) {
+  inst->stopped = true;
+  if (inst->monitor) inst->monitor->Stop();
+  if (deregister && inst->registered) {
+    session_.Delete(inst->node, -1, [id = inst->cfg.id](Status s) {
+      if (s.ok() || s.code() == StatusCode::kNotFound) {
+        LOG(INFO) << "deregistered " << id.ToString();
+      } else {
+        LOG(WARNING) << "could not deregister " << id.ToString() << ": "
+                     << s.ToString();
+      }
+    });
+  }
+}
+
+void Agent::Reconcile(const InstancePtr& inst) {
+  if (inst->stopped || shutting_down_) return;
+  if (inst->op_in_flight) {
+    inst->dirty = true;
+    return;
+  }
+  if (!session_.connected()) return;
+  auto it = pauses_.find(inst->cfg.id.service.str());
+  // Until the pause flags are known we neither register nor deregister.
+  if (it == pauses_.end() || !it->second->snapshot().known) return;
+  const PauseSnapshot& snap = it->second->snapshot();
+  bool paused = snap.Forbids(inst->cfg.id.address,
+                             std::chrono::system_clock::now());
+  bool want = inst->healthy && !paused;
+  if (want && !inst->registered) {
+    Register(inst, snap.guard);
+  } else if (!want && inst->registered) {
+    Deregister(inst);
+  }
+}
+
+std::string Agent::RecordFor(const Instance& inst) const {
+  proto::InstanceRecord r;
+  r.set_service(inst.cfg.id.service.str());
+  r.set_ip(inst.cfg.id.address.ip());
+  r.set_port(inst.cfg.id.address.port());
+  r.set_host(config_.host);
+  r.set_weight(inst.cfg.weight);
+  for (const auto& [k, v] : inst.cfg.metadata) (*r.mutable_metadata())[k] = v;
+  r.set_registered_at(NowRfc3339());
+  r.set_check(inst.cfg.check_text);
+  return ToJson(r);
+}
+
+void Agent::Register(const InstancePtr& inst,
+                     const registry::GuardVersion& guard) {
+  inst->op_in_flight = true;
+  inst->dirty = false;
+  auto ops = registry::RegisterOps(inst->cfg.id.service, inst->cfg.id.address,
+                                   RecordFor(*inst), guard,
+                                   inst->replace_version, OpenAcl());
+  bool replacing = inst->replace_version.has_value();
+  session_.Multi(std::move(ops), [this, inst, replacing](MultiResult r) {
+    inst->op_in_flight = false;
+    if (inst->stopped) return;
+    if (r.status.ok()) {
+      inst->registered = true;
+      inst->replace_version.reset();
+      inst->conflict_logged = false;
+      LOG(INFO) << "registered " << inst->cfg.id.ToString()
+                << (replacing ? " (replaced the node of our previous session)"
+                              : "");
+      PublishSoon();
+    } else {
+      OnRegisterFailed(inst, r);
+    }
+    if (inst->dirty) Reconcile(inst);
+  });
+}
+
+void Agent::OnRegisterFailed(const InstancePtr& inst, const MultiResult& r) {
+  const std::string id = inst->cfg.id.ToString();
+  if (r.failed_op == 0) {
+    // The guard moved: a pause was made (or lifted) after we looked.
+    LOG(INFO) << "registration of " << id
+              << " refused by the pause guard (" << r.status.message()
+              << "); re-reading pause flags";
+    PauseFor(inst->cfg.id.service)->Refresh();
+    return;
+  }
+  StatusCode code = r.status.code();
+  const ZkOp::Kind failed_kind =
+      r.failed_op >= 0 && r.failed_op + 1 == static_cast<int>(r.results.size())
+          ? ZkOp::Kind::kSetData
+          : ZkOp::Kind::kCreate;
+  if (failed_kind == ZkOp::Kind::kSetData && code == StatusCode::kNotFound) {
+    // /services/<service> is missing (deleted by hand, or never made).
+    EnsureServiceDir(inst->cfg.id.service);
+    return;
+  }
+  if (code == StatusCode::kAlreadyExists) {
+    session_.Get(inst->node, nullptr, [this, inst, id](Result<NodeData> d) {
+      if (inst->stopped) return;
+      if (!d.ok()) {
+        Reconcile(inst);  // gone meanwhile: try again
+        return;
+      }
+      if (d->stat.ephemeral_owner == session_.session_id()) {
+        inst->registered = true;
+        PublishSoon();
+        return;
+      }
+      auto rec = ParsePayload<proto::InstanceRecord>(d->data, inst->node);
+      if (rec.ok() && rec->host() == config_.host) {
+        // Left by our previous session; replace it in one step.
+        inst->replace_version = d->stat.version;
+        Reconcile(inst);
+        return;
+      }
+      if (!inst->conflict_logged) {
+        inst->conflict_logged = true;
+        LOG(ERROR) << inst->node << " is registered by another owner ("
+                   << (rec.ok() ? "host " + rec->host()
+                                : "unreadable record: " + rec.status().message())
+                   << ", session 0x" << std::hex << d->stat.ephemeral_owner
+                   << std::dec << "); not touching it. Is " << id
+                   << " declared on two hosts?";
+      }
+    });
+    return;
+  }
+  if (inst->replace_version &&
+      (code == StatusCode::kNotFound || code == StatusCode::kBadVersion)) {
+    inst->replace_version.reset();  // the old node changed or left
+    Reconcile(inst);
+    return;
+  }
+  LOG(WARNING) << "could not register " << id << ": " << r.status.ToString()
+               << (r.status.IsRetryable() ? " (will retry)" : "");
+}
+
+void Agent::Deregister(const InstancePtr& inst) {
+  inst->op_in_flight = true;
+  inst->dirty = false;
+  session_.Delete(inst->node, -1, [this, inst](Status s) {
+    inst->op_in_flight = false;
+    if (s.ok() || s.code() == StatusCode::kNotFound) {
+      inst->registered = false;
+      LOG(INFO) << "deregistered " << inst->cfg.id.ToString() << " ("
+                << (Paused(*inst) ? "paused"
+                                  : "unhealthy: " + inst->last_check)
+                << ")";
+      PublishSoon();
+    } else {
+      LOG(WARNING) << "could not deregister " << inst->cfg.id.ToString()
+                   << ": " << s.ToString() << " (will retry)";
+    }
+    if (inst->dirty) Reconcile(inst);
+  });
+}
+
+void Agent::PublishSoon() {
+  if (publish_pending_ || shutting_down_) return;
+  publish_pending_ = true;
+  // Coalesce bursts of state changes into one write.
+  publish_timer_.expires_after(std::chrono::milliseconds(50));
+  publish_timer_.async_wait([this](const boost::system::error_code& ec) {
+    publish_pending_ = false;
+    if (!ec) PublishAgentRecord();
+  });
+}
+
+void Agent::PublishAgentRecord() {
+  if (!session_.connected() || shutting_down_) return;
+  proto::AgentRecord rec;
+  rec.set_host(config_.host);
+  rec.set_pid(getpid());
+  rec.set_version(ZKROLL_VERSION);
+  rec.set_started_at(started_at_);
+  rec.set_updated_at(NowRfc3339());
+  for (const auto& [id, inst] : instances_) {
+    auto* out = rec.add_instances();
+    out->set_service(id.service.str());
+    out->set_ip(id.address.ip());
+    out->set_port(id.address.port());
+    bool paused = Paused(*inst);
+    out->set_healthy(inst->healthy);
+    out->set_paused(paused);
+    out->set_registered(inst->registered);
+    out->set_state(paused ? "paused"
+                          : inst->registered ? "registered"
+                                             : inst->healthy ? "healthy"
+                                                             : "unhealthy");
+    out->set_last_check(inst->last_check);
+    out->set_last_check_at(inst->last_check_at);
+    out->set_check(inst->cfg.check_text);
+  }
+  std::string json = ToJson(rec);
+  HostId host = HostId::Parse(config_.host).value();
+  std::string path = paths::AgentNode(host);
+  if (agent_node_ours_) {
+    session_.Set(path, json, -1, [this](Result<NodeStat> r) {
+      if (!r.ok()) {
+        agent_node_ours_ = false;
+        if (r.status().code() == StatusCode::kNotFound) PublishSoon();
+      }
+    });
+    return;
+  }
+  session_.Create(path, json, CreateMode::kEphemeral, OpenAcl(),
+                  [this, path, json](Result<std::string> r) {
+    if (r.ok()) {
+      agent_node_ours_ = true;
+      return;
+    }
+    if (r.status().code() != StatusCode::kAlreadyExists) {
+      LOG(WARNING) << "cannot create " << path << ": " << r.status().ToString();
+      return;
+    }
+    session_.Get(path, nullptr, [this, path, json](Result<NodeData> d) {
+      if (!d.ok()) {
+        PublishSoon();
+        return;
+      }
+      if (d->stat.ephemeral_owner == session_.session_id()) {
+        agent_node_ours_ = true;
+        PublishSoon();
+        return;
+      }
+      // Our previous session's node (or a second agent with our host id):
+      // replace it; it would vanish when that session expires.
+      LOG(WARNING) << path << " belongs to session 0x" << std::hex
+                   << d->stat.ephemeral_owner << std::dec
+                   << " (a previous run of this agent?); replacing it";
+      session_.Multi(
+          {ZkOp::Delete(path, d->stat.version),
+           ZkOp::Create(path, json, CreateMode::kEphemeral, OpenAcl())},
+          [this](MultiResult m) {
+            if (m.status.ok()) {
+              agent_node_ours_ = true;
+            } else {
+              PublishSoon();
+            }
+          });
+    });
+  });
+}
+
+void Agent::ArmResync() {
+  resync_timer_.expires_after(config_.resync);
+  resync_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || shutting_down_) return;
+    // Catch anything a watch could not tell us: a registration deleted by
+    // hand, a change made while we were away.
+    for (auto& [id, inst] : instances_) {
+      if (!inst->registered || inst->op_in_flight) continue;
+      session_.Exists(inst->node, nullptr,
+                      [this, inst](Result<std::optional<NodeStat>> r) {
+        if (!r.ok() || inst->stopped) return;
+        if (!r->has_value() ||
+            (*r)->ephemeral_owner != session_.session_id()) {
+          if (inst->registered) {
+            LOG(WARNING) << inst->node << " disappeared; registering again";
+          }
+          inst->registered = false;
+          Reconcile(inst);
+        }
+      });
+    }
+    PublishSoon();
+    ArmResync();
+  });
+}
+
+void Agent::Reload(AgentConfig config) {
+  if (config.zk != config_.zk || config.host != config_.host ||
+      config.session_timeout != config_.session_timeout ||
+      config.auth_file != config_.auth_file) {
+    LOG(WARNING) << "reload: zk, host, session_timeout and auth_file changes "
+                    "need a restart; keeping the running values";
+  }
+  std::map<InstanceId, InstanceConfig> wanted;
+  for (const auto& c : config.instances) wanted[c.id] = c;
+  int added = 0, removed = 0, changed = 0;
+  for (auto it = instances_.begin(); it != instances_.end();) {
+    auto w = wanted.find(it->first);
+    if (w == wanted.end()) {
+      LOG(INFO) << "reload: " << it->first.ToString()
+                << " removed; deregistering";
+      StopInstance(it->second, true);
+      it = instances_.erase(it);
+      ++removed;
+      continue;
+    }
+    if (!w->second.SameSettings(it->second->cfg)) {
+      LOG(INFO) << "reload: " << it->first.ToString()
+                << " changed; restarting its checks";
+      InstancePtr old = it->second;
+      StopInstance(old, false);
+      // Keep the registration and the health verdict; the new checks
+      // continue from it rather than from "unknown".
+      StartInstance(w->second, old->healthy);
+      instances_[w->first]->registered = old->registered;
+      ++changed;
+    }
+    ++it;
+  }
+  for (const auto& [id, cfg] : wanted) {
+    if (!instances_.count(id)) {
+      StartInstance(cfg, false);
+      ++added;
+    }
+  }
+  config_.instances = config.instances;
+  LOG(INFO) << "reload applied: " << added << " added, " << removed
+            << " removed, " << changed << " changed, " << instances_.size()
+            << " managed";
+  PublishSoon();
+}
+
+void Agent::Shutdown(Millis deadline, std::function<void()> done) {
+  shutting_down_ = true;
+  publish_timer_.cancel();
+  resync_timer_.cancel();
+  connect_log_timer_.cancel();
+  for (auto& [s, w] : pauses_) w->Stop();
+  auto remaining = std::make_shared<int>(1);
+  auto finished = std::make_shared<bool>(false);
+  auto timer = std::make_shared<boost::asio::steady_timer>(io_);
+  auto finish = [remaining, finished, done, timer]() {
+    if (--*remaining > 0 || *finished) return;
+    *finished = true;
+    timer->cancel();
+    done();
+  };
+  for (auto& [id, inst] : instances_) {
+    inst->stopped = true;
+    if (inst->monitor) inst->monitor->Stop();
+    if (!inst->registered) continue;
+    ++*remaining;
+    session_.Delete(inst->node, -1, [id = id, finish](Status s) {
+      if (s.ok() || s.code() == StatusCode::kNotFound) {
+        LOG(INFO) << "deregistered " << id.ToString() << " (shutting down)";
+      } else {
+        LOG(WARNING) << "could not deregister " << id.ToString() << ": "
+                     << s.ToString();
+      }
+      finish();
+    });
+  }
+  if (agent_node_ours_) {
+    ++*remaining;
+    HostId host = HostId::Parse(config_.host).value();
+    session_.Delete(paths::AgentNode(host), -1, [finish](Status) { finish(); });
+  }
+  timer->expires_after(deadline);
+  timer->async_wait([remaining, finished, done](const boost::system::error_code& ec) {
+    if (ec || *finished) return;
+    *finished = true;
+    LOG(WARNING) << "shutdown: ZooKeeper did not confirm every deletion in "
+                    "time; closing the session removes our nodes anyway";
+    done();
+  });
+  finish();  // drops the initial count
+}
+
+}  // namespace zkroll::agent

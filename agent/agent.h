@@ -1,0 +1,100 @@
+// Agent: owns every registration of the instances declared on this host.
+//
+// For each instance it runs a HealthMonitor (common/health) and keeps
+//   registered  <=>  healthy (rise/fall) && not paused && session alive
+// by creating or deleting the ephemeral /services/<service>/<ip>_<port>.
+// Registration is one multi guarded by the pause-guard version (see
+// common/registry.h), so a pause made after the agent looked makes it fail
+// as a whole; the agent then re-reads the flags.
+//
+// Session rules: on connection loss nothing is deleted and nothing is
+// re-created; on expiry every registration is gone with the session and the
+// pause views are forgotten; on the new session the agent re-reads the
+// pause flags and re-registers only healthy, unpaused instances. A
+// registration left by this host's previous session (same host id in the
+// record, other ephemeral owner) is replaced in one multi, so callers never
+// see the instance leave and come back.
+//
+// /agents/<host> (ephemeral, AgentRecord) lists every instance with its
+// state; it is rewritten when a state changes and on every resync.
+//
+// Threading: everything runs on the io_context given at construction.
+#ifndef ZKROLL_AGENT_AGENT_H_
+#define ZKROLL_AGENT_AGENT_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "agent/config.h"
+#include "agent/pause_watcher.h"
+#include "common/health/monitor.h"
+#include "common/zk_session.h"
+
+namespace zkroll::agent {
+
+class Agent {
+ public:
+  Agent(boost::asio::io_context& io, AgentConfig config,
+        std::vector<Credential> credentials);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Starts connecting; the C client retries until a server answers, and the
+  // agent logs while it waits.
+  Status Start();
+
+  // Applies a new, already validated configuration: added instances start,
+  // removed ones are deregistered, changed ones restart their checks.
+  void Reload(AgentConfig config);
+
+  // Deregisters every instance, deletes /agents/<host>, then calls `done`
+  // (at most `deadline` later even if ZooKeeper does not answer).
+  void Shutdown(Millis deadline, std::function<void()> done);
+
+ private:
+  struct Instance;
+  using InstancePtr = std::shared_ptr<Instance>;
+
+  void OnSessionEvent(const SessionEvent& e);
+  void OnNewSession();
+  void StartInstance(const InstanceConfig& cfg, bool initially_healthy);
+  void StopInstance(const InstancePtr& inst, bool deregister);
+  std::shared_ptr<PauseWatcher> PauseFor(const ServiceName& service);
+  void OnPauseUpdate(const ServiceName& service, const PauseSnapshot& snap);
+  void Reconcile(const InstancePtr& inst);
+  void Register(const InstancePtr& inst, const registry::GuardVersion& guard);
+  void OnRegisterFailed(const InstancePtr& inst, const MultiResult& r);
+  void Deregister(const InstancePtr& inst);
+  std::string RecordFor(const Instance& inst) const;
+  void PublishSoon();
+  void PublishAgentRecord();
+  void EnsureTree();
+  void EnsureServiceDir(const ServiceName& service);
+  void ArmResync();
+  void ArmConnectLog();
+  bool Paused(const Instance& inst) const;
+
+  boost::asio::io_context& io_;
+  AgentConfig config_;
+  ZkSession session_;
+  std::map<InstanceId, InstancePtr> instances_;
+  std::map<std::string, std::shared_ptr<PauseWatcher>> pauses_;
+  boost::asio::steady_timer publish_timer_;
+  boost::asio::steady_timer resync_timer_;
+  boost::asio::steady_timer connect_log_timer_;
+  bool publish_pending_ = false;
+  bool agent_node_ours_ = false;
+  bool shutting_down_ = false;
+  std::string started_at_;
+  std::chrono::steady_clock::time_point start_time_;
+};
+
+}  // namespace zkroll::agent
+
+#endif  // ZKROLL_AGENT_AGENT_H_

@@ -1,0 +1,172 @@
+#include "agent/agent_main.h"
+
+#include <glog/logging.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/program_options.hpp>
+#include <iostream>
+
+#include "agent/agent.h"
+#include "agent/config.h"
+#include "common/version.h"
+
+namespace zkroll::agent {
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr char kUsage[] = R"(zkroll-agent: registers this host's service instances in ZooKeeper while
+they are healthy, and never while a deploy has paused them.
+
+Usage:
+  zkroll-agent --zk HOST:PORT[/chroot] [--config FILE] [--config-dir DIR]
+               [--instance SERVICE@IP:PORT ...] [options]
+
+Instances come from --config (INI: top-level agent keys and [instance.NAME]
+sections), from every *.conf file in --config-dir, and from --instance
+shortcuts (checked with the --check/--interval/... defaults below). See
+docs/agent.md and scripts/agent.conf.sample.
+
+Signals: SIGHUP reloads the configuration (a bad one is refused and the
+running one kept); SIGTERM/SIGINT deregister every instance, close the
+session and exit 0.
+
+Exit codes: 0 clean shutdown; 2 bad flag or configuration; 1 other failure.
+
+Options)";
+
+}  // namespace
+
+int AgentMain(int argc, char** argv) {
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+
+  CommandLine cl;
+  po::options_description desc(kUsage);
+  // clang-format off
+  desc.add_options()
+    ("help,h", "show this help and exit")
+    ("version", "print the version and exit")
+    ("zk", po::value<std::string>(),
+     "ZooKeeper connect string, e.g. 10.0.0.1:2181,10.0.0.2:2181/zkroll-prod; "
+     "the optional /chroot scopes every path (config key: zk)")
+    ("host", po::value<std::string>(),
+     "host id used for /agents/<host> and in instance records "
+     "(default: the hostname; config key: host)")
+    ("config", po::value<std::string>(), "agent config file (INI)")
+    ("config-dir", po::value<std::string>(),
+     "directory of per-instance *.conf files ([instance.NAME] sections)")
+    ("instance", po::value<std::vector<std::string>>()->composing(),
+     "SERVICE@IP:PORT to manage, e.g. level@192.168.1.10:9000 or "
+     "level@[::1]:9000; repeatable")
+    ("check", po::value<std::string>()->default_value("tcp"),
+     "check for --instance: tcp, tcp:connect<200ms, http:/healthz, "
+     "exec:/path/to/cmd args")
+    ("interval", po::value<std::string>()->default_value("2s"),
+     "check interval for --instance (jittered by +-10%)")
+    ("timeout", po::value<std::string>()->default_value("1s"),
+     "check timeout for --instance")
+    ("rise", po::value<int>()->default_value(2),
+     "consecutive passes before an --instance counts as healthy")
+    ("fall", po::value<int>()->default_value(3),
+     "consecutive failures before an --instance counts as unhealthy")
+    ("session-timeout", po::value<std::string>(),
+     "ZooKeeper session timeout (default 10s; config key: session_timeout)")
+    ("resync", po::value<std::string>(),
+     "slow periodic re-read of pause flags and registrations "
+     "(default 30s; config key: resync)")
+    ("auth-file", po::value<std::string>(),
+     "file holding 'user:password' for ZooKeeper digest auth; must not be "
+     "readable by group or others (config key: auth_file)");
+  // clang-format on
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "zkroll-agent: " << e.what()
+              << "\nRun 'zkroll-agent --help' for the options.\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (vm.count("version")) {
+    std::cout << "zkroll-agent " << ZKROLL_VERSION << "\n";
+    return 0;
+  }
+  auto opt = [&](const char* k) -> std::optional<std::string> {
+    if (vm.count(k)) return vm[k].as<std::string>();
+    return std::nullopt;
+  };
+  cl.config_file = opt("config");
+  cl.config_dir = opt("config-dir");
+  cl.zk = opt("zk");
+  cl.host = opt("host");
+  cl.session_timeout = opt("session-timeout");
+  cl.resync = opt("resync");
+  cl.auth_file = opt("auth-file");
+  if (vm.count("instance")) {
+    cl.instances = vm["instance"].as<std::vector<std::string>>();
+  }
+  cl.check = vm["check"].as<std::string>();
+  cl.interval = vm["interval"].as<std::string>();
+  cl.timeout = vm["timeout"].as<std::string>();
+  cl.rise = vm["rise"].as<int>();
+  cl.fall = vm["fall"].as<int>();
+
+  auto config = LoadConfig(cl);
+  if (!config.ok()) {
+    std::cerr << "zkroll-agent: " << config.status().message() << "\n";
+    return 2;
+  }
+  std::vector<Credential> credentials;
+  if (!config->auth_file.empty()) {
+    auto cred = ReadCredentialFile(config->auth_file);
+    if (!cred.ok()) {
+      std::cerr << "zkroll-agent: " << cred.status().message() << "\n";
+      return 2;
+    }
+    credentials.push_back(*cred);
+  }
+
+  boost::asio::io_context io;
+  Agent agent(io, *config, credentials);
+  Status started = agent.Start();
+  if (!started.ok()) {
+    std::cerr << "zkroll-agent: " << started.message() << "\n";
+    return started.code() == StatusCode::kInvalidArgument ? 2 : 1;
+  }
+
+  boost::asio::signal_set stop_signals(io, SIGTERM, SIGINT);
+  boost::asio::signal_set hup(io, SIGHUP);
+  std::function<void()> arm_hup = [&] {
+    hup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      LOG(INFO) << "SIGHUP: reloading the configuration";
+      auto fresh = LoadConfig(cl);
+      if (!fresh.ok()) {
+        LOG(ERROR) << "reload refused, the running configuration stays: "
+                   << fresh.status().message();
+      } else {
+        agent.Reload(*fresh);
+      }
+      arm_hup();
+    });
+  };
+  arm_hup();
+  stop_signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    LOG(INFO) << "signal " << sig
+              << ": deregistering every instance before exit";
+    hup.cancel();
+    agent.Shutdown(std::chrono::seconds(5), [&] { io.stop(); });
+  });
+  io.run();
+  LOG(INFO) << "zkroll-agent stopped";
+  return 0;
+}
+
+}  // namespace zkroll::agent

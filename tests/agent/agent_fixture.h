@@ -1,0 +1,70 @@
+// Shared pieces of the agent's integration tests: a real ZooKeeper server,
+// real zkroll-agent processes and tiny local services.
+#ifndef ZKROLL_TESTS_AGENT_AGENT_FIXTURE_H_
+#define ZKROLL_TESTS_AGENT_AGENT_FIXTURE_H_
+
+#include <signal.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/paths.h"
+#include "common/payload.h"
+#include "common/registry.h"
+#include "tests/support/process.h"
+#include "tests/support/zk_fixture.h"
+#include "zkroll.pb.h"
+
+namespace zkroll::testing {
+
+// A zkroll-tiny-service on 127.0.0.1:port that can be stopped and started.
+class TinyService {
+ public:
+  explicit TinyService(int port) : port_(port) {}
+  bool Start();
+  void Stop();
+  int port() const { return port_; }
+
+ private:
+  int port_;
+  TempDir dir_;
+  std::unique_ptr<ChildProcess> proc_;
+};
+
+class AgentTest : public ZooKeeperTest {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Starts zkroll-agent with `args` plus --zk; output in log(i).
+  ChildProcess* StartAgent(const std::vector<std::string>& args);
+  std::string AgentLog(size_t i) const;
+
+  bool Registered(const std::string& service, int port);
+  std::optional<NodeData> InstanceNode(const std::string& service, int port);
+  std::string InstancePath(const std::string& service, int port) const;
+  std::string FlagPath(const std::string& service, int port) const;
+  // Creates a pause flag the way the coordinator does (guard bump, flag,
+  // registration removed in one multi). Ephemeral flags belong to `who`.
+  Status Pause(ZkSession* who, const std::string& service, int port,
+               const std::string& payload, CreateMode mode);
+  // The agent's published view of one instance, if any.
+  std::optional<proto::AgentRecord::Instance> AgentView(
+      const std::string& host, const std::string& service, int port);
+  // Waits until the agent has published `n` more check results for the
+  // instance than it had when called (proof that time passed in checks).
+  bool WaitForChecks(const std::string& host, const std::string& service,
+                     int port, int n, milliseconds deadline);
+
+  // A service name unique to the running test, so that nodes left by the
+  // sessions of earlier tests' killed agents can never collide.
+  std::string svc_;
+  std::unique_ptr<ZkSession> zk_;  // the test's own observer session
+  TempDir dir_;
+  std::vector<std::unique_ptr<ChildProcess>> agents_;
+};
+
+}  // namespace zkroll::testing
+
+#endif  // ZKROLL_TESTS_AGENT_AGENT_FIXTURE_H_

@@ -1,0 +1,342 @@
+// zkroll-agent as a real process against a real ZooKeeper server.
+#include <gtest/gtest.h>
+
+#include "common/clock.h"
+#include "tests/agent/agent_fixture.h"
+
+namespace zkroll::testing {
+namespace {
+
+constexpr milliseconds kDeadline(20000);
+
+std::vector<std::string> FastChecks(const std::string& host) {
+  return {"--host", host, "--interval", "100ms", "--timeout", "200ms",
+          "--rise", "2", "--fall", "2", "--resync", "200ms",
+          "--session-timeout", "4s"};
+}
+
+std::vector<std::string> With(std::vector<std::string> a,
+                              const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+std::string PauseJson(const std::string& reason) {
+  proto::PauseFlag f;
+  f.set_by("test@host");
+  f.set_pid(1);
+  f.set_reason(reason);
+  f.set_since(NowRfc3339());
+  return ToJson(f);
+}
+
+TEST_F(AgentTest, RegistersHealthyInstanceWithRecord) {
+  int port = PickFreePort();
+  TinyService svc(port);
+  ASSERT_TRUE(svc.Start());
+  StartAgent(With(FastChecks("h1"),
+                  {"--instance", svc_ + "@127.0.0.1:" + std::to_string(port)}));
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+  auto node = InstanceNode(svc_, port);
+  ASSERT_TRUE(node);
+  EXPECT_NE(node->stat.ephemeral_owner, 0);
+  auto rec = ParsePayload<proto::InstanceRecord>(node->data, "n");
+  ASSERT_TRUE(rec.ok()) << node->data;
+  EXPECT_EQ(rec->service(), svc_);
+  EXPECT_EQ(rec->ip(), "127.0.0.1");
+  EXPECT_EQ(rec->port(), static_cast<uint32_t>(port));
+  EXPECT_EQ(rec->host(), "h1");
+  ASSERT_TRUE(WaitFor([&] {
+    auto v = AgentView("h1", svc_, port);
+    return v && v->state() == "registered" && v->healthy();
+  }, kDeadline));
+}
+
+TEST_F(AgentTest, FallDeregistersAndRiseRegistersAgain) {
+  int port = PickFreePort();
+  TinyService svc(port);
+  ASSERT_TRUE(svc.Start());
+  StartAgent(With(FastChecks("h2"),
+                  {"--instance", svc_ + "@127.0.0.1:" + std::to_string(port)}));
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+  svc.Stop();
+  ASSERT_TRUE(WaitFor([&] { return !Registered(svc_, port); }, kDeadline));
+  auto v = AgentView("h2", svc_, port);
+  ASSERT_TRUE(WaitFor([&] {
+    v = AgentView("h2", svc_, port);
+    return v && v->state() == "unhealthy";
+  }, kDeadline));
+  EXPECT_NE(v->last_check().find("refused"), std::string::npos) << v->last_check();
+  ASSERT_TRUE(svc.Start());
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+  EXPECT_NE(AgentLog(0).find("deregistered " + svc_ + "@127.0.0.1:" + std::to_string(port)),
+            std::string::npos);
+}
+
+TEST_F(AgentTest, PauseFlagRemovesAndKeepsOutThenLiftRegistersAtOnce) {
+  int port = PickFreePort();
+  TinyService svc(port);
+  ASSERT_TRUE(svc.Start());
+  // A long interval and rise 3: after the flag is lifted only the immediate
+  // "one pass is enough" check can register the instance within the deadline.
+  auto args = std::vector<std::string>{
+      "--host", "h3", "--interval", "60s", "--timeout", "500ms", "--rise", "1",
+      "--fall", "1", "--resync", "200ms", "--instance",
+      svc_ + "@127.0.0.1:" + std::to_string(port)};
+  StartAgent(args);
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+
+  auto coordinator = Connect();
+  ASSERT_TRUE(Pause(coordinator.get(), svc_, port, PauseJson("test"),
+                    CreateMode::kEphemeral).ok());
+  EXPECT_FALSE(Registered(svc_, port)) << "the pause multi removes the node";
+  ASSERT_TRUE(WaitFor([&] {
+    auto v = AgentView("h3", svc_, port);
+    return v && v->state() == "paused" && v->paused();
+  }, kDeadline));
+  // Still healthy, still paused: several resyncs later it is still absent.
+  ASSERT_TRUE(WaitFor([&] {
+    return AgentLog(0).find("paused by test@host: test") != std::string::npos;
+  }, kDeadline));
+  EXPECT_FALSE(Registered(svc_, port));
+
+  ASSERT_TRUE(coordinator->DeleteSync(FlagPath(svc_, port)).ok());
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+  EXPECT_NE(AgentLog(0).find("pause lifted; checking at once"), std::string::npos);
+}
+
+TEST_F(AgentTest, RestartedAgentHonoursExistingPause) {
+  int port = PickFreePort();
+  TinyService svc(port);
+  ASSERT_TRUE(svc.Start());
+  auto args = With(FastChecks("h4"),
+                   {"--instance", svc_ + "@127.0.0.1:" + std::to_string(port)});
+  ChildProcess* first = StartAgent(args);
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+  auto coordinator = Connect();
+  ASSERT_TRUE(Pause(coordinator.get(), svc_, port, PauseJson("restart"),
+                    CreateMode::kEphemeral).ok());
+  first->Signal(SIGKILL);
+  first->Wait(kDeadline);
+  StartAgent(args);
+  // The new agent is up, checking, and sees the pause...
+  ASSERT_TRUE(WaitFor([&] {
+    auto v = AgentView("h4", svc_, port);
+    return v && v->paused() && v->healthy();
+  }, kDeadline));
+  ASSERT_TRUE(WaitForChecks("h4", svc_, port, 5, kDeadline));
+  // ...and has not registered the instance through all those checks.
+  EXPECT_FALSE(Registered(svc_, port));
+  ASSERT_TRUE(coordinator->DeleteSync(FlagPath(svc_, port)).ok());
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+}
+
+TEST_F(AgentTest, MalformedPauseFlagCountsAsPause) {
+  int port = PickFreePort();
+  TinyService svc(port);
+  ASSERT_TRUE(svc.Start());
+  StartAgent(With(FastChecks("h5"),
+                  {"--instance", svc_ + "@127.0.0.1:" + std::to_string(port)}));
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+  auto coordinator = Connect();
+  ASSERT_TRUE(Pause(coordinator.get(), svc_, port, "{not json \xff",
+                    CreateMode::kPersistent).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    auto v = AgentView("h5", svc_, port);
+    return v && v->paused();
+  }, kDeadline));
+  ASSERT_TRUE(WaitForChecks("h5", svc_, port, 5, kDeadline));
+  EXPECT_FALSE(Registered(svc_, port));
+  EXPECT_NE(AgentLog(0).find("cannot be parsed; treating it as a pause"),
+            std::string::npos);
+  EXPECT_TRUE(agents_[0]->running());
+  ASSERT_TRUE(coordinator->DeleteSync(FlagPath(svc_, port)).ok());
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+}
+
+TEST_F(AgentTest, ExpiredManualPauseIsIgnored) {
+  int port = PickFreePort();
+  TinyService svc(port);
+  ASSERT_TRUE(svc.Start());
+  auto coordinator = Connect();
+  proto::PauseFlag f;
+  f.set_by("ops@host");
+  f.set_reason("maintenance");
+  f.set_since(NowRfc3339());
+  f.set_expires_at(FormatRfc3339(std::chrono::system_clock::now() +
+                                 std::chrono::seconds(2)));
+  ASSERT_TRUE(Pause(coordinator.get(), svc_, port, ToJson(f),
+                    CreateMode::kPersistent).ok());
+  StartAgent(With(FastChecks("h6"),
+                  {"--instance", svc_ + "@127.0.0.1:" + std::to_string(port)}));
+  ASSERT_TRUE(WaitFor([&] {
+    auto v = AgentView("h6", svc_, port);
+    return v && v->paused();
+  }, kDeadline));
+  EXPECT_FALSE(Registered(svc_, port));
+  // Once expires_at passes, the flag no longer forbids registration.
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+  EXPECT_TRUE(zk_->ExistsSync(FlagPath(svc_, port))->has_value())
+      << "the agent must not delete flags (it has read-only access)";
+}
+
+TEST_F(AgentTest, SessionExpiryReRegistersWithNewSession) {
+  int port = PickFreePort();
+  TinyService svc(port);
+  ASSERT_TRUE(svc.Start());
+  auto args = std::vector<std::string>{
+      "--host", "h7", "--interval", "100ms", "--timeout", "200ms",
+      "--rise", "1", "--fall", "2", "--resync", "200ms",
+      "--session-timeout", "1s", "--instance",
+      svc_ + "@127.0.0.1:" + std::to_string(port)};
+  ChildProcess* agent = StartAgent(args);
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+  int64_t old_owner = InstanceNode(svc_, port)->stat.ephemeral_owner;
+  // Freeze the agent past its session timeout: the server expires the
+  // session and removes its ephemeral registration.
+  agent->Signal(SIGSTOP);
+  ASSERT_TRUE(WaitFor([&] { return !Registered(svc_, port); }, kDeadline));
+  agent->Signal(SIGCONT);
+  ASSERT_TRUE(WaitFor([&] {
+    auto n = InstanceNode(svc_, port);
+    return n && n->stat.ephemeral_owner != old_owner;
+  }, kDeadline));
+  ASSERT_TRUE(WaitFor([&] {
+    return AgentLog(0).find("session expired") != std::string::npos;
+  }, kDeadline));
+  auto kids = zk_->GetChildrenSync("/services/" + svc_);
+  ASSERT_TRUE(kids.ok());
+  EXPECT_EQ(std::count(kids->names.begin(), kids->names.end(),
+                       "127.0.0.1_" + std::to_string(port)), 1);
+}
+
+TEST_F(AgentTest, QuickRestartReplacesOwnStaleNodeWithoutGap) {
+  int port = PickFreePort();
+  TinyService svc(port);
+  ASSERT_TRUE(svc.Start());
+  auto args = With(FastChecks("h8"),
+                   {"--instance", svc_ + "@127.0.0.1:" + std::to_string(port)});
+  ChildProcess* first = StartAgent(args);
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+  auto before = InstanceNode(svc_, port);
+  // An exists-watch fires on any delete; count the events the replacement
+  // causes: a delete+create in one multi shows no moment of absence.
+  first->Signal(SIGKILL);
+  first->Wait(kDeadline);
+  StartAgent(args);
+  ASSERT_TRUE(WaitFor([&] {
+    auto n = InstanceNode(svc_, port);
+    return n && n->stat.ephemeral_owner != before->stat.ephemeral_owner;
+  }, kDeadline)) << "the new agent must take over the node of the old session";
+  EXPECT_NE(AgentLog(1).find("replaced the node of our previous session"),
+            std::string::npos);
+}
+
+TEST_F(AgentTest, SighupAddsAndRemovesInstances) {
+  int port_a = PickFreePort(), port_b = PickFreePort();
+  TinyService a(port_a), b(port_b);
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  auto write_config = [&](int port) {
+    return dir_.Write("agent.conf",
+                      "host = h9\nresync = 200ms\n\n[instance.one]\nservice = " + svc_ + "\n"
+                      "ip = 127.0.0.1\nport = " + std::to_string(port) +
+                          "\ninterval = 100ms\ntimeout = 200ms\nrise = 1\nfall = 1\n");
+  };
+  std::string cfg = write_config(port_a);
+  ChildProcess* agent = StartAgent({"--config", cfg});
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port_a); }, kDeadline));
+  write_config(port_b);
+  agent->Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port_b); }, kDeadline));
+  ASSERT_TRUE(WaitFor([&] { return !Registered(svc_, port_a); }, kDeadline));
+
+  // A bad reload is refused and the running configuration keeps working.
+  dir_.Write("agent.conf", "host = h9\n[instance.one]\nservice = bad name\n");
+  agent->Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] {
+    return AgentLog(0).find("reload refused") != std::string::npos;
+  }, kDeadline));
+  EXPECT_TRUE(agent->running());
+  EXPECT_TRUE(Registered(svc_, port_b));
+}
+
+TEST_F(AgentTest, SigtermDeregistersAndExitsZero) {
+  int port = PickFreePort();
+  TinyService svc(port);
+  ASSERT_TRUE(svc.Start());
+  ChildProcess* agent = StartAgent(With(
+      FastChecks("h10"), {"--instance", svc_ + "@127.0.0.1:" + std::to_string(port)}));
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+  agent->Signal(SIGTERM);
+  auto code = agent->Wait(kDeadline);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_FALSE(Registered(svc_, port));
+  EXPECT_FALSE(zk_->ExistsSync("/agents/h10")->has_value());
+}
+
+TEST_F(AgentTest, BadConfigExitsTwoNamingFileAndKey) {
+  std::string cfg = dir_.Write(
+      "bad.conf", "zk = " + connect_string() +
+                      "\n[instance.web]\nservice = web\nip = 10.0.0.300\nport = 80\n");
+  auto r = RunCommand({ZKROLL_AGENT_BIN, "--config", cfg}, kDeadline);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(cfg + ":4"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("instance.web.ip"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("10.0.0.300"), std::string::npos) << r.output;
+
+  std::string cfg2 = dir_.Write("bad2.conf", "zk = x:1\n[instance.web]\nservice = web\n"
+                                             "ip = 10.0.0.1\nport = 80\ncheck = ftp\n");
+  r = RunCommand({ZKROLL_AGENT_BIN, "--config", cfg2}, kDeadline);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("instance.web.check"), std::string::npos) << r.output;
+
+  r = RunCommand({ZKROLL_AGENT_BIN, "--zk", connect_string(), "--instance",
+                  "level@1.2.3.4"}, kDeadline);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--instance"), std::string::npos) << r.output;
+
+  r = RunCommand({ZKROLL_AGENT_BIN, "--bogus"}, kDeadline);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+
+  std::string open_auth = dir_.Write("auth", "agent:pw\n", 0644);
+  r = RunCommand({ZKROLL_AGENT_BIN, "--zk", connect_string(), "--auth-file",
+                  open_auth}, kDeadline);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("chmod 600"), std::string::npos) << r.output;
+}
+
+TEST_F(AgentTest, HelpAndVersion) {
+  auto r = RunCommand({ZKROLL_AGENT_BIN, "--help"}, kDeadline);
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* opt : {"--zk", "--config", "--config-dir", "--instance",
+                          "--session-timeout", "--auth-file", "SIGHUP"}) {
+    EXPECT_NE(r.output.find(opt), std::string::npos) << opt;
+  }
+  r = RunCommand({ZKROLL_AGENT_BIN, "--version"}, kDeadline);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("zkroll-agent "), std::string::npos);
+}
+
+TEST_F(AgentTest, ConfigDirDeclaresInstances) {
+  int port = PickFreePort();
+  TinyService svc(port);
+  ASSERT_TRUE(svc.Start());
+  TempDir confd;
+  confd.Write("level.conf", "[instance.level]\nservice = " + svc_ + "\nip = 127.0.0.1\nport = " +
+                                std::to_string(port) +
+                                "\ncheck = http:/healthz\ninterval = 100ms\nrise = 1\n"
+                                "weight = 5\nmetadata = zone=a,rack=3\n");
+  confd.Write("ignored.txt", "not a config");
+  StartAgent({"--host", "h11", "--config-dir", confd.path()});
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+  auto rec = ParsePayload<proto::InstanceRecord>(InstanceNode(svc_, port)->data, "n");
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->weight(), 5u);
+  EXPECT_EQ(rec->metadata().at("rack"), "3");
+  EXPECT_EQ(rec->check(), "http:/healthz");
+}
+
+}  // namespace
+}  // namespace zkroll::testing

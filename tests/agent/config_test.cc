@@ -1,0 +1,136 @@
+#include "agent/config.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/support/process.h"
+
+namespace zkroll::agent {
+namespace {
+
+using zkroll::testing::TempDir;
+
+TEST(AgentConfigTest, FileWithDefaultsAndOverrides) {
+  TempDir d;
+  std::string f = d.Write("agent.conf",
+                          "zk = 10.0.0.1:2181/zkroll-prod\nhost = web-1\n"
+                          "session_timeout = 6s\n\n"
+                          "[instance.level]\nservice = level\nip = 192.168.1.10\n"
+                          "port = 9000\n\n"
+                          "[instance.api]\nservice = api\nip = ::1\nport = 8080\n"
+                          "check = http:/healthz\ninterval = 5s\nrise = 3\n");
+  CommandLine cl;
+  cl.config_file = f;
+  auto c = LoadConfig(cl);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->zk, "10.0.0.1:2181/zkroll-prod");
+  EXPECT_EQ(c->host, "web-1");
+  EXPECT_EQ(c->session_timeout, Millis(6000));
+  ASSERT_EQ(c->instances.size(), 2u);
+  const auto& level = c->instances[0];
+  EXPECT_EQ(level.id.ToString(), "level@192.168.1.10:9000");
+  EXPECT_EQ(level.check_text, "tcp");
+  EXPECT_EQ(level.interval, Millis(2000));
+  EXPECT_EQ(level.timeout, Millis(1000));
+  EXPECT_EQ(level.rise, 2);
+  EXPECT_EQ(level.fall, 3);
+  const auto& api = c->instances[1];
+  EXPECT_EQ(api.id.ToString(), "api@[::1]:8080");
+  EXPECT_EQ(api.check.kind, health::CheckSpec::Kind::kHttp);
+  EXPECT_EQ(api.rise, 3);
+
+  cl.zk = "127.0.0.1:2181";  // the command line wins over the file
+  cl.instances = {"extra@10.1.1.1:1"};
+  c = LoadConfig(cl);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->zk, "127.0.0.1:2181");
+  EXPECT_EQ(c->instances.size(), 3u);
+}
+
+struct BadCase {
+  std::string content;
+  std::string expect;
+};
+
+TEST(AgentConfigTest, ErrorsNameFileLineAndKey) {
+  TempDir d;
+  BadCase cases[] = {
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 0\n",
+       "bad.conf:5 (key 'instance.x.port')"},
+      {"zk = a:1\n[instance.x]\nservice = x y\nip = 1.2.3.4\nport = 1\n",
+       "bad.conf:3 (key 'instance.x.service')"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\nrise = 0\n",
+       "instance.x.rise"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\ninterval = 5\n",
+       "missing unit"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\ncolour = red\n",
+       "unknown key"},
+      {"zk = a:1\n[instance.x]\nservice = x\n", "needs service, ip and port"},
+      {"zk = a:1\nbogus = 1\n", "bad.conf:2 (key 'bogus')"},
+      {"zk = a:1\nthis line is not ini\n", "bad.conf:2"},
+      {"zk = nope\n", "bad ZooKeeper connect string"},
+      {"zk = a:1\nsession_timeout = 1ms\n", "between 400ms and 10m"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "[instance.y]\nservice = x\nip = 1.2.3.4\nport = 1\n",
+       "declared twice"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "metadata = novalue\n", "KEY=VALUE"},
+  };
+  for (const auto& c : cases) {
+    std::string f = d.Write("bad.conf", c.content);
+    CommandLine cl;
+    cl.config_file = f;
+    auto r = LoadConfig(cl);
+    ASSERT_FALSE(r.ok()) << c.content;
+    EXPECT_NE(r.status().message().find(c.expect), std::string::npos)
+        << "content:\n" << c.content << "message: " << r.status().message();
+  }
+}
+
+TEST(AgentConfigTest, CommandLineErrors) {
+  CommandLine cl;
+  EXPECT_NE(LoadConfig(cl).status().message().find("--zk"), std::string::npos);
+  cl.zk = "127.0.0.1:2181";
+  cl.instances = {"level@1.2.3.4:5", "level@1.2.3.4:5"};
+  EXPECT_NE(LoadConfig(cl).status().message().find("declared twice"),
+            std::string::npos);
+  cl.instances = {"level@1.2.3.4:5"};
+  cl.check = "smtp";
+  EXPECT_NE(LoadConfig(cl).status().message().find("--check"), std::string::npos);
+  cl.check = "tcp";
+  cl.interval = "1x";
+  EXPECT_NE(LoadConfig(cl).status().message().find("--interval"), std::string::npos);
+  cl.interval = "1s";
+  cl.host = "bad/host";
+  EXPECT_NE(LoadConfig(cl).status().message().find("--host"), std::string::npos);
+}
+
+TEST(AgentConfigTest, ConfigDirFilesMayNotSetAgentOptions) {
+  TempDir d;
+  d.Write("a.conf", "[instance.a]\nservice = a\nip = 1.1.1.1\nport = 1\n");
+  d.Write("b.conf", "zk = other:1\n");
+  CommandLine cl;
+  cl.zk = "127.0.0.1:2181";
+  cl.config_dir = d.path();
+  auto r = LoadConfig(cl);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("b.conf"), std::string::npos);
+  std::remove(d.File("b.conf").c_str());
+  r = LoadConfig(cl);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->instances.size(), 1u);
+}
+
+TEST(AgentConfigTest, SameSettingsDetectsChanges) {
+  CommandLine cl;
+  cl.zk = "127.0.0.1:2181";
+  cl.instances = {"a@1.1.1.1:1"};
+  auto one = LoadConfig(cl).value();
+  auto two = LoadConfig(cl).value();
+  EXPECT_TRUE(one.instances[0].SameSettings(two.instances[0]));
+  cl.rise = 5;
+  auto three = LoadConfig(cl).value();
+  EXPECT_FALSE(one.instances[0].SameSettings(three.instances[0]));
+}
+
+}  // namespace
+}  // namespace zkroll::agent
