@@ -1,7 +1,9 @@
 // zkroll-tiny-service: a throwaway local service for integration tests.
 //
-//   zkroll-tiny-service --port P [--ip 127.0.0.1] [--pidfile F] [--status N]
+//   zkroll-tiny-service --port P [--count N] [--ip 127.0.0.1] [--pidfile F]
+//                       [--status N]
 //
+// With --count N it listens on the N ports P .. P+N-1 (benchmarks).
 // Listens on ip:port and answers every HTTP request with `--status`
 // (default 200) and the body "ok <port>\n", then closes the connection. A
 // plain TCP check sees an accepting port. SIGTERM/SIGINT exit 0. Writes its
@@ -16,6 +18,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -50,7 +53,7 @@ void Accept(tcp::acceptor& acceptor, int status, int port) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int port = 0, status = 200;
+  int port = 0, status = 200, count = 1;
   std::string ip = "127.0.0.1", pidfile;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
@@ -58,26 +61,32 @@ int main(int argc, char** argv) {
     else if (k == "--ip") ip = v;
     else if (k == "--pidfile") pidfile = v;
     else if (k == "--status") status = std::atoi(v.c_str());
+    else if (k == "--count") count = std::atoi(v.c_str());
     else {
       std::cerr << "unknown option " << k << "\n";
       return 2;
     }
   }
-  if (port <= 0) {
+  if (port <= 0 || count < 1 || port + count - 1 > 65535) {
     std::cerr << "usage: zkroll-tiny-service --port P [--ip A] [--pidfile F] [--status N]\n";
     return 2;
   }
   asio::io_context io;
-  tcp::acceptor acceptor(io);
-  boost::system::error_code ec;
-  tcp::endpoint ep(asio::ip::make_address(ip), static_cast<uint16_t>(port));
-  acceptor.open(ep.protocol(), ec);
-  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor.bind(ep, ec);
-  if (!ec) acceptor.listen(128, ec);
-  if (ec) {
-    std::cerr << "cannot listen on " << ip << ":" << port << ": " << ec.message() << "\n";
-    return 1;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  for (int p = port; p < port + count; ++p) {
+    auto acceptor = std::make_unique<tcp::acceptor>(io);
+    boost::system::error_code ec;
+    tcp::endpoint ep(asio::ip::make_address(ip), static_cast<uint16_t>(p));
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(128, ec);
+    if (ec) {
+      std::cerr << "cannot listen on " << ip << ":" << p << ": " << ec.message() << "\n";
+      return 1;
+    }
+    Accept(*acceptor, status, p);
+    acceptors.push_back(std::move(acceptor));
   }
   if (!pidfile.empty()) {
     std::string tmp = pidfile + ".tmp";
@@ -86,10 +95,9 @@ int main(int argc, char** argv) {
   }
   asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](boost::system::error_code, int) {
-    acceptor.close();
+    for (auto& a : acceptors) a->close();
     io.stop();
   });
-  Accept(acceptor, status, port);
   io.run();
   return 0;
 }

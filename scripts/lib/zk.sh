@@ -1,0 +1,68 @@
+# Shell helpers to run a throwaway single-node ZooKeeper server from the
+# Debian `zookeeper` package (sourced by scripts/demo.sh and bench/).
+#
+#   zk_start DIR PORT   start a server with its data in DIR on 127.0.0.1:PORT
+#                       and wait until it answers (60s at most)
+#   zk_stop  DIR        stop the server started in DIR
+#   zk_free_port        print a free loopback TCP port
+
+zk_free_port() {
+  python3 - <<'PY'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+zk_ruok() {
+  python3 - "$1" <<'PY'
+import socket, sys
+try:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+    s.sendall(b"ruok")
+    sys.exit(0 if s.recv(4) == b"imok" else 1)
+except OSError:
+    sys.exit(1)
+PY
+}
+
+zk_start() {
+  local dir=$1 port=$2
+  mkdir -p "$dir/data"
+  cat >"$dir/zoo.cfg" <<CFG
+tickTime=500
+dataDir=$dir/data
+clientPort=$port
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr,stat,mntr
+CFG
+  java -Xmx512m -XX:+UseSerialGC -Dzookeeper.admin.enableServer=false \
+    -cp /usr/share/java/zookeeper.jar \
+    org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" \
+    >"$dir/server.log" 2>&1 &
+  echo $! >"$dir/pid"
+  local i
+  for i in $(seq 1 240); do
+    if zk_ruok "$port"; then return 0; fi
+    if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+      echo "ZooKeeper exited at start; see $dir/server.log" >&2
+      return 1
+    fi
+    sleep 0.25
+  done
+  echo "ZooKeeper did not answer on 127.0.0.1:$port within 60s; see $dir/server.log" >&2
+  return 1
+}
+
+zk_stop() {
+  local dir=$1
+  if [ -f "$dir/pid" ]; then
+    kill "$(cat "$dir/pid")" 2>/dev/null || true
+    wait "$(cat "$dir/pid")" 2>/dev/null || true
+    rm -f "$dir/pid"
+  fi
+}
