@@ -24,7 +24,7 @@ struct Agent::Instance {
   std::optional<int32_t> replace_version;  // our previous session's node
   bool conflict_logged = false;
   std::string last_check;
-  std::string last_check_at;
+  WallTime last_check_at{};
   std::string node;          // /services/<service>/<ip>_<port>
 };
 
@@ -239,7 +239,7 @@ void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy) {
         auto inst = weak.lock();
         if (!inst || inst->stopped) return;
         inst->last_check = r.reason;
-        inst->last_check_at = NowRfc3339();
+        inst->last_check_at = std::chrono::system_clock::now();
         // Retry a registration that failed for a transient reason.
         Reconcile(inst);
       });
@@ -446,7 +446,9 @@ void Agent::PublishAgentRecord() {
                                              : inst->healthy ? "healthy"
                                                              : "unhealthy");
     out->set_last_check(inst->last_check);
-    out->set_last_check_at(inst->last_check_at);
+    if (inst->last_check_at != WallTime{}) {
+      out->set_last_check_at(FormatRfc3339(inst->last_check_at));
+    }
     out->set_check(inst->cfg.check_text);
   }
   std::string json = ToJson(rec);

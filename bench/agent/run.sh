@@ -77,7 +77,7 @@ registered=$(grep -c "registered bench@" "$WORK/agent.log" || true)
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$AGENT/stat"; }
 c0=$(cpu); t0=$(date +%s.%N)
-sleep "$WINDOW"
+if [ -n "${PERF_RECORD:-}" ]; then perf record -g -o "$PERF_RECORD" -p "$AGENT" -- sleep "$WINDOW" >/dev/null 2>&1; else sleep "$WINDOW"; fi
 c1=$(cpu); t1=$(date +%s.%N)
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
 hwm_kb=$(awk '/VmHWM/ {print $2}' "/proc/$AGENT/status")
