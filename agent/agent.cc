@@ -102,6 +102,7 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
                    << " are gone; re-registering healthy, unpaused instances "
                       "on the new session";
       agent_node_ours_ = false;
+      acls_known_ = false;
       for (auto& [id, inst] : instances_) {
         inst->registered = false;
         inst->op_in_flight = false;
@@ -116,7 +117,9 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
 }
 
 void Agent::OnNewSession() {
+  acls_known_ = false;
   EnsureTree();
+  LearnAcls();
   for (auto& [s, w] : pauses_) {
     w->Invalidate();
     w->Refresh();
@@ -140,16 +143,45 @@ void Agent::EnsureTree() {
       }
     });
   }
-  std::set<std::string> done;
-  for (const auto& [id, inst] : instances_) {
-    if (done.insert(id.service.str()).second) EnsureServiceDir(id.service);
-  }
+}
+
+void Agent::LearnAcls() {
+  // Nodes the agent creates carry the ACL of their root (/services or
+  // /agents), which `zkroll init` sets: world may read, the agent identity
+  // may write, the coordinator identity may delete registrations. Until the
+  // roots' ACLs are known nothing is created, so a secured tree never gets
+  // an open node.
+  auto pending = std::make_shared<int>(2);
+  auto learn = [this, pending](const char* root, AclList* out) {
+    session_.GetAcl(root, [this, pending, root, out](Result<AclList> r) {
+      if (r.ok() && !r->empty()) {
+        *out = *r;
+      } else {
+        if (!r.ok() && r.status().code() != StatusCode::kNotFound) {
+          LOG(WARNING) << "cannot read the ACL of " << root << " ("
+                       << r.status().ToString()
+                       << "); creating nodes with an open ACL";
+        }
+        *out = OpenAcl();
+      }
+      if (--*pending > 0) return;
+      acls_known_ = true;
+      std::set<std::string> done;
+      for (const auto& [id, inst] : instances_) {
+        if (done.insert(id.service.str()).second) EnsureServiceDir(id.service);
+      }
+      PublishSoon();
+    });
+  };
+  learn(paths::kServicesRoot, &services_acl_);
+  learn(paths::kAgentsRoot, &agents_acl_);
 }
 
 void Agent::EnsureServiceDir(const ServiceName& service) {
   // Created together with a bump of /services: a coordinator that saw no
   // /services/<service> guards its pause on the version of /services.
-  session_.Multi(registry::CreateServiceDirOps(service, OpenAcl()),
+  if (!acls_known_) return;  // LearnAcls() comes back here
+  session_.Multi(registry::CreateServiceDirOps(service, services_acl_),
                  [this, service](MultiResult r) {
     if (r.status.ok()) {
       LOG(INFO) << "created " << paths::ServiceDir(service);
@@ -248,7 +280,7 @@ void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy) {
   inst->was_paused = watcher->snapshot().known &&
                      watcher->snapshot().Forbids(cfg.id.address,
                                                  std::chrono::system_clock::now());
-  if (session_.connected()) EnsureServiceDir(cfg.id.service);
+  if (session_.connected()) EnsureServiceDir(cfg.id.service);  // no-op until ACLs known
   inst->monitor->Start();
   LOG(INFO) << "managing " << cfg.id.ToString() << " (" << cfg.origin
             << "): check " << cfg.check_text << " every "
@@ -278,7 +310,7 @@ void Agent::Reconcile(const InstancePtr& inst) {
     inst->dirty = true;
     return;
   }
-  if (!session_.connected()) return;
+  if (!session_.connected() || !acls_known_) return;
   auto it = pauses_.find(inst->cfg.id.service.str());
   // Until the pause flags are known we neither register nor deregister.
   if (it == pauses_.end() || !it->second->snapshot().known) return;
@@ -312,7 +344,7 @@ void Agent::Register(const InstancePtr& inst,
   inst->dirty = false;
   auto ops = registry::RegisterOps(inst->cfg.id.service, inst->cfg.id.address,
                                    RecordFor(*inst), guard,
-                                   inst->replace_version, OpenAcl());
+                                   inst->replace_version, services_acl_);
   bool replacing = inst->replace_version.has_value();
   session_.Multi(std::move(ops), [this, inst, replacing](MultiResult r) {
     inst->op_in_flight = false;
@@ -425,7 +457,7 @@ void Agent::PublishSoon() {
 }
 
 void Agent::PublishAgentRecord() {
-  if (!session_.connected() || shutting_down_) return;
+  if (!session_.connected() || shutting_down_ || !acls_known_) return;
   proto::AgentRecord rec;
   rec.set_host(config_.host);
   rec.set_pid(getpid());
@@ -463,7 +495,7 @@ void Agent::PublishAgentRecord() {
     });
     return;
   }
-  session_.Create(path, json, CreateMode::kEphemeral, OpenAcl(),
+  session_.Create(path, json, CreateMode::kEphemeral, agents_acl_,
                   [this, path, json](Result<std::string> r) {
     if (r.ok()) {
       agent_node_ours_ = true;
@@ -490,7 +522,7 @@ void Agent::PublishAgentRecord() {
                    << " (a previous run of this agent?); replacing it";
       session_.Multi(
           {ZkOp::Delete(path, d->stat.version),
-           ZkOp::Create(path, json, CreateMode::kEphemeral, OpenAcl())},
+           ZkOp::Create(path, json, CreateMode::kEphemeral, agents_acl_)},
           [this](MultiResult m) {
             if (m.status.ok()) {
               agent_node_ours_ = true;

@@ -75,6 +75,7 @@ class Agent {
   void PublishSoon();
   void PublishAgentRecord();
   void EnsureTree();
+  void LearnAcls();
   void EnsureServiceDir(const ServiceName& service);
   void ArmResync();
   void ArmConnectLog();
@@ -91,6 +92,9 @@ class Agent {
   bool publish_pending_ = false;
   bool agent_node_ours_ = false;
   bool shutting_down_ = false;
+  bool acls_known_ = false;
+  AclList services_acl_;
+  AclList agents_acl_;
   std::string started_at_;
   std::chrono::steady_clock::time_point start_time_;
 };

@@ -546,6 +546,12 @@ std::function<Result<NodeStat>(const Reply&)> ToSetStat(std::string path) {
     return r.stat;
   };
 }
+std::function<Result<AclList>(const Reply&)> ToAcl(std::string path) {
+  return [path](const Reply& r) -> Result<AclList> {
+    if (r.rc != ZOK) return StatusFromZooKeeper(r.rc, "get ACL of " + path);
+    return r.acl;
+  };
+}
 std::function<Status(const Reply&)> ToDeleted(std::string path) {
   return [path](const Reply& r) -> Status {
     return StatusFromZooKeeper(r.rc, "delete " + path);
@@ -834,6 +840,14 @@ void ZkSession::Multi(std::vector<ZkOp> ops,
   });
 }
 
+void ZkSession::GetAcl(const std::string& path, Callback<AclList> done) {
+  auto sink = impl_->AsyncSink<Result<AclList>>(std::move(done), ToAcl(path));
+  impl_->Submit("get ACL of " + path, std::move(sink), {}, false,
+                [&](zhandle_t* zh, Impl::CallCtx* ctx) {
+                  return zoo_aget_acl(zh, path.c_str(), &Impl::OnAcl, ctx);
+                });
+}
+
 void ZkSession::EnsurePath(const std::string& path, const AclList& acl,
                            StatusCallback done) {
   Status valid = ValidateZnodePath(path);
@@ -1006,10 +1020,7 @@ Status ZkSession::EnsurePathSync(const std::string& path, const AclList& acl) {
 
 Result<AclList> ZkSession::GetAclSync(const std::string& path) {
   return impl_->SyncCall<Result<AclList>>(
-      [path](const Reply& r) -> Result<AclList> {
-        if (r.rc != ZOK) return StatusFromZooKeeper(r.rc, "get ACL of " + path);
-        return r.acl;
-      },
+      ToAcl(path),
       [&](Impl::Sink sink) {
         impl_->Submit("get ACL of " + path, std::move(sink), {}, false,
                       [&](zhandle_t* zh, Impl::CallCtx* ctx) {
@@ -1018,6 +1029,24 @@ Result<AclList> ZkSession::GetAclSync(const std::string& path) {
                       });
       },
       StatusFromZooKeeper(ZOPERATIONTIMEOUT, "get ACL of " + path));
+}
+
+Status ZkSession::SetAclSync(const std::string& path, const AclList& acl,
+                             int32_t version) {
+  CAcl c_acl(acl);
+  return impl_->SyncCall<Status>(
+      [path](const Reply& r) -> Status {
+        return StatusFromZooKeeper(r.rc, "set ACL of " + path);
+      },
+      [&](Impl::Sink sink) {
+        impl_->Submit("set ACL of " + path, std::move(sink), {}, false,
+                      [&](zhandle_t* zh, Impl::CallCtx* ctx) {
+                        return zoo_aset_acl(zh, path.c_str(), version,
+                                            const_cast<ACL_vector*>(c_acl.get()),
+                                            &Impl::OnVoid, ctx);
+                      });
+      },
+      StatusFromZooKeeper(ZOPERATIONTIMEOUT, "set ACL of " + path));
 }
 
 }  // namespace zkroll

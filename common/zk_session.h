@@ -107,6 +107,7 @@ class ZkSession {
   void Set(const std::string& path, const std::string& data, int32_t version,
            Callback<NodeStat> done);
   void Multi(std::vector<ZkOp> ops, std::function<void(MultiResult)> done);
+  void GetAcl(const std::string& path, Callback<AclList> done);
   // Creates every missing ancestor and `path` itself as persistent nodes
   // with `acl` (empty data). Existing nodes are fine.
   void EnsurePath(const std::string& path, const AclList& acl,
@@ -128,6 +129,8 @@ class ZkSession {
   MultiResult MultiSync(std::vector<ZkOp> ops);
   Status EnsurePathSync(const std::string& path, const AclList& acl);
   Result<AclList> GetAclSync(const std::string& path);
+  Status SetAclSync(const std::string& path, const AclList& acl,
+                    int32_t version = -1);
 
   class Impl;
 

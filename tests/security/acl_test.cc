@@ -1,0 +1,138 @@
+// The security model against a real ZooKeeper server: after `zkroll init`
+// only the intended identities can write each part of the tree.
+#include <gtest/gtest.h>
+
+#include "common/paths.h"
+#include "common/registry.h"
+#include "coordinator/init.h"
+#include "tests/agent/agent_fixture.h"
+
+namespace zkroll::testing {
+namespace {
+
+const Credential kAdmin{"admin", "admin-pw"};
+const Credential kAgent{"agent", "agent-pw"};
+const Credential kCoordinator{"coordinator", "coord-pw"};
+
+class AclTest : public AgentTest {
+ protected:
+  void SetUp() override {
+    AgentTest::SetUp();
+    ids_ = {DigestId(kAdmin), DigestId(kAgent), DigestId(kCoordinator)};
+    admin_ = ConnectAs(kAdmin);
+    auto r = coordinator::InitTree(*admin_, ids_);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    agent_ = ConnectAs(kAgent);
+    coord_ = ConnectAs(kCoordinator);
+    anon_ = Connect();
+    svc_name_ = ServiceName::Parse(svc_).value();
+    addr_ = InstanceAddress::Parse("127.0.0.1:9").value();
+    // The service's nodes as the real writers make them: the agent its
+    // service directory, the coordinator its pause directory, each with
+    // the ACL of its root.
+    services_acl_ = coordinator::InheritAcl(*agent_, paths::kServicesRoot);
+    pause_acl_ = coordinator::InheritAcl(*coord_, paths::kPauseRoot);
+    MultiResult d = agent_->MultiSync(
+        registry::CreateServiceDirOps(svc_name_, services_acl_));
+    ASSERT_TRUE(d.status.ok()) << d.status.ToString();
+    ASSERT_TRUE(coord_->CreateSync(paths::PauseDir(svc_name_), "",
+                                   CreateMode::kPersistent, pause_acl_).ok());
+  }
+  std::unique_ptr<ZkSession> ConnectAs(const Credential& c) {
+    ZkOptions o;
+    o.credentials = {c};
+    return Connect(o);
+  }
+  std::string Instance() const { return paths::InstanceNode(svc_name_, addr_); }
+  std::string Flag() const { return paths::PauseFlagNode(svc_name_, addr_); }
+  Status RegisterAs(ZkSession* s) {
+    auto kids = s->GetChildrenSync(paths::PauseDir(svc_name_));
+    if (!kids.ok()) return kids.status();
+    return s->MultiSync(registry::RegisterOps(
+                            svc_name_, addr_, "{}",
+                            {paths::PauseDir(svc_name_), kids->stat.version},
+                            std::nullopt, services_acl_))
+        .status;
+  }
+
+  coordinator::InitIdentities ids_;
+  std::unique_ptr<ZkSession> admin_, agent_, coord_, anon_;
+  ServiceName svc_name_;
+  InstanceAddress addr_;
+  AclList services_acl_, pause_acl_;
+};
+
+TEST_F(AclTest, RootsCarryTheDocumentedAcls) {
+  for (const auto& [root, want] : coordinator::RootAcls(ids_)) {
+    auto acl = anon_->GetAclSync(root);
+    ASSERT_TRUE(acl.ok()) << root;
+    EXPECT_EQ(acl->size(), want.size()) << root;
+  }
+  // Init is idempotent: a second run changes nothing.
+  auto again = coordinator::InitTree(*admin_, ids_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->empty());
+}
+
+TEST_F(AclTest, OnlyTheCoordinatorMayCreateOrDeletePauseFlags) {
+  for (ZkSession* s : {anon_.get(), agent_.get()}) {
+    auto r = s->CreateSync(Flag(), "{}", CreateMode::kPersistent, OpenAcl());
+    EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
+    EXPECT_EQ(s->SetSync(paths::PauseDir(svc_name_), "").status().code(),
+              StatusCode::kPermissionDenied)
+        << "the pause guard must not be movable by others";
+  }
+  MultiResult p = registry::Pause(*coord_, svc_name_, addr_, "{}",
+                                  CreateMode::kPersistent, pause_acl_);
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  for (ZkSession* s : {anon_.get(), agent_.get()}) {
+    EXPECT_EQ(s->DeleteSync(Flag()).code(), StatusCode::kPermissionDenied);
+  }
+  EXPECT_TRUE(anon_->GetSync(Flag()).ok()) << "world may read flags";
+  EXPECT_TRUE(coord_->DeleteSync(Flag()).ok());
+}
+
+TEST_F(AclTest, OnlyTheAgentMayRegisterAndTheCoordinatorMayDeregister) {
+  EXPECT_EQ(RegisterAs(anon_.get()).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(RegisterAs(coord_.get()).code(), StatusCode::kPermissionDenied);
+  ASSERT_TRUE(RegisterAs(agent_.get()).ok());
+  EXPECT_EQ(anon_->DeleteSync(Instance()).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(anon_->SetSync(Instance(), "evil").status().code(),
+            StatusCode::kPermissionDenied);
+  // The coordinator's pause removes the registration in its transaction.
+  MultiResult p = registry::Pause(*coord_, svc_name_, addr_, "{}",
+                                  CreateMode::kEphemeral, pause_acl_);
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  EXPECT_FALSE(anon_->ExistsSync(Instance())->has_value());
+  ASSERT_TRUE(coord_->DeleteSync(Flag()).ok());
+  ASSERT_TRUE(RegisterAs(agent_.get()).ok());
+  EXPECT_TRUE(agent_->DeleteSync(Instance()).ok());
+}
+
+TEST_F(AclTest, RealAgentRegistersInSecuredTreeWithInheritedAcl) {
+  int port = PickFreePort();
+  TinyService svc(port);
+  ASSERT_TRUE(svc.Start());
+  std::string auth = dir_.Write("agent.auth", kAgent.user + ":" + kAgent.password, 0600);
+  StartAgent({"--host", "secure-1", "--auth-file", auth, "--interval", "100ms",
+              "--rise", "1", "--resync", "200ms", "--instance",
+              svc_ + "@127.0.0.1:" + std::to_string(port)});
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, milliseconds(20000)));
+  auto acl = anon_->GetAclSync(InstancePath(svc_, port));
+  ASSERT_TRUE(acl.ok());
+  bool world_write = false;
+  for (const auto& e : *acl) {
+    if (e.scheme == "world" && (e.perms & ~perms::kRead) != 0) world_write = true;
+  }
+  EXPECT_FALSE(world_write) << "the registration must not be world-writable";
+  EXPECT_EQ(anon_->DeleteSync(InstancePath(svc_, port)).code(),
+            StatusCode::kPermissionDenied);
+  auto agent_acl = anon_->GetAclSync("/agents/secure-1");
+  ASSERT_TRUE(agent_acl.ok());
+  EXPECT_EQ(agent_acl->size(), coordinator::RootAcls(ids_)[1].second.size());
+  // Nothing in the agent's log reveals the password.
+  EXPECT_EQ(AgentLog(0).find(kAgent.password), std::string::npos);
+}
+
+}  // namespace
+}  // namespace zkroll::testing
