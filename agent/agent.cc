@@ -540,7 +540,8 @@ void Agent::ArmResync() {
     if (ec || shutting_down_) return;
     // Catch anything a watch could not tell us: a registration deleted by
     // hand, a change made while we were away.
-    for (auto& [id, inst] : instances_) {
+    for (auto& entry : instances_) {
+      InstancePtr inst = entry.second;
       if (!inst->registered || inst->op_in_flight) continue;
       session_.Exists(inst->node, nullptr,
                       [this, inst](Result<std::optional<NodeStat>> r) {

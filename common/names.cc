@@ -191,7 +191,13 @@ Result<InstanceAddress> InstanceAddress::ParseNodeName(std::string_view text) {
                            " is not in canonical form (expected " + *canon +
                            "_<port>)");
   }
-  auto p = ParsePort(text.substr(us + 1), text);
+  std::string_view port = text.substr(us + 1);
+  if (port.size() > 1 && port[0] == '0') {
+    return InvalidArgument("instance node name " + QuoteForMessage(text) +
+                           " is not in canonical form (port with a leading "
+                           "zero)");
+  }
+  auto p = ParsePort(port, text);
   if (!p.ok()) return p.status();
   bool v6 = canon->find(':') != std::string::npos;
   return InstanceAddress(*canon, *p, v6);

@@ -1,3 +1,5 @@
 #include "coordinator/cli.h"
 
-int main(int argc, char** argv) { return zkroll::coordinator::RunCli(argc, argv); }
+int main(int argc, char** argv) {
+  return zkroll::coordinator::RunCli(argc, argv);
+}

@@ -67,6 +67,9 @@ TEST(AgentConfigTest, ErrorsNameFileLineAndKey) {
       {"zk = a:1\n[instance.x]\nservice = x\n", "needs service, ip and port"},
       {"zk = a:1\nbogus = 1\n", "bad.conf:2 (key 'bogus')"},
       {"zk = a:1\nthis line is not ini\n", "bad.conf:2"},
+      // Found by the config fuzzer: Boost loops on this line's error.
+      {"zoption '%%invalid_line%on%'.1z1", "bad.conf:1: expected 'key = value'"},
+      {"zk = a:1\n[instance.x\n", "bad.conf:2"},
       {"zk = nope\n", "bad ZooKeeper connect string"},
       {"zk = a:1\nsession_timeout = 1ms\n", "between 400ms and 10m"},
       {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"

@@ -102,6 +102,8 @@ TEST(InstanceAddressTest, NodeNameMustBeCanonical) {
   EXPECT_FALSE(InstanceAddress::ParseNodeName("_80").ok());
   EXPECT_FALSE(InstanceAddress::ParseNodeName("10.0.0.1_").ok());
   EXPECT_FALSE(InstanceAddress::ParseNodeName("10.0.0.1_99999").ok());
+  // Found by the names fuzzer: a second spelling of the same node.
+  EXPECT_FALSE(InstanceAddress::ParseNodeName("::1_0090").ok());
 }
 
 TEST(InstanceIdTest, ParsesShortcut) {

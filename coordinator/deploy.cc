@@ -1,0 +1,667 @@
+#include "coordinator/deploy.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <csignal>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "common/clock.h"
+#include "common/paths.h"
+#include "common/payload.h"
+#include "common/registry.h"
+#include "coordinator/command.h"
+#include "coordinator/connection.h"
+#include "coordinator/inventory.h"
+#include "zkroll.pb.h"
+
+namespace zkroll::coordinator {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Millis Since(Clock::time_point t) {
+  return std::chrono::duration_cast<Millis>(Clock::now() - t);
+}
+
+std::string SessionHex(int64_t id) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(id));
+  return buf;
+}
+
+// Why a deploy stopped early; carried out of the step functions.
+struct Stop {
+  DeployOutcome outcome;
+  std::string detail;
+};
+
+class InstanceDeploy {
+ public:
+  InstanceDeploy(const DeployEnvironment& env, const DeployOptions& options,
+                 const InstanceAddress& address)
+      : env_(env),
+        opt_(options),
+        address_(address),
+        label_(InstanceId{env.service, address}.ToString()),
+        flag_path_(paths::PauseFlagNode(env.service, address)),
+        node_path_(paths::InstanceNode(env.service, address)) {}
+
+  DeployResult Run();
+
+ private:
+  struct Step {
+    std::string name;
+    Clock::time_point start;
+    int journal_index = -1;
+    bool open = false;
+  };
+
+  Step Begin(const std::string& name, const std::string& detail, bool announce);
+  void End(Step& step, const std::string& verdict, const std::string& detail);
+
+  std::optional<Stop> Pause();
+  std::optional<Stop> Drain();
+  std::optional<Stop> Verify();
+  std::optional<Stop> Command();
+  std::optional<Stop> Health();
+  std::optional<Stop> WaitRegistered();
+  void Resume(const std::string& why);
+  void FailurePath(const std::string& reason);
+  void AbortPath(const Stop& stop);
+
+  // Retries `call` while it fails with a transient error (connection loss,
+  // timeout, or the expiry of a session that Connection is replacing), for
+  // at most the ZooKeeper retry window. Between attempts it waits for a
+  // session event (or 250 ms), so a reconnect is used at once.
+  template <typename Call>
+  auto Retrying(Call call) -> decltype(call());
+
+  // Whether our flag still exists, is owned by the session that created it
+  // and that session is still ours. `why` says what is wrong otherwise.
+  bool FlagStillOurs(std::string* why);
+
+  Stop AbortStop(const std::string& during) const {
+    int sig = env_.abort->signo();
+    return Stop{DeployOutcome::kAborted, std::string("stopped by ") +
+                                             (sig == SIGINT    ? "SIGINT"
+                                              : sig == SIGTERM ? "SIGTERM"
+                                                               : "request") +
+                                             " during " + during};
+  }
+
+  CommandSpec MakeCommand(const std::vector<std::string>& argv) const;
+
+  const DeployEnvironment& env_;
+  const DeployOptions& opt_;
+  const InstanceAddress address_;
+  const std::string label_;
+  const std::string flag_path_;
+  const std::string node_path_;
+  int64_t paused_session_ = 0;
+  bool flag_created_ = false;
+  DeployResult result_;
+};
+
+template <typename Call>
+auto InstanceDeploy::Retrying(Call call) -> decltype(call()) {
+  const auto deadline = Clock::now() + opt_.zk_retry_window;
+  while (true) {
+    auto r = call();
+    bool retry;
+    if constexpr (std::is_same_v<decltype(r), Status>) {
+      retry = IsTransient(r);
+    } else if constexpr (std::is_same_v<decltype(r), MultiResult>) {
+      retry = IsTransient(r.status);
+    } else {
+      retry = !r.ok() && IsTransient(r.status());
+    }
+    if (!retry || Clock::now() >= deadline) return r;
+    int64_t sid = env_.session->session_id();
+    bool connected = env_.session->connected();
+    // The abort is not a reason to stop retrying: cleanup calls use this
+    // too. Waiting is bounded by the deadline anyway.
+    env_.abort->WaitUntil(
+        [&] {
+          return env_.session->session_id() != sid ||
+                 env_.session->connected() != connected;
+        },
+        std::min(deadline, Clock::now() + Millis(250)));
+  }
+}
+
+InstanceDeploy::Step InstanceDeploy::Begin(const std::string& name,
+                                           const std::string& detail,
+                                           bool announce) {
+  Step s;
+  s.name = name;
+  s.start = Clock::now();
+  s.open = true;
+  // Long steps are journalled when they start too, so a coordinator that
+  // dies in one leaves it visible as "running".
+  if (env_.journal) {
+    s.journal_index =
+        env_.journal->BeginStep(address_, name, detail, /*persist=*/announce);
+  }
+  env_.reporter->StepStarted(label_, name, detail, announce);
+  return s;
+}
+
+void InstanceDeploy::End(Step& step, const std::string& verdict,
+                         const std::string& detail) {
+  if (!step.open) return;
+  step.open = false;
+  Millis took = Since(step.start);
+  if (env_.journal) {
+    env_.journal->EndStep(address_, step.journal_index, verdict, detail);
+  }
+  env_.reporter->StepEnded(label_, step.name, verdict, took, detail);
+  result_.steps.push_back(StepTiming{step.name, verdict, took, detail});
+}
+
+CommandSpec InstanceDeploy::MakeCommand(
+    const std::vector<std::string>& argv) const {
+  CommandSpec spec;
+  spec.argv = argv;
+  spec.env = CommandEnvironment(env_.service, address_, env_.deploy_id);
+  spec.timeout = opt_.exec_timeout;
+  return spec;
+}
+
+DeployResult InstanceDeploy::Run() {
+  if (env_.journal) env_.journal->SetInstanceOutcome(address_, "running");
+  auto finish = [&](DeployOutcome outcome, const std::string& detail) {
+    result_.outcome = outcome;
+    result_.detail = detail;
+    result_.touched = flag_created_;
+    if (env_.journal) {
+      env_.journal->SetInstanceOutcome(address_, DeployOutcomeName(outcome));
+    }
+    return result_;
+  };
+
+  if (env_.abort->requested()) {
+    return finish(DeployOutcome::kAborted,
+                  "stopped before it started; nothing was touched");
+  }
+  if (auto stop = Pause()) return finish(stop->outcome, stop->detail);
+  if (auto stop = Drain()) {
+    AbortPath(*stop);
+    return finish(stop->outcome, stop->detail);
+  }
+  if (auto stop = Verify()) {
+    AbortPath(*stop);
+    return finish(stop->outcome, stop->detail);
+  }
+  if (auto stop = Command()) {
+    if (stop->outcome == DeployOutcome::kFailed) {
+      FailurePath(stop->detail);
+    } else {
+      AbortPath(*stop);
+    }
+    return finish(stop->outcome, stop->detail);
+  }
+  if (auto stop = Health()) {
+    if (stop->outcome == DeployOutcome::kFailed) {
+      FailurePath(stop->detail);
+    } else {
+      AbortPath(*stop);
+    }
+    return finish(stop->outcome, stop->detail);
+  }
+  Resume("checks passed");
+  if (auto stop = WaitRegistered()) return finish(stop->outcome, stop->detail);
+  return finish(DeployOutcome::kSucceeded, "");
+}
+
+std::optional<Stop> InstanceDeploy::Pause() {
+  Step step = Begin("pause", "taking the instance out of traffic", false);
+  auto fail = [&](const std::string& why) {
+    End(step, "failed", why);
+    return Stop{DeployOutcome::kFailed, why};
+  };
+  // PauseOps sets the data of /pause itself when /pause/<service> is new.
+  Status root = Retrying([&] {
+    return env_.session->EnsurePathSync(paths::kPauseRoot, env_.acl);
+  });
+  if (!root.ok()) return fail("cannot create /pause: " + root.ToString());
+
+  for (int attempt = 1; attempt <= 10; ++attempt) {
+    if (env_.abort->requested()) {
+      Stop s = AbortStop("pause");
+      End(step, "aborted", s.detail + "; nothing was touched");
+      return s;
+    }
+    auto existing = Retrying([&] { return env_.session->GetSync(flag_path_); });
+    if (existing.ok()) {
+      auto flag = ParsePayload<proto::PauseFlag>(existing->data, flag_path_);
+      if (flag.ok() && PauseExpired(*flag, std::chrono::system_clock::now())) {
+        Status d = env_.session->DeleteSync(flag_path_, existing->stat.version);
+        if (d.ok()) {
+          env_.reporter->Notice("removed expired pause flag " + flag_path_ +
+                                " (by " + flag->by() + ", expired at " +
+                                flag->expires_at() + ")");
+        }
+        continue;
+      }
+      std::string who =
+          flag.ok() ? flag->by() + " (pid " + std::to_string(flag->pid()) +
+                          ") since " + flag->since() + ", reason " +
+                          QuoteForMessage(flag->reason()) +
+                          (flag->expires_at().empty()
+                               ? std::string(", held by a running deploy")
+                               : ", until " + flag->expires_at())
+                    : std::string("someone (unreadable flag)");
+      return fail("instance is already paused by " + who + " (" + flag_path_ +
+                  "); nothing was touched. Wait for that deploy, or run "
+                  "`zkroll resume` if the maintenance is over");
+    }
+    if (existing.status().code() != StatusCode::kNotFound) {
+      return fail("cannot read " + flag_path_ + ": " +
+                  existing.status().ToString());
+    }
+    auto ctx = Retrying([&] {
+      return registry::ReadPauseContext(*env_.session, env_.service, address_);
+    });
+    if (!ctx.ok()) {
+      if (ctx.status().code() == StatusCode::kNotFound) {
+        return fail(std::string(paths::kServicesRoot) +
+                    " does not exist: no agent has ever registered anything "
+                    "in this ZooKeeper tree; start the agents first");
+      }
+      return fail("cannot read the registration of " + label_ + ": " +
+                  ctx.status().ToString());
+    }
+    proto::PauseFlag flag;
+    flag.set_service(env_.service.str());
+    flag.set_ip(address_.ip());
+    flag.set_port(address_.port());
+    flag.set_by(CurrentUserAtHost());
+    flag.set_pid(::getpid());
+    flag.set_reason(opt_.reason);
+    flag.set_since(NowRfc3339());
+    flag.set_deploy_id(env_.deploy_id.str());
+    const int64_t sid_before = env_.session->session_id();
+    MultiResult m = env_.session->MultiSync(
+        registry::PauseOps(env_.service, address_, ToJson(flag),
+                           CreateMode::kEphemeral, *ctx, env_.acl));
+
+    if (!m.status.ok()) {
+      if (m.status.IsRetryable()) {
+        // The transaction may or may not have applied; look at the flag.
+        auto mine = Retrying([&] { return env_.session->GetSync(flag_path_); });
+        if (mine.ok() && mine->stat.ephemeral_owner == sid_before) {
+          auto f = ParsePayload<proto::PauseFlag>(mine->data, flag_path_);
+          if (f.ok() && f->deploy_id() == env_.deploy_id.str() &&
+              f->pid() == ::getpid()) {
+            m.status = Status::Ok();
+          }
+        }
+        if (!m.status.ok()) continue;
+      } else if (m.status.code() == StatusCode::kBadVersion ||
+                 m.status.code() == StatusCode::kNotFound ||
+                 m.status.code() == StatusCode::kAlreadyExists) {
+        // Someone changed what we read (the agent registered or
+        // deregistered, another coordinator created /pause/<service> or a
+        // flag): read again.
+        VLOG(1) << label_ << ": pause transaction raced ("
+                << m.status.ToString() << "), attempt " << attempt;
+        continue;
+      } else {
+        return fail("the pause transaction was refused: " +
+                    m.status.ToString());
+      }
+    }
+    // The flag belongs to the session the transaction ran on. If the
+    // session changed meanwhile, read the flag back to learn its owner.
+    flag_created_ = true;
+    paused_session_ = sid_before;
+    if (env_.session->session_id() != sid_before) {
+      auto mine = Retrying([&] { return env_.session->GetSync(flag_path_); });
+      if (!mine.ok()) {
+        std::string why = "our pause flag " + flag_path_ +
+                          " vanished right after it was created (the "
+                          "session changed); nothing was run";
+        End(step, "aborted", why);
+        return Stop{DeployOutcome::kSessionLost, why};
+      }
+      paused_session_ = mine->stat.ephemeral_owner;
+    }
+    End(step, "ok",
+        std::string(ctx->registered ? "registration removed"
+                                    : "was not registered") +
+            ", flag " + flag_path_ + " (session " +
+            SessionHex(paused_session_) + ")");
+    return std::nullopt;
+  }
+  return fail("the pause transaction kept racing with other writers of " +
+              paths::PauseDir(env_.service) + "; try again");
+}
+
+std::optional<Stop> InstanceDeploy::Drain() {
+  Step step = Begin("drain",
+                    "waiting " + FormatDuration(opt_.drain_wait) +
+                        " for callers to drop the instance",
+                    opt_.drain_wait >= Millis(1000));
+  if (!env_.abort->SleepFor(opt_.drain_wait)) {
+    Stop s = AbortStop("drain");
+    End(step, "aborted", s.detail);
+    return s;
+  }
+  End(step, "ok", "");
+  return std::nullopt;
+}
+
+bool InstanceDeploy::FlagStillOurs(std::string* why) {
+  auto flag = Retrying([&] { return env_.session->GetSync(flag_path_); });
+  if (!flag.ok()) {
+    if (flag.status().code() == StatusCode::kNotFound) {
+      *why = "our pause flag " + flag_path_ +
+             " is gone (the coordinator's ZooKeeper session " +
+             SessionHex(paused_session_) +
+             " expired or someone deleted it), so the agent may have "
+             "registered the instance again";
+    } else {
+      *why = "cannot confirm our pause flag " + flag_path_ + ": " +
+             flag.status().ToString();
+    }
+    return false;
+  }
+  if (flag->stat.ephemeral_owner != paused_session_) {
+    *why = "pause flag " + flag_path_ + " now belongs to session " +
+           SessionHex(flag->stat.ephemeral_owner) + ", not to ours (" +
+           SessionHex(paused_session_) + "): our session was lost";
+    return false;
+  }
+  if (env_.session->session_id() != paused_session_) {
+    *why = "the coordinator's ZooKeeper session changed from " +
+           SessionHex(paused_session_) + " to " +
+           SessionHex(env_.session->session_id());
+    return false;
+  }
+  return true;
+}
+
+std::optional<Stop> InstanceDeploy::Verify() {
+  Step step = Begin("verify", "confirming the pause flag is still ours", false);
+  std::string why;
+  if (!FlagStillOurs(&why)) {
+    why += "; COMMAND was not run";
+    End(step, "aborted", why);
+    return Stop{DeployOutcome::kSessionLost, why};
+  }
+  End(step, "ok", "flag owned by session " + SessionHex(paused_session_));
+  return std::nullopt;
+}
+
+std::optional<Stop> InstanceDeploy::Command() {
+  CommandSpec spec = MakeCommand(opt_.command);
+  Step step =
+      Begin("command", "running " + QuoteForMessage(opt_.command[0]), true);
+  CommandOutcome outcome = RunCommand(
+      spec,
+      [&](OutputStream stream, std::string_view line) {
+        env_.reporter->Output(label_, "command", stream, line);
+      },
+      env_.abort);
+  std::string described = outcome.Describe(spec);
+  if (outcome.kind == CommandOutcome::Kind::kAborted) {
+    Stop s = AbortStop("COMMAND");
+    End(step, "aborted", described);
+    return s;
+  }
+  // The session may have expired while COMMAND ran: then our flag vanished
+  // and the agent may have registered the instance mid-upgrade.
+  std::string why;
+  if (!FlagStillOurs(&why)) {
+    why = "COMMAND ended (" + described + "), but " + why + " while it ran";
+    End(step, "aborted", why);
+    return Stop{DeployOutcome::kSessionLost, why};
+  }
+  if (!outcome.ok()) {
+    std::string detail = "COMMAND failed: " + described;
+    End(step, "failed", described);
+    return Stop{DeployOutcome::kFailed, detail};
+  }
+  End(step, "ok", described);
+  return std::nullopt;
+}
+
+std::optional<Stop> InstanceDeploy::Health() {
+  Step step =
+      Begin("health",
+            "checking " + health::DescribeCheck(opt_.check) + ", up to " +
+                std::to_string(opt_.health_attempts) + " attempts",
+            opt_.health_attempts > 1);
+  health::CheckTarget target{address_.ip(), address_.port()};
+  std::string last_reason;
+  for (int attempt = 1; attempt <= opt_.health_attempts; ++attempt) {
+    if (attempt > 1 && !env_.abort->SleepFor(opt_.health_interval)) break;
+    // The check runs on the I/O thread; we wait for its result here.
+    struct Shared {
+      std::mutex mu;
+      std::optional<health::CheckResult> result;
+      health::CheckHandle handle;
+    };
+    auto shared = std::make_shared<Shared>();
+    AbortSignal* abort = env_.abort;
+    boost::asio::post(env_.executor, [shared, abort, ex = env_.executor,
+                                      spec = opt_.check, target,
+                                      timeout = opt_.health_timeout] {
+      auto handle = health::StartCheck(
+          ex, spec, target, timeout, [shared, abort](health::CheckResult r) {
+            {
+              std::lock_guard<std::mutex> l(shared->mu);
+              shared->result = std::move(r);
+            }
+            abort->Wake();
+          });
+      std::lock_guard<std::mutex> l(shared->mu);
+      shared->handle = handle;
+    });
+    auto has_result = [&] {
+      std::lock_guard<std::mutex> l(shared->mu);
+      return shared->result.has_value();
+    };
+    // The check ends itself at its timeout; the slack only guards against
+    // a check that never reports.
+    auto w = env_.abort->WaitUntil(
+        has_result, Clock::now() + opt_.health_timeout + Millis(5000));
+    if (w != AbortSignal::WaitResult::kReady) {
+      boost::asio::post(env_.executor, [shared] {
+        std::lock_guard<std::mutex> l(shared->mu);
+        shared->handle.Cancel();
+      });
+      if (w == AbortSignal::WaitResult::kAborted) break;
+      last_reason = "no result within the check timeout";
+      continue;
+    }
+    health::CheckResult r;
+    {
+      std::lock_guard<std::mutex> l(shared->mu);
+      r = *shared->result;
+    }
+    if (r.healthy) {
+      End(step, "ok",
+          "attempt " + std::to_string(attempt) + "/" +
+              std::to_string(opt_.health_attempts) + ": " + r.reason);
+      return std::nullopt;
+    }
+    last_reason = r.reason;
+    env_.reporter->Notice(label_ + ": health check " + std::to_string(attempt) +
+                          "/" + std::to_string(opt_.health_attempts) +
+                          " failed: " + r.reason);
+  }
+  if (env_.abort->requested()) {
+    Stop s = AbortStop("health checks");
+    End(step, "aborted", s.detail);
+    return s;
+  }
+  std::string detail = "every health check failed (" +
+                       std::to_string(opt_.health_attempts) + " attempts of " +
+                       health::DescribeCheck(opt_.check) +
+                       "); last: " + last_reason;
+  End(step, "failed", detail);
+  return Stop{DeployOutcome::kFailed, detail};
+}
+
+void InstanceDeploy::Resume(const std::string& why) {
+  Step step = Begin("resume", "deleting our pause flag (" + why + ")", false);
+  if (!flag_created_) {
+    End(step, "skipped", "no flag of ours");
+    return;
+  }
+  auto flag = Retrying([&] { return env_.session->GetSync(flag_path_); });
+  if (!flag.ok()) {
+    if (flag.status().code() == StatusCode::kNotFound) {
+      End(step, "ok", "flag already gone (our session ended)");
+    } else {
+      End(step, "failed",
+          "cannot read " + flag_path_ + ": " + flag.status().ToString() +
+              "; it is ephemeral and goes when the coordinator exits");
+    }
+    return;
+  }
+  if (flag->stat.ephemeral_owner != paused_session_) {
+    End(step, "skipped",
+        "flag " + flag_path_ + " belongs to another session now; left alone");
+    return;
+  }
+  Status s = Retrying(
+      [&] { return env_.session->DeleteSync(flag_path_, flag->stat.version); });
+  if (s.ok() || s.code() == StatusCode::kNotFound) {
+    End(step, "ok", "flag deleted");
+  } else {
+    End(step, "failed",
+        "cannot delete " + flag_path_ + ": " + s.ToString() +
+            "; it is ephemeral and goes when the coordinator exits");
+  }
+}
+
+std::optional<Stop> InstanceDeploy::WaitRegistered() {
+  Step step = Begin("registered",
+                    "waiting up to " + FormatDuration(opt_.register_timeout) +
+                        " for the agent to register the instance",
+                    false);
+  const auto deadline = Clock::now() + opt_.register_timeout;
+  struct Shared {
+    std::atomic<bool> fired{false};
+  };
+  while (true) {
+    auto shared = std::make_shared<Shared>();
+    AbortSignal* abort = env_.abort;
+    const int64_t sid = env_.session->session_id();
+    auto stat = env_.session->ExistsSync(node_path_,
+                                         [shared, abort](const WatchEvent&) {
+                                           shared->fired = true;
+                                           abort->Wake();
+                                         });
+    if (stat.ok() && stat->has_value()) {
+      std::string by;
+      auto data = env_.session->GetSync(node_path_);
+      if (data.ok()) {
+        auto rec = ParsePayload<proto::InstanceRecord>(data->data, node_path_);
+        if (rec.ok() && !rec->host().empty()) by = " by agent " + rec->host();
+      }
+      End(step, "ok", "registered" + by);
+      return std::nullopt;
+    }
+    if (Clock::now() >= deadline) break;
+    // Re-read when the watch fires, when the session changes (a new session
+    // lost the watch) and on a slow resync, in case an event was missed.
+    auto w = env_.abort->WaitUntil(
+        [&] {
+          return shared->fired.load() || env_.session->session_id() != sid ||
+                 (!stat.ok() && env_.session->connected());
+        },
+        std::min(deadline, Clock::now() + Millis(stat.ok() ? 5000 : 250)));
+    if (w == AbortSignal::WaitResult::kAborted) {
+      Stop s = AbortStop("the wait for registration");
+      s.detail += " (the instance passed its checks and its flag is deleted)";
+      End(step, "aborted", s.detail);
+      return s;
+    }
+  }
+  std::string detail =
+      "the instance passed its checks but no agent registered it within " +
+      FormatDuration(opt_.register_timeout) +
+      "; check the agent on its host (`zkroll status --service " +
+      env_.service.str() + "`)";
+  End(step, "failed", detail);
+  return Stop{DeployOutcome::kFailed, detail};
+}
+
+void InstanceDeploy::FailurePath(const std::string& reason) {
+  if (!opt_.on_failure.empty()) {
+    CommandSpec spec = MakeCommand(opt_.on_failure);
+    spec.env["ZKROLL_FAILURE"] = reason;
+    Step step = Begin("on-failure",
+                      "running " + QuoteForMessage(opt_.on_failure[0]), true);
+    CommandOutcome outcome = RunCommand(
+        spec,
+        [&](OutputStream stream, std::string_view line) {
+          env_.reporter->Output(label_, "on-failure", stream, line);
+        },
+        env_.abort);
+    End(step,
+        outcome.ok()                                     ? "ok"
+        : outcome.kind == CommandOutcome::Kind::kAborted ? "aborted"
+                                                         : "failed",
+        outcome.Describe(spec));
+  }
+  Resume("the deploy failed; the agent's checks decide");
+}
+
+void InstanceDeploy::AbortPath(const Stop& stop) {
+  (void)stop;
+  Resume("the deploy was aborted");
+}
+
+}  // namespace
+
+const char* DeployOutcomeName(DeployOutcome outcome) {
+  switch (outcome) {
+    case DeployOutcome::kSucceeded:
+      return "succeeded";
+    case DeployOutcome::kFailed:
+      return "failed";
+    case DeployOutcome::kAborted:
+    case DeployOutcome::kSessionLost:
+      return "aborted";
+  }
+  return "unknown";
+}
+
+std::string DescribeTimings(const std::vector<StepTiming>& steps) {
+  std::string out;
+  for (const auto& s : steps) {
+    if (!out.empty()) out += ", ";
+    out += s.name + " " + FormatDuration(s.took);
+    if (s.verdict != "ok") out += " (" + s.verdict + ")";
+  }
+  return out;
+}
+
+std::map<std::string, std::string> CommandEnvironment(
+    const ServiceName& service, const InstanceAddress& address,
+    const DeployId& deploy_id) {
+  return {
+      {"ZKROLL_SERVICE", service.str()},
+      {"ZKROLL_IP", address.ip()},
+      {"ZKROLL_PORT", std::to_string(address.port())},
+      {"ZKROLL_INSTANCE", address.NodeName()},
+      {"ZKROLL_DEPLOY_ID", deploy_id.str()},
+  };
+}
+
+DeployResult DeployInstance(const DeployEnvironment& env,
+                            const DeployOptions& options,
+                            const InstanceAddress& address) {
+  InstanceDeploy deploy(env, options, address);
+  return deploy.Run();
+}
+
+}  // namespace zkroll::coordinator

@@ -1,0 +1,126 @@
+// The deploy of one instance: the state machine behind `zkroll deploy`, and
+// run K at a time by `zkroll rollout`.
+//
+//   pause ─> drain ─> verify ─> command ─> health ─> resume ─> registered
+//                       │          │          │
+//                       │          └─ fails ──┴─> on-failure ─> resume
+//                       └─ flag gone / not ours ─> aborted (session lost)
+//   SIGINT/SIGTERM at any step ─> stop COMMAND ─> resume ─> aborted
+//
+// pause      One multi (registry::PauseOps) creates /pause/S/<ip>_<port>
+//            as an ephemeral node of our session, bumps the registration
+//            guard and deletes /services/S/<ip>_<port> if present.
+// drain      Waits --drain-wait so callers drop their cached lists.
+// verify     Immediately before COMMAND: the flag must still exist and be
+//            owned by the session that created it, which must still be
+//            ours. Otherwise the session expired, the flag went with it and
+//            the agent may have registered the instance again: COMMAND is
+//            not run and the deploy ends "aborted" (session lost).
+// command    COMMAND runs (command.h) with ZKROLL_SERVICE, ZKROLL_IP,
+//            ZKROLL_PORT, ZKROLL_INSTANCE and ZKROLL_DEPLOY_ID. A non-zero
+//            exit or the --exec-timeout fails the deploy. If the session was
+//            lost meanwhile, that is reported once COMMAND ended.
+// health     Up to --health-attempts checks, --health-interval apart; one
+//            pass is enough.
+// resume     Deletes our flag (only if it is still ours).
+// registered Waits, with a watch, until the agent re-registers the
+//            instance, at most --register-timeout (a timeout fails the
+//            deploy: the instance is healthy by our checks but out of
+//            traffic, which needs a human).
+// on-failure Runs --on-failure while the instance is still paused, then the
+//            flag is deleted so the agent's own checks decide.
+//
+// Nothing in ZooKeeper is deleted that this deploy did not create: a flag
+// found at pause time (a manual pause, another deploy) fails the deploy
+// without touching it, and a flag that is no longer ours is left alone.
+//
+// Thread-safety: DeployInstance blocks the calling thread; several may run
+// at once on different threads with the same DeployEnvironment.
+#ifndef ZKROLL_COORDINATOR_DEPLOY_H_
+#define ZKROLL_COORDINATOR_DEPLOY_H_
+
+#include <boost/asio/any_io_executor.hpp>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/duration.h"
+#include "common/health/check.h"
+#include "common/names.h"
+#include "common/zk_session.h"
+#include "coordinator/abort_signal.h"
+#include "coordinator/journal.h"
+#include "coordinator/reporter.h"
+
+namespace zkroll::coordinator {
+
+struct DeployOptions {
+  std::vector<std::string> command;     // argv after `--`
+  std::vector<std::string> on_failure;  // empty: none
+  std::string reason;                   // the flag's "why"
+  Millis drain_wait{20000};
+  Millis exec_timeout{600000};
+  health::CheckSpec check;
+  int health_attempts = 6;
+  Millis health_interval{5000};
+  Millis health_timeout{2000};
+  Millis register_timeout{30000};
+  // How long ZooKeeper calls that fail with connection loss are retried
+  // before the step gives up (the --connect-timeout).
+  Millis zk_retry_window{10000};
+};
+
+// What every instance deploy of one coordinator run shares.
+struct DeployEnvironment {
+  DeployEnvironment(ServiceName s, DeployId id)
+      : service(std::move(s)), deploy_id(std::move(id)) {}
+  ZkSession* session = nullptr;
+  boost::asio::any_io_executor executor;  // runs health checks
+  AbortSignal* abort = nullptr;
+  Reporter* reporter = nullptr;
+  Journal* journal = nullptr;  // may be null (tests)
+  AclList acl;
+  ServiceName service;
+  DeployId deploy_id;
+};
+
+enum class DeployOutcome {
+  kSucceeded,
+  kFailed,       // COMMAND or checks failed, or a step could not be done
+  kAborted,      // SIGINT/SIGTERM
+  kSessionLost,  // our flag vanished or changed owner (recorded "aborted")
+};
+// succeeded | failed | aborted (kSessionLost is an abort in the journal)
+const char* DeployOutcomeName(DeployOutcome outcome);
+
+struct StepTiming {
+  std::string name;
+  std::string verdict;  // ok | failed | aborted | skipped
+  Millis took{0};
+  std::string detail;
+};
+
+struct DeployResult {
+  DeployOutcome outcome = DeployOutcome::kFailed;
+  std::string detail;  // why it failed or was aborted; empty on success
+  std::vector<StepTiming> steps;
+  bool touched = false;  // our pause flag was created
+};
+
+// Runs the state machine above for `address`.
+DeployResult DeployInstance(const DeployEnvironment& env,
+                            const DeployOptions& options,
+                            const InstanceAddress& address);
+
+// "pause 3ms, drain 20s, command 1.2s, ..." for summaries.
+std::string DescribeTimings(const std::vector<StepTiming>& steps);
+
+// The environment COMMAND and --on-failure see, besides ours.
+std::map<std::string, std::string> CommandEnvironment(
+    const ServiceName& service, const InstanceAddress& address,
+    const DeployId& deploy_id);
+
+}  // namespace zkroll::coordinator
+
+#endif  // ZKROLL_COORDINATOR_DEPLOY_H_

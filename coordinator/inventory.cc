@@ -1,0 +1,170 @@
+#include "coordinator/inventory.h"
+
+#include "common/paths.h"
+#include "common/payload.h"
+
+namespace zkroll::coordinator {
+namespace {
+
+// Children of `path`, or none if it does not exist.
+Result<std::vector<std::string>> ChildrenOrNone(ZkSession* session,
+                                                const std::string& path) {
+  auto r = session->GetChildrenSync(path);
+  if (r.ok()) return r->names;
+  if (r.status().code() == StatusCode::kNotFound) {
+    return std::vector<std::string>{};
+  }
+  return r.status();
+}
+
+}  // namespace
+
+std::vector<InstanceAddress> ServiceInventory::DeclaredInstances() const {
+  std::vector<InstanceAddress> out;
+  for (const auto& [a, d] : declared) out.push_back(a);
+  return out;
+}
+
+bool PauseExpired(const proto::PauseFlag& flag, WallTime now) {
+  if (flag.expires_at().empty()) return false;
+  auto t = ParseRfc3339(flag.expires_at());
+  return t.ok() && *t <= now;
+}
+
+Result<ServiceInventory> LoadInventory(ZkSession* session,
+                                       const ServiceName& service) {
+  ServiceInventory inv;
+  const WallTime now = std::chrono::system_clock::now();
+
+  auto agents = ChildrenOrNone(session, paths::kAgentsRoot);
+  if (!agents.ok()) return agents.status();
+  for (const std::string& name : *agents) {
+    auto host = HostId::Parse(name);
+    if (!host.ok()) {
+      inv.warnings.push_back("skipped agent node " + QuoteForMessage(name) +
+                             ": " + host.status().message());
+      continue;
+    }
+    const std::string path = paths::AgentNode(*host);
+    auto data = session->GetSync(path);
+    if (!data.ok()) {
+      if (data.status().code() == StatusCode::kNotFound) continue;  // left
+      return data.status();
+    }
+    inv.live_agents.push_back(name);
+    auto record = ParsePayload<proto::AgentRecord>(data->data, path);
+    if (!record.ok()) {
+      inv.warnings.push_back(record.status().message());
+      continue;
+    }
+    for (const auto& inst : record->instances()) {
+      if (inst.service() != service.str()) continue;
+      auto addr = InstanceAddress::FromParts(inst.ip(), inst.port());
+      if (!addr.ok()) {
+        inv.warnings.push_back(
+            path + " declares a bad instance: " + addr.status().message());
+        continue;
+      }
+      inv.declared[*addr].push_back(Declaration{name, inst});
+    }
+  }
+
+  const std::string service_dir = paths::ServiceDir(service);
+  auto registered = ChildrenOrNone(session, service_dir);
+  if (!registered.ok()) return registered.status();
+  for (const std::string& name : *registered) {
+    auto addr = InstanceAddress::ParseNodeName(name);
+    if (!addr.ok()) {
+      inv.warnings.push_back("skipped " + service_dir + "/" +
+                             QuoteForMessage(name) + ": " +
+                             addr.status().message());
+      continue;
+    }
+    const std::string path = paths::InstanceNode(service, *addr);
+    auto data = session->GetSync(path);
+    if (!data.ok()) {
+      if (data.status().code() == StatusCode::kNotFound) continue;
+      return data.status();
+    }
+    RegisteredInstance reg;
+    reg.stat = data->stat;
+    auto record = ParsePayload<proto::InstanceRecord>(data->data, path);
+    if (record.ok()) {
+      reg.record = *record;
+    } else {
+      inv.warnings.push_back(record.status().message());
+    }
+    inv.registered[*addr] = reg;
+  }
+
+  const std::string pause_dir = paths::PauseDir(service);
+  auto flags = ChildrenOrNone(session, pause_dir);
+  if (!flags.ok()) return flags.status();
+  for (const std::string& name : *flags) {
+    auto addr = InstanceAddress::ParseNodeName(name);
+    if (!addr.ok()) {
+      inv.warnings.push_back("skipped " + pause_dir + "/" +
+                             QuoteForMessage(name) + ": " +
+                             addr.status().message());
+      continue;
+    }
+    const std::string path = paths::PauseFlagNode(service, *addr);
+    auto data = session->GetSync(path);
+    if (!data.ok()) {
+      if (data.status().code() == StatusCode::kNotFound) continue;
+      return data.status();
+    }
+    PauseState state;
+    state.stat = data->stat;
+    auto flag = ParsePayload<proto::PauseFlag>(data->data, path);
+    if (flag.ok()) {
+      state.flag = *flag;
+    } else {
+      // An unreadable flag still forbids registration (the agent only
+      // looks at its existence), so it is reported, not ignored.
+      inv.warnings.push_back(flag.status().message());
+      state.flag.set_reason("(unreadable flag payload)");
+    }
+    state.expired = PauseExpired(state.flag, now);
+    inv.paused[*addr] = state;
+  }
+  return inv;
+}
+
+std::vector<std::string> RemoveExpiredFlags(ZkSession* session,
+                                            const ServiceName& service) {
+  std::vector<std::string> removed;
+  auto inv = LoadInventory(session, service);
+  if (!inv.ok()) {
+    LOG(WARNING) << "cannot look for expired pause flags of " << service.str()
+                 << ": " << inv.status().ToString();
+    return removed;
+  }
+  for (const auto& [addr, state] : inv->paused) {
+    if (!state.expired) continue;
+    const std::string path = paths::PauseFlagNode(service, addr);
+    Status s = session->DeleteSync(path, state.stat.version);
+    if (s.ok()) {
+      std::string line = "removed expired pause flag " + path + " (by " +
+                         state.flag.by() + ", reason " +
+                         QuoteForMessage(state.flag.reason()) +
+                         ", expired at " + state.flag.expires_at() + ")";
+      LOG(WARNING) << line;
+      removed.push_back(line);
+    } else if (s.code() != StatusCode::kNotFound &&
+               s.code() != StatusCode::kBadVersion) {
+      LOG(WARNING) << "cannot remove expired pause flag " << path << ": "
+                   << s.ToString();
+    }
+  }
+  return removed;
+}
+
+std::string DescribeDeclarations(const std::vector<Declaration>& d) {
+  if (d.empty()) return "no agent";
+  std::string out = d.size() == 1 ? "agent " : "agents ";
+  for (size_t i = 0; i < d.size(); ++i) out += (i ? ", " : "") + d[i].host;
+  return out;
+}
+
+}  // namespace zkroll::coordinator

@@ -1,0 +1,115 @@
+// Journal: the persistent record of one deploy or rollout in ZooKeeper.
+//
+//   /deploys/<service>/<deploy-id>              DeployRecord: parameters,
+//                                               command, each instance's
+//                                               outcome, final outcome
+//   /deploys/<service>/<deploy-id>/<ip>_<port>  DeployRecord.InstanceProgress:
+//                                               that instance's steps
+//
+// Steps live in one child node per instance because a rollout of a hundred
+// instances with all their steps would not fit the 64 KiB payload limit of
+// one node (common/payload.h). The record says "running" until Finish(); a
+// coordinator that dies leaves "running" behind, which readers show as
+// unfinished.
+//
+// Writing the journal never stops a deploy: a failed write is logged and the
+// whole node is written again at the next update. Writes are version-checked
+// so an unexpected writer is noticed (and logged) rather than silently lost.
+//
+// Thread-safety: all methods are thread-safe (instances of a batch report
+// concurrently). Writes of one node are serialized; writes of different
+// instances' nodes run in parallel, so ZooKeeper can pipeline them.
+#ifndef ZKROLL_COORDINATOR_JOURNAL_H_
+#define ZKROLL_COORDINATOR_JOURNAL_H_
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/duration.h"
+#include "common/names.h"
+#include "common/status.h"
+#include "common/zk_session.h"
+#include "zkroll.pb.h"
+
+namespace zkroll::coordinator {
+
+class Journal {
+ public:
+  // Creates the record node (and /deploys/<service>) with outcome
+  // "running" and every instance "pending". Writes that fail transiently
+  // (connection loss, a session being replaced) are retried for up to
+  // `retry_window` by Finish() and briefly by the step updates.
+  static Result<std::unique_ptr<Journal>> Start(ZkSession* session,
+                                                const AclList& acl,
+                                                const ServiceName& service,
+                                                proto::DeployRecord record,
+                                                Millis retry_window);
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Appends a step with verdict "running" and returns its index. With
+  // `persist` false the step is only written by EndStep: quick steps are
+  // not worth a ZooKeeper write (and its fsync) of their own.
+  int BeginStep(const InstanceAddress& instance, const std::string& name,
+                const std::string& detail, bool persist);
+  // Completes step `index` (from BeginStep).
+  void EndStep(const InstanceAddress& instance, int index,
+               const std::string& verdict, const std::string& detail);
+  // pending | running | succeeded | failed | aborted
+  void SetInstanceOutcome(const InstanceAddress& instance,
+                          const std::string& outcome);
+  // Sets the final outcome and end time. Retries briefly: this is the one
+  // write a reader most needs.
+  Status Finish(const std::string& outcome, const std::string& detail);
+
+  const std::string& path() const { return path_; }
+  proto::DeployRecord record() const;
+
+ private:
+  Journal(ZkSession* session, AclList acl, ServiceName service, DeployId id,
+          std::string path, proto::DeployRecord record, int32_t version,
+          Millis retry_window);
+  struct Node {
+    std::mutex mu;  // guards the fields below and the node's writes
+    proto::DeployRecord::InstanceProgress progress;
+    int32_t version = -1;  // -1: not created yet
+  };
+  // The node of `instance`, created on first use (stable address).
+  Node& NodeFor(const InstanceAddress& instance);
+  Status WriteRecordLocked(Millis window);
+  Status WriteInstanceLocked(const InstanceAddress& instance, Node& node);
+  proto::DeployRecord::InstanceProgress* RecordEntryLocked(
+      const InstanceAddress& instance);
+
+  ZkSession* session_;
+  AclList acl_;
+  ServiceName service_;
+  DeployId id_;
+  std::string path_;
+  mutable std::mutex mu_;  // guards record_, version_ and the map nodes_
+  proto::DeployRecord record_;
+  int32_t version_;
+  std::map<InstanceAddress, Node> nodes_;
+  Millis retry_window_;
+};
+
+// The node holding one instance's steps.
+std::string JournalInstanceNode(const ServiceName& service, const DeployId& id,
+                                const InstanceAddress& instance);
+
+// Reads a record and, with `with_steps`, merges the per-instance step
+// nodes into record.instances(i).steps.
+Result<proto::DeployRecord> ReadJournal(ZkSession* session,
+                                        const ServiceName& service,
+                                        const DeployId& id, bool with_steps);
+
+// Deploy ids of `service`, oldest first (ids sort by start time).
+Result<std::vector<DeployId>> ListJournals(ZkSession* session,
+                                           const ServiceName& service);
+
+}  // namespace zkroll::coordinator
+
+#endif  // ZKROLL_COORDINATOR_JOURNAL_H_

@@ -1,0 +1,44 @@
+// Manual maintenance: `zkroll pause` and `zkroll resume`.
+//
+// A manual pause is a PERSISTENT flag /pause/<service>/<ip>_<port> written
+// with the same transaction as a deploy's (registry::PauseOps: the flag,
+// the guard bump and the deregistration in one multi), so it outlives the
+// process that made it. It always carries expires_at = now + TTL: agents
+// treat an expired flag as absent and every coordinator command that sees
+// one deletes it, so no pause is permanent. resume deletes the flag (no
+// guard bump is needed to allow a registration).
+//
+// Errors: InvalidArgument for an instance nobody knows (unless forced);
+// FailedPrecondition when the instance is already paused (pause) or paused
+// by a running deploy (resume, unless forced); otherwise ZooKeeper errors.
+// Thread-safety: plain functions over a ZkSession.
+#ifndef ZKROLL_COORDINATOR_MAINTENANCE_H_
+#define ZKROLL_COORDINATOR_MAINTENANCE_H_
+
+#include <string>
+
+#include "common/duration.h"
+#include "common/names.h"
+#include "common/status.h"
+#include "common/zk_session.h"
+#include "coordinator/reporter.h"
+
+namespace zkroll::coordinator {
+
+struct ManualPause {
+  std::string reason;
+  Millis ttl{0};
+  bool force = false;  // pause an instance no agent declares
+};
+
+Status PauseInstance(ZkSession* session, const AclList& acl,
+                     const ServiceName& service, const InstanceAddress& address,
+                     const ManualPause& pause, Reporter* reporter);
+
+Status ResumeInstance(ZkSession* session, const ServiceName& service,
+                      const InstanceAddress& address, bool force,
+                      Reporter* reporter);
+
+}  // namespace zkroll::coordinator
+
+#endif  // ZKROLL_COORDINATOR_MAINTENANCE_H_

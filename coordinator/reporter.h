@@ -1,0 +1,103 @@
+// Reporter: what the coordinator tells the person (or tool) that ran it.
+//
+// Text format (default): one line per instance step on stdout, prefixed with
+// the time since the coordinator started, in the spirit of `kubectl rollout
+// status`; COMMAND's output is copied to stdout/stderr with a
+// "[service@ip:port] " prefix. JSON format (--output json): stdout carries
+// only JSON objects, one per line, each with an "event" field: "step",
+// "output", "notice", "batch", "result". Diagnostics (glog, usage errors)
+// always go to stderr.
+//
+// Thread-safety: every method may be called from any thread; lines of
+// concurrent instances never interleave within a line.
+#ifndef ZKROLL_COORDINATOR_REPORTER_H_
+#define ZKROLL_COORDINATOR_REPORTER_H_
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/duration.h"
+#include "coordinator/command.h"
+
+namespace zkroll::coordinator {
+
+enum class OutputFormat { kText, kJson };
+
+// A flat JSON object built field by field, with correct escaping (invalid
+// UTF-8 in values becomes U+FFFD, so the output is always valid JSON).
+class JsonLine {
+ public:
+  JsonLine& Add(std::string_view key, std::string_view value);
+  JsonLine& Add(std::string_view key, const char* value) {
+    return Add(key, std::string_view(value));
+  }
+  JsonLine& Add(std::string_view key, int64_t value);
+  JsonLine& Add(std::string_view key, int value) {
+    return Add(key, static_cast<int64_t>(value));
+  }
+  JsonLine& Add(std::string_view key, bool value);
+  // `raw_json` must already be valid JSON (an object or array).
+  JsonLine& AddRaw(std::string_view key, std::string_view raw_json);
+  std::string str() const { return "{" + body_ + "}"; }
+
+ private:
+  void Key(std::string_view key);
+  std::string body_;
+};
+
+// Escapes `text` as a JSON string literal, quotes included.
+std::string JsonQuote(std::string_view text);
+
+class Reporter {
+ public:
+  Reporter(OutputFormat format, std::FILE* out, std::FILE* err);
+  Reporter(const Reporter&) = delete;
+  Reporter& operator=(const Reporter&) = delete;
+
+  OutputFormat format() const { return format_; }
+  bool json() const { return format_ == OutputFormat::kJson; }
+
+  // A step of `instance` ("service@ip:port") began. Text mode prints it
+  // only for steps that take a while (`announce`).
+  void StepStarted(const std::string& instance, const std::string& step,
+                   const std::string& detail, bool announce);
+  // A step ended with `verdict` (ok | failed | aborted | skipped).
+  void StepEnded(const std::string& instance, const std::string& step,
+                 const std::string& verdict, Millis took,
+                 const std::string& detail);
+  // One line of a child's output.
+  void Output(const std::string& instance, const std::string& label,
+              OutputStream stream, std::string_view line);
+  // A message about the run as a whole ("lock taken", "removed an expired
+  // pause flag ...").
+  void Notice(const std::string& message);
+  // Rollout progress: batch `index` (1-based) of `count` with `instances`.
+  void Batch(int index, int count, const std::vector<std::string>& instances);
+  // The final word. Text: `summary` on stdout (or stderr when exit_code
+  // is not 0). JSON: a "result" event with the given extra fields.
+  void Result(
+      const std::string& outcome, int exit_code, const std::string& summary,
+      const std::vector<std::pair<std::string, std::string>>& fields = {});
+  // An arbitrary JSON line (status, history rows) or text line.
+  void Line(const std::string& text);
+
+ private:
+  std::string Elapsed() const;
+  void Write(std::FILE* f, const std::string& line);
+
+  OutputFormat format_;
+  std::FILE* out_;
+  std::FILE* err_;
+  std::chrono::steady_clock::time_point start_;
+  std::mutex mu_;
+};
+
+}  // namespace zkroll::coordinator
+
+#endif  // ZKROLL_COORDINATOR_REPORTER_H_

@@ -1,0 +1,199 @@
+#include "coordinator/rollout.h"
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include "common/paths.h"
+
+namespace zkroll::coordinator {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Waits until at least `min_healthy` instances outside `batch` are
+// registered. Returns OK, DeadlineExceeded with the explanation, Aborted on
+// a stop request, or a ZooKeeper error.
+Status WaitMinHealthy(const DeployEnvironment& env, const RolloutOptions& opt,
+                      const std::vector<InstanceAddress>& batch) {
+  if (opt.min_healthy <= 0) return Status::Ok();
+  const std::string dir = paths::ServiceDir(env.service);
+  const auto deadline = Clock::now() + opt.min_healthy_timeout;
+  std::set<std::string> in_batch;
+  for (const auto& a : batch) in_batch.insert(a.NodeName());
+  bool announced = false;
+  int have = 0;
+  while (true) {
+    auto fired = std::make_shared<std::atomic<bool>>(false);
+    AbortSignal* abort = env.abort;
+    const int64_t sid = env.session->session_id();
+    auto children =
+        env.session->GetChildrenSync(dir, [fired, abort](const WatchEvent&) {
+          *fired = true;
+          abort->Wake();
+        });
+    bool read_ok = children.ok();
+    if (!read_ok && children.status().code() == StatusCode::kNotFound) {
+      // No /services/<service> yet: nothing registered. Watch for it.
+      auto exists =
+          env.session->ExistsSync(dir, [fired, abort](const WatchEvent&) {
+            *fired = true;
+            abort->Wake();
+          });
+      read_ok = exists.ok();
+      have = 0;
+    } else if (read_ok) {
+      have = 0;
+      for (const auto& name : children->names) {
+        if (in_batch.count(name) == 0) ++have;
+      }
+    } else if (!children.status().IsRetryable()) {
+      return children.status();
+    }
+    if (read_ok && have >= opt.min_healthy) return Status::Ok();
+    if (!announced && read_ok) {
+      announced = true;
+      env.reporter->Notice(
+          "waiting up to " + FormatDuration(opt.min_healthy_timeout) + " for " +
+          std::to_string(opt.min_healthy) +
+          " registered instances outside the next batch (now " +
+          std::to_string(have) + ")");
+    }
+    if (Clock::now() >= deadline) {
+      std::string names;
+      for (const auto& a : batch)
+        names += (names.empty() ? "" : ", ") + a.ToString();
+      return DeadlineExceeded(
+          "only " + std::to_string(have) + " instance(s) of " +
+          env.service.str() + " would stay registered while " + names +
+          " are down, fewer than --min-healthy " +
+          std::to_string(opt.min_healthy) + " (waited " +
+          FormatDuration(opt.min_healthy_timeout) +
+          "); nothing of this batch was touched. See which instances are "
+          "out with `zkroll status --service " +
+          env.service.str() + "`, or lower --min-healthy / --batch");
+    }
+    auto w = env.abort->WaitUntil(
+        [&] {
+          return fired->load() || env.session->session_id() != sid ||
+                 (!read_ok && env.session->connected());
+        },
+        std::min(deadline, Clock::now() + Millis(read_ok ? 5000 : 250)));
+    if (w == AbortSignal::WaitResult::kAborted) {
+      return Aborted("stopped while waiting for --min-healthy");
+    }
+  }
+}
+
+}  // namespace
+
+RolloutResult RunRollout(const DeployEnvironment& env,
+                         const RolloutOptions& options,
+                         const std::vector<InstanceAddress>& targets,
+                         ServiceLock* lock) {
+  RolloutResult result;
+  const int batch_size = std::max(1, options.batch);
+  const int batches =
+      static_cast<int>((targets.size() + batch_size - 1) / batch_size);
+  size_t next = 0;
+  std::string stop_reason;
+  for (int b = 1; next < targets.size(); ++b) {
+    std::vector<InstanceAddress> batch(
+        targets.begin() + next,
+        targets.begin() + std::min(targets.size(), next + batch_size));
+    if (env.abort->requested()) {
+      stop_reason = "stopped by a signal";
+      break;
+    }
+    if (lock != nullptr) {
+      auto held = lock->StillHeld();
+      if (!held.ok() || !*held) {
+        result.session_lost = true;
+        stop_reason = "lost the lock " + lock->path() +
+                      (held.ok() ? std::string(" (our ZooKeeper session ended)")
+                                 : ": " + held.status().ToString()) +
+                      "; another coordinator may be deploying now";
+        break;
+      }
+    }
+    Status healthy = WaitMinHealthy(env, options, batch);
+    if (!healthy.ok()) {
+      if (healthy.code() == StatusCode::kAborted) {
+        stop_reason = healthy.message();
+      } else {
+        result.min_healthy_stop = true;
+        stop_reason = healthy.message();
+      }
+      break;
+    }
+    std::vector<std::string> names;
+    for (const auto& a : batch)
+      names.push_back(InstanceId{env.service, a}.ToString());
+    env.reporter->Batch(b, batches, names);
+
+    std::vector<DeployResult> results(batch.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      threads.emplace_back([&, i] {
+        results[i] = DeployInstance(env, options.deploy, batch[i]);
+      });
+    }
+    for (auto& t : threads) t.join();
+    next += batch.size();
+
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const DeployResult& r = results[i];
+      switch (r.outcome) {
+        case DeployOutcome::kSucceeded:
+          ++result.succeeded;
+          break;
+        case DeployOutcome::kFailed:
+          ++result.failed;
+          result.failures.push_back(batch[i].ToString() + ": " + r.detail);
+          break;
+        case DeployOutcome::kSessionLost:
+          result.session_lost = true;
+          [[fallthrough]];
+        case DeployOutcome::kAborted:
+          ++result.aborted;
+          result.failures.push_back(batch[i].ToString() + ": " + r.detail);
+          break;
+      }
+    }
+    if (result.session_lost) {
+      stop_reason = "the coordinator lost its ZooKeeper session";
+      break;
+    }
+    if (env.abort->requested()) {
+      stop_reason = "stopped by a signal";
+      break;
+    }
+    if (result.failed > options.max_failures) {
+      stop_reason = std::to_string(result.failed) +
+                    " instance(s) failed, more than --max-failures " +
+                    std::to_string(options.max_failures);
+      break;
+    }
+  }
+  result.not_started = static_cast<int>(targets.size() - next);
+
+  if (env.abort->requested() || (result.aborted > 0 && !result.session_lost)) {
+    result.outcome = "aborted";
+  } else if (result.session_lost) {
+    result.outcome = "aborted";
+  } else if (result.failed > 0 || result.min_healthy_stop) {
+    result.outcome = "failed";
+  } else {
+    result.outcome = "succeeded";
+  }
+  result.detail = std::to_string(result.succeeded) + " succeeded, " +
+                  std::to_string(result.failed) + " failed, " +
+                  std::to_string(result.aborted) + " aborted, " +
+                  std::to_string(result.not_started) + " not started";
+  if (!stop_reason.empty()) result.detail += "; stopped: " + stop_reason;
+  return result;
+}
+
+}  // namespace zkroll::coordinator

@@ -1,0 +1,336 @@
+#include "coordinator/status.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "common/clock.h"
+#include "common/paths.h"
+#include "common/payload.h"
+#include "coordinator/inventory.h"
+#include "coordinator/journal.h"
+#include "coordinator/lock.h"
+
+namespace zkroll::coordinator {
+namespace {
+
+// How many recent journals status reads to find each instance's last deploy.
+constexpr int kStatusJournals = 20;
+
+struct LastDeploy {
+  std::string deploy_id;
+  std::string kind;
+  std::string outcome;  // the instance's outcome in that deploy
+  std::string started_at;
+};
+
+// Deploy ids of running journals whose coordinator still holds the lock.
+std::set<std::string> LiveDeploys(ZkSession* session,
+                                  const ServiceName& service) {
+  std::set<std::string> live;
+  const std::string dir = paths::LockDir(service);
+  auto children = session->GetChildrenSync(dir);
+  if (!children.ok()) return live;
+  for (const auto& name : children->names) {
+    auto data = session->GetSync(dir + "/" + name);
+    if (!data.ok()) continue;
+    auto holder = ParsePayload<proto::LockHolder>(data->data, dir + "/" + name);
+    if (holder.ok()) live.insert(holder->deploy_id());
+  }
+  return live;
+}
+
+// "running" with nobody holding the lock means the coordinator died.
+std::string ShownOutcome(const proto::DeployRecord& r,
+                         const std::set<std::string>& live) {
+  if (r.outcome() == "running" && live.count(r.deploy_id()) == 0) {
+    return "unfinished";
+  }
+  return r.outcome();
+}
+
+std::string PauseText(const PauseState& p) {
+  std::string out = "by " + p.flag.by() + " (pid " +
+                    std::to_string(p.flag.pid()) + ") since " + p.flag.since() +
+                    ", reason " + QuoteForMessage(p.flag.reason());
+  if (p.ephemeral()) {
+    out += ", deploy " + p.flag.deploy_id() + " (ends with its coordinator)";
+  } else {
+    out += ", until " + p.flag.expires_at();
+  }
+  if (p.expired) out += " [expired]";
+  return out;
+}
+
+}  // namespace
+
+Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
+                          Reporter* reporter) {
+  for (const auto& line : RemoveExpiredFlags(session, service)) {
+    reporter->Notice(line);
+  }
+  auto inv = LoadInventory(session, service);
+  if (!inv.ok()) return inv.status();
+  for (const auto& w : inv->warnings) LOG(WARNING) << w;
+
+  // Last deploy per instance, from the most recent journals.
+  std::map<std::string, LastDeploy> last;
+  auto ids = ListJournals(session, service);
+  std::set<std::string> live = LiveDeploys(session, service);
+  if (ids.ok()) {
+    int seen = 0;
+    for (auto it = ids->rbegin(); it != ids->rend() && seen < kStatusJournals;
+         ++it, ++seen) {
+      auto rec = ReadJournal(session, service, *it, false);
+      if (!rec.ok()) continue;
+      for (const auto& inst : rec->instances()) {
+        if (last.count(inst.instance()) || inst.outcome() == "pending") {
+          continue;
+        }
+        std::string outcome = inst.outcome();
+        if (outcome == "running" && ShownOutcome(*rec, live) == "unfinished") {
+          outcome = "unfinished";
+        }
+        last[inst.instance()] = LastDeploy{rec->deploy_id(), rec->kind(),
+                                           outcome, rec->started_at()};
+      }
+    }
+  }
+
+  std::set<InstanceAddress> all;
+  for (const auto& [a, d] : inv->declared) all.insert(a);
+  for (const auto& [a, r] : inv->registered) all.insert(a);
+  for (const auto& [a, p] : inv->paused) all.insert(a);
+  std::set<std::string> agents(inv->live_agents.begin(),
+                               inv->live_agents.end());
+
+  if (all.empty() && !reporter->json()) {
+    reporter->Line("service " + service.str() +
+                   ": no instance is declared by an agent, registered or "
+                   "paused");
+  }
+  int registered = 0;
+  for (const InstanceAddress& a : all) {
+    const std::string node = a.NodeName();
+    auto reg = inv->registered.find(a);
+    auto pause = inv->paused.find(a);
+    auto decl = inv->declared.find(a);
+    auto dep = last.find(node);
+    if (reg != inv->registered.end()) ++registered;
+
+    if (reporter->json()) {
+      JsonLine line;
+      line.Add("event", "instance")
+          .Add("service", service.str())
+          .Add("instance", a.ToString())
+          .Add("registered", reg != inv->registered.end());
+      if (reg != inv->registered.end()) {
+        line.Add("registered_by", reg->second.record.host())
+            .Add("registered_at", reg->second.record.registered_at());
+      }
+      line.Add("paused", pause != inv->paused.end());
+      if (pause != inv->paused.end()) {
+        const auto& f = pause->second.flag;
+        line.AddRaw("pause", JsonLine()
+                                 .Add("by", f.by())
+                                 .Add("pid", static_cast<int64_t>(f.pid()))
+                                 .Add("reason", f.reason())
+                                 .Add("since", f.since())
+                                 .Add("expires_at", f.expires_at())
+                                 .Add("deploy_id", f.deploy_id())
+                                 .Add("ephemeral", pause->second.ephemeral())
+                                 .str());
+      }
+      std::string agents_json = "[";
+      if (decl != inv->declared.end()) {
+        for (size_t i = 0; i < decl->second.size(); ++i) {
+          const auto& d = decl->second[i];
+          if (i) agents_json += ",";
+          agents_json += JsonLine()
+                             .Add("host", d.host)
+                             .Add("alive", true)
+                             .Add("state", d.view.state())
+                             .Add("healthy", d.view.healthy())
+                             .Add("paused", d.view.paused())
+                             .Add("registered", d.view.registered())
+                             .Add("last_check", d.view.last_check())
+                             .Add("last_check_at", d.view.last_check_at())
+                             .str();
+        }
+      } else if (reg != inv->registered.end() &&
+                 !reg->second.record.host().empty()) {
+        agents_json +=
+            JsonLine()
+                .Add("host", reg->second.record.host())
+                .Add("alive", agents.count(reg->second.record.host()) > 0)
+                .str();
+      }
+      agents_json += "]";
+      line.AddRaw("agents", agents_json);
+      if (dep != last.end()) {
+        line.AddRaw("last_deploy",
+                    JsonLine()
+                        .Add("deploy_id", dep->second.deploy_id)
+                        .Add("kind", dep->second.kind)
+                        .Add("outcome", dep->second.outcome)
+                        .Add("started_at", dep->second.started_at)
+                        .str());
+      }
+      reporter->Line(line.str());
+      continue;
+    }
+
+    std::string text = service.str() + "@" + a.ToString() + "\n";
+    if (reg != inv->registered.end()) {
+      text += "  registered:  yes";
+      if (!reg->second.record.host().empty()) {
+        text += ", by agent " + reg->second.record.host();
+      }
+      if (!reg->second.record.registered_at().empty()) {
+        text += " at " + reg->second.record.registered_at();
+      }
+    } else {
+      text += "  registered:  no";
+    }
+    text += "\n  paused:      " +
+            (pause != inv->paused.end() ? PauseText(pause->second) : "no") +
+            "\n";
+    if (decl != inv->declared.end()) {
+      for (const auto& d : decl->second) {
+        text += "  agent:       " + d.host + " (alive), sees " +
+                (d.view.state().empty() ? "unknown" : d.view.state());
+        if (!d.view.last_check().empty()) {
+          text += ", last check: " + d.view.last_check();
+          if (!d.view.last_check_at().empty()) {
+            text += " at " + d.view.last_check_at();
+          }
+        }
+        text += "\n";
+      }
+    } else if (reg != inv->registered.end() &&
+               !reg->second.record.host().empty()) {
+      const std::string& h = reg->second.record.host();
+      text += "  agent:       " + h +
+              (agents.count(h) ? " (alive, but does not declare it)"
+                               : " (gone: no /agents/" + h + ")") +
+              "\n";
+    } else {
+      text += "  agent:       none declares it\n";
+    }
+    text +=
+        "  last deploy: " +
+        (dep != last.end()
+             ? dep->second.deploy_id + " (" + dep->second.kind + ") " +
+                   dep->second.outcome + ", started " + dep->second.started_at
+             : std::string("none recorded"));
+    reporter->Line(text);
+  }
+  if (!reporter->json() && !all.empty()) {
+    reporter->Line(std::to_string(registered) + " of " +
+                   std::to_string(all.size()) + " instance(s) of " +
+                   service.str() + " registered");
+  }
+  return Status::Ok();
+}
+
+Status PrintHistory(ZkSession* session, const ServiceName& service, int limit,
+                    Reporter* reporter) {
+  auto ids = ListJournals(session, service);
+  if (!ids.ok()) return ids.status();
+  std::set<std::string> live = LiveDeploys(session, service);
+  if (ids->empty() && !reporter->json()) {
+    reporter->Line("no deploys of " + service.str() + " recorded under " +
+                   paths::DeployDir(service));
+    return Status::Ok();
+  }
+  int shown = 0;
+  for (auto it = ids->rbegin(); it != ids->rend() && shown < limit;
+       ++it, ++shown) {
+    auto rec = ReadJournal(session, service, *it, false);
+    if (!rec.ok()) {
+      LOG(WARNING) << rec.status().ToString();
+      continue;
+    }
+    int ok = 0, failed = 0, aborted = 0;
+    for (const auto& inst : rec->instances()) {
+      ok += inst.outcome() == "succeeded";
+      failed += inst.outcome() == "failed";
+      aborted += inst.outcome() == "aborted";
+    }
+    const std::string outcome = ShownOutcome(*rec, live);
+    if (reporter->json()) {
+      reporter->Line(JsonLine()
+                         .Add("event", "deploy")
+                         .Add("deploy_id", rec->deploy_id())
+                         .Add("kind", rec->kind())
+                         .Add("outcome", outcome)
+                         .Add("by", rec->by())
+                         .Add("pid", static_cast<int64_t>(rec->pid()))
+                         .Add("started_at", rec->started_at())
+                         .Add("ended_at", rec->ended_at())
+                         .Add("instances", rec->instances_size())
+                         .Add("succeeded", ok)
+                         .Add("failed", failed)
+                         .Add("aborted", aborted)
+                         .Add("detail", rec->detail())
+                         .str());
+      continue;
+    }
+    reporter->Line(rec->deploy_id() + "  " + rec->kind() + "  " + outcome +
+                   "  started " + rec->started_at() + " by " + rec->by() +
+                   "  instances " + std::to_string(rec->instances_size()) +
+                   " (" + std::to_string(ok) + " ok, " +
+                   std::to_string(failed) + " failed, " +
+                   std::to_string(aborted) + " aborted)" +
+                   (rec->detail().empty() ? "" : "  " + rec->detail()));
+  }
+  return Status::Ok();
+}
+
+Status PrintDeploy(ZkSession* session, const ServiceName& service,
+                   const DeployId& id, Reporter* reporter) {
+  auto rec = ReadJournal(session, service, id, true);
+  if (!rec.ok()) {
+    if (rec.status().code() == StatusCode::kNotFound) {
+      return NotFound("no deploy " + id.str() + " of " + service.str() + " (" +
+                      paths::DeployNode(service, id) +
+                      "); list them with `zkroll history --service " +
+                      service.str() + "`");
+    }
+    return rec.status();
+  }
+  if (reporter->json()) {
+    // The record itself, on one line (protobuf's JSON mapping, as stored).
+    std::string json = ToJson(*rec);
+    json.erase(std::remove(json.begin(), json.end(), '\n'), json.end());
+    reporter->Line(json);
+    return Status::Ok();
+  }
+  std::set<std::string> live = LiveDeploys(session, service);
+  std::string text =
+      "deploy " + rec->deploy_id() + " (" + rec->kind() + ") of " +
+      rec->service() + ": " + ShownOutcome(*rec, live) + "\n  by " + rec->by() +
+      " (pid " + std::to_string(rec->pid()) + "), started " +
+      rec->started_at() +
+      (rec->ended_at().empty() ? "" : ", ended " + rec->ended_at()) +
+      "\n  command:";
+  for (const auto& w : rec->command()) text += " " + QuoteForMessage(w);
+  text += "\n";
+  for (const auto& [k, v] : rec->parameters()) {
+    text += "  " + k + " = " + v + "\n";
+  }
+  if (!rec->detail().empty()) text += "  detail: " + rec->detail() + "\n";
+  for (const auto& inst : rec->instances()) {
+    text += "  " + inst.instance() + ": " + inst.outcome() + "\n";
+    for (const auto& s : inst.steps()) {
+      text += "    " + s.name() + " " + s.verdict() + " " + s.started_at() +
+              " .. " + s.ended_at() +
+              (s.detail().empty() ? "" : "  " + s.detail()) + "\n";
+    }
+  }
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  reporter->Line(text);
+  return Status::Ok();
+}
+
+}  // namespace zkroll::coordinator

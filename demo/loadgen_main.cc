@@ -1,0 +1,5 @@
+#include "demo/loadgen.h"
+
+int main(int argc, char** argv) {
+  return zkroll::demo::LoadgenMain(argc, argv);
+}

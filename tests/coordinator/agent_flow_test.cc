@@ -1,0 +1,388 @@
+// The whole flow with real processes: a ZooKeeper server, zkroll-agent,
+// zkroll-tiny-service instances and the zkroll coordinator, observed from
+// outside through ZooKeeper. No test waits for a fixed time: COMMANDs that
+// must stay running block on a FIFO the test releases (Handshake), and
+// every wait is for a condition with a deadline.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "common/clock.h"
+#include "tests/coordinator/coordinator_fixture.h"
+#include "tests/support/wait.h"
+
+namespace zkroll::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> StepNames(const proto::DeployRecord& rec,
+                                   int instance = 0) {
+  std::vector<std::string> out;
+  if (rec.instances_size() <= instance) return out;
+  for (const auto& s : rec.instances(instance).steps()) {
+    out.push_back(s.name() + ":" + s.verdict());
+  }
+  return out;
+}
+
+class AgentFlowTest : public CoordinatorTest {
+ protected:
+  std::string Instance(int port) const { return svc_ + "@" + Addr(port); }
+
+  // Starts tiny services on fresh ports and one agent managing them, and
+  // waits until the agent has registered every one.
+  void StartFleet(int n) {
+    std::vector<std::string> instances;
+    for (int i = 0; i < n; ++i) {
+      services_.push_back(std::make_unique<TinyService>(PickFreePort()));
+      ASSERT_TRUE(services_.back()->Start());
+      instances.push_back(Instance(services_.back()->port()));
+    }
+    StartAgent("host-a", instances);
+    for (const auto& s : services_) {
+      int port = s->port();
+      ASSERT_TRUE(WaitFor(
+          [&] { return Registered(port) && AgentDeclares("host-a", port); },
+          milliseconds(20000)))
+          << "agent never registered and declared " << port << "\n"
+          << AgentLogs();
+    }
+  }
+
+  std::vector<std::unique_ptr<TinyService>> services_;
+};
+
+TEST_F(AgentFlowTest, DeployWithRealAgentTakesOutUpgradesAndRestores) {
+  StartFleet(1);
+  const int port = services_[0]->port();
+  Handshake hs(dir_, "cmd");
+  ChildProcess* z = StartZkroll(
+      Deploy(port, {"--check", "http:/"}, {"/bin/sh", "-c", hs.Snippet()}));
+  ASSERT_TRUE(hs.WaitStarted(milliseconds(20000))) << z->Output();
+  // Out of traffic before COMMAND started, flag present during COMMAND, and
+  // the agent, which keeps checking a healthy instance, must not register it.
+  EXPECT_FALSE(Registered(port));
+  EXPECT_TRUE(Paused(port));
+  auto flag = Flag(port);
+  ASSERT_TRUE(flag.has_value());
+  EXPECT_EQ(flag->pid(), z->pid());
+  EXPECT_FALSE(Registered(port)) << AgentLogs();
+
+  ASSERT_TRUE(hs.Release());
+  auto code = z->Wait(milliseconds(30000));
+  ASSERT_EQ(code, 0) << z->Output() << AgentLogs();
+  EXPECT_FALSE(Paused(port));
+  EXPECT_TRUE(Registered(port)) << "the deploy reported success before the "
+                                   "agent registered the instance";
+  auto node = Get(InstancePath(port));
+  ASSERT_TRUE(node.has_value());
+  auto rec =
+      ParsePayload<proto::InstanceRecord>(node->data, InstancePath(port));
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->host(), "host-a");
+  auto journal = LastJournal();
+  ASSERT_TRUE(journal.has_value());
+  EXPECT_EQ(journal->outcome(), "succeeded");
+  std::vector<std::string> want = {"pause:ok",     "drain:ok",  "verify:ok",
+                                   "command:ok",   "health:ok", "resume:ok",
+                                   "registered:ok"};
+  EXPECT_EQ(StepNames(*journal), want);
+  const std::string out = z->Output();
+  EXPECT_NE(out.find("registered by agent host-a"), std::string::npos) << out;
+}
+
+TEST_F(AgentFlowTest, ChecksGiveUpThenAgentRegistersWhenServiceHeals) {
+  StartFleet(1);
+  const int port = services_[0]->port();
+  // The "upgrade" leaves the service down.
+  auto start = Clock::now();
+  RunResult r = Zkroll(
+      Deploy(port, {"--health-attempts", "3"},
+             {"/bin/sh", "-c", "kill $(cat " + services_[0]->pidfile() + ")"}));
+  auto took = Clock::now() - start;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("every health check failed (3 attempts"),
+            std::string::npos)
+      << r.output;
+  EXPECT_GE(took, milliseconds(200)) << "3 attempts 100ms apart";
+  EXPECT_FALSE(Paused(port)) << "the flag must go so the agent decides";
+  services_[0]->Stop();  // reap the killed service
+  EXPECT_FALSE(Registered(port)) << "the agent registered a dead instance";
+  auto journal = LastJournal();
+  ASSERT_TRUE(journal.has_value());
+  EXPECT_EQ(journal->outcome(), "failed");
+  EXPECT_EQ(StepNames(*journal).back(), "resume:ok");
+
+  // The service heals; the agent's own checks bring it back.
+  ASSERT_TRUE(services_[0]->Start());
+  auto heal = Clock::now();
+  ASSERT_TRUE(WaitFor([&] { return Registered(port); }, milliseconds(20000)))
+      << AgentLogs();
+  std::cerr
+      << "re-registered "
+      << std::chrono::duration_cast<milliseconds>(Clock::now() - heal).count()
+      << " ms after the service healed\n";
+}
+
+TEST_F(AgentFlowTest, CommandFailureRunsOnFailureThenResumes) {
+  StartFleet(1);
+  const int port = services_[0]->port();
+  const std::string rollback = dir_.File("rollback");
+  RunResult r =
+      Zkroll(Deploy(port,
+                    {"--on-failure", "/bin/sh -c 'echo \"$ZKROLL_FAILURE\" > " +
+                                         rollback + "; echo rolled-back'"},
+                    {"/bin/sh", "-c", "echo upgrading; exit 3"}));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(ReadFile(rollback).find("exit status 3"), std::string::npos)
+      << "--on-failure did not run or did not get the reason:\n"
+      << r.output;
+  EXPECT_NE(r.output.find("on-failure] rolled-back"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(Paused(port));
+  auto journal = LastJournal();
+  ASSERT_TRUE(journal.has_value());
+  std::vector<std::string> want = {"pause:ok",      "drain:ok",
+                                   "verify:ok",     "command:failed",
+                                   "on-failure:ok", "resume:ok"};
+  EXPECT_EQ(StepNames(*journal), want);
+  // The instance is healthy, so the agent takes it back.
+  EXPECT_TRUE(WaitFor([&] { return Registered(port); }, milliseconds(20000)))
+      << AgentLogs();
+}
+
+TEST_F(AgentFlowTest, CoordinatorKilledDuringDrainLosesItsFlagWithItsSession) {
+  StartFleet(1);
+  const int port = services_[0]->port();
+  ChildProcess* z = StartZkroll(Deploy(
+      port, {"--drain-wait", "5m", "--session-timeout", "2s"}, {"/bin/true"}));
+  ASSERT_TRUE(WaitFor([&] { return Paused(port); }, milliseconds(20000)))
+      << z->Output();
+  ASSERT_FALSE(Registered(port));
+  auto killed = Clock::now();
+  z->Signal(SIGKILL);
+  ASSERT_EQ(z->Wait(milliseconds(10000)), 128 + SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return !Paused(port); }, milliseconds(20000)));
+  auto flag_gone = Clock::now() - killed;
+  ASSERT_TRUE(WaitFor([&] { return Registered(port); }, milliseconds(20000)))
+      << AgentLogs();
+  auto back = Clock::now() - killed;
+  std::cerr << "fault: coordinator SIGKILLed during the drain; flag gone after "
+            << std::chrono::duration_cast<milliseconds>(flag_gone).count()
+            << " ms, instance registered again after "
+            << std::chrono::duration_cast<milliseconds>(back).count()
+            << " ms (session timeout 2s)\n";
+  // The session timeout bounds the outage (plus one tick of slack).
+  EXPECT_LT(flag_gone, milliseconds(6000));
+  auto journal = LastJournal();
+  ASSERT_TRUE(journal.has_value());
+  EXPECT_EQ(journal->outcome(), "running") << "a dead coordinator cannot "
+                                              "finish its journal";
+  RunResult h = Zkroll({"history", "--service", svc_});
+  EXPECT_NE(h.output.find("unfinished"), std::string::npos) << h.output;
+}
+
+// A coordinator frozen (SIGSTOP: a long GC-like pause) past its session
+// timeout loses its session and with it the flag; the agent registers the
+// instance again. When it wakes up before COMMAND it must not run COMMAND.
+TEST_F(AgentFlowTest, SessionExpiredDuringDrainMeansCommandIsNotRun) {
+  StartFleet(1);
+  const int port = services_[0]->port();
+  const std::string marker = dir_.File("ran");
+  ChildProcess* z = StartZkroll(
+      Deploy(port, {"--drain-wait", "3s", "--session-timeout", "1s"},
+             {"/bin/sh", "-c", "touch " + marker}));
+  ASSERT_TRUE(WaitFor([&] { return Paused(port); }, milliseconds(20000)))
+      << z->Output();
+  auto stopped = Clock::now();
+  z->Signal(SIGSTOP);
+  ASSERT_TRUE(WaitFor([&] { return !Paused(port) && Registered(port); },
+                      milliseconds(20000)))
+      << "the frozen coordinator's flag outlived its session\n"
+      << AgentLogs();
+  std::cerr << "fault: coordinator frozen; flag gone and instance registered "
+               "again after "
+            << std::chrono::duration_cast<milliseconds>(Clock::now() - stopped)
+                   .count()
+            << " ms (session timeout 1s)\n";
+  z->Signal(SIGCONT);
+  auto code = z->Wait(milliseconds(30000));
+  ASSERT_EQ(code, 4) << z->Output();
+  EXPECT_NE(::access(marker.c_str(), F_OK), 0) << "COMMAND ran without a flag";
+  EXPECT_NE(z->Output().find("COMMAND was not run"), std::string::npos)
+      << z->Output();
+  EXPECT_NE(z->Output().find("is gone"), std::string::npos)
+      << "the reason should be the vanished flag\n"
+      << z->Output();
+  EXPECT_TRUE(Registered(port));
+  auto journal = LastJournal();
+  ASSERT_TRUE(journal.has_value());
+  EXPECT_EQ(journal->outcome(), "aborted");
+}
+
+TEST_F(AgentFlowTest, SessionExpiredWhileCommandRunsIsReportedAfterIt) {
+  StartFleet(1);
+  const int port = services_[0]->port();
+  Handshake hs(dir_, "cmd");
+  ChildProcess* z = StartZkroll(Deploy(port, {"--session-timeout", "1s"},
+                                       {"/bin/sh", "-c", hs.Snippet()}));
+  ASSERT_TRUE(hs.WaitStarted(milliseconds(20000))) << z->Output();
+  z->Signal(SIGSTOP);  // COMMAND (its own process group) keeps running
+  ASSERT_TRUE(WaitFor([&] { return !Paused(port) && Registered(port); },
+                      milliseconds(20000)))
+      << AgentLogs();
+  z->Signal(SIGCONT);
+  ASSERT_TRUE(hs.Release());
+  auto code = z->Wait(milliseconds(30000));
+  ASSERT_EQ(code, 4) << z->Output();
+  EXPECT_NE(z->Output().find("while it ran"), std::string::npos) << z->Output();
+  auto journal = LastJournal();
+  ASSERT_TRUE(journal.has_value());
+  EXPECT_EQ(journal->outcome(), "aborted");
+  std::vector<std::string> steps = StepNames(*journal);
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), "health:ok"), 0);
+}
+
+TEST_F(AgentFlowTest, SigtermDuringCommandStopsItAndRestoresTheInstance) {
+  StartFleet(1);
+  const int port = services_[0]->port();
+  Handshake hs(dir_, "cmd");
+  const std::string pidfile = dir_.File("cmd.pid");
+  ChildProcess* z = StartZkroll(
+      Deploy(port, {},
+             {"/bin/sh", "-c", "echo $$ > " + pidfile + "; " + hs.Snippet()}));
+  ASSERT_TRUE(hs.WaitStarted(milliseconds(20000))) << z->Output();
+  pid_t cmd = std::atoi(ReadFile(pidfile).c_str());
+  ASSERT_GT(cmd, 0);
+  z->Signal(SIGTERM);
+  ASSERT_EQ(z->Wait(milliseconds(20000)), 143) << z->Output();
+  EXPECT_NE(::kill(cmd, 0), 0) << "COMMAND still runs after the abort";
+  EXPECT_FALSE(Paused(port));
+  auto journal = LastJournal();
+  ASSERT_TRUE(journal.has_value());
+  EXPECT_EQ(journal->outcome(), "aborted");
+  std::vector<std::string> want = {"pause:ok", "drain:ok", "verify:ok",
+                                   "command:aborted", "resume:ok"};
+  EXPECT_EQ(StepNames(*journal), want);
+  EXPECT_TRUE(Children(paths::LockDir(*ServiceName::Parse(svc_))).empty());
+  EXPECT_TRUE(WaitFor([&] { return Registered(port); }, milliseconds(20000)))
+      << AgentLogs();
+}
+
+TEST_F(AgentFlowTest, ManualPauseExpiresAndTheAgentRegistersAgain) {
+  StartFleet(1);
+  const int port = services_[0]->port();
+  RunResult p = Zkroll({"pause", "--service", svc_, "--instance", Addr(port),
+                        "--reason", "kernel update", "--ttl", "2s"});
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  auto paused_at = Clock::now();
+  EXPECT_FALSE(Registered(port));
+  RunResult st = Zkroll({"status", "--service", svc_});
+  EXPECT_NE(st.output.find("kernel update"), std::string::npos) << st.output;
+
+  // Agents treat the expired flag as absent; nobody had to delete it.
+  ASSERT_TRUE(WaitFor([&] { return Registered(port); }, milliseconds(20000)))
+      << AgentLogs();
+  EXPECT_GE(Clock::now() - paused_at, milliseconds(1500))
+      << "registered before the pause expired";
+  EXPECT_TRUE(Paused(port)) << "the flag is still there (agents cannot delete)";
+  RunResult st2 = Zkroll({"status", "--service", svc_});
+  EXPECT_NE(st2.output.find("removed expired pause flag"), std::string::npos)
+      << st2.output;
+  EXPECT_FALSE(Paused(port));
+}
+
+TEST_F(AgentFlowTest, RolloutRefusesBatchThatBreaksMinHealthy) {
+  StartFleet(2);
+  const std::string marker = dir_.File("ran");
+  RunResult r =
+      Zkroll({"rollout", "--service", svc_, "--batch", "1", "--min-healthy",
+              "2", "--min-healthy-timeout", "300ms", "--drain-wait", "0s", "--",
+              "/bin/sh", "-c", "touch " + marker});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("fewer than --min-healthy 2"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("nothing of this batch was touched"),
+            std::string::npos);
+  EXPECT_NE(::access(marker.c_str(), F_OK), 0) << "COMMAND ran";
+  EXPECT_TRUE(Children(paths::PauseDir(*ServiceName::Parse(svc_))).empty());
+  for (const auto& s : services_) EXPECT_TRUE(Registered(s->port()));
+}
+
+TEST_F(AgentFlowTest, RolloutUpgradesEveryDeclaredInstanceInBatches) {
+  StartFleet(3);
+  const std::string log = dir_.File("order");
+  RunResult r = Zkroll({"--output", "json", "rollout", "--service", svc_,
+                        "--batch", "2", "--min-healthy", "1", "--drain-wait",
+                        "0s", "--health-interval", "100ms", "--", "/bin/sh",
+                        "-c", "echo $ZKROLL_INSTANCE >> " + log});
+  ASSERT_EQ(r.exit_code, 0) << r.output << AgentLogs();
+  // Every line of stdout is one JSON object (glog and the ZooKeeper client
+  // log to stderr, which RunCommand merges; skip their lines).
+  int events = 0, batches = 0;
+  std::istringstream lines(r.output);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] != '{') continue;
+    ++events;
+    EXPECT_EQ(line.back(), '}') << line;
+    if (line.find("\"event\":\"batch\"") != std::string::npos) ++batches;
+  }
+  EXPECT_EQ(batches, 2) << "3 instances, 2 at a time";
+  EXPECT_GT(events, 20);
+  EXPECT_NE(r.output.find("\"event\":\"result\""), std::string::npos);
+  const std::string order = ReadFile(log);
+  for (const auto& s : services_) {
+    EXPECT_NE(order.find("127.0.0.1_" + std::to_string(s->port())),
+              std::string::npos)
+        << order;
+    EXPECT_TRUE(Registered(s->port()));
+    EXPECT_FALSE(Paused(s->port()));
+  }
+  auto journal = LastJournal();
+  ASSERT_TRUE(journal.has_value());
+  EXPECT_EQ(journal->kind(), "rollout");
+  EXPECT_EQ(journal->outcome(), "succeeded");
+  ASSERT_EQ(journal->instances_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(journal->instances(i).outcome(), "succeeded");
+    EXPECT_EQ(StepNames(*journal, i).back(), "registered:ok");
+  }
+  RunResult h = Zkroll({"history", "--service", svc_});
+  EXPECT_NE(h.output.find("rollout  succeeded"), std::string::npos) << h.output;
+}
+
+TEST_F(AgentFlowTest, RolloutStopsAtFirstFailedBatch) {
+  StartFleet(3);
+  // The first instance (lowest port) fails its upgrade; the others must not
+  // be touched.
+  std::vector<int> ports;
+  for (const auto& s : services_) ports.push_back(s->port());
+  std::sort(ports.begin(), ports.end());
+  RunResult r =
+      Zkroll({"rollout", "--service", svc_, "--batch", "1", "--min-healthy",
+              "1", "--drain-wait", "0s", "--", "/bin/sh", "-c",
+              "[ \"$ZKROLL_PORT\" != " + std::to_string(ports[0]) + " ]"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("1 failed"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("2 not started"), std::string::npos) << r.output;
+  auto journal = LastJournal();
+  ASSERT_TRUE(journal.has_value());
+  EXPECT_EQ(journal->outcome(), "failed");
+  ASSERT_EQ(journal->instances_size(), 3);
+  EXPECT_EQ(journal->instances(0).outcome(), "failed");
+  EXPECT_EQ(journal->instances(1).outcome(), "pending");
+  EXPECT_EQ(journal->instances(2).outcome(), "pending");
+}
+
+}  // namespace
+}  // namespace zkroll::testing

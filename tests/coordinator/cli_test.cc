@@ -1,0 +1,153 @@
+// `zkroll` argument validation, run as a real process. The --zk given
+// points at a port where nothing listens: every case below must be refused
+// with exit 2 before any connection attempt (a connect would end in exit 3
+// after --connect-timeout instead).
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/support/process.h"
+#include "tests/support/zk_server.h"
+
+namespace zkroll::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+struct Case {
+  std::vector<std::string> args;
+  std::string message;  // expected in the output
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  RunResult Run(std::vector<std::string> args) {
+    std::vector<std::string> argv = {ZKROLL_COORDINATOR_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, milliseconds(20000));
+  }
+  std::string dead_zk_ = "127.0.0.1:" + std::to_string(PickFreePort());
+};
+
+TEST_F(CliTest, BadInputOfEachKindExitsTwoBeforeConnecting) {
+  const std::string zk = dead_zk_;
+  TempDir dir;
+  std::string open_auth = dir.Write("auth", "user:pw\n", 0644);
+  const std::vector<Case> cases = {
+      {{"deploy", "--zk", zk, "--service", "bad/name", "--instance",
+        "127.0.0.1:80", "--", "/bin/true"},
+       "--service: service name 'bad/name'"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance", "127.0.0.1",
+        "--", "/bin/true"},
+       "--instance: bad instance address '127.0.0.1'"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "999.0.0.1:80", "--", "/bin/true"},
+       "--instance"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:70000", "--", "/bin/true"},
+       "port"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--drain-wait", "20", "--", "/bin/true"},
+       "--drain-wait: bad duration '20'"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--exec-timeout", "0s", "--", "/bin/true"},
+       "--exec-timeout must be more than 0"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80"},
+       "missing `-- COMMAND"},
+      {{"rollout", "--zk", zk, "--service", "level", "--min-healthy", "1"},
+       "missing `-- COMMAND"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--check", "smtp", "--", "/bin/true"},
+       "--check: bad health check 'smtp'"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--", "no-such-upgrade-tool"},
+       "COMMAND: command 'no-such-upgrade-tool' was not found"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--on-failure", "rollback 'v1", "--", "/bin/true"},
+       "--on-failure: bad command line"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--health-attempts", "0", "--", "/bin/true"},
+       "--health-attempts must be between 1"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--no-such-option", "--", "/bin/true"},
+       "no-such-option"},
+      {{"deploy", "--service", "level", "--instance", "127.0.0.1:80", "--",
+        "/bin/true"},
+       "--zk is required"},
+      {{"deploy", "--zk", "zk;rm -rf /", "--service", "level", "--instance",
+        "127.0.0.1:80", "--", "/bin/true"},
+       "--zk:"},
+      {{"deploy", "--zk", zk, "--auth-file", open_auth, "--service", "level",
+        "--instance", "127.0.0.1:80", "--", "/bin/true"},
+       "--auth-file"},
+      {{"deploy", "--zk", zk, "--output", "yaml", "--service", "level",
+        "--instance", "127.0.0.1:80", "--", "/bin/true"},
+       "--output must be text or json"},
+      {{"rollout", "--zk", zk, "--service", "level", "--", "/bin/true"},
+       "--min-healthy is required"},
+      {{"rollout", "--zk", zk, "--service", "level", "--min-healthy", "1",
+        "--instances", "127.0.0.1:80,127.0.0.1:80", "--", "/bin/true"},
+       "twice"},
+      {{"rollout", "--zk", zk, "--service", "level", "--min-healthy", "1",
+        "--batch", "0", "--", "/bin/true"},
+       "--batch must be between 1"},
+      {{"pause", "--zk", zk, "--service", "level", "--instance", "127.0.0.1:80",
+        "--ttl", "1h"},
+       "--reason is required"},
+      {{"pause", "--zk", zk, "--service", "level", "--instance", "127.0.0.1:80",
+        "--reason", "disk swap"},
+       "--ttl is required"},
+      {{"pause", "--zk", zk, "--service", "level", "--instance", "127.0.0.1:80",
+        "--reason", "x", "--ttl", "0s"},
+       "--ttl must be more than 0"},
+      {{"status", "--zk", zk, "--service", "level", "--", "/bin/true"},
+       "takes no `-- COMMAND`"},
+      {{"history", "--zk", zk, "--service", "level", "--deploy-id", "../x"},
+       "--deploy-id"},
+      {{"frobnicate"}, "unknown subcommand 'frobnicate'"},
+      {{}, "usage: zkroll"},
+  };
+  for (const auto& c : cases) {
+    std::string joined;
+    for (const auto& a : c.args) joined += a + " ";
+    RunResult r = Run(c.args);
+    EXPECT_EQ(r.exit_code, 2) << joined << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos)
+        << joined << "\nwanted: " << c.message << "\ngot: " << r.output;
+    EXPECT_EQ(r.output.find("ZOO_ERROR"), std::string::npos)
+        << joined << ": tried to connect before validating\n"
+        << r.output;
+  }
+}
+
+TEST_F(CliTest, HelpAndVersion) {
+  RunResult v = Run({"--version"});
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_EQ(v.output.rfind("zkroll ", 0), 0u) << v.output;
+  RunResult h = Run({"--help"});
+  EXPECT_EQ(h.exit_code, 0);
+  for (const char* want : {"deploy", "rollout", "status", "history", "pause",
+                           "resume", "Exit codes", "130"}) {
+    EXPECT_NE(h.output.find(want), std::string::npos) << want;
+  }
+  RunResult d = Run({"deploy", "--help"});
+  EXPECT_EQ(d.exit_code, 0);
+  for (const char* want : {"--drain-wait", "--exec-timeout", "--check",
+                           "--health-attempts", "--on-failure", "--zk"}) {
+    EXPECT_NE(d.output.find(want), std::string::npos) << want;
+  }
+}
+
+TEST_F(CliTest, UnreachableZooKeeperExitsThree) {
+  RunResult r = Run({"--zk", dead_zk_, "--connect-timeout", "500ms", "status",
+                     "--service", "level"});
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("cannot reach ZooKeeper"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find(dead_zk_), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace zkroll::testing

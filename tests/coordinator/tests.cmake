@@ -1,0 +1,20 @@
+# Coordinator (`zkroll`) tests. Included from tests/CMakeLists.txt, so source
+# paths are relative to tests/.
+#  unit: the child-process runner, output formats and argument validation
+#        (real processes, no ZooKeeper).
+#  zk:   the coordinator against a real ZooKeeper server, with the agent
+#        simulated by the test (coordinator_zk_test) or real zkroll-agent
+#        processes and tiny services (coordinator_agent_flow_test).
+zkroll_add_test(NAME coordinator_unit_test LABELS unit TIMEOUT 120
+  SOURCES coordinator/command_test.cc coordinator/reporter_test.cc
+          coordinator/cli_test.cc
+  LIBS zkroll_coordinator_lib)
+zkroll_add_test(NAME coordinator_zk_test LABELS zk TIMEOUT 300
+  SOURCES coordinator/coordinator_zk_test.cc coordinator/coordinator_fixture.cc
+  LIBS zkroll_coordinator_lib)
+zkroll_add_test(NAME coordinator_agent_flow_test LABELS zk TIMEOUT 600
+  SOURCES coordinator/agent_flow_test.cc coordinator/coordinator_fixture.cc
+  LIBS zkroll_coordinator_lib)
+zkroll_add_test(NAME coordinator_init_test LABELS zk TIMEOUT 300
+  SOURCES coordinator/init_test.cc coordinator/coordinator_fixture.cc
+  LIBS zkroll_coordinator_lib)

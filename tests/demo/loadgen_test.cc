@@ -1,0 +1,286 @@
+// zkroll-loadgen as a real process against real zkroll-demo-service
+// processes registered in a real ZooKeeper by the test (as agents would).
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "client/discovery.h"
+#include "common/paths.h"
+#include "common/payload.h"
+#include "tests/demo/demo_fixture.h"
+#include "zkroll.pb.h"
+
+namespace zkroll::testing {
+namespace {
+
+using google::protobuf::Struct;
+using google::protobuf::Value;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+Struct ParseJson(const std::string& text) {
+  Struct doc;
+  auto status = google::protobuf::util::JsonStringToMessage(text, &doc);
+  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << text;
+  return doc;
+}
+
+// A number at a dotted path, e.g. "failed_by_cause.refused"; -1 if absent.
+double Number(const Struct& doc, const std::string& path) {
+  const Struct* at = &doc;
+  size_t start = 0;
+  while (true) {
+    size_t dot = path.find('.', start);
+    std::string key = path.substr(start, dot - start);
+    auto it = at->fields().find(key);
+    if (it == at->fields().end()) return -1;
+    if (dot == std::string::npos) return it->second.number_value();
+    at = &it->second.struct_value();
+    start = dot + 1;
+  }
+}
+
+// True if some "<key><n>" in `text` has n != 0.
+bool AnyNonZero(const std::string& text, const std::string& key) {
+  for (size_t at = text.find(key); at != std::string::npos;
+       at = text.find(key, at + 1)) {
+    if (text[at + key.size()] != '0') return true;
+  }
+  return false;
+}
+
+class LoadgenTest : public ZooKeeperTest {
+ protected:
+  void SetUp() override {
+    ZooKeeperTest::SetUp();
+    std::string name;
+    for (char c : std::string(
+             ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+      if (isalnum(static_cast<unsigned char>(c))) name += c;
+    }
+    service_ = ServiceName::Parse(name).value();
+    owner_ = Connect();
+    ASSERT_TRUE(
+        owner_->EnsurePathSync(paths::ServiceDir(service_), OpenAcl()).ok());
+  }
+
+  void Register(const DemoService& s) {
+    proto::InstanceRecord rec;
+    rec.set_service(service_.str());
+    rec.set_ip("127.0.0.1");
+    rec.set_port(s.port());
+    rec.set_host("test");
+    ASSERT_TRUE(owner_
+                    ->CreateSync(paths::InstanceNode(service_, s.address()),
+                                 ToJson(rec), CreateMode::kEphemeral, OpenAcl())
+                    .ok());
+  }
+  void Deregister(const DemoService& s) {
+    ASSERT_TRUE(
+        owner_->DeleteSync(paths::InstanceNode(service_, s.address())).ok());
+  }
+
+  std::vector<std::string> LoadgenArgs(const std::string& mode, int rate,
+                                       const std::string& duration) {
+    return {ZKROLL_LOADGEN_BIN,
+            "--zk",
+            connect_string(),
+            "--service",
+            service_.str(),
+            "--mode",
+            mode,
+            "--rate",
+            std::to_string(rate),
+            "--duration",
+            duration,
+            "--poll-interval",
+            "500ms",
+            "--summary-json",
+            dir_.File("summary.json"),
+            "--timeline",
+            dir_.File("timeline.csv")};
+  }
+
+  ServiceName service_;
+  std::unique_ptr<ZkSession> owner_;
+  TempDir dir_;
+};
+
+class LoadgenModesTest : public LoadgenTest,
+                         public ::testing::WithParamInterface<const char*> {};
+INSTANTIATE_TEST_SUITE_P(Modes, LoadgenModesTest,
+                         ::testing::Values("watch", "poll"),
+                         [](const auto& info) {
+                           return std::string(info.param);
+                         });
+
+TEST_P(LoadgenModesTest, SmokeRunHasNoFailuresAndConsistentCounts) {
+  DemoService a(PickFreePort(), "v1");
+  DemoService b(PickFreePort(), "v1");
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  Register(a);
+  Register(b);
+  RunResult r =
+      RunCommand(LoadgenArgs(GetParam(), 200, "2s"), milliseconds(30000));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  Struct summary = ParseJson(ReadFile(dir_.File("summary.json")));
+  EXPECT_EQ(Number(summary, "sent"), 400) << r.output;
+  EXPECT_EQ(Number(summary, "ok"), 400) << r.output;
+  EXPECT_EQ(Number(summary, "failed"), 0) << r.output;
+  EXPECT_EQ(Number(summary, "sent"),
+            Number(summary, "ok") + Number(summary, "failed"));
+  for (const char* cause :
+       {"refused", "reset", "timeout", "non2xx", "no_instance", "other"}) {
+    EXPECT_EQ(Number(summary, std::string("failed_by_cause.") + cause), 0)
+        << cause;
+  }
+  EXPECT_EQ(Number(summary, "versions.v1"), 400);
+  EXPECT_EQ(summary.fields().at("mode").string_value(), GetParam());
+  EXPECT_GT(Number(summary, "latency_ms.max"), 0);
+  // Round robin over the two instances.
+  const auto& instances = summary.fields().at("instances").struct_value();
+  ASSERT_EQ(instances.fields().size(), 2u) << r.output;
+  for (const auto& [name, counts] : instances.fields()) {
+    EXPECT_EQ(Number(counts.struct_value(), "requests"), 200) << name;
+  }
+  // The per-second lines and the timeline add up to the same totals.
+  EXPECT_NE(r.output.find("second=0 sent=200 ok=200 failed=0"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("second=1 sent=200 ok=200 failed=0"),
+            std::string::npos)
+      << r.output;
+  std::istringstream csv(ReadFile(dir_.File("timeline.csv")));
+  std::string line;
+  ASSERT_TRUE(std::getline(csv, line));
+  EXPECT_EQ(line, "second,instance,requests,ok,failed,version");
+  int rows = 0, requests = 0;
+  while (std::getline(csv, line)) {
+    ++rows;
+    std::vector<std::string> cells;
+    std::stringstream cs(line);
+    std::string cell;
+    while (std::getline(cs, cell, ',')) cells.push_back(cell);
+    if (line.back() == ',') cells.push_back("");
+    ASSERT_EQ(cells.size(), 6u) << line;
+    requests += std::stoi(cells[2]);
+    EXPECT_EQ(cells[4], "0") << line;
+    EXPECT_EQ(cells[5], "v1") << line;
+  }
+  EXPECT_EQ(rows, 4);  // 2 seconds x 2 instances
+  EXPECT_EQ(requests, 400);
+}
+
+// An instance is SIGKILLed under load while still registered: the loadgen
+// reports the failures by cause, second by second, and they stop once the
+// instance is deregistered.
+TEST_F(LoadgenTest, KilledInstanceFailuresAreCountedByCause) {
+  DemoService a(PickFreePort(), "v1");
+  DemoService b(PickFreePort(), "v2");
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  Register(a);
+  Register(b);
+  ChildProcess loadgen;
+  ASSERT_TRUE(
+      loadgen.Start(LoadgenArgs("watch", 400, "6s"), dir_.File("loadgen.log"))
+          .ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return loadgen.Output().find("second=0 ") != std::string::npos ||
+               !loadgen.running();
+      },
+      milliseconds(15000)))
+      << loadgen.Output();
+  a.Signal(SIGKILL);
+  ASSERT_TRUE(a.Wait(milliseconds(5000)).has_value());
+  // Failures show up in a per-second line while the run goes on.
+  ASSERT_TRUE(WaitFor([&] { return AnyNonZero(loadgen.Output(), " refused="); },
+                      milliseconds(10000)))
+      << loadgen.Output();
+  Deregister(a);  // what the agent does once its checks fail
+  auto code = loadgen.Wait(milliseconds(30000));
+  ASSERT_TRUE(code.has_value()) << loadgen.Output();
+  EXPECT_EQ(*code, 0) << loadgen.Output();
+
+  Struct summary = ParseJson(ReadFile(dir_.File("summary.json")));
+  const double sent = Number(summary, "sent");
+  EXPECT_EQ(sent, 2400) << loadgen.Output();
+  EXPECT_EQ(sent, Number(summary, "ok") + Number(summary, "failed"));
+  EXPECT_GT(Number(summary, "failed_by_cause.refused"), 0);
+  EXPECT_EQ(Number(summary, "failed"),
+            Number(summary, "failed_by_cause.refused") +
+                Number(summary, "failed_by_cause.reset") +
+                Number(summary, "failed_by_cause.timeout"))
+      << "only connection failures are expected: " << loadgen.Output();
+  const auto& instances = summary.fields().at("instances").struct_value();
+  EXPECT_EQ(Number(instances.fields()
+                       .at("127.0.0.1:" + std::to_string(b.port()))
+                       .struct_value(),
+                   "failed"),
+            0)
+      << "the healthy instance failed requests";
+  // The last second came well after the deregistration: clean again.
+  std::string out = loadgen.Output();
+  size_t last = out.find("second=5 ");
+  ASSERT_NE(last, std::string::npos) << out;
+  EXPECT_NE(out.find(" failed=0 ", last), std::string::npos)
+      << out.substr(last, out.find('\n', last) - last);
+  std::cout << "[ measured ] " << Number(summary, "failed")
+            << " failed requests after SIGKILL (refused="
+            << Number(summary, "failed_by_cause.refused")
+            << " reset=" << Number(summary, "failed_by_cause.reset")
+            << " timeout=" << Number(summary, "failed_by_cause.timeout")
+            << ")\n";
+}
+
+TEST(LoadgenFlagsTest, BadFlagsExitTwoWithAMessage) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::string zk = "127.0.0.1:1";
+  for (const Case& c : std::vector<Case>{
+           {{"--service", "s"}, "--zk is required"},
+           {{"--zk", zk}, "--service is required"},
+           {{"--zk", zk, "--service", "bad/name"}, "--service"},
+           {{"--zk", zk, "--service", "s", "--mode", "push"}, "--mode"},
+           {{"--zk", zk, "--service", "s", "--rate", "0"}, "--rate"},
+           {{"--zk", zk, "--service", "s", "--duration", "10"}, "--duration"},
+           {{"--zk", zk, "--service", "s", "--connections", "0"},
+            "--connections"},
+           {{"--zk", zk, "--service", "s", "--path", "x"}, "--path"},
+           {{"--zk", "no port", "--service", "s"}, "--zk"},
+           {{"--zk", zk, "--service", "s", "--timeline", "/nonexistent/t.csv"},
+            "--timeline"},
+       }) {
+    std::vector<std::string> argv = {ZKROLL_LOADGEN_BIN};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    RunResult r = RunCommand(argv, milliseconds(10000));
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find(c.says), std::string::npos) << r.output;
+  }
+}
+
+TEST(LoadgenFlagsTest, UnreachableZooKeeperExitsOneAfterTheStartupTimeout) {
+  RunResult r = RunCommand({ZKROLL_LOADGEN_BIN, "--zk",
+                            "127.0.0.1:" + std::to_string(PickFreePort()),
+                            "--service", "s", "--startup-timeout", "1s"},
+                           milliseconds(20000));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("could not read /services/s"), std::string::npos)
+      << r.output;
+}
+
+}  // namespace
+}  // namespace zkroll::testing
