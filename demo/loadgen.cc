@@ -70,6 +70,7 @@ LoadGenerator::Clock::time_point LoadGenerator::DueAt(int64_t i) const {
 void LoadGenerator::Start(std::function<void()> done) {
   done_ = std::move(done);
   start_ = Clock::now();
+  start_wall_ = std::chrono::system_clock::now();
   double seconds = std::chrono::duration<double>(settings_.duration).count();
   planned_ = static_cast<int64_t>(std::llround(settings_.rate * seconds));
   stopped_by_ = "duration";
@@ -422,6 +423,11 @@ std::string SummaryJson(const Flags& f, const LoadGenerator& gen,
       << ",\n";
   out << "  \"rate\": " << JsonNumber(f.settings.rate) << ",\n";
   out << "  \"duration_ms\": " << f.settings.duration.count() << ",\n";
+  out << "  \"started_at_unix_ms\": "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(
+             gen.start_wall().time_since_epoch())
+             .count()
+      << ",\n";
   out << "  \"sending_seconds\": " << JsonNumber(gen.sending_seconds())
       << ",\n";
   out << "  \"stopped_by\": " << JsonQuote(gen.stopped_by()) << ",\n";
