@@ -20,7 +20,17 @@ fi
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE"
 cmake --build "$BUILD_DIR" -j"$JOBS"
 
-cd "$BUILD_DIR"
 # Integration tests start their own ZooKeeper servers on free loopback
 # ports, so test programs may run side by side.
-ctest --output-on-failure -j"$JOBS" --timeout 1200 "$@"
+(cd "$BUILD_DIR" && ctest --output-on-failure -j"$JOBS" --timeout 1200 "$@")
+
+# The fuzzers (libFuzzer needs clang): a separate instrumented build, each
+# target run for FUZZ_SECONDS over its seed corpus. Skipped when ctest
+# arguments select a subset, or with FUZZ_SECONDS=0.
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+if [ $# -eq 0 ] && [ "$FUZZ_SECONDS" != 0 ]; then
+  CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DZKROLL_BUILD_FUZZERS=ON -DZKROLL_BUILD_TESTS=OFF -DZKROLL_FUZZ_SECONDS="$FUZZ_SECONDS"
+  cmake --build "$BUILD_DIR-fuzz" -j"$JOBS" --target payload_fuzzer names_fuzzer config_fuzzer
+  (cd "$BUILD_DIR-fuzz" && ctest --output-on-failure -L fuzz --timeout 600)
+fi

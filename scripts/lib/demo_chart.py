@@ -72,15 +72,23 @@ def main():
         ly = T + 14 + idx * 16
         out.append(f'<rect x="{L + pw + 12}" y="{ly - 9}" width="12" height="3" fill="{color}"/>')
         out.append(f'<text x="{L + pw + 28}" y="{ly - 4}">{html.escape(inst)}</text>')
+    dashes = {"pause": "6,3", "command": "2,2", "registered": ""}
     for sec, inst, what in events:
         color = COLORS[instances.index(inst) % len(COLORS)] if inst in instances else "#444"
+        dash = dashes.get(what, "1,4")
         out.append(f'<line x1="{x(sec):.1f}" y1="{T}" x2="{x(sec):.1f}" y2="{T + ph}" '
-                   f'stroke="{color}" stroke-dasharray="4,3" stroke-width="1"/>')
-        out.append(f'<text x="{x(sec) + 2:.1f}" y="{T + 10}" fill="{color}" '
-                   f'transform="rotate(90 {x(sec) + 2:.1f} {T + 10})">'
-                   f'{html.escape(what)}</text>')
+                   f'stroke="{color}"' + (f' stroke-dasharray="{dash}"' if dash else '') +
+                   ' stroke-width="1.2"/>')
+        out.append(f'<text x="{x(sec) + 2:.1f}" y="{T + ph - 4}" fill="{color}" '
+                   f'font-size="9">{html.escape(what[0].upper())}</text>')
+    ly = T + 14 + len(instances) * 16 + 30
+    for what, dash in dashes.items():
+        out.append(f'<line x1="{L + pw + 12}" y1="{ly - 4}" x2="{L + pw + 36}" y2="{ly - 4}" '
+                   'stroke="#444"' + (f' stroke-dasharray="{dash}"' if dash else '') + '/>')
+        out.append(f'<text x="{L + pw + 42}" y="{ly}">{what[0].upper()}: {html.escape(what)}</text>')
+        ly += 16
     bad = sum(failed.values())
-    out.append(f'<text x="{L + pw + 12}" y="{T + 14 + len(instances) * 16 + 10}">'
+    out.append(f'<text x="{L + pw + 12}" y="{T + 14 + len(instances) * 16 + 6}">'
                f'failed requests: {bad}</text>')
     out.append("</svg>")
     with open(args.out, "w") as f:
