@@ -30,6 +30,11 @@ std::string DeployDir(const ServiceName& s) {
 std::string DeployNode(const ServiceName& s, const DeployId& d) {
   return DeployDir(s) + "/" + d.str();
 }
+std::string DeployInstanceNode(const ServiceName& s, const DeployId& d,
+                               const InstanceAddress& a) {
+  CHECK(!a.empty()) << "path built from an empty instance address";
+  return DeployNode(s, d) + "/" + a.NodeName();
+}
 std::string LockDir(const ServiceName& s) {
   CHECK(!s.empty()) << "path built from an empty service name";
   return std::string(kLocksRoot) + "/" + s.str();

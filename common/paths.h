@@ -5,6 +5,7 @@
 //   /pause/<service>/<ip>_<port>      pause flag coordinator  PauseFlag
 //   /agents/<host>                    ephemeral  agent        AgentRecord
 //   /deploys/<service>/<deploy-id>    persistent coordinator  DeployRecord
+//   /deploys/<service>/<deploy-id>/<ip>_<port>   persistent   InstanceProgress
 //   /locks/<service>/lock-<seq>       ephemeral sequential    LockHolder
 //
 // Functions take only validated types (common/names.h).
@@ -31,6 +32,10 @@ std::string PauseFlagNode(const ServiceName& s, const InstanceAddress& a);
 std::string AgentNode(const HostId& h);
 std::string DeployDir(const ServiceName& s);
 std::string DeployNode(const ServiceName& s, const DeployId& d);
+// One instance's steps in a deploy's journal (a child of DeployNode, so a
+// 100-instance rollout stays far below the payload limit per node).
+std::string DeployInstanceNode(const ServiceName& s, const DeployId& d,
+                               const InstanceAddress& a);
 std::string LockDir(const ServiceName& s);
 
 // Every ancestor of `path` from the root down, excluding "/" and `path`

@@ -735,9 +735,22 @@ std::string OptionalString(const po::variables_map& vm, const char* name) {
 
 int RunInit(const po::variables_map& vm) {
   GlobalConfig g = ParseGlobals(vm);
+  if (vm.count("admin-auth")) {
+    // --admin-auth is init's name for the admin credential; --auth-file
+    // works too, as for every subcommand.
+    if (vm.count("auth-file")) {
+      throw UsageError{"give the admin credential once: --admin-auth or "
+                       "--auth-file, not both"};
+    }
+    auto cred = ReadCredentialFile(Get(vm, "admin-auth"));
+    if (!cred.ok()) {
+      throw UsageError{"--admin-auth: " + cred.status().message()};
+    }
+    g.connect.credential = *cred;
+  }
   if (!g.connect.credential) {
     throw UsageError{
-        "zkroll init needs --auth-file with the admin's "
+        "zkroll init needs --admin-auth FILE with the admin's "
         "credential: the admin keeps every right on the tree"};
   }
   InitIdentities ids;
@@ -811,7 +824,7 @@ const Subcommand kSubcommands[] = {
      "flag; the agent registers the instance after its next\npassing check.",
      false},
     {"init",
-     "zkroll init --auth-file ADMIN (--agent-auth FILE | --agent-id ID) "
+     "zkroll init --admin-auth ADMIN (--agent-auth FILE | --agent-id ID) "
      "(--coordinator-auth FILE | --coordinator-id ID)\n\nCreates /services, "
      "/agents, /pause, /deploys and /locks with their ACLs\n(docs/design.md, "
      "security model); re-ACLs them if they exist. Idempotent.",
@@ -863,6 +876,9 @@ po::options_description OptionsFor(const std::string& name) {
     add("deploy-id", po::value<std::string>(), "show this deploy's steps");
   }
   if (name == "init") {
+    add("admin-auth", po::value<std::string>(),
+        "credential file (user:password, mode 0600) of the admin identity, "
+        "which keeps every right on the tree");
     add("agent-auth", po::value<std::string>(),
         "credential file of the agents' identity");
     add("agent-id", po::value<std::string>(),

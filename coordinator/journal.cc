@@ -18,12 +18,6 @@ constexpr Millis kStepRetryWindow{2000};
 
 }  // namespace
 
-std::string JournalInstanceNode(const ServiceName& service, const DeployId& id,
-                                const InstanceAddress& instance) {
-  // Built only from validated names, like everything in common/paths.h.
-  return paths::DeployNode(service, id) + "/" + instance.NodeName();
-}
-
 Journal::Journal(ZkSession* session, AclList acl, ServiceName service,
                  DeployId id, std::string path, proto::DeployRecord record,
                  int32_t version, Millis retry_window)
@@ -104,7 +98,7 @@ Status Journal::WriteRecordLocked(Millis window) {
 
 Status Journal::WriteInstanceLocked(const InstanceAddress& instance,
                                     Node& node) {
-  const std::string path = JournalInstanceNode(service_, id_, instance);
+  const std::string path = paths::DeployInstanceNode(service_, id_, instance);
   const std::string json = ToJson(node.progress);
   const Millis window = std::min(retry_window_, kStepRetryWindow);
   bool transient = false;
@@ -212,7 +206,7 @@ Result<proto::DeployRecord> ReadJournal(ZkSession* session,
   for (auto& inst : *record->mutable_instances()) {
     auto addr = InstanceAddress::ParseNodeName(inst.instance());
     if (!addr.ok()) continue;
-    const std::string child = JournalInstanceNode(service, id, *addr);
+    const std::string child = paths::DeployInstanceNode(service, id, *addr);
     auto steps = session->GetSync(child);
     if (!steps.ok()) continue;  // instance never started
     auto progress =

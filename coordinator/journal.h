@@ -96,9 +96,6 @@ class Journal {
   Millis retry_window_;
 };
 
-// The node holding one instance's steps.
-std::string JournalInstanceNode(const ServiceName& service, const DeployId& id,
-                                const InstanceAddress& instance);
 
 // Reads a record and, with `with_steps`, merges the per-instance step
 // nodes into record.instances(i).steps.

@@ -291,6 +291,7 @@ struct Flags {
   Millis startup_timeout{10000};
   std::string timeline;
   std::string summary_json;
+  std::string list_log;
   bool quiet = false;
 };
 
@@ -323,6 +324,9 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int* exit_code) {
      "write second,instance,requests,ok,failed,version rows to this CSV")
     ("summary-json", po::value<std::string>(),
      "write the run's totals as JSON to this file")
+    ("list-log", po::value<std::string>(),
+     "CSV of every change of the instance list: unix_ms,generation,instances "
+     "(';'-separated), for measuring how fast callers drop an instance")
     ("stop-file", po::value<std::string>(),
      "stop sending early once this file exists (it must not exist at start)")
     ("startup-timeout", po::value<std::string>()->default_value("10s"),
@@ -397,6 +401,7 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int* exit_code) {
                QuoteForMessage(f.settings.target));
   }
   if (vm.count("timeline")) f.timeline = vm["timeline"].as<std::string>();
+  if (vm.count("list-log")) f.list_log = vm["list-log"].as<std::string>();
   if (vm.count("summary-json")) {
     f.summary_json = vm["summary-json"].as<std::string>();
   }
@@ -558,16 +563,41 @@ int LoadgenMain(int argc, char** argv) {
   p.user_agent = std::string("zkroll-loadgen/") + ZKROLL_VERSION;
   auto pool = client::HttpPool::Create(io.get_executor(), p);
   const bool quiet = f.quiet;
+  std::shared_ptr<std::ofstream> list_log;
+  if (!f.list_log.empty()) {
+    list_log = std::make_shared<std::ofstream>(f.list_log, std::ios::trunc);
+    if (!*list_log) {
+      std::cerr << "zkroll-loadgen: --list-log: cannot write " << f.list_log
+                << "\n";
+      return 2;
+    }
+    *list_log << "unix_ms,generation,instances\n";
+  }
   discovery->AddChangeListener(
-      [pool, ex = io.get_executor(),
-       quiet](const std::shared_ptr<const client::ServiceView>& view) {
+      [pool, ex = io.get_executor(), quiet,
+       list_log](const std::shared_ptr<const client::ServiceView>& view) {
         std::vector<InstanceAddress> current;
-        for (const auto& i : view->instances) current.push_back(i.address);
+        std::string names;
+        for (const auto& i : view->instances) {
+          current.push_back(i.address);
+          names += (names.empty() ? "" : ";") + i.address.ToString();
+        }
+        // Stamped when the list changed, not when the post below runs.
+        const int64_t now_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
         std::string line = DescribeList(*view);
+        uint64_t generation = view->generation;
         // The pool belongs to the io_context's thread.
-        asio::post(ex, [pool, current, line, quiet] {
+        asio::post(ex, [pool, current, line, quiet, list_log, now_ms,
+                        generation, names] {
           pool->Retain(current);
           if (!quiet) std::cout << line << std::endl;
+          if (list_log) {
+            *list_log << now_ms << "," << generation << "," << names << "\n";
+            list_log->flush();
+          }
         });
       });
   discovery->Start();

@@ -3,7 +3,7 @@
 # zero failed requests.
 #
 #   scripts/demo.sh [--zk HOST:PORT[/chroot]] [--rate 1000] [--drain-wait 3s]
-#                   [--out demo-out]
+#                   [--out demo-out] [--mode poll|watch] [--requests N] [--naive]
 #
 # Starts a local single-node ZooKeeper (or uses --zk), two zkroll-agents
 # standing for two hosts, four instances of a demo HTTP service at version 1
@@ -14,25 +14,38 @@
 # writes a timeline (CSV) and a chart (SVG), and stops everything it
 # started on exit, also on Ctrl-C and on failure.
 #
+# --mode watch makes the callers follow the registry with watches instead.
+# --requests N keeps the load on until N requests were sent. --naive
+# upgrades the same way without zkroll (each instance is simply restarted),
+# to show the failures zkroll removes (bench/e2e/run.sh compares them).
+#
 # Exit code: 0 when every instance was upgraded and no request failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 . scripts/lib/zk.sh
 
-ZK="" RATE=1000 DRAIN=3s OUT=demo-out REFRESH=1s
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+ZK="" RATE=1000 DRAIN=3s OUT=demo-out REFRESH=1s MODE=poll REQUESTS=0 NAIVE=0
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --zk) ZK=$2; shift 2 ;;
     --rate) RATE=$2; shift 2 ;;
     --drain-wait) DRAIN=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --mode) MODE=$2; shift 2 ;;
+    --requests) REQUESTS=$2; shift 2 ;;
+    --naive) NAIVE=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "demo.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-case $RATE in (''|*[!0-9]*) echo "demo.sh: --rate must be a whole number" >&2; exit 2 ;; esac
+case $RATE in (''|*[!0-9]*|0) echo "demo.sh: --rate must be a whole number above 0" >&2; exit 2 ;; esac
+case $REQUESTS in (''|*[!0-9]*) echo "demo.sh: --requests must be a whole number" >&2; exit 2 ;; esac
+case $MODE in (poll|watch) ;; (*) echo "demo.sh: --mode must be poll or watch" >&2; exit 2 ;; esac
+case $DRAIN in (*[!0-9a-z]*|'') echo "demo.sh: bad --drain-wait '$DRAIN' (e.g. 3s)" >&2; exit 2 ;; esac
+DURATION=10m
+if [ "$REQUESTS" -gt 0 ]; then DURATION=$(( (REQUESTS + RATE - 1) / RATE ))s; fi
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -130,10 +143,15 @@ say "registry: /services/$SERVICE"
 "$ZKROLL" status --service "$SERVICE"
 
 # --- load ---------------------------------------------------------------------------
-say "load: $RATE requests/s, callers refresh their instance list every $REFRESH (poll mode)"
-"$LOADGEN" --zk "$ZK" --service "$SERVICE" --mode poll --poll-interval "$REFRESH" \
-  --rate "$RATE" --duration 10m --connections 32 --timeout 2s \
+if [ "$MODE" = poll ]; then
+  say "load: $RATE requests/s, callers refresh their instance list every $REFRESH (poll mode)"
+else
+  say "load: $RATE requests/s, callers follow the registry with watches (watch mode)"
+fi
+"$LOADGEN" --zk "$ZK" --service "$SERVICE" --mode "$MODE" --poll-interval "$REFRESH" \
+  --rate "$RATE" --duration "$DURATION" --connections 32 --timeout 2s \
   --timeline "$OUT/timeline.csv" --summary-json "$OUT/summary.json" \
+  --list-log "$OUT/list-changes.csv" \
   --stop-file "$WORK/stop-load" --quiet >"$WORK/loadgen.log" 2>&1 &
 LOADGEN_PID=$!
 PIDS+=($LOADGEN_PID)
@@ -141,6 +159,23 @@ PIDS+=($LOADGEN_PID)
 sleep 3
 
 # --- the rollout --------------------------------------------------------------------------
+ROLLOUT_START=$(date +%s.%N)
+if [ "$NAIVE" = 1 ]; then
+  say "naive rollout $SERVICE v1 -> v2 without zkroll: restart each instance in place"
+  set +e
+  ROLLOUT_RC=0
+  : >"$OUT/rollout.jsonl"
+  for p in "${PORTS[@]}"; do
+    now=$(python3 -c 'import datetime; print(datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z")')
+    printf '{"event":"step","time":"%s","instance":"%s@127.0.0.1:%s","step":"command","verdict":"started"}\n' \
+      "$now" "$SERVICE" "$p" >>"$OUT/rollout.jsonl"
+    echo "  restarting 127.0.0.1:$p"
+    ZKROLL_PORT=$p ZKROLL_IP=127.0.0.1 "$ROOT/scripts/lib/demo-upgrade.sh" | sed 's/^/    /' || ROLLOUT_RC=1
+    # Same pacing as the zkroll rollout: one instance per drain period.
+    sleep "${DRAIN%s}"
+  done
+  set -e
+else
 say "rollout $SERVICE v1 -> v2: one instance at a time, at least 3 registered, drain $DRAIN"
 set +e
 "$ZKROLL" rollout --service "$SERVICE" --batch 1 --min-healthy 3 \
@@ -186,10 +221,13 @@ if [ "$ROLLOUT_RC" -ne 0 ]; then
   echo "demo.sh: zkroll rollout exited $ROLLOUT_RC; its log:" >&2
   tail -20 "$WORK/rollout.log" >&2
 fi
+fi
+python3 -c 'import sys,time; print(f"{time.time() - float(sys.argv[1]):.2f}")' "$ROLLOUT_START" \
+  >"$OUT/rollout-seconds.txt"
 
 # Keep the load on a little longer: traffic must return to every instance.
 sleep 3
-touch "$WORK/stop-load"
+if [ "$REQUESTS" -eq 0 ]; then touch "$WORK/stop-load"; fi
 wait "$LOADGEN_PID" || true
 
 # --- results ---------------------------------------------------------------------------------

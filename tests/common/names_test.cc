@@ -130,6 +130,8 @@ TEST(PathsTest, LayoutMatchesDesign) {
   EXPECT_EQ(paths::DeployDir(s), "/deploys/level");
   EXPECT_EQ(paths::DeployNode(s, d), "/deploys/level/20261126T121730Z-abcdef");
   EXPECT_EQ(paths::LockDir(s), "/locks/level");
+  EXPECT_EQ(paths::DeployInstanceNode(s, d, a),
+            "/deploys/level/20261126T121730Z-abcdef/192.168.1.10_9000");
   EXPECT_EQ(paths::Ancestors("/a/b/c"),
             (std::vector<std::string>{"/a", "/a/b"}));
   EXPECT_TRUE(paths::Ancestors("/a").empty());

@@ -34,13 +34,21 @@ TEST_F(InitTest, InitSetsRootAclsAndCoordinatorNodesInheritThem) {
   RunResult no_admin =
       Zkroll({"init", "--agent-auth", agent, "--coordinator-auth", coord});
   EXPECT_EQ(no_admin.exit_code, 2) << no_admin.output;
+  EXPECT_NE(no_admin.output.find("--admin-auth"), std::string::npos)
+      << no_admin.output;
+  const std::string open_admin = dir_.Write("open-admin", "admin:admin-pw\n", 0644);
+  RunResult leaky = Zkroll({"init", "--admin-auth", open_admin, "--agent-auth",
+                            agent, "--coordinator-auth", coord});
+  EXPECT_EQ(leaky.exit_code, 2) << leaky.output;
+  EXPECT_EQ(leaky.output.find("admin-pw"), std::string::npos) << leaky.output;
 
   RunResult init = Zkroll({"--auth-file", admin, "init", "--agent-auth", agent,
                            "--coordinator-auth", coord});
   ASSERT_EQ(init.exit_code, 0) << init.output;
   EXPECT_NE(init.output.find("/pause"), std::string::npos) << init.output;
-  RunResult again = Zkroll({"--auth-file", admin, "init", "--agent-auth", agent,
-                            "--coordinator-auth", coord});
+  // --admin-auth is init's own name for the admin credential.
+  RunResult again = Zkroll({"init", "--admin-auth", admin, "--agent-auth",
+                            agent, "--coordinator-auth", coord});
   EXPECT_EQ(again.exit_code, 0) << again.output;
   EXPECT_NE(again.output.find("nothing changed"), std::string::npos)
       << again.output;
