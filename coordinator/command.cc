@@ -1,5 +1,7 @@
 #include "coordinator/command.h"
 
+#include "common/command_line.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -312,53 +314,9 @@ Result<std::vector<std::string>> SplitCommandLine(std::string_view text) {
   for (unsigned char c : text) {
     if (c < 0x20 || c == 0x7f) return bad("it contains a control character");
   }
-  std::vector<std::string> words;
-  std::string word;
-  bool in_word = false;
-  size_t i = 0;
-  while (i < text.size()) {
-    char c = text[i];
-    if (c == ' ') {
-      if (in_word) words.push_back(std::move(word));
-      word.clear();
-      in_word = false;
-      ++i;
-    } else if (c == '\'') {
-      size_t close = text.find('\'', i + 1);
-      if (close == std::string_view::npos) return bad("unterminated ' quote");
-      word.append(text.substr(i + 1, close - i - 1));
-      in_word = true;
-      i = close + 1;
-    } else if (c == '"') {
-      ++i;
-      while (true) {
-        if (i >= text.size()) return bad("unterminated \" quote");
-        char q = text[i];
-        if (q == '"') break;
-        if (q == '\\' && i + 1 < text.size() &&
-            (text[i + 1] == '"' || text[i + 1] == '\\')) {
-          word += text[i + 1];
-          i += 2;
-        } else {
-          word += q;
-          ++i;
-        }
-      }
-      in_word = true;
-      ++i;
-    } else if (c == '\\') {
-      if (i + 1 >= text.size()) return bad("a backslash at the end");
-      word += text[i + 1];
-      in_word = true;
-      i += 2;
-    } else {
-      word += c;
-      in_word = true;
-      ++i;
-    }
-  }
-  if (in_word) words.push_back(std::move(word));
-  if (words.empty()) return bad("it is empty");
+  auto words = ::zkroll::SplitCommandLine(text);
+  if (!words.ok()) return bad(words.status().message());
+  if (words->empty()) return bad("it is empty");
   return words;
 }
 

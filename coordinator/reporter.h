@@ -51,8 +51,6 @@ class JsonLine {
   std::string body_;
 };
 
-// Escapes `text` as a JSON string literal, quotes included.
-std::string JsonQuote(std::string_view text);
 
 class Reporter {
  public:

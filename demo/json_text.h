@@ -7,12 +7,10 @@
 #include <string>
 #include <string_view>
 
+#include "common/json_text.h"
+
 namespace zkroll::demo {
 
-// `text` as a JSON string literal, quotes included. Control characters,
-// quotes and backslashes are escaped; other bytes are copied as they are
-// (callers pass UTF-8).
-std::string JsonQuote(std::string_view text);
 
 // A number for JSON: integers without a fraction, others with up to three
 // decimals ("0.412"); never NaN or infinity (written as 0).

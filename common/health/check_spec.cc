@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/command_line.h"
 #include "common/health/check.h"
 
 namespace zkroll::health {
@@ -177,62 +178,15 @@ Result<CheckSpec> ParseHttp(std::string_view text, std::string_view rest,
   return spec;
 }
 
-// Splits an exec command line into words; see the grammar in check.h.
+// Splits an exec command line into words; see the grammar in check.h
+// (the same as common/command_line.h).
 Result<std::vector<std::string>> SplitCommand(std::string_view text,
                                               std::string_view command) {
-  constexpr std::string_view kExample = "exec:/usr/bin/check --flag 'a b'";
-  std::vector<std::string> words;
-  std::string word;
-  bool in_word = false;
-  size_t i = 0;
-  while (i < command.size()) {
-    char c = command[i];
-    if (c == ' ') {
-      if (in_word) words.push_back(std::move(word));
-      word.clear();
-      in_word = false;
-      ++i;
-    } else if (c == '\'') {
-      size_t close = command.find('\'', i + 1);
-      if (close == std::string_view::npos) {
-        return Bad(text, "unterminated ' quote", kExample);
-      }
-      word.append(command.substr(i + 1, close - i - 1));
-      in_word = true;
-      i = close + 1;
-    } else if (c == '"') {
-      ++i;
-      while (true) {
-        if (i >= command.size()) {
-          return Bad(text, "unterminated \" quote", kExample);
-        }
-        char q = command[i];
-        if (q == '"') break;
-        if (q == '\\' && i + 1 < command.size() &&
-            (command[i + 1] == '"' || command[i + 1] == '\\')) {
-          word += command[i + 1];
-          i += 2;
-        } else {
-          word += q;
-          ++i;
-        }
-      }
-      in_word = true;
-      ++i;
-    } else if (c == '\\') {
-      if (i + 1 >= command.size()) {
-        return Bad(text, "a backslash at the end escapes nothing", kExample);
-      }
-      word += command[i + 1];
-      in_word = true;
-      i += 2;
-    } else {
-      word += c;
-      in_word = true;
-      ++i;
-    }
+  auto words = SplitCommandLine(command);
+  if (!words.ok()) {
+    return Bad(text, words.status().message(),
+               "exec:/usr/bin/check --flag 'a b'");
   }
-  if (in_word) words.push_back(std::move(word));
   return words;
 }
 

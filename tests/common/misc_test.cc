@@ -4,6 +4,7 @@
 
 #include "common/clock.h"
 #include "common/duration.h"
+#include "common/json_text.h"
 #include "common/status.h"
 #include "common/zk_session.h"
 #include "common/zk_types.h"
@@ -92,6 +93,15 @@ TEST(CredentialTest, FileMustBePrivateAndWellFormed) {
   EXPECT_FALSE(ReadCredentialFile(dir.File("missing")).ok());
   EXPECT_FALSE(ReadCredentialFile(dir.path()).ok());
 }
+
+TEST(JsonQuoteTest, EscapesControlsQuotesAndInvalidUtf8) {
+  EXPECT_EQ(JsonQuote("a\"b\\c\n\t\x01"), "\"a\\\"b\\\\c\\n\\t\\u0001\"");
+  EXPECT_EQ(JsonQuote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
+  EXPECT_EQ(JsonQuote("bad\xff\xc3"), "\"bad\\ufffd\\ufffd\"");
+  EXPECT_EQ(JsonQuote("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"")
+      << "a UTF-16 surrogate is not valid UTF-8";
+}
+
 
 }  // namespace
 }  // namespace zkroll

@@ -26,14 +26,6 @@ std::string Capture(OutputFormat format,
   return out;
 }
 
-TEST(JsonQuoteTest, EscapesControlsQuotesAndInvalidUtf8) {
-  EXPECT_EQ(JsonQuote("a\"b\\c\n\t\x01"), "\"a\\\"b\\\\c\\n\\t\\u0001\"");
-  EXPECT_EQ(JsonQuote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
-  EXPECT_EQ(JsonQuote("bad\xff\xc3"), "\"bad\\ufffd\\ufffd\"");
-  EXPECT_EQ(JsonQuote("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"")
-      << "a UTF-16 surrogate is not valid UTF-8";
-}
-
 TEST(ReporterTest, JsonModeWritesOneObjectPerLine) {
   std::string out = Capture(OutputFormat::kJson, [](Reporter& r) {
     r.StepEnded("level@127.0.0.1:9000", "pause", "ok", Millis(3), "flag \"x\"");

@@ -94,11 +94,25 @@ TEST_F(EnsembleTest, LeaderKilledDuringRollout) {
   const std::string sdir = paths::ServiceDir(service);
   const std::string pdir = paths::PauseDir(service);
   std::vector<std::unique_ptr<TinyService>> services;
-  std::vector<std::string> agent = {
-      ZKROLL_AGENT_BIN, "--zk", ensemble_->connect_string(), "--host",
-      "host-e", "--check", "tcp", "--interval", "100ms", "--timeout", "200ms",
-      "--rise", "1", "--fall", "1", "--session-timeout", "4s", "--resync",
-      "1s"};
+  std::vector<std::string> agent = {ZKROLL_AGENT_BIN,
+                                    "--zk",
+                                    ensemble_->connect_string(),
+                                    "--host",
+                                    "host-e",
+                                    "--check",
+                                    "tcp",
+                                    "--interval",
+                                    "100ms",
+                                    "--timeout",
+                                    "200ms",
+                                    "--rise",
+                                    "1",
+                                    "--fall",
+                                    "1",
+                                    "--session-timeout",
+                                    "4s",
+                                    "--resync",
+                                    "1s"};
   std::vector<int> ports;
   for (int i = 0; i < 3; ++i) {
     services.push_back(std::make_unique<TinyService>(PickFreePort()));
@@ -109,20 +123,39 @@ TEST_F(EnsembleTest, LeaderKilledDuringRollout) {
   std::sort(ports.begin(), ports.end());
   Start(agent, "agent.log");
   for (int port : ports) {
-    ASSERT_TRUE(WaitFor([&] { return Exists(Node(sdir, port)); },
-                        milliseconds(30000)));
+    ASSERT_TRUE(
+        WaitFor([&] { return Exists(Node(sdir, port)); }, milliseconds(30000)));
   }
 
   Handshake hs(dir_, "first");
-  ChildProcess* z = Start(
-      {ZKROLL_COORDINATOR_BIN, "--zk", ensemble_->connect_string(),
-       "--output", "json", "--session-timeout", "10s", "--connect-timeout",
-       "30s", "rollout", "--service", svc_, "--batch", "1", "--min-healthy",
-       "1", "--drain-wait", "0s", "--health-interval", "100ms",
-       "--register-timeout", "30s", "--", "/bin/sh", "-c",
-       "[ \"$ZKROLL_PORT\" != " + std::to_string(ports[0]) + " ] || { " +
-           hs.Snippet() + "; }"},
-      "zkroll.log");
+  ChildProcess* z = Start({ZKROLL_COORDINATOR_BIN,
+                           "--zk",
+                           ensemble_->connect_string(),
+                           "--output",
+                           "json",
+                           "--session-timeout",
+                           "10s",
+                           "--connect-timeout",
+                           "30s",
+                           "rollout",
+                           "--service",
+                           svc_,
+                           "--batch",
+                           "1",
+                           "--min-healthy",
+                           "1",
+                           "--drain-wait",
+                           "0s",
+                           "--health-interval",
+                           "100ms",
+                           "--register-timeout",
+                           "30s",
+                           "--",
+                           "/bin/sh",
+                           "-c",
+                           "[ \"$ZKROLL_PORT\" != " + std::to_string(ports[0]) +
+                               " ] || { " + hs.Snippet() + "; }"},
+                          "zkroll.log");
   ASSERT_TRUE(hs.WaitStarted(milliseconds(30000))) << z->Output();
   ASSERT_TRUE(Exists(Node(pdir, ports[0])));
 
@@ -147,7 +180,8 @@ TEST_F(EnsembleTest, LeaderKilledDuringRollout) {
   EXPECT_TRUE(*code == 0 || *code == 1 || *code == 4) << out;
   EXPECT_NE(out.find("\"exit_code\":" + std::to_string(*code)),
             std::string::npos)
-      << "no result line with the exit code\n" << out;
+      << "no result line with the exit code\n"
+      << out;
 
   // Journal outcome matches the exit code.
   const std::string ddir = paths::DeployDir(service);
@@ -157,13 +191,14 @@ TEST_F(EnsembleTest, LeaderKilledDuringRollout) {
   ASSERT_TRUE(data.ok());
   auto rec = ParsePayload<proto::DeployRecord>(data->data, ddir);
   ASSERT_TRUE(rec.ok());
-  const std::string want =
-      *code == 0 ? "succeeded" : *code == 1 ? "failed" : "aborted";
+  const std::string want = *code == 0   ? "succeeded"
+                           : *code == 1 ? "failed"
+                                        : "aborted";
   EXPECT_EQ(rec->outcome(), want) << out;
 
   for (int port : ports) {
-    ASSERT_TRUE(WaitFor([&] { return Exists(Node(sdir, port)); },
-                        milliseconds(30000)))
+    ASSERT_TRUE(
+        WaitFor([&] { return Exists(Node(sdir, port)); }, milliseconds(30000)))
         << port << " healthy but not registered";
     auto kids = Children(sdir);
     EXPECT_EQ(std::count(kids.begin(), kids.end(),

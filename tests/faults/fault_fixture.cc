@@ -40,9 +40,9 @@ void FaultTest::StartFleet(int n, const std::string& host) {
   StartAgent(host, instances);
   for (const auto& s : services_) {
     int port = s->port();
-    ASSERT_TRUE(WaitFor(
-        [&] { return Registered(port) && AgentDeclares(host, port); },
-        milliseconds(20000)))
+    ASSERT_TRUE(
+        WaitFor([&] { return Registered(port) && AgentDeclares(host, port); },
+                milliseconds(20000)))
         << "agent never registered and declared " << port << "\n"
         << AgentLogs();
   }
@@ -123,8 +123,7 @@ RunResult FaultTest::FollowUpRollout() {
 
 void FaultTest::Report(const std::string& fault, const std::string& what,
                        long long ms) {
-  std::cout << "[fault] " << fault << ": " << what << " after " << ms
-            << " ms\n"
+  std::cout << "[fault] " << fault << ": " << what << " after " << ms << " ms\n"
             << std::flush;
 }
 

@@ -45,8 +45,8 @@ class FaultTest : public CoordinatorTest {
                    milliseconds deadline = milliseconds(30000));
 
   // The agent's published view (/agents/<host>) of svc_@127.0.0.1:port.
-  std::optional<proto::AgentRecord::Instance> AgentView(
-      const std::string& host, int port);
+  std::optional<proto::AgentRecord::Instance> AgentView(const std::string& host,
+                                                        int port);
   // Waits until the agent has published `n` more distinct check results for
   // the instance than it had when called: proof that checks ran.
   bool WaitForChecks(const std::string& host, int port, int n,

@@ -36,9 +36,8 @@ std::string OutcomeFor(int exit_code) {
 
 TEST_P(ZkRestartTest, Rollout) {
   const StopAt at = GetParam();
-  const std::string fault =
-      std::string("ZooKeeper restart during rollout ") +
-      (at == StopAt::kDuringDrain ? "drain" : "COMMAND");
+  const std::string fault = std::string("ZooKeeper restart during rollout ") +
+                            (at == StopAt::kDuringDrain ? "drain" : "COMMAND");
   StartFleet(2);
   if (HasFatalFailure()) return;
   const std::vector<int> ports = Ports();
@@ -50,16 +49,34 @@ TEST_P(ZkRestartTest, Rollout) {
           ? "[ \"$ZKROLL_PORT\" != " + std::to_string(ports[0]) + " ] || { " +
                 hs->Snippet() + "; }"
           : "true";
-  ChildProcess* z = StartZkroll(
-      {"--output", "json", "--session-timeout", "10s", "--connect-timeout",
-       "30s", "rollout", "--service", svc_, "--batch", "1", "--min-healthy",
-       "1", "--drain-wait", at == StopAt::kDuringDrain ? "3s" : "0s",
-       "--health-interval", "100ms", "--register-timeout", "30s", "--",
-       "/bin/sh", "-c", command});
+  ChildProcess* z = StartZkroll({"--output",
+                                 "json",
+                                 "--session-timeout",
+                                 "10s",
+                                 "--connect-timeout",
+                                 "30s",
+                                 "rollout",
+                                 "--service",
+                                 svc_,
+                                 "--batch",
+                                 "1",
+                                 "--min-healthy",
+                                 "1",
+                                 "--drain-wait",
+                                 at == StopAt::kDuringDrain ? "3s" : "0s",
+                                 "--health-interval",
+                                 "100ms",
+                                 "--register-timeout",
+                                 "30s",
+                                 "--",
+                                 "/bin/sh",
+                                 "-c",
+                                 command});
   if (at == StopAt::kDuringCommand) {
     ASSERT_TRUE(hs->WaitStarted(milliseconds(20000))) << z->Output();
   } else {
-    ASSERT_TRUE(WaitForLine(z, {"\"step\":\"drain\"", "\"verdict\":\"started\""}))
+    ASSERT_TRUE(
+        WaitForLine(z, {"\"step\":\"drain\"", "\"verdict\":\"started\""}))
         << z->Output();
   }
 
@@ -84,17 +101,19 @@ TEST_P(ZkRestartTest, Rollout) {
 
   auto code = z->Wait(milliseconds(120000));
   ASSERT_TRUE(code.has_value()) << "rollout hung\n" << z->Output();
-  Report(fault, "rollout exited " + std::to_string(*code) + " after the restart",
+  Report(fault,
+         "rollout exited " + std::to_string(*code) + " after the restart",
          MillisSince(restarted));
   const std::string out = z->Output();
   EXPECT_TRUE(*code == 0 || *code == 1 || *code == 4)
-      << "unexpected exit code " << *code << "\n" << out;
+      << "unexpected exit code " << *code << "\n"
+      << out;
   if (*code != 0) {
     // A failure must say why.
     EXPECT_TRUE(HasLine(z, {"\"event\":\"result\""})) << out;
   }
-  EXPECT_TRUE(HasLine(z, {"\"event\":\"result\"",
-                          "\"exit_code\":" + std::to_string(*code)}))
+  EXPECT_TRUE(HasLine(
+      z, {"\"event\":\"result\"", "\"exit_code\":" + std::to_string(*code)}))
       << out;
 
   auto journal = LastJournal();
@@ -104,12 +123,13 @@ TEST_P(ZkRestartTest, Rollout) {
   // Every healthy instance ends up registered, nothing stays paused.
   for (int port : ports) {
     ASSERT_TRUE(WaitFor([&] { return Registered(port); }, milliseconds(30000)))
-        << port << " healthy but not registered\n" << AgentLogs();
+        << port << " healthy but not registered\n"
+        << AgentLogs();
     EXPECT_EQ(RegistrationCount(port), 1);
   }
   Report(fault, "every instance registered", MillisSince(restarted));
-  EXPECT_TRUE(WaitFor([&] { return NoFlags() && LockFree(); },
-                      milliseconds(20000)));
+  EXPECT_TRUE(
+      WaitFor([&] { return NoFlags() && LockFree(); }, milliseconds(20000)));
   if (*code == 0) {
     ASSERT_EQ(journal->instances_size(), 2);
     for (const auto& i : journal->instances()) {
@@ -118,13 +138,14 @@ TEST_P(ZkRestartTest, Rollout) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Steps, ZkRestartTest,
-    ::testing::Values(StopAt::kDuringDrain, StopAt::kDuringCommand),
-    [](const auto& info) {
-      return info.param == StopAt::kDuringDrain ? "DuringDrain"
-                                                : "DuringCommand";
-    });
+INSTANTIATE_TEST_SUITE_P(Steps, ZkRestartTest,
+                         ::testing::Values(StopAt::kDuringDrain,
+                                           StopAt::kDuringCommand),
+                         [](const auto& info) {
+                           return info.param == StopAt::kDuringDrain
+                                      ? "DuringDrain"
+                                      : "DuringCommand";
+                         });
 
 }  // namespace
 }  // namespace zkroll::testing

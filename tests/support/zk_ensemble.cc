@@ -192,7 +192,8 @@ int ZooKeeperEnsemble::Leader() const {
   return -1;
 }
 
-bool ZooKeeperEnsemble::WaitForQuorum(std::chrono::milliseconds deadline) const {
+bool ZooKeeperEnsemble::WaitForQuorum(
+    std::chrono::milliseconds deadline) const {
   return WaitFor(
       [&] {
         int leaders = 0;
