@@ -78,9 +78,14 @@ void IgnoreAuthCompletion(int, const void*) {}
 
 int ZooLogLevelFromEnv() {
   // The C client is chatty at INFO; its connection errors are reported by
-  // us as session events. ZKROLL_ZK_LOG_LEVEL=debug|info|warn|error.
+  // us as session events. ZKROLL_ZK_LOG_LEVEL=debug|info|warn|error|none.
   const char* v = std::getenv("ZKROLL_ZK_LOG_LEVEL");
   std::string s = v ? v : "error";
+  if (s == "none") {
+    static FILE* devnull = std::fopen("/dev/null", "w");
+    if (devnull != nullptr) zoo_set_log_stream(devnull);
+    return ZOO_LOG_LEVEL_ERROR;
+  }
   if (s == "debug") return ZOO_LOG_LEVEL_DEBUG;
   if (s == "info") return ZOO_LOG_LEVEL_INFO;
   if (s == "warn") return ZOO_LOG_LEVEL_WARN;

@@ -60,7 +60,7 @@ Subcommands:
                                  Manual maintenance pause that expires.
   resume   --service S --instance IP:PORT
                                  End a manual pause.
-  init     --auth-file ADMIN --agent-auth F --coordinator-auth F
+  init     --admin-auth ADMIN --agent-auth F --coordinator-auth F
                                  Create the tree with its ACLs (once).
 
 Global options (accepted before or after the subcommand):
