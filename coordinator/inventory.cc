@@ -125,6 +125,17 @@ Result<ServiceInventory> LoadInventory(ZkSession* session,
       inv.warnings.push_back(flag.status().message());
       state.flag.set_reason("(unreadable flag payload)");
     }
+    if (!state.flag.expires_at().empty() &&
+        !ParseRfc3339(state.flag.expires_at()).ok()) {
+      // Such a flag never expires by itself (agents treat it as a pause,
+      // fail safe), so say so and how to end it.
+      inv.warnings.push_back(
+          "pause flag " + path + " has an unreadable expires_at " +
+          QuoteForMessage(state.flag.expires_at()) +
+          ": it will not expire by itself; end it with 'zkroll resume "
+          "--service " + service.str() + " --instance " + addr->ToString() +
+          " --force'");
+    }
     state.expired = PauseExpired(state.flag, now);
     inv.paused[*addr] = state;
   }

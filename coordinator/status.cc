@@ -71,7 +71,8 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
   }
   auto inv = LoadInventory(session, service);
   if (!inv.ok()) return inv.status();
-  for (const auto& w : inv->warnings) LOG(WARNING) << w;
+  // Bad nodes are part of the answer, for people and for tools alike.
+  for (const auto& w : inv->warnings) reporter->Notice("warning: " + w);
 
   // Last deploy per instance, from the most recent journals.
   std::map<std::string, LastDeploy> last;

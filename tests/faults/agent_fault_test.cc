@@ -110,10 +110,14 @@ TEST_F(AgentFaultTest, FrozenPastSessionTimeoutReRegistersOnceNeverPaused) {
          "registration removed by session expiry", MillisSince(stopped));
   EXPECT_FALSE(Registered(paused));
 
+  // Polled on every re-check while the agent recovers: a registration of
+  // the paused instance seen at any point fails the test.
+  bool paused_seen_registered = false;
   const auto resumed = FaultClock::now();
   agent->Signal(SIGCONT);
   ASSERT_TRUE(WaitFor(
       [&] {
+        paused_seen_registered |= Registered(paused);
         int64_t o = Owner(InstancePath(unpaused));
         return o != 0 && o != old_owner;
       },
@@ -126,6 +130,7 @@ TEST_F(AgentFaultTest, FrozenPastSessionTimeoutReRegistersOnceNeverPaused) {
       << AgentLogs();
   ASSERT_TRUE(WaitForChecks("host-a", unpaused, 3, milliseconds(20000)))
       << AgentLogs();
+  EXPECT_FALSE(paused_seen_registered) << AgentLogs();
   EXPECT_EQ(RegistrationCount(unpaused), 1);
   EXPECT_EQ(RegistrationCount(paused), 0) << AgentLogs();
   EXPECT_EQ(Owner(InstancePath(unpaused)),

@@ -80,11 +80,11 @@ TEST_F(HostilePayloadTest, BadPauseFlagsCountAsPausesAndAreReported) {
       EXPECT_NE(st.output.find(Addr(target)), std::string::npos)
           << st.output.substr(0, 4000);
       if (h.name == "expires_at garbage") {
-        // The flag parses, so nothing names it as bad: status shows the raw
-        // value ("until tomorrow"). The agent fails safe (a pause), but no
-        // one ever treats this persistent flag as expired: see
-        // docs/reliability.md, findings.
-        EXPECT_NE(st.output.find("tomorrow"), std::string::npos)
+        // The flag parses but can never expire: status says so and how to
+        // end it (the agent fails safe and treats it as a pause).
+        EXPECT_NE(st.output.find("will not expire by itself"), std::string::npos)
+            << st.output.substr(0, 4000);
+        EXPECT_NE(st.output.find(FlagPath(target)), std::string::npos)
             << st.output.substr(0, 4000);
       } else if (h.name != "unknown fields") {
         // The bad flag is named, and the instance shown as paused.
@@ -153,9 +153,9 @@ TEST_F(HostilePayloadTest, StrayRegistrationsAndAgentRecordsAreReported) {
     EXPECT_EQ(st.exit_code, 0) << st.output;
     for (const std::string& named :
          {std::string("not-an-instance"), std::string("127.0.0.1_0090"),
-          std::string("127.0.0.1_1"), std::string("weird name"),
-          std::string("/agents/evil-host"), std::string("evil host"),
-          std::string("/agents/typed-host")}) {
+          sdir + "/127.0.0.1_1", sdir + "/127.0.0.2_2",
+          std::string("weird name"), std::string("/agents/evil-host"),
+          std::string("evil host"), std::string("/agents/typed-host")}) {
       EXPECT_NE(st.output.find(named), std::string::npos)
           << "status did not report " << named << "\n"
           << st.output;

@@ -21,32 +21,6 @@
 namespace zkroll::testing {
 namespace {
 
-std::string Env(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
-}
-
-// Sends a four-letter word and returns the answer ("" on any failure).
-std::string FourLetterWord(int port, const char* word) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::write(fd, word, 4) == 4) {
-    char buf[256];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, n);
-  }
-  ::close(fd);
-  return out;
-}
-
 // Nine distinct free ports (PickFreePort may repeat a port it just closed).
 std::vector<int> DistinctPorts(size_t n) {
   std::set<int> seen;
@@ -128,9 +102,9 @@ Status ZooKeeperEnsemble::StartServer(int i) {
           << ":" << servers_[j].election_port << "\n";
     }
   }
-  const std::string java = Env("ZKROLL_JAVA", "/usr/bin/java");
+  const std::string java = EnvOr("ZKROLL_JAVA", "/usr/bin/java");
   const std::string cp =
-      Env("ZKROLL_ZK_CLASSPATH", "/usr/share/java/zookeeper.jar");
+      EnvOr("ZKROLL_ZK_CLASSPATH", "/usr/share/java/zookeeper.jar");
   std::vector<std::string> args = {java,
                                    "-Xmx128m",
                                    "-XX:+UseSerialGC",

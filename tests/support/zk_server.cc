@@ -20,9 +20,7 @@
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
-namespace {
-
-std::string Env(const char* name, const char* fallback) {
+std::string EnvOr(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
   return v && *v ? v : fallback;
 }
@@ -47,8 +45,6 @@ std::string FourLetterWord(int port, const char* word) {
   ::close(fd);
   return out;
 }
-
-}  // namespace
 
 int PickFreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -112,8 +108,8 @@ Status ZooKeeperTestServer::Start() {
         << "admin.enableServer=false\n"
         << "4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump\n";
   }
-  const std::string java = Env("ZKROLL_JAVA", "/usr/bin/java");
-  const std::string cp = Env("ZKROLL_ZK_CLASSPATH", "/usr/share/java/zookeeper.jar");
+  const std::string java = EnvOr("ZKROLL_JAVA", "/usr/bin/java");
+  const std::string cp = EnvOr("ZKROLL_ZK_CLASSPATH", "/usr/share/java/zookeeper.jar");
   std::vector<std::string> args = {
       java,
       "-Xmx256m",

@@ -60,6 +60,14 @@ class ZooKeeperTestServer {
 // A free TCP port on 127.0.0.1 (bound, read, closed).
 int PickFreePort();
 
+// Sends a ZooKeeper four-letter word ("ruok", "srvr", ...) to
+// 127.0.0.1:port and returns the answer ("" on any failure).
+std::string FourLetterWord(int port, const char* word);
+
+// The environment variable `name`, or `fallback` if unset or empty
+// (ZKROLL_JAVA, ZKROLL_ZK_CLASSPATH override where the server comes from).
+std::string EnvOr(const char* name, const char* fallback);
+
 }  // namespace zkroll::testing
 
 #endif  // ZKROLL_TESTS_SUPPORT_ZK_SERVER_H_
