@@ -496,6 +496,20 @@ std::optional<int> Prepare(Session& s, const ServiceName& service,
   return std::nullopt;
 }
 
+// What every deploy of this process shares: its session, executor, stop
+// signal, reporter, journal and the ACL for the flags it creates.
+DeployEnvironment MakeEnvironment(Session& s, const ServiceName& service,
+                                  const DeployId& id, const Prepared& prep) {
+  DeployEnvironment env(service, id);
+  env.session = s.connection.session();
+  env.executor = s.connection.executor();
+  env.abort = &s.abort;
+  env.reporter = &s.reporter;
+  env.journal = prep.journal.get();
+  env.acl = s.connection.AclFor(paths::kPauseRoot);
+  return env;
+}
+
 int RunDeploy(const po::variables_map& vm,
               const std::vector<std::string>& command) {
   GlobalConfig g = ParseGlobals(vm);
@@ -514,13 +528,7 @@ int RunDeploy(const po::variables_map& vm,
                           command, &prep)) {
     return *code;
   }
-  DeployEnvironment env(service, id);
-  env.session = s.connection.session();
-  env.executor = s.connection.executor();
-  env.abort = &s.abort;
-  env.reporter = &s.reporter;
-  env.journal = prep.journal.get();
-  env.acl = s.connection.AclFor(paths::kPauseRoot);
+  DeployEnvironment env = MakeEnvironment(s, service, id, prep);
   DeployResult r = DeployInstance(env, opt, address);
 
   const std::string label = InstanceId{service, address}.ToString();
@@ -628,13 +636,7 @@ int RunRolloutCommand(const po::variables_map& vm,
                           force, vm, command, &prep)) {
     return *code;
   }
-  DeployEnvironment env(service, id);
-  env.session = s.connection.session();
-  env.executor = s.connection.executor();
-  env.abort = &s.abort;
-  env.reporter = &s.reporter;
-  env.journal = prep.journal.get();
-  env.acl = s.connection.AclFor(paths::kPauseRoot);
+  DeployEnvironment env = MakeEnvironment(s, service, id, prep);
   RolloutResult r = RunRollout(env, opt, targets, prep.lock.get());
 
   int code = kExitOk;
