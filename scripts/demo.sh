@@ -70,9 +70,16 @@ mkdir -p "$WORK/instances"
 export DEMO_DIR=$WORK DEMO_SERVICE_BIN=$SERVICE_BIN DEMO_NEW_VERSION=v2
 
 PIDS=()
+ROLLOUT_PID=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  # A rollout still running is stopped first, while ZooKeeper is up, so it
+  # can delete its pause flag and journal the deploy as aborted.
+  if [ -n "$ROLLOUT_PID" ] && kill -0 "$ROLLOUT_PID" 2>/dev/null; then
+    kill -TERM "$ROLLOUT_PID" 2>/dev/null || true
+    wait "$ROLLOUT_PID" 2>/dev/null || true
+  fi
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for f in "$WORK"/instances/*.pid; do
     [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null || true
@@ -214,7 +221,9 @@ while True:
     time.sleep(0.2)
 PY
 FOLLOW_PID=$!
+PIDS+=($FOLLOW_PID)
 wait "$ROLLOUT_PID"; ROLLOUT_RC=$?
+ROLLOUT_PID=
 wait "$FOLLOW_PID" 2>/dev/null
 set -e
 if [ "$ROLLOUT_RC" -ne 0 ]; then
