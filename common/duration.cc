@@ -48,18 +48,26 @@ Result<Millis> ParseDuration(std::string_view text) {
 }
 
 std::string FormatDuration(Millis d) {
+  // Exact and in ParseDuration's own syntax, so a printed duration can be
+  // pasted back (and a check spec printed by DescribeCheck parses again).
   int64_t ms = d.count();
-  char buf[64];
-  if (ms % 3600000 == 0 && ms != 0) {
-    std::snprintf(buf, sizeof buf, "%lldh", static_cast<long long>(ms / 3600000));
-  } else if (ms % 60000 == 0 && ms != 0) {
-    std::snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(ms / 60000));
-  } else if (ms >= 1000) {
-    std::snprintf(buf, sizeof buf, "%.3gs", static_cast<double>(ms) / 1000.0);
-  } else {
-    std::snprintf(buf, sizeof buf, "%lldms", static_cast<long long>(ms));
+  if (ms == 0) return "0s";
+  std::string out;
+  if (ms < 0) {
+    out = "-";
+    ms = -ms;
   }
-  return buf;
+  const struct {
+    int64_t unit;
+    const char* name;
+  } kUnits[] = {{3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+  for (const auto& u : kUnits) {
+    if (ms >= u.unit) {
+      out += std::to_string(ms / u.unit) + u.name;
+      ms %= u.unit;
+    }
+  }
+  return out;
 }
 
 }  // namespace zkroll

@@ -17,7 +17,8 @@ using Millis = std::chrono::milliseconds;
 // shows an accepted form.
 Result<Millis> ParseDuration(std::string_view text);
 
-// Shortest exact rendering: 1500ms -> "1.5s", 60000ms -> "1m", 250ms -> "250ms".
+// Exact rendering in the syntax ParseDuration accepts: 1500ms -> "1s500ms",
+// 60000ms -> "1m", 250ms -> "250ms", 0 -> "0s".
 std::string FormatDuration(Millis d);
 
 }  // namespace zkroll

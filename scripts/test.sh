@@ -25,9 +25,10 @@ cmake --build "$BUILD_DIR" -j"$JOBS"
 (cd "$BUILD_DIR" && ctest --output-on-failure -j"$JOBS" --timeout 1200 "$@")
 
 # The fuzzers (libFuzzer needs clang): a separate instrumented build, each
-# target run for FUZZ_SECONDS over its seed corpus. Skipped when ctest
-# arguments select a subset, or with FUZZ_SECONDS=0.
-FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+# target run over its seed corpus for a fixed number of inputs from a fixed
+# seed (bounded by FUZZ_SECONDS). Skipped when ctest arguments select a
+# subset, or with FUZZ_SECONDS=0.
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 if [ $# -eq 0 ] && [ "$FUZZ_SECONDS" != 0 ]; then
   CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DZKROLL_BUILD_FUZZERS=ON -DZKROLL_BUILD_TESTS=OFF -DZKROLL_FUZZ_SECONDS="$FUZZ_SECONDS"

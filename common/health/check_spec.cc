@@ -212,16 +212,6 @@ Result<CheckSpec> ParseExec(std::string_view text, std::string_view rest,
   return spec;
 }
 
-// Renders a duration in a form ParseDuration reads back exactly (unlike
-// FormatDuration, which may round and uses decimals).
-std::string ExactDuration(Millis d) {
-  int64_t ms = d.count();
-  if (ms != 0 && ms % 3600000 == 0) return std::to_string(ms / 3600000) + "h";
-  if (ms != 0 && ms % 60000 == 0) return std::to_string(ms / 60000) + "m";
-  if (ms != 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-  return std::to_string(ms) + "ms";
-}
-
 // Quotes one exec word so that SplitCommand gives it back unchanged.
 std::string QuoteWord(const std::string& word) {
   bool plain = !word.empty();
@@ -266,7 +256,7 @@ std::string DescribeCheck(const CheckSpec& spec) {
   switch (spec.kind) {
     case CheckSpec::Kind::kTcp:
       if (!spec.max_connect_time) return "tcp";
-      return "tcp:connect<" + ExactDuration(*spec.max_connect_time);
+      return "tcp:connect<" + FormatDuration(*spec.max_connect_time);
     case CheckSpec::Kind::kHttp: {
       std::string out = "http:" + spec.http_path;
       if (!spec.expect_status.empty()) {

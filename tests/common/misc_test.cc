@@ -32,7 +32,16 @@ TEST(DurationTest, RefusesWithExample) {
 
 TEST(DurationTest, Formats) {
   EXPECT_EQ(FormatDuration(Millis(250)), "250ms");
-  EXPECT_EQ(FormatDuration(Millis(1500)), "1.5s");
+  EXPECT_EQ(FormatDuration(Millis(1500)), "1s500ms");
+  EXPECT_EQ(FormatDuration(Millis(0)), "0s");
+  EXPECT_EQ(FormatDuration(Millis(3723004)), "1h2m3s4ms");
+  // Found by the names fuzzer: "%.3g" printed 3.98e+06s, which does not
+  // parse back. Every rendering must.
+  for (int64_t ms : {1LL, 999LL, 1234LL, 59999LL, 3978610001LL}) {
+    auto back = ParseDuration(FormatDuration(Millis(ms)));
+    ASSERT_TRUE(back.ok()) << ms;
+    EXPECT_EQ(back->count(), ms);
+  }
   EXPECT_EQ(FormatDuration(Millis(120000)), "2m");
 }
 
