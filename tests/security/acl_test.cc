@@ -127,8 +127,11 @@ TEST_F(AclTest, RealAgentRegistersInSecuredTreeWithInheritedAcl) {
   EXPECT_FALSE(world_write) << "the registration must not be world-writable";
   EXPECT_EQ(anon_->DeleteSync(InstancePath(svc_, port)).code(),
             StatusCode::kPermissionDenied);
+  // The agent publishes its record shortly after it registers (coalesced).
+  ASSERT_TRUE(WaitFor([&] { return anon_->ExistsSync("/agents/secure-1")->has_value(); },
+                      milliseconds(20000)));
   auto agent_acl = anon_->GetAclSync("/agents/secure-1");
-  ASSERT_TRUE(agent_acl.ok());
+  ASSERT_TRUE(agent_acl.ok()) << agent_acl.status().ToString();
   EXPECT_EQ(agent_acl->size(), coordinator::RootAcls(ids_)[1].second.size());
   // Nothing in the agent's log reveals the password.
   EXPECT_EQ(AgentLog(0).find(kAgent.password), std::string::npos);

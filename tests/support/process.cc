@@ -27,11 +27,9 @@ ChildProcess::~ChildProcess() {
   }
 }
 
-Status ChildProcess::Start(const std::vector<std::string>& argv,
-                           const std::string& log_path,
-                           const std::map<std::string, std::string>& extra_env) {
-  log_path_ = log_path;
-  exit_code_.reset();
+Result<pid_t> SpawnTied(const std::vector<std::string>& argv,
+                        const std::string& log_path,
+                        const std::map<std::string, std::string>& extra_env) {
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) {
     std::string kv = *e;
@@ -62,7 +60,17 @@ Status ChildProcess::Start(const std::vector<std::string>& argv,
     ::execve(args[0], args.data(), envp.data());
     ::_exit(127);
   }
-  pid_ = pid;
+  return pid;
+}
+
+Status ChildProcess::Start(const std::vector<std::string>& argv,
+                           const std::string& log_path,
+                           const std::map<std::string, std::string>& extra_env) {
+  log_path_ = log_path;
+  exit_code_.reset();
+  auto pid = SpawnTied(argv, log_path, extra_env);
+  if (!pid.ok()) return pid.status();
+  pid_ = *pid;
   return Status::Ok();
 }
 

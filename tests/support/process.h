@@ -16,6 +16,14 @@
 
 namespace zkroll::testing {
 
+// Starts argv[0] (an absolute path, no shell) with stdout and stderr
+// appended to `log_path`, stdin from /dev/null, `extra_env` added to our
+// environment, and SIGKILL delivered to it if this process dies first, so
+// no server or agent outlives a crashed test. Returns the child's pid.
+Result<pid_t> SpawnTied(const std::vector<std::string>& argv,
+                        const std::string& log_path,
+                        const std::map<std::string, std::string>& extra_env = {});
+
 class ChildProcess {
  public:
   ChildProcess() = default;

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include <fstream>
 #include <set>
 
+#include "tests/support/process.h"
 #include "tests/support/wait.h"
 #include "tests/support/zk_server.h"
 
@@ -102,40 +102,12 @@ Status ZooKeeperEnsemble::StartServer(int i) {
           << ":" << servers_[j].election_port << "\n";
     }
   }
-  const std::string java = EnvOr("ZKROLL_JAVA", "/usr/bin/java");
-  const std::string cp =
-      EnvOr("ZKROLL_ZK_CLASSPATH", "/usr/share/java/zookeeper.jar");
-  std::vector<std::string> args = {java,
-                                   "-Xmx128m",
-                                   "-XX:+UseSerialGC",
-                                   "-XX:TieredStopAtLevel=1",
-                                   "-Dzookeeper.admin.enableServer=false",
-                                   "-Dzookeeper.4lw.commands.whitelist=*",
-                                   "-cp",
-                                   cp,
-                                   "org.apache.zookeeper.server.quorum."
-                                   "QuorumPeerMain",
-                                   cfg};
-  const std::string log = log_file(i);
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) return Internal(std::string("fork: ") + strerror(errno));
-  if (pid == 0) {
-    // The servers must not outlive a crashed test.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(1);
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  s.pid = pid;
+  auto pid = SpawnTied(
+      JavaServerArgv("org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg,
+                     "128m"),
+      log_file(i));
+  if (!pid.ok()) return pid.status();
+  s.pid = *pid;
   return Status::Ok();
 }
 

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +16,7 @@
 #include <fstream>
 #include <vector>
 
+#include "tests/support/process.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
@@ -44,6 +44,21 @@ std::string FourLetterWord(int port, const char* word) {
   }
   ::close(fd);
   return out;
+}
+
+std::vector<std::string> JavaServerArgv(const std::string& main_class,
+                                        const std::string& cfg,
+                                        const std::string& heap) {
+  return {EnvOr("ZKROLL_JAVA", "/usr/bin/java"),
+          "-Xmx" + heap,
+          "-XX:+UseSerialGC",
+          "-XX:TieredStopAtLevel=1",
+          "-Dzookeeper.admin.enableServer=false",
+          "-Dzookeeper.4lw.commands.whitelist=*",
+          "-cp",
+          EnvOr("ZKROLL_ZK_CLASSPATH", "/usr/share/java/zookeeper.jar"),
+          main_class,
+          cfg};
 }
 
 int PickFreePort() {
@@ -108,38 +123,12 @@ Status ZooKeeperTestServer::Start() {
         << "admin.enableServer=false\n"
         << "4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump\n";
   }
-  const std::string java = EnvOr("ZKROLL_JAVA", "/usr/bin/java");
-  const std::string cp = EnvOr("ZKROLL_ZK_CLASSPATH", "/usr/share/java/zookeeper.jar");
-  std::vector<std::string> args = {
-      java,
-      "-Xmx256m",
-      "-XX:+UseSerialGC",
-      "-XX:TieredStopAtLevel=1",
-      "-Dzookeeper.admin.enableServer=false",
-      "-Dzookeeper.4lw.commands.whitelist=*",
-      "-cp",
-      cp,
-      "org.apache.zookeeper.server.ZooKeeperServerMain",
-      cfg};
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) return Internal(std::string("fork: ") + strerror(errno));
-  if (pid == 0) {
-    // The server must not outlive a crashed test.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(1);
-    int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  pid_ = pid;
+  auto pid = SpawnTied(
+      JavaServerArgv("org.apache.zookeeper.server.ZooKeeperServerMain", cfg,
+                     "256m"),
+      log_);
+  if (!pid.ok()) return pid.status();
+  pid_ = *pid;
   bool up = WaitFor(
       [&] {
         int status;

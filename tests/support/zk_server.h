@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -63,6 +64,13 @@ int PickFreePort();
 // Sends a ZooKeeper four-letter word ("ruok", "srvr", ...) to
 // 127.0.0.1:port and returns the answer ("" on any failure).
 std::string FourLetterWord(int port, const char* word);
+
+// The command line of a ZooKeeper Java server from the Debian package:
+// `main_class` (ZooKeeperServerMain or quorum.QuorumPeerMain) with config
+// `cfg` and heap `heap` (e.g. "256m").
+std::vector<std::string> JavaServerArgv(const std::string& main_class,
+                                        const std::string& cfg,
+                                        const std::string& heap);
 
 // The environment variable `name`, or `fallback` if unset or empty
 // (ZKROLL_JAVA, ZKROLL_ZK_CLASSPATH override where the server comes from).
