@@ -26,6 +26,7 @@ struct Agent::Instance {
   std::string last_check;
   WallTime last_check_at{};
   std::string node;          // /services/<service>/<ip>_<port>
+  std::shared_ptr<ForwardedInstance> forward;  // forwarding mode only
 };
 
 Agent::Agent(boost::asio::io_context& io, AgentConfig config,
@@ -45,12 +46,15 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig config,
 Agent::~Agent() {
   for (auto& [id, inst] : instances_) {
     if (inst->monitor) inst->monitor->Stop();
+    if (inst->forward) inst->forward->Stop();
   }
   for (auto& [s, w] : pauses_) w->Stop();
 }
 
 Status Agent::Start() {
   session_.AddListener([this](const SessionEvent& e) { OnSessionEvent(e); });
+  agent_node_ = EphemeralNode::Create(
+      &session_, paths::AgentNode(HostId::Parse(config_.host).value()));
   ZKROLL_RETURN_IF_ERROR(session_.Start());
   LOG(INFO) << "zkroll-agent " << ZKROLL_VERSION << " host " << config_.host
             << " managing " << config_.instances.size()
@@ -90,7 +94,10 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
       LOG(INFO) << "reconnected to ZooKeeper; session and registrations "
                    "survived; re-reading pause flags";
       for (auto& [s, w] : pauses_) w->Refresh();
-      for (auto& [id, inst] : instances_) Reconcile(inst);
+      for (auto& [id, inst] : instances_) {
+        if (inst->forward) inst->forward->OnReconnected();
+        Reconcile(inst);
+      }
       break;
     case SessionEvent::Kind::kDisconnected:
       LOG(WARNING) << "lost the connection to ZooKeeper; keeping every "
@@ -101,9 +108,10 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
                       "/agents/" << config_.host
                    << " are gone; re-registering healthy, unpaused instances "
                       "on the new session";
-      agent_node_ours_ = false;
+      agent_node_->Forget();
       acls_known_ = false;
       for (auto& [id, inst] : instances_) {
+        if (inst->forward) inst->forward->OnExpired();
         inst->registered = false;
         inst->op_in_flight = false;
         inst->replace_version.reset();
@@ -123,6 +131,9 @@ void Agent::OnNewSession() {
   for (auto& [s, w] : pauses_) {
     w->Invalidate();
     w->Refresh();
+  }
+  for (auto& [id, inst] : instances_) {
+    if (inst->forward) inst->forward->OnNewSession();
   }
   PublishSoon();
 }
@@ -244,7 +255,8 @@ void Agent::OnPauseUpdate(const ServiceName& service,
   }
 }
 
-void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy) {
+void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy,
+                          std::shared_ptr<ForwardedInstance> forward) {
   auto inst = std::make_shared<Instance>();
   inst->cfg = cfg;
   inst->healthy = initially_healthy;
@@ -282,6 +294,14 @@ void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy) {
                                                  std::chrono::system_clock::now());
   if (session_.connected()) EnsureServiceDir(cfg.id.service);  // no-op until ACLs known
   inst->monitor->Start();
+  if (forward) {
+    inst->forward = std::move(forward);
+  } else if (cfg.forward) {
+    inst->forward = ForwardedInstance::Create(&session_, io_.get_executor(),
+                                              cfg.id, *cfg.forward,
+                                              config_.host, config_.resync);
+    inst->forward->Start();
+  }
   LOG(INFO) << "managing " << cfg.id.ToString() << " (" << cfg.origin
             << "): check " << cfg.check_text << " every "
             << FormatDuration(cfg.interval) << ", timeout "
@@ -292,6 +312,7 @@ void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy) {
 void Agent::StopInstance(const InstancePtr& inst, bool deregister) {
   inst->stopped = true;
   if (inst->monitor) inst->monitor->Stop();
+  if (inst->forward) inst->forward->Stop();
   if (deregister && inst->registered) {
     session_.Delete(inst->node, -1, [id = inst->cfg.id](Status s) {
       if (s.ok() || s.code() == StatusCode::kNotFound) {
@@ -482,56 +503,9 @@ void Agent::PublishAgentRecord() {
       out->set_last_check_at(FormatRfc3339(inst->last_check_at));
     }
     out->set_check(inst->cfg.check_text);
+    if (inst->forward) out->set_forward_backend(inst->forward->backend_text());
   }
-  std::string json = ToJson(rec);
-  HostId host = HostId::Parse(config_.host).value();
-  std::string path = paths::AgentNode(host);
-  if (agent_node_ours_) {
-    session_.Set(path, json, -1, [this](Result<NodeStat> r) {
-      if (!r.ok()) {
-        agent_node_ours_ = false;
-        if (r.status().code() == StatusCode::kNotFound) PublishSoon();
-      }
-    });
-    return;
-  }
-  session_.Create(path, json, CreateMode::kEphemeral, agents_acl_,
-                  [this, path, json](Result<std::string> r) {
-    if (r.ok()) {
-      agent_node_ours_ = true;
-      return;
-    }
-    if (r.status().code() != StatusCode::kAlreadyExists) {
-      LOG(WARNING) << "cannot create " << path << ": " << r.status().ToString();
-      return;
-    }
-    session_.Get(path, nullptr, [this, path, json](Result<NodeData> d) {
-      if (!d.ok()) {
-        PublishSoon();
-        return;
-      }
-      if (d->stat.ephemeral_owner == session_.session_id()) {
-        agent_node_ours_ = true;
-        PublishSoon();
-        return;
-      }
-      // Our previous session's node (or a second agent with our host id):
-      // replace it; it would vanish when that session expires.
-      LOG(WARNING) << path << " belongs to session 0x" << std::hex
-                   << d->stat.ephemeral_owner << std::dec
-                   << " (a previous run of this agent?); replacing it";
-      session_.Multi(
-          {ZkOp::Delete(path, d->stat.version),
-           ZkOp::Create(path, json, CreateMode::kEphemeral, agents_acl_)},
-          [this](MultiResult m) {
-            if (m.status.ok()) {
-              agent_node_ours_ = true;
-            } else {
-              PublishSoon();
-            }
-          });
-    });
-  });
+  agent_node_->Publish(ToJson(rec), agents_acl_, [this] { PublishSoon(); });
 }
 
 void Agent::ArmResync() {
@@ -585,10 +559,15 @@ void Agent::Reload(AgentConfig config) {
       LOG(INFO) << "reload: " << it->first.ToString()
                 << " changed; restarting its checks";
       InstancePtr old = it->second;
+      // A forwarder whose settings did not change keeps running.
+      std::shared_ptr<ForwardedInstance> keep;
+      if (old->forward && old->cfg.forward == w->second.forward) {
+        keep = std::move(old->forward);
+      }
       StopInstance(old, false);
       // Keep the registration and the health verdict; the new checks
       // continue from it rather than from "unknown".
-      StartInstance(w->second, old->healthy);
+      StartInstance(w->second, old->healthy, keep);
       instances_[w->first]->registered = old->registered;
       ++changed;
     }
@@ -637,10 +616,9 @@ void Agent::Shutdown(Millis deadline, std::function<void()> done) {
       finish();
     });
   }
-  if (agent_node_ours_) {
+  if (agent_node_->ours()) {
     ++*remaining;
-    HostId host = HostId::Parse(config_.host).value();
-    session_.Delete(paths::AgentNode(host), -1, [finish](Status) { finish(); });
+    agent_node_->Delete(finish);
   }
   timer->expires_after(deadline);
   timer->async_wait([remaining, finished, done](const boost::system::error_code& ec) {

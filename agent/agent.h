@@ -18,6 +18,10 @@
 // /agents/<host> (ephemeral, AgentRecord) lists every instance with its
 // state; it is rewritten when a state changes and on every resync.
 //
+// An instance with forward_backend is in forwarding mode: the agent also
+// runs its forwarder (agent/forwarding.h). Registration rules do not
+// change; the health check reaches the backend through the forwarder.
+//
 // Threading: everything runs on the io_context given at construction.
 #ifndef ZKROLL_AGENT_AGENT_H_
 #define ZKROLL_AGENT_AGENT_H_
@@ -31,6 +35,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "agent/config.h"
+#include "agent/ephemeral_node.h"
+#include "agent/forwarding.h"
 #include "agent/pause_watcher.h"
 #include "common/health/monitor.h"
 #include "common/zk_session.h"
@@ -63,7 +69,10 @@ class Agent {
 
   void OnSessionEvent(const SessionEvent& e);
   void OnNewSession();
-  void StartInstance(const InstanceConfig& cfg, bool initially_healthy);
+  // `forward`: a running forwarder to keep (a reload that changed only
+  // the checks must not drop forwarded connections).
+  void StartInstance(const InstanceConfig& cfg, bool initially_healthy,
+                     std::shared_ptr<ForwardedInstance> forward = nullptr);
   void StopInstance(const InstancePtr& inst, bool deregister);
   std::shared_ptr<PauseWatcher> PauseFor(const ServiceName& service);
   void OnPauseUpdate(const ServiceName& service, const PauseSnapshot& snap);
@@ -90,7 +99,7 @@ class Agent {
   boost::asio::steady_timer resync_timer_;
   boost::asio::steady_timer connect_log_timer_;
   bool publish_pending_ = false;
-  bool agent_node_ours_ = false;
+  std::shared_ptr<EphemeralNode> agent_node_;  // /agents/<host>
   bool shutting_down_ = false;
   bool acls_known_ = false;
   AclList services_acl_;

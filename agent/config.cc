@@ -82,6 +82,29 @@ Result<std::map<std::string, std::string>> ParseMetadata(
   return out;
 }
 
+// "18081, 18082": distinct ports 1-65535, at most 16.
+Result<std::vector<uint16_t>> ParsePortList(const std::string& text) {
+  std::vector<uint16_t> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    size_t b = item.find_first_not_of(" \t");
+    size_t e = item.find_last_not_of(" \t");
+    item = b == std::string::npos ? "" : item.substr(b, e - b + 1);
+    auto n = ParseCount(item, "forward_ports entry", 1, 65535);
+    if (!n.ok()) return n.status();
+    if (std::find(out.begin(), out.end(), *n) != out.end()) {
+      return InvalidArgument("port " + item + " is listed twice");
+    }
+    out.push_back(static_cast<uint16_t>(*n));
+  }
+  if (out.empty() || out.size() > 16) {
+    return InvalidArgument("expected 1 to 16 comma-separated ports, got " +
+                           QuoteForMessage(text));
+  }
+  return out;
+}
+
 // Applies one `key = value` of an instance section to `inst`.
 Status ApplyInstanceKey(InstanceConfig& inst, const std::string& key,
                         const std::string& value, std::string* service,
@@ -116,10 +139,54 @@ Status ApplyInstanceKey(InstanceConfig& inst, const std::string& key,
     auto m = ParseMetadata(value);
     if (!m.ok()) return m.status();
     inst.metadata = *m;
+  } else if (key == "forward_backend") {
+    auto a = InstanceAddress::Parse(value);
+    if (!a.ok()) return a.status();
+    if (!inst.forward) inst.forward.emplace();
+    inst.forward->backend = *a;
+  } else if (key == "forward_ports") {
+    auto ports = ParsePortList(value);
+    if (!ports.ok()) return ports.status();
+    if (!inst.forward) inst.forward.emplace();
+    inst.forward->ports = *ports;
+  } else if (key == "forward_protocol") {
+    auto p = forward::ParseProtocol(value);
+    if (!p.ok()) return p.status();
+    if (!inst.forward) inst.forward.emplace();
+    inst.forward->protocol = *p;
+  } else if (key == "forward_threads") {
+    auto n = ParseCount(value, "forward_threads", 1, 16);
+    if (!n.ok()) return n.status();
+    if (!inst.forward) inst.forward.emplace();
+    inst.forward->threads = *n;
   } else {
     return InvalidArgument(
         "unknown key; instance keys are service, ip, port, check, interval, "
-        "timeout, rise, fall, weight, metadata");
+        "timeout, rise, fall, weight, metadata, forward_backend, "
+        "forward_ports, forward_protocol, forward_threads");
+  }
+  return Status::Ok();
+}
+
+// Forwarding keys need forward_backend, and no local backend may be the
+// public address itself (the forwarder would connect to itself).
+Status CheckForward(const InstanceConfig& inst) {
+  const ForwardConfig& f = *inst.forward;
+  if (f.backend.empty()) {
+    return InvalidArgument(
+        "forward_ports, forward_protocol and forward_threads need "
+        "forward_backend = IP:PORT (where the instance really listens)");
+  }
+  if (f.backend == inst.id.address) {
+    return InvalidArgument("forward_backend " + f.backend.ToString() +
+                           " is the instance's public address; the backend "
+                           "must listen on another port");
+  }
+  for (uint16_t p : f.ports) {
+    if (f.backend.ip() == inst.id.address.ip() && p == inst.id.address.port()) {
+      return InvalidArgument("forward_ports lists " + std::to_string(p) +
+                             ", the instance's public port");
+    }
   }
   return Status::Ok();
 }
@@ -235,6 +302,10 @@ Result<FileContents> ParseFile(const std::string& file, bool allow_top,
     auto addr = InstanceAddress::FromParts(parts[1], *port);
     if (!addr.ok()) return ConfigError(file, section + ".ip", addr.status().message());
     inst.id = InstanceId{*service, *addr};
+    if (inst.forward) {
+      Status f = CheckForward(inst);
+      if (!f.ok()) return ConfigError(file, section + ".forward_backend", f.message());
+    }
     out.instances.push_back(inst);
   }
   return out;
@@ -245,7 +316,18 @@ Result<FileContents> ParseFile(const std::string& file, bool allow_top,
 bool InstanceConfig::SameSettings(const InstanceConfig& o) const {
   return id == o.id && check_text == o.check_text && interval == o.interval &&
          timeout == o.timeout && rise == o.rise && fall == o.fall &&
-         weight == o.weight && metadata == o.metadata;
+         weight == o.weight && metadata == o.metadata && forward == o.forward;
+}
+
+bool ForwardConfig::IsLocalBackend(const InstanceAddress& a) const {
+  if (a == backend) return true;
+  if (a.ip() != backend.ip()) return false;
+  return std::find(ports.begin(), ports.end(), a.port()) != ports.end();
+}
+
+bool ForwardConfig::operator==(const ForwardConfig& o) const {
+  return backend == o.backend && ports == o.ports && protocol == o.protocol &&
+         threads == o.threads;
 }
 
 Result<std::string> DefaultHostId() {

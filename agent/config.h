@@ -21,12 +21,28 @@
 #include <string>
 #include <vector>
 
+#include "agent/forward/forwarder.h"
 #include "common/duration.h"
 #include "common/health/check.h"
 #include "common/names.h"
 #include "common/status.h"
 
 namespace zkroll::agent {
+
+// Forwarding mode (docs/design.md, "Port switching"): the agent listens on
+// the instance's public address and forwards to a backend it may switch.
+struct ForwardConfig {
+  InstanceAddress backend;        // forward_backend: the initial backend
+  std::vector<uint16_t> ports;    // forward_ports: ports on backend.ip() a
+                                  // new version may be started on
+  forward::Protocol protocol = forward::Protocol::kTcp;  // forward_protocol
+  int threads = 1;                // forward_threads
+
+  // Whether `a` is one of the local backends this instance may use: the
+  // configured backend or backend.ip() with one of `ports`.
+  bool IsLocalBackend(const InstanceAddress& a) const;
+  bool operator==(const ForwardConfig& o) const;
+};
 
 // Per-instance settings and their documented defaults.
 struct InstanceConfig {
@@ -40,6 +56,7 @@ struct InstanceConfig {
   int fall = 3;
   uint32_t weight = 0;            // 0: not set (callers use 1)
   std::map<std::string, std::string> metadata;
+  std::optional<ForwardConfig> forward;  // set: forwarding mode
 
   // Equal when every setting that affects checking or the record is equal.
   bool SameSettings(const InstanceConfig& o) const;

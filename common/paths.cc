@@ -39,6 +39,25 @@ std::string LockDir(const ServiceName& s) {
   CHECK(!s.empty()) << "path built from an empty service name";
   return std::string(kLocksRoot) + "/" + s.str();
 }
+std::string SwitchDir(const ServiceName& s) {
+  CHECK(!s.empty()) << "path built from an empty service name";
+  return std::string(kSwitchRoot) + "/" + s.str();
+}
+std::string SwitchNode(const ServiceName& s, const InstanceAddress& a) {
+  CHECK(!a.empty()) << "path built from an empty instance address";
+  return SwitchDir(s) + "/" + a.NodeName();
+}
+std::string SwitchDeployNode(const ServiceName& s, const InstanceAddress& a) {
+  return SwitchNode(s, a) + "/deploy";
+}
+std::string ForwarderDir(const ServiceName& s) {
+  CHECK(!s.empty()) << "path built from an empty service name";
+  return std::string(kForwardersRoot) + "/" + s.str();
+}
+std::string ForwarderNode(const ServiceName& s, const InstanceAddress& a) {
+  CHECK(!a.empty()) << "path built from an empty instance address";
+  return ForwarderDir(s) + "/" + a.NodeName();
+}
 
 std::vector<std::string> Ancestors(const std::string& path) {
   std::vector<std::string> out;

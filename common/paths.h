@@ -7,6 +7,9 @@
 //   /deploys/<service>/<deploy-id>    persistent coordinator  DeployRecord
 //   /deploys/<service>/<deploy-id>/<ip>_<port>   persistent   InstanceProgress
 //   /locks/<service>/lock-<seq>       ephemeral sequential    LockHolder
+//   /switch/<service>/<ip>_<port>     persistent coordinator  ForwardTarget
+//   /switch/<service>/<ip>_<port>/deploy  ephemeral coordinator ForwardTarget
+//   /forwarders/<service>/<ip>_<port> ephemeral  agent        ForwarderState
 //
 // Functions take only validated types (common/names.h).
 #ifndef ZKROLL_COMMON_PATHS_H_
@@ -24,6 +27,8 @@ inline constexpr char kPauseRoot[] = "/pause";
 inline constexpr char kAgentsRoot[] = "/agents";
 inline constexpr char kDeploysRoot[] = "/deploys";
 inline constexpr char kLocksRoot[] = "/locks";
+inline constexpr char kSwitchRoot[] = "/switch";
+inline constexpr char kForwardersRoot[] = "/forwarders";
 
 std::string ServiceDir(const ServiceName& s);
 std::string InstanceNode(const ServiceName& s, const InstanceAddress& a);
@@ -37,6 +42,13 @@ std::string DeployNode(const ServiceName& s, const DeployId& d);
 std::string DeployInstanceNode(const ServiceName& s, const DeployId& d,
                                const InstanceAddress& a);
 std::string LockDir(const ServiceName& s);
+// Port switching: the committed backend, the in-flight one, and what the
+// agent applied.
+std::string SwitchDir(const ServiceName& s);
+std::string SwitchNode(const ServiceName& s, const InstanceAddress& a);
+std::string SwitchDeployNode(const ServiceName& s, const InstanceAddress& a);
+std::string ForwarderDir(const ServiceName& s);
+std::string ForwarderNode(const ServiceName& s, const InstanceAddress& a);
 
 // Every ancestor of `path` from the root down, excluding "/" and `path`
 // itself: "/a/b/c" -> {"/a", "/a/b"}.

@@ -156,6 +156,34 @@ po::options_description DeployOptionsDescription() {
   return d;
 }
 
+po::options_description SwitchOptionsDescription() {
+  po::options_description d(
+      "Port switching (--switch; the instance's agent must forward it, see "
+      "forward_backend in docs/agent.md)");
+  auto add = d.add_options();
+  add("switch", po::bool_switch(),
+      "keep the public port serving: forward it to a backup, run COMMAND "
+      "(it starts the new version on $ZKROLL_NEW_PORT), check and verify the "
+      "new port, then make it the backend; roll back to the old port on any "
+      "failure");
+  add("backup", po::value<std::string>(),
+      "IP:PORT of a registered instance of the service that takes new "
+      "connections while COMMAND runs (default: the first registered one "
+      "not being deployed)");
+  add("verify-window", po::value<std::string>()->default_value("10s"),
+      "how long the new port must handle traffic before it is committed");
+  add("verify-max-failures", po::value<int>()->default_value(0),
+      "failed connections (and 5xx answers with forward_protocol = http) to "
+      "the new port tolerated during the window");
+  add("switch-timeout", po::value<std::string>()->default_value("10s"),
+      "wait this long for the agent to apply each backend change");
+  add("stop-old", po::value<std::string>(),
+      "command line run (no shell) once the old port's connections have "
+      "drained (at most --drain-wait) after a successful switch; it sees "
+      "$ZKROLL_OLD_PORT");
+  return d;
+}
+
 void Require(const po::variables_map& vm, const char* name) {
   if (!vm.count(name)) {
     throw UsageError{std::string("--") + name + " is required"};
@@ -254,6 +282,48 @@ GlobalConfig ParseGlobals(const po::variables_map& vm) {
   return g;
 }
 
+// A one-line command option (--on-failure, --stop-old) as an argv whose
+// program can be run.
+std::vector<std::string> CommandOption(const po::variables_map& vm,
+                                       const char* name) {
+  const std::string flag = std::string("--") + name;
+  auto argv = SplitCommandLine(Get(vm, name));
+  if (!argv.ok()) throw UsageError{flag + ": " + argv.status().message()};
+  Status ok = CheckExecutable((*argv)[0]);
+  if (!ok.ok()) throw UsageError{flag + ": " + ok.message()};
+  return *argv;
+}
+
+// --switch and its options; the others are refused without it.
+void ParseSwitchOptions(const po::variables_map& vm, DeployOptions* o) {
+  auto& sw = o->switching;
+  sw.enabled = vm.count("switch") && vm["switch"].as<bool>();
+  if (!sw.enabled) {
+    for (const char* name : {"backup", "stop-old"}) {
+      if (vm.count(name)) {
+        throw UsageError{std::string("--") + name + " needs --switch"};
+      }
+    }
+    for (const char* name : {"verify-window", "verify-max-failures",
+                             "switch-timeout"}) {
+      if (vm.count(name) && !vm[name].defaulted()) {
+        throw UsageError{std::string("--") + name + " needs --switch"};
+      }
+    }
+    return;
+  }
+  if (vm.count("backup")) {
+    auto b = InstanceAddress::Parse(Get(vm, "backup"));
+    if (!b.ok()) throw UsageError{"--backup: " + b.status().message()};
+    sw.backup = *b;
+  }
+  sw.verify_window = DurationOption(vm, "verify-window", true);
+  sw.verify_max_failures = static_cast<uint64_t>(
+      IntOption(vm, "verify-max-failures", 0, 1000000000));
+  sw.apply_timeout = DurationOption(vm, "switch-timeout", false);
+  if (vm.count("stop-old")) sw.stop_old = CommandOption(vm, "stop-old");
+}
+
 // Deploy options shared by deploy and rollout.
 DeployOptions ParseDeployOptions(const po::variables_map& vm,
                                  const std::vector<std::string>& command,
@@ -277,16 +347,10 @@ DeployOptions ParseDeployOptions(const po::variables_map& vm,
   o.health_interval = DurationOption(vm, "health-interval", true);
   o.health_timeout = DurationOption(vm, "health-timeout", false);
   o.register_timeout = DurationOption(vm, "register-timeout", true);
-  if (vm.count("on-failure")) {
-    auto argv = SplitCommandLine(Get(vm, "on-failure"));
-    if (!argv.ok())
-      throw UsageError{"--on-failure: " + argv.status().message()};
-    Status ok = CheckExecutable((*argv)[0]);
-    if (!ok.ok()) throw UsageError{"--on-failure: " + ok.message()};
-    o.on_failure = *argv;
-  }
+  if (vm.count("on-failure")) o.on_failure = CommandOption(vm, "on-failure");
   if (vm.count("reason")) o.reason = ReasonText(Get(vm, "reason"), "--reason");
   o.zk_retry_window = g.connect.connect_timeout;
+  ParseSwitchOptions(vm, &o);
   return o;
 }
 
@@ -507,6 +571,7 @@ DeployEnvironment MakeEnvironment(Session& s, const ServiceName& service,
   env.reporter = &s.reporter;
   env.journal = prep.journal.get();
   env.acl = s.connection.AclFor(paths::kPauseRoot);
+  env.switch_acl = s.connection.AclFor(paths::kSwitchRoot);
   return env;
 }
 
@@ -891,7 +956,10 @@ po::options_description OptionsFor(const std::string& name) {
         "or their digest id USER:BASE64SHA1");
   }
   all.add(own);
-  if (is({"deploy", "rollout"})) all.add(DeployOptionsDescription());
+  if (is({"deploy", "rollout"})) {
+    all.add(DeployOptionsDescription());
+    all.add(SwitchOptionsDescription());
+  }
   all.add(GlobalOptions());
   return all;
 }

@@ -16,122 +16,11 @@
 #include "coordinator/command.h"
 #include "coordinator/connection.h"
 #include "coordinator/inventory.h"
+#include "coordinator/instance_deploy.h"
 #include "zkroll.pb.h"
 
 namespace zkroll::coordinator {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-Millis Since(Clock::time_point t) {
-  return std::chrono::duration_cast<Millis>(Clock::now() - t);
-}
-
-std::string SessionHex(int64_t id) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(id));
-  return buf;
-}
-
-// Why a deploy stopped early; carried out of the step functions.
-struct Stop {
-  DeployOutcome outcome;
-  std::string detail;
-};
-
-class InstanceDeploy {
- public:
-  InstanceDeploy(const DeployEnvironment& env, const DeployOptions& options,
-                 const InstanceAddress& address)
-      : env_(env),
-        opt_(options),
-        address_(address),
-        label_(InstanceId{env.service, address}.ToString()),
-        flag_path_(paths::PauseFlagNode(env.service, address)),
-        node_path_(paths::InstanceNode(env.service, address)) {}
-
-  DeployResult Run();
-
- private:
-  struct Step {
-    std::string name;
-    Clock::time_point start;
-    int journal_index = -1;
-    bool open = false;
-  };
-
-  Step Begin(const std::string& name, const std::string& detail, bool announce);
-  void End(Step& step, const std::string& verdict, const std::string& detail);
-
-  std::optional<Stop> Pause();
-  std::optional<Stop> Drain();
-  std::optional<Stop> Verify();
-  std::optional<Stop> Command();
-  std::optional<Stop> Health();
-  std::optional<Stop> WaitRegistered();
-  void Resume(const std::string& why);
-  void FailurePath(const std::string& reason);
-  void AbortPath(const Stop& stop);
-
-  // Retries `call` while it fails with a transient error (connection loss,
-  // timeout, or the expiry of a session that Connection is replacing), for
-  // at most the ZooKeeper retry window. Between attempts it waits for a
-  // session event (or 250 ms), so a reconnect is used at once.
-  template <typename Call>
-  auto Retrying(Call call) -> decltype(call());
-
-  // Whether our flag still exists, is owned by the session that created it
-  // and that session is still ours. `why` says what is wrong otherwise.
-  bool FlagStillOurs(std::string* why);
-
-  Stop AbortStop(const std::string& during) const {
-    int sig = env_.abort->signo();
-    return Stop{DeployOutcome::kAborted, std::string("stopped by ") +
-                                             (sig == SIGINT    ? "SIGINT"
-                                              : sig == SIGTERM ? "SIGTERM"
-                                                               : "request") +
-                                             " during " + during};
-  }
-
-  CommandSpec MakeCommand(const std::vector<std::string>& argv) const;
-
-  const DeployEnvironment& env_;
-  const DeployOptions& opt_;
-  const InstanceAddress address_;
-  const std::string label_;
-  const std::string flag_path_;
-  const std::string node_path_;
-  int64_t paused_session_ = 0;
-  bool flag_created_ = false;
-  DeployResult result_;
-};
-
-template <typename Call>
-auto InstanceDeploy::Retrying(Call call) -> decltype(call()) {
-  const auto deadline = Clock::now() + opt_.zk_retry_window;
-  while (true) {
-    auto r = call();
-    bool retry;
-    if constexpr (std::is_same_v<decltype(r), Status>) {
-      retry = IsTransient(r);
-    } else if constexpr (std::is_same_v<decltype(r), MultiResult>) {
-      retry = IsTransient(r.status);
-    } else {
-      retry = !r.ok() && IsTransient(r.status());
-    }
-    if (!retry || Clock::now() >= deadline) return r;
-    int64_t sid = env_.session->session_id();
-    bool connected = env_.session->connected();
-    // The abort is not a reason to stop retrying: cleanup calls use this
-    // too. Waiting is bounded by the deadline anyway.
-    env_.abort->WaitUntil(
-        [&] {
-          return env_.session->session_id() != sid ||
-                 env_.session->connected() != connected;
-        },
-        std::min(deadline, Clock::now() + Millis(250)));
-  }
-}
+namespace detail {
 
 InstanceDeploy::Step InstanceDeploy::Begin(const std::string& name,
                                            const std::string& detail,
@@ -167,6 +56,12 @@ CommandSpec InstanceDeploy::MakeCommand(
   CommandSpec spec;
   spec.argv = argv;
   spec.env = CommandEnvironment(env_.service, address_, env_.deploy_id);
+  if (plan_) {
+    spec.env["ZKROLL_NEW_PORT"] = std::to_string(plan_->new_backend.port());
+    spec.env["ZKROLL_OLD_PORT"] = std::to_string(plan_->old_backend.port());
+    spec.env["ZKROLL_BACKEND_IP"] = plan_->new_backend.ip();
+    spec.env["ZKROLL_BACKUP"] = plan_->backup.ToString();
+  }
   spec.timeout = opt_.exec_timeout;
   return spec;
 }
@@ -355,34 +250,52 @@ std::optional<Stop> InstanceDeploy::Drain() {
   return std::nullopt;
 }
 
-bool InstanceDeploy::FlagStillOurs(std::string* why) {
-  auto flag = Retrying([&] { return env_.session->GetSync(flag_path_); });
-  if (!flag.ok()) {
-    if (flag.status().code() == StatusCode::kNotFound) {
-      *why = "our pause flag " + flag_path_ +
+bool InstanceDeploy::EphemeralStillOurs(const std::string& path,
+                                        int64_t owner, const std::string& what,
+                                        const std::string& consequence,
+                                        std::string* why) {
+  auto node = Retrying([&] { return env_.session->GetSync(path); });
+  if (!node.ok()) {
+    if (node.status().code() == StatusCode::kNotFound) {
+      *why = "our " + what + " " + path +
              " is gone (the coordinator's ZooKeeper session " +
-             SessionHex(paused_session_) +
-             " expired or someone deleted it), so the agent may have "
-             "registered the instance again";
+             SessionHex(owner) + " expired or someone deleted it), so " +
+             consequence;
     } else {
-      *why = "cannot confirm our pause flag " + flag_path_ + ": " +
-             flag.status().ToString();
+      *why = "cannot confirm our " + what + " " + path + ": " +
+             node.status().ToString();
     }
     return false;
   }
-  if (flag->stat.ephemeral_owner != paused_session_) {
-    *why = "pause flag " + flag_path_ + " now belongs to session " +
-           SessionHex(flag->stat.ephemeral_owner) + ", not to ours (" +
-           SessionHex(paused_session_) + "): our session was lost";
+  if (node->stat.ephemeral_owner != owner) {
+    *why = what + " " + path + " now belongs to session " +
+           SessionHex(node->stat.ephemeral_owner) + ", not to ours (" +
+           SessionHex(owner) + "): our session was lost";
     return false;
   }
-  if (env_.session->session_id() != paused_session_) {
+  if (env_.session->session_id() != owner) {
     *why = "the coordinator's ZooKeeper session changed from " +
-           SessionHex(paused_session_) + " to " +
-           SessionHex(env_.session->session_id());
+           SessionHex(owner) + " to " + SessionHex(env_.session->session_id());
     return false;
   }
   return true;
+}
+
+bool InstanceDeploy::FlagStillOurs(std::string* why) {
+  return EphemeralStillOurs(flag_path_, paused_session_, "pause flag",
+                            "the agent may have registered the instance again",
+                            why);
+}
+
+bool InstanceDeploy::StillOurs(std::string* why) {
+  if (plan_) {
+    return EphemeralStillOurs(
+        plan_->deploy_path, plan_->session, "in-flight switch node",
+        "the agent went back to the committed backend " +
+            plan_->old_backend.ToString(),
+        why);
+  }
+  return FlagStillOurs(why);
 }
 
 std::optional<Stop> InstanceDeploy::Verify() {
@@ -414,9 +327,10 @@ std::optional<Stop> InstanceDeploy::Command() {
     return s;
   }
   // The session may have expired while COMMAND ran: then our flag vanished
-  // and the agent may have registered the instance mid-upgrade.
+  // and the agent may have registered the instance mid-upgrade (or, when
+  // switching, the agent went back to the old backend).
   std::string why;
-  if (!FlagStillOurs(&why)) {
+  if (!StillOurs(&why)) {
     why = "COMMAND ended (" + described + "), but " + why + " while it ran";
     End(step, "aborted", why);
     return Stop{DeployOutcome::kSessionLost, why};
@@ -436,7 +350,7 @@ std::optional<Stop> InstanceDeploy::Health() {
             "checking " + health::DescribeCheck(opt_.check) + ", up to " +
                 std::to_string(opt_.health_attempts) + " attempts",
             opt_.health_attempts > 1);
-  health::CheckTarget target{address_.ip(), address_.port()};
+  const health::CheckTarget target = target_;
   std::string last_reason;
   for (int attempt = 1; attempt <= opt_.health_attempts; ++attempt) {
     if (attempt > 1 && !env_.abort->SleepFor(opt_.health_interval)) break;
@@ -620,7 +534,7 @@ void InstanceDeploy::AbortPath(const Stop& stop) {
   Resume("the deploy was aborted");
 }
 
-}  // namespace
+}  // namespace detail
 
 const char* DeployOutcomeName(DeployOutcome outcome) {
   switch (outcome) {
@@ -659,8 +573,10 @@ std::map<std::string, std::string> CommandEnvironment(
 
 DeployResult DeployInstance(const DeployEnvironment& env,
                             const DeployOptions& options,
-                            const InstanceAddress& address) {
-  InstanceDeploy deploy(env, options, address);
+                            const InstanceAddress& address,
+                            const std::vector<InstanceAddress>& busy) {
+  detail::InstanceDeploy deploy(env, options, address);
+  if (options.switching.enabled) return deploy.RunSwitch(busy);
   return deploy.Run();
 }
 

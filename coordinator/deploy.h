@@ -34,6 +34,41 @@
 // found at pause time (a manual pause, another deploy) fails the deploy
 // without touching it, and a flag that is no longer ours is left alone.
 //
+// With --switch the instance is never paused; the agent's forwarder keeps
+// its public port serving while the backend behind it is replaced
+// (docs/design.md, "Port switching"):
+//
+//   prepare ─> forward-backup ─> command ─> health ─> forward-new ─> verify
+//      │             │              │          │           │           │
+//      └─ nothing    └──────────────┴── fails ─┴───────────┴───────────┴─> rollback
+//         touched                                                        (forward to
+//                                                 commit ─> drain-old ─>  old, drain new,
+//                                                           stop-old      on-failure)
+//
+// prepare        Reads /forwarders/S/<ip>_<port> (the agent's state): the
+//                committed backend (old), the local ports, and picks the
+//                new port (the first local port that is not old's) and a
+//                backup (--backup, or a registered instance of the service
+//                not deployed at the same time).
+// forward-backup Creates /switch/S/<ip>_<port>/deploy (ephemeral) with
+//                backend = backup, fallback = old, and waits for the agent
+//                to report that generation applied.
+// command        COMMAND with ZKROLL_NEW_PORT, ZKROLL_OLD_PORT,
+//                ZKROLL_BACKEND_IP and ZKROLL_BACKUP besides the usual.
+// health         --health-attempts checks of the new port.
+// forward-new    backend = new, fallback = old.
+// verify         For --verify-window, the agent's counters for the new
+//                backend: connection failures (and 5xx answers with
+//                forward_protocol = http) above --verify-max-failures
+//                roll back at once.
+// commit         One multi: /switch/S/<ip>_<port> = new (committed) and
+//                the in-flight node deleted.
+// drain-old      Waits (at most --drain-wait) for the old backend's
+//                connections to end, then runs --stop-old.
+// rollback       Deletes the in-flight node (the agent returns to the
+//                committed backend, old), waits for the new port's
+//                connections to drain, runs --on-failure.
+//
 // Thread-safety: DeployInstance blocks the calling thread; several may run
 // at once on different threads with the same DeployEnvironment.
 #ifndef ZKROLL_COORDINATOR_DEPLOY_H_
@@ -41,6 +76,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -69,6 +105,14 @@ struct DeployOptions {
   // How long ZooKeeper calls that fail with connection loss are retried
   // before the step gives up (the --connect-timeout).
   Millis zk_retry_window{10000};
+  struct Switching {
+    bool enabled = false;                   // --switch
+    std::optional<InstanceAddress> backup;  // --backup
+    Millis verify_window{10000};            // --verify-window
+    uint64_t verify_max_failures = 0;       // --verify-max-failures
+    Millis apply_timeout{10000};            // --switch-timeout
+    std::vector<std::string> stop_old;      // --stop-old
+  } switching;
 };
 
 // What every instance deploy of one coordinator run shares.
@@ -80,7 +124,8 @@ struct DeployEnvironment {
   AbortSignal* abort = nullptr;
   Reporter* reporter = nullptr;
   Journal* journal = nullptr;  // may be null (tests)
-  AclList acl;
+  AclList acl;         // for pause flags
+  AclList switch_acl;  // for /switch nodes
   ServiceName service;
   DeployId deploy_id;
 };
@@ -105,13 +150,16 @@ struct DeployResult {
   DeployOutcome outcome = DeployOutcome::kFailed;
   std::string detail;  // why it failed or was aborted; empty on success
   std::vector<StepTiming> steps;
-  bool touched = false;  // our pause flag was created
+  bool touched = false;  // our pause flag (or in-flight switch) was created
+  bool rolled_back = false;  // --switch: traffic went back to the old backend
 };
 
-// Runs the state machine above for `address`.
+// Runs the state machine above for `address`. `busy`: instances deployed
+// at the same time (a rollout's batch), never used as a switch's backup.
 DeployResult DeployInstance(const DeployEnvironment& env,
                             const DeployOptions& options,
-                            const InstanceAddress& address);
+                            const InstanceAddress& address,
+                            const std::vector<InstanceAddress>& busy = {});
 
 // "pause 3ms, drain 20s, command 1.2s, ..." for summaries.
 std::string DescribeTimings(const std::vector<StepTiming>& steps);

@@ -19,6 +19,8 @@ std::vector<std::pair<std::string, AclList>> RootAcls(
       {paths::kPauseRoot, {world, coord, admin}},
       {paths::kDeploysRoot, {world, coord, admin}},
       {paths::kLocksRoot, {world, coord, admin}},
+      {paths::kSwitchRoot, {world, coord, admin}},
+      {paths::kForwardersRoot, {world, agent, admin}},
   };
 }
 

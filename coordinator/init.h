@@ -7,6 +7,8 @@
 //   /pause      read   -                all              all
 //   /deploys    read   -                all              all
 //   /locks      read   -                all              all
+//   /switch     read   -                all              all
+//   /forwarders read   all              -                all
 //
 // Nodes below inherit their root's ACL: the agent copies the ACL of
 // /services and /agents onto what it creates, the coordinator that of

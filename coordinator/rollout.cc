@@ -137,7 +137,7 @@ RolloutResult RunRollout(const DeployEnvironment& env,
     std::vector<std::thread> threads;
     for (size_t i = 0; i < batch.size(); ++i) {
       threads.emplace_back([&, i] {
-        results[i] = DeployInstance(env, options.deploy, batch[i]);
+        results[i] = DeployInstance(env, options.deploy, batch[i], batch);
       });
     }
     for (auto& t : threads) t.join();

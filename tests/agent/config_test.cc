@@ -77,6 +77,24 @@ TEST(AgentConfigTest, ErrorsNameFileLineAndKey) {
        "declared twice"},
       {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
        "metadata = novalue\n", "KEY=VALUE"},
+      // Forwarding mode.
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "forward_ports = 2\n", "need forward_backend"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "forward_backend = 1.2.3.4:1\n", "the instance's public address"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "forward_backend = 1.2.3.4:2\nforward_ports = 3, 1\n",
+       "the instance's public port"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "forward_backend = localhost:2\n", "instance.x.forward_backend"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "forward_backend = 1.2.3.4:2\nforward_ports = 3,3\n", "listed twice"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "forward_backend = 1.2.3.4:2\nforward_ports = 70000\n", "forward_ports"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "forward_backend = 1.2.3.4:2\nforward_protocol = udp\n", "udp"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "forward_backend = 1.2.3.4:2\nforward_threads = 0\n", "forward_threads"},
   };
   for (const auto& c : cases) {
     std::string f = d.Write("bad.conf", c.content);
@@ -87,6 +105,40 @@ TEST(AgentConfigTest, ErrorsNameFileLineAndKey) {
     EXPECT_NE(r.status().message().find(c.expect), std::string::npos)
         << "content:\n" << c.content << "message: " << r.status().message();
   }
+}
+
+TEST(AgentConfigTest, ForwardingKeys) {
+  TempDir d;
+  std::string f = d.Write("agent.conf",
+                          "zk = a:1\n[instance.web]\nservice = web\n"
+                          "ip = 10.0.0.5\nport = 8080\n"
+                          "forward_backend = 127.0.0.1:18080\n"
+                          "forward_ports = 18081, 18082\n"
+                          "forward_protocol = http\nforward_threads = 2\n"
+                          "[instance.plain]\nservice = web\nip = 10.0.0.5\n"
+                          "port = 8081\n");
+  CommandLine cl;
+  cl.config_file = f;
+  auto c = LoadConfig(cl);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->instances.size(), 2u);
+  ASSERT_TRUE(c->instances[0].forward.has_value());
+  const ForwardConfig& fw = *c->instances[0].forward;
+  EXPECT_EQ(fw.backend.ToString(), "127.0.0.1:18080");
+  EXPECT_EQ(fw.ports, (std::vector<uint16_t>{18081, 18082}));
+  EXPECT_EQ(fw.protocol, forward::Protocol::kHttp);
+  EXPECT_EQ(fw.threads, 2);
+  EXPECT_FALSE(c->instances[1].forward.has_value());
+  // Local backends: the configured one and its IP with a listed port.
+  EXPECT_TRUE(fw.IsLocalBackend(*InstanceAddress::Parse("127.0.0.1:18080")));
+  EXPECT_TRUE(fw.IsLocalBackend(*InstanceAddress::Parse("127.0.0.1:18082")));
+  EXPECT_FALSE(fw.IsLocalBackend(*InstanceAddress::Parse("127.0.0.1:18083")));
+  EXPECT_FALSE(fw.IsLocalBackend(*InstanceAddress::Parse("10.0.0.5:18081")));
+  // A changed forward key is a changed instance (the forwarder restarts).
+  InstanceConfig changed = c->instances[0];
+  EXPECT_TRUE(changed.SameSettings(c->instances[0]));
+  changed.forward->ports.push_back(18083);
+  EXPECT_FALSE(changed.SameSettings(c->instances[0]));
 }
 
 TEST(AgentConfigTest, CommandLineErrors) {

@@ -18,3 +18,6 @@ zkroll_add_test(NAME coordinator_agent_flow_test LABELS zk TIMEOUT 600
 zkroll_add_test(NAME coordinator_init_test LABELS zk TIMEOUT 300
   SOURCES coordinator/init_test.cc coordinator/coordinator_fixture.cc
   LIBS zkroll_coordinator_lib)
+zkroll_add_test(NAME coordinator_switch_test LABELS zk TIMEOUT 600
+  SOURCES coordinator/switch_test.cc coordinator/coordinator_fixture.cc
+  LIBS zkroll_coordinator_lib)

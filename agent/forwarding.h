@@ -1,0 +1,93 @@
+// ForwardedInstance: one instance in forwarding mode (docs/design.md,
+// "Port switching").
+//
+// It owns the instance's Forwarder (agent/forward/forwarder.h), a
+// SwitchWatcher on its switch nodes, and its published state
+// /forwarders/<service>/<ip>_<port> (ForwarderState, ephemeral).
+//
+// The forwarder starts listening once the switch nodes have been read the
+// first time, so after a restart it resumes with the backend ZooKeeper
+// holds (committed, or in flight), never with a stale configured one. Each
+// new view is turned into a backend by DecideForward() and applied to new
+// connections; a refused target leaves the backend as it was and is
+// published with the reason, so the coordinator waiting for it learns at
+// once. The state is republished (coalesced, 50 ms) when the decision or
+// any forwarding counter changes, so the coordinator's verify window sees
+// connection failures and 5xx answers as they happen.
+//
+// Session rules follow the agent's: on a lost connection nothing changes
+// and traffic keeps flowing to the current backend; on expiry the state
+// node is gone and is published again on the new session, after the
+// switch nodes were re-read. A ZooKeeper outage never stops forwarding.
+//
+// Threading: executor only; the forwarder's counters are read on the
+// executor when publishing.
+#ifndef ZKROLL_AGENT_FORWARDING_H_
+#define ZKROLL_AGENT_FORWARDING_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "agent/config.h"
+#include "agent/ephemeral_node.h"
+#include "agent/forward/forwarder.h"
+#include "agent/switch_watcher.h"
+#include "common/zk_session.h"
+
+namespace zkroll::agent {
+
+class ForwardedInstance
+    : public std::enable_shared_from_this<ForwardedInstance> {
+ public:
+  static std::shared_ptr<ForwardedInstance> Create(
+      ZkSession* session, boost::asio::any_io_executor ex, InstanceId id,
+      ForwardConfig cfg, std::string host, Millis resync);
+  ~ForwardedInstance();
+
+  void Start();
+  // Closes the listener and every forwarded connection, deletes the state
+  // node (if connected).
+  void Stop();
+  void OnNewSession();
+  void OnReconnected();
+  void OnExpired();
+
+  // The backend new connections go to ("" before the first view).
+  std::string backend_text() const;
+
+ private:
+  ForwardedInstance(ZkSession* session, boost::asio::any_io_executor ex,
+                    InstanceId id, ForwardConfig cfg, std::string host,
+                    Millis resync);
+  void OnView(const SwitchView& view);
+  void PublishSoon();
+  void Publish();
+  void LearnAcl();
+
+  ZkSession* session_;
+  boost::asio::any_io_executor ex_;
+  InstanceId id_;
+  ForwardConfig cfg_;
+  std::string host_;
+  Millis resync_;
+  std::shared_ptr<SwitchWatcher> watcher_;
+  std::unique_ptr<forward::Forwarder> forwarder_;
+  std::shared_ptr<EphemeralNode> node_;
+  boost::asio::steady_timer publish_timer_;
+  boost::asio::steady_timer retry_timer_;
+  std::optional<ForwardDecision> decision_;
+  std::string listen_error_;
+  bool listening_ = false;
+  bool publish_pending_ = false;
+  bool stopped_ = false;
+  bool dir_ready_ = false;  // /forwarders/<service> exists (this session)
+  std::optional<AclList> acl_;  // of /forwarders, once read
+};
+
+}  // namespace zkroll::agent
+
+#endif  // ZKROLL_AGENT_FORWARDING_H_

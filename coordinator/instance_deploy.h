@@ -1,0 +1,190 @@
+// InstanceDeploy: the state machine of one instance's deploy, shared by
+// the pause-based sequence (deploy.cc) and the port-switching sequence
+// (switch_deploy.cc). Internal to the coordinator library: callers use
+// DeployInstance() in deploy.h.
+#ifndef ZKROLL_COORDINATOR_INSTANCE_DEPLOY_H_
+#define ZKROLL_COORDINATOR_INSTANCE_DEPLOY_H_
+
+#include <chrono>
+#include <csignal>
+#include <functional>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "common/paths.h"
+#include "coordinator/command.h"
+#include "coordinator/connection.h"
+#include "coordinator/deploy.h"
+#include "zkroll.pb.h"
+
+namespace zkroll::coordinator::detail {
+
+using Clock = std::chrono::steady_clock;
+
+inline Millis Since(Clock::time_point t) {
+  return std::chrono::duration_cast<Millis>(Clock::now() - t);
+}
+
+inline std::string SessionHex(int64_t id) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(id));
+  return buf;
+}
+
+// Why a deploy stopped early; carried out of the step functions.
+struct Stop {
+  DeployOutcome outcome;
+  std::string detail;
+};
+
+class InstanceDeploy {
+ public:
+  InstanceDeploy(const DeployEnvironment& env, const DeployOptions& options,
+                 const InstanceAddress& address)
+      : env_(env),
+        opt_(options),
+        address_(address),
+        label_(InstanceId{env.service, address}.ToString()),
+        flag_path_(paths::PauseFlagNode(env.service, address)),
+        node_path_(paths::InstanceNode(env.service, address)),
+        target_{address.ip(), address.port()} {}
+
+  DeployResult Run();
+  // The port-switching sequence (switch_deploy.cc). `busy`: instances
+  // deployed at the same time, never chosen as the backup.
+  DeployResult RunSwitch(const std::vector<InstanceAddress>& busy);
+
+ private:
+  struct Step {
+    std::string name;
+    Clock::time_point start;
+    int journal_index = -1;
+    bool open = false;
+  };
+
+  Step Begin(const std::string& name, const std::string& detail, bool announce);
+  void End(Step& step, const std::string& verdict, const std::string& detail);
+
+  std::optional<Stop> Pause();
+  std::optional<Stop> Drain();
+  std::optional<Stop> Verify();
+  std::optional<Stop> Command();
+  std::optional<Stop> Health();
+  std::optional<Stop> WaitRegistered();
+  void Resume(const std::string& why);
+  void FailurePath(const std::string& reason);
+  void AbortPath(const Stop& stop);
+
+  // Retries `call` while it fails with a transient error (connection loss,
+  // timeout, or the expiry of a session that Connection is replacing), for
+  // at most the ZooKeeper retry window. Between attempts it waits for a
+  // session event (or 250 ms), so a reconnect is used at once.
+  template <typename Call>
+  auto Retrying(Call call) -> decltype(call());
+
+  // Whether our flag still exists, is owned by the session that created it
+  // and that session is still ours. `why` says what is wrong otherwise.
+  bool FlagStillOurs(std::string* why);
+  // The same for any ephemeral node this deploy created in session `owner`;
+  // `consequence` says what its loss means, for the message.
+  bool EphemeralStillOurs(const std::string& path, int64_t owner,
+                          const std::string& what,
+                          const std::string& consequence, std::string* why);
+
+  Stop AbortStop(const std::string& during) const {
+    int sig = env_.abort->signo();
+    return Stop{DeployOutcome::kAborted, std::string("stopped by ") +
+                                             (sig == SIGINT    ? "SIGINT"
+                                              : sig == SIGTERM ? "SIGTERM"
+                                                               : "request") +
+                                             " during " + during};
+  }
+
+  CommandSpec MakeCommand(const std::vector<std::string>& argv) const;
+
+  // --- port switching (switch_deploy.cc) ---------------------------------
+  struct SwitchPlan {
+    InstanceAddress old_backend;  // committed backend before the deploy
+    InstanceAddress new_backend;  // where COMMAND starts the new version
+    InstanceAddress backup;       // serves while COMMAND runs
+    std::string switch_path;      // /switch/S/<ip>_<port>
+    std::string deploy_path;      // /switch/S/<ip>_<port>/deploy
+    std::string state_path;       // /forwarders/S/<ip>_<port>
+    int64_t session = 0;          // owner of our in-flight node
+    bool in_flight = false;       // we created the in-flight node
+    bool committed = false;
+    bool command_started = false;
+    int writes = 0;               // generations written so far
+    std::optional<proto::ForwarderState> last;  // last state read
+  };
+  // Whether what this deploy holds in ZooKeeper (the pause flag, or the
+  // in-flight switch node) is still there and ours.
+  bool StillOurs(std::string* why);
+  std::optional<Stop> SwitchPrepare(const std::vector<InstanceAddress>& busy,
+                                    SwitchPlan* plan);
+  // Writes the in-flight target and waits for the agent to apply it.
+  std::optional<Stop> SwitchForward(SwitchPlan* plan, const std::string& step,
+                                    const InstanceAddress& backend,
+                                    const std::string& phase,
+                                    const std::string& detail);
+  std::optional<Stop> SwitchVerify(SwitchPlan* plan);
+  std::optional<Stop> SwitchCommit(SwitchPlan* plan);
+  void SwitchRollback(SwitchPlan* plan, const std::string& reason);
+  void SwitchDrainAndRun(const SwitchPlan& plan, const InstanceAddress& backend,
+                         const std::vector<std::string>& argv,
+                         const std::string& step_name,
+                         const std::string& reason);
+  // Reads /forwarders/<service>/<ip>_<port> until `done` accepts it or
+  // `timeout` passes, re-reading on its watch. Returns the last state read
+  // (nullopt if none could be read) and whether `done` accepted it.
+  std::pair<std::optional<proto::ForwarderState>, bool> WaitForwarderState(
+      const std::function<bool(const proto::ForwarderState&)>& done,
+      Millis timeout, bool stop_on_abort);
+
+  const DeployEnvironment& env_;
+  const DeployOptions& opt_;
+  const InstanceAddress address_;
+  const std::string label_;
+  const std::string flag_path_;
+  const std::string node_path_;
+  // Health() checks `target_`; the switch points it at the new port.
+  health::CheckTarget target_;
+  SwitchPlan* plan_ = nullptr;  // set while RunSwitch runs
+  int64_t paused_session_ = 0;
+  bool flag_created_ = false;
+  DeployResult result_;
+};
+
+template <typename Call>
+auto InstanceDeploy::Retrying(Call call) -> decltype(call()) {
+  const auto deadline = Clock::now() + opt_.zk_retry_window;
+  while (true) {
+    auto r = call();
+    bool retry;
+    if constexpr (std::is_same_v<decltype(r), Status>) {
+      retry = IsTransient(r);
+    } else if constexpr (std::is_same_v<decltype(r), MultiResult>) {
+      retry = IsTransient(r.status);
+    } else {
+      retry = !r.ok() && IsTransient(r.status());
+    }
+    if (!retry || Clock::now() >= deadline) return r;
+    int64_t sid = env_.session->session_id();
+    bool connected = env_.session->connected();
+    // The abort is not a reason to stop retrying: cleanup calls use this
+    // too. Waiting is bounded by the deadline anyway.
+    env_.abort->WaitUntil(
+        [&] {
+          return env_.session->session_id() != sid ||
+                 env_.session->connected() != connected;
+        },
+        std::min(deadline, Clock::now() + Millis(250)));
+  }
+}
+
+}  // namespace zkroll::coordinator::detail
+
+#endif  // ZKROLL_COORDINATOR_INSTANCE_DEPLOY_H_

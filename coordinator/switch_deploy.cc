@@ -1,0 +1,498 @@
+// The port-switching sequence of one instance (deploy.h, "--switch").
+//
+// The coordinator only writes intent (/switch/...) and reads what the agent
+// applied (/forwarders/...); the agent's forwarder moves the traffic. Every
+// write carries a fresh generation, and each step waits until the agent
+// reports that generation applied (or refused), so a step never assumes
+// the traffic moved.
+#include <algorithm>
+
+#include "common/clock.h"
+#include "common/paths.h"
+#include "common/payload.h"
+#include "coordinator/instance_deploy.h"
+#include "coordinator/inventory.h"
+
+namespace zkroll::coordinator::detail {
+namespace {
+
+// Failed connections and 5xx answers the agent counted for `backend`.
+uint64_t Failures(const proto::ForwarderState& st, const std::string& backend,
+                  uint64_t* connections = nullptr) {
+  for (const auto& b : st.backends()) {
+    if (b.backend() != backend) continue;
+    if (connections) *connections = b.connections();
+    return b.connect_failures() + b.http_5xx();
+  }
+  if (connections) *connections = 0;
+  return 0;
+}
+
+uint32_t Active(const proto::ForwarderState& st, const std::string& backend) {
+  for (const auto& b : st.backends()) {
+    if (b.backend() == backend) return b.active();
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::pair<std::optional<proto::ForwarderState>, bool>
+InstanceDeploy::WaitForwarderState(
+    const std::function<bool(const proto::ForwarderState&)>& done,
+    Millis timeout, bool stop_on_abort) {
+  const std::string path = paths::ForwarderNode(env_.service, address_);
+  const auto deadline = Clock::now() + timeout;
+  std::optional<proto::ForwarderState> last;
+  while (true) {
+    auto fired = std::make_shared<std::atomic<bool>>(false);
+    AbortSignal* abort = env_.abort;
+    const int64_t sid = env_.session->session_id();
+    auto data = env_.session->GetSync(path, [fired, abort](const WatchEvent&) {
+      *fired = true;
+      abort->Wake();
+    });
+    if (data.ok()) {
+      auto st = ParsePayload<proto::ForwarderState>(data->data, path);
+      if (st.ok()) {
+        last = *st;
+        if (done(*st)) return {last, true};
+      }
+    }
+    if (Clock::now() >= deadline) return {last, false};
+    // A missing node sets no watch: poll it then (the agent may be
+    // restarting). Otherwise wake on the watch or a session change.
+    bool watching = data.ok();
+    auto w = env_.abort->WaitUntil(
+        [&] {
+          return fired->load() || env_.session->session_id() != sid ||
+                 (!data.ok() && env_.session->connected());
+        },
+        std::min(deadline, Clock::now() + Millis(watching ? 2000 : 200)));
+    if (w == AbortSignal::WaitResult::kAborted) {
+      if (stop_on_abort) return {last, false};
+      // Cleanup waits go on after a stop; WaitUntil returns at once once a
+      // stop was requested, so wait on the watch with a short slice.
+      env_.abort->WaitUntil([&] { return fired->load(); },
+                            std::min(deadline, Clock::now() + Millis(100)));
+    }
+  }
+}
+
+std::optional<Stop> InstanceDeploy::SwitchPrepare(
+    const std::vector<InstanceAddress>& busy, SwitchPlan* plan) {
+  Step step = Begin("prepare", "reading the agent's forwarding state", false);
+  auto fail = [&](const std::string& why) {
+    End(step, "failed", why + "; nothing was touched");
+    return Stop{DeployOutcome::kFailed, why + "; nothing was touched"};
+  };
+  plan->switch_path = paths::SwitchNode(env_.service, address_);
+  plan->deploy_path = paths::SwitchDeployNode(env_.service, address_);
+  plan->state_path = paths::ForwarderNode(env_.service, address_);
+  auto data = Retrying([&] { return env_.session->GetSync(plan->state_path); });
+  if (!data.ok()) {
+    if (data.status().code() == StatusCode::kNotFound) {
+      return fail("no agent forwards " + label_ + " (" + plan->state_path +
+                  " does not exist): declare forward_backend for it in its "
+                  "agent's config (docs/agent.md), or deploy without "
+                  "--switch");
+    }
+    return fail("cannot read " + plan->state_path + ": " +
+                data.status().ToString());
+  }
+  auto st = ParsePayload<proto::ForwarderState>(data->data, plan->state_path);
+  if (!st.ok()) return fail(st.status().message());
+  plan->last = *st;
+  if (!st->listening()) {
+    return fail("the agent on " + st->host() + " cannot listen on " +
+                address_.ToString() + ": " + st->error());
+  }
+  if (st->source() == "deploy") {
+    return fail("a switch of " + label_ + " is already in flight (generation " +
+                st->generation() + ", " + plan->deploy_path +
+                "); wait for it, or for its coordinator's session to expire");
+  }
+  auto old = InstanceAddress::Parse(st->stable_backend());
+  if (!old.ok()) {
+    return fail(plan->state_path + ": stable_backend: " +
+                old.status().message());
+  }
+  plan->old_backend = *old;
+  for (uint32_t port : st->local_ports()) {
+    auto candidate = InstanceAddress::FromParts(st->local_ip(), port);
+    if (candidate.ok() && !(*candidate == *old)) {
+      plan->new_backend = *candidate;
+      break;
+    }
+  }
+  if (plan->new_backend.empty()) {
+    return fail("the agent offers no local port besides the committed "
+                "backend " + old->ToString() + " for the new version; add "
+                "one to forward_ports in the instance's agent config");
+  }
+  auto taken = [&](const InstanceAddress& a) {
+    return a == address_ ||
+           std::find(busy.begin(), busy.end(), a) != busy.end();
+  };
+  if (opt_.switching.backup) {
+    const InstanceAddress& b = *opt_.switching.backup;
+    if (taken(b)) {
+      return fail("--backup " + b.ToString() +
+                  " is the instance itself or deployed at the same time");
+    }
+    auto reg = Retrying([&] {
+      return env_.session->ExistsSync(paths::InstanceNode(env_.service, b));
+    });
+    if (!reg.ok() || !reg->has_value()) {
+      return fail("--backup " + b.ToString() + " is not a registered instance "
+                  "of " + env_.service.str() + "; the agent would refuse it");
+    }
+    plan->backup = b;
+  } else {
+    auto kids = Retrying([&] {
+      return env_.session->GetChildrenSync(paths::ServiceDir(env_.service));
+    });
+    if (kids.ok()) {
+      for (const std::string& name : kids->names) {
+        auto a = InstanceAddress::ParseNodeName(name);
+        if (a.ok() && !taken(*a)) {
+          plan->backup = *a;
+          break;
+        }
+      }
+    }
+    if (plan->backup.empty()) {
+      return fail("no other registered instance of " + env_.service.str() +
+                  " can take " + label_ + "'s traffic while COMMAND runs; "
+                  "start one, or name one with --backup");
+    }
+  }
+  End(step, "ok",
+      "old backend " + plan->old_backend.ToString() + ", new " +
+          plan->new_backend.ToString() + ", backup " +
+          plan->backup.ToString() + " (agent " + st->host() + ")");
+  return std::nullopt;
+}
+
+std::optional<Stop> InstanceDeploy::SwitchForward(
+    SwitchPlan* plan, const std::string& step_name,
+    const InstanceAddress& backend, const std::string& phase,
+    const std::string& detail) {
+  Step step = Begin(step_name, detail, false);
+  auto fail = [&](DeployOutcome outcome, const std::string& why) {
+    End(step, outcome == DeployOutcome::kFailed ? "failed" : "aborted", why);
+    return Stop{outcome, why};
+  };
+  proto::ForwardTarget t;
+  t.set_backend(backend.ToString());
+  t.set_fallback(plan->old_backend.ToString());
+  t.set_phase(phase);
+  t.set_generation(env_.deploy_id.str() + "#" + std::to_string(++plan->writes));
+  t.set_deploy_id(env_.deploy_id.str());
+  t.set_by(CurrentUserAtHost());
+  t.set_updated_at(NowRfc3339());
+  const std::string json = ToJson(t);
+  if (!plan->in_flight) {
+    Status dir = Retrying([&] {
+      return env_.session->EnsurePathSync(plan->switch_path, env_.switch_acl);
+    });
+    if (!dir.ok()) {
+      return fail(DeployOutcome::kFailed,
+                  "cannot create " + plan->switch_path + ": " + dir.ToString());
+    }
+    auto created = Retrying([&] {
+      return env_.session->CreateSync(plan->deploy_path, json,
+                                      CreateMode::kEphemeral, env_.switch_acl);
+    });
+    const int64_t sid = env_.session->session_id();
+    if (!created.ok()) {
+      // A create retried after a connection loss may have landed the first
+      // time: then the node is ours.
+      auto mine = env_.session->GetSync(plan->deploy_path);
+      if (!(created.status().code() == StatusCode::kAlreadyExists &&
+            mine.ok() && mine->stat.ephemeral_owner == sid)) {
+        return fail(DeployOutcome::kFailed,
+                    created.status().code() == StatusCode::kAlreadyExists
+                        ? "another switch of " + label_ + " is in flight (" +
+                              plan->deploy_path + " exists)"
+                        : "cannot create " + plan->deploy_path + ": " +
+                              created.status().ToString());
+      }
+    }
+    plan->in_flight = true;
+    plan->session = sid;
+    result_.touched = true;
+  } else {
+    std::string why;
+    if (!StillOurs(&why)) return fail(DeployOutcome::kSessionLost, why);
+    Status set = Retrying([&] {
+      return env_.session->SetSync(plan->deploy_path, json).status();
+    });
+    if (!set.ok()) {
+      return fail(DeployOutcome::kFailed, "cannot write " + plan->deploy_path +
+                                              ": " + set.ToString());
+    }
+  }
+  const std::string gen = t.generation();
+  auto [st, ok] = WaitForwarderState(
+      [&](const proto::ForwarderState& s) {
+        return s.generation() == gen || s.refused_generation() == gen;
+      },
+      opt_.switching.apply_timeout, /*stop_on_abort=*/true);
+  if (st) plan->last = st;
+  if (!ok) {
+    if (env_.abort->requested()) {
+      Stop s = AbortStop(step_name);
+      End(step, "aborted", s.detail);
+      return s;
+    }
+    return fail(DeployOutcome::kFailed,
+                "the agent did not apply generation " + gen + " (" +
+                    backend.ToString() + ") within " +
+                    FormatDuration(opt_.switching.apply_timeout) +
+                    "; is zkroll-agent running on the instance's host?");
+  }
+  if (st->generation() != gen) {
+    return fail(DeployOutcome::kFailed,
+                "the agent refused " + backend.ToString() + ": " + st->error());
+  }
+  End(step, "ok", "new connections go to " + st->backend() +
+                      (st->fallback().empty() ? "" : ", fallback " +
+                                                          st->fallback()));
+  return std::nullopt;
+}
+
+std::optional<Stop> InstanceDeploy::SwitchVerify(SwitchPlan* plan) {
+  const std::string backend = plan->new_backend.ToString();
+  const uint64_t max = opt_.switching.verify_max_failures;
+  Step step = Begin("verify",
+                    "watching " + backend + " for " +
+                        FormatDuration(opt_.switching.verify_window) +
+                        " (at most " + std::to_string(max) +
+                        " failed connections or 5xx answers)",
+                    true);
+  uint64_t base_connections = 0;
+  const uint64_t base =
+      plan->last ? Failures(*plan->last, backend, &base_connections) : 0;
+  // The agent publishes its counters at most ~100 ms after they change;
+  // the grace makes the last moments of the window count too.
+  const Millis grace(150);
+  auto [st, bad] = WaitForwarderState(
+      [&](const proto::ForwarderState& s) {
+        return Failures(s, backend) > base + max;
+      },
+      opt_.switching.verify_window + grace, /*stop_on_abort=*/true);
+  if (st) plan->last = st;
+  if (env_.abort->requested()) {
+    Stop s = AbortStop("verify");
+    End(step, "aborted", s.detail);
+    return s;
+  }
+  if (!st) {
+    std::string why = "cannot read the agent's counters (" + plan->state_path +
+                      ") to verify " + backend;
+    End(step, "failed", why);
+    return Stop{DeployOutcome::kFailed, why};
+  }
+  uint64_t connections = 0;
+  uint64_t failures = Failures(*st, backend, &connections) - base;
+  connections -= std::min(connections, base_connections);
+  std::string counts = std::to_string(connections) + " connection(s), " +
+                       std::to_string(failures) +
+                       " failure(s) (failed connects and 5xx answers)";
+  if (bad || st->backend() != backend) {
+    std::string why =
+        st->backend() != backend
+            ? "the agent no longer forwards to " + backend + " (now " +
+                  st->backend() + ")"
+            : backend + " failed during verify: " + counts;
+    End(step, "failed", why);
+    return Stop{DeployOutcome::kFailed, why};
+  }
+  End(step, "ok", counts);
+  return std::nullopt;
+}
+
+std::optional<Stop> InstanceDeploy::SwitchCommit(SwitchPlan* plan) {
+  Step step = Begin("commit", "making " + plan->new_backend.ToString() +
+                                  " the committed backend",
+                    false);
+  std::string why;
+  if (!StillOurs(&why)) {
+    End(step, "aborted", why);
+    return Stop{DeployOutcome::kSessionLost, why};
+  }
+  proto::ForwardTarget t;
+  t.set_backend(plan->new_backend.ToString());
+  t.set_phase("committed");
+  t.set_generation(env_.deploy_id.str() + "#" + std::to_string(++plan->writes));
+  t.set_deploy_id(env_.deploy_id.str());
+  t.set_by(CurrentUserAtHost());
+  t.set_updated_at(NowRfc3339());
+  // One transaction: the agent never sees the in-flight node gone while
+  // the committed one still names the old backend.
+  MultiResult m = Retrying([&] {
+    return env_.session->MultiSync(
+        {ZkOp::SetData(plan->switch_path, ToJson(t)),
+         ZkOp::Delete(plan->deploy_path)});
+  });
+  if (!m.status.ok()) {
+    why = "cannot commit: " + m.status.ToString();
+    End(step, "failed", why);
+    return Stop{DeployOutcome::kFailed, why};
+  }
+  plan->committed = true;
+  plan->in_flight = false;
+  const std::string gen = t.generation();
+  auto [st, ok] = WaitForwarderState(
+      [&](const proto::ForwarderState& s) {
+        return s.generation() == gen || s.refused_generation() == gen;
+      },
+      opt_.switching.apply_timeout, /*stop_on_abort=*/false);
+  if (st) plan->last = st;
+  if (!ok || st->generation() != gen) {
+    // Committed in ZooKeeper: the agent applies it when it can. Not a
+    // reason to roll back.
+    env_.reporter->Notice(label_ + ": the agent has not confirmed the "
+                          "committed backend yet" +
+                          (st && !st->error().empty() ? ": " + st->error()
+                                                      : std::string()));
+  }
+  End(step, "ok", plan->switch_path + " = " + t.backend());
+  return std::nullopt;
+}
+
+void InstanceDeploy::SwitchDrainAndRun(const SwitchPlan& plan,
+                                       const InstanceAddress& backend,
+                                       const std::vector<std::string>& argv,
+                                       const std::string& step_name,
+                                       const std::string& reason) {
+  const std::string text = backend.ToString();
+  Step drain = Begin("drain-" + std::string(step_name == "stop-old" ? "old" : "new"),
+                     "waiting up to " + FormatDuration(opt_.drain_wait) +
+                         " for the connections to " + text + " to end",
+                     opt_.drain_wait >= Millis(1000));
+  auto [st, ok] = WaitForwarderState(
+      [&](const proto::ForwarderState& s) { return Active(s, text) == 0; },
+      opt_.drain_wait, /*stop_on_abort=*/false);
+  if (ok) {
+    End(drain, "ok", "no connection left on " + text);
+  } else {
+    End(drain, "failed",
+        (st ? std::to_string(Active(*st, text)) : std::string("unknown")) +
+            " connection(s) still open on " + text + " after " +
+            FormatDuration(opt_.drain_wait));
+  }
+  (void)plan;
+  if (argv.empty()) return;
+  CommandSpec spec = MakeCommand(argv);
+  if (!reason.empty()) spec.env["ZKROLL_FAILURE"] = reason;
+  Step step = Begin(step_name, "running " + QuoteForMessage(argv[0]), true);
+  CommandOutcome outcome = RunCommand(
+      spec,
+      [&](OutputStream stream, std::string_view line) {
+        env_.reporter->Output(label_, step_name, stream, line);
+      },
+      env_.abort);
+  End(step,
+      outcome.ok()                                     ? "ok"
+      : outcome.kind == CommandOutcome::Kind::kAborted ? "aborted"
+                                                       : "failed",
+      outcome.Describe(spec));
+}
+
+void InstanceDeploy::SwitchRollback(SwitchPlan* plan,
+                                    const std::string& reason) {
+  result_.rolled_back = true;
+  Step step = Begin("rollback",
+                    "sending new connections back to " +
+                        plan->old_backend.ToString(),
+                    false);
+  if (plan->in_flight) {
+    // Our in-flight node names the new backend (or the backup); without it
+    // the agent goes back to the committed backend, the old one.
+    Status d = Retrying([&] {
+      auto node = env_.session->GetSync(plan->deploy_path);
+      if (!node.ok()) return node.status();
+      if (node->stat.ephemeral_owner != plan->session) return Status::Ok();
+      return env_.session->DeleteSync(plan->deploy_path, node->stat.version);
+    });
+    if (!d.ok() && d.code() != StatusCode::kNotFound) {
+      End(step, "failed",
+          "cannot delete " + plan->deploy_path + ": " + d.ToString() +
+              "; it is ephemeral and goes when the coordinator exits");
+      return;
+    }
+    plan->in_flight = false;
+  }
+  const std::string old = plan->old_backend.ToString();
+  auto [st, ok] = WaitForwarderState(
+      [&](const proto::ForwarderState& s) {
+        return s.source() != "deploy" && s.backend() == old;
+      },
+      opt_.switching.apply_timeout, /*stop_on_abort=*/false);
+  if (!ok) {
+    End(step, "failed",
+        "the agent has not confirmed forwarding to " + old + " within " +
+            FormatDuration(opt_.switching.apply_timeout) +
+            (st ? " (it reports " + st->backend() + ")" : std::string()));
+  } else {
+    End(step, "ok", "new connections go to " + old + " again");
+  }
+  // The new version may still be running on its port: drain it, then let
+  // --on-failure stop it. Before COMMAND there is nothing to stop.
+  if (plan->command_started) {
+    SwitchDrainAndRun(*plan, plan->new_backend, opt_.on_failure, "on-failure",
+                      reason);
+  }
+}
+
+DeployResult InstanceDeploy::RunSwitch(const std::vector<InstanceAddress>& busy) {
+  if (env_.journal) env_.journal->SetInstanceOutcome(address_, "running");
+  SwitchPlan plan;
+  auto finish = [&](DeployOutcome outcome, const std::string& detail) {
+    plan_ = nullptr;
+    result_.outcome = outcome;
+    result_.detail = detail;
+    if (env_.journal) {
+      env_.journal->SetInstanceOutcome(address_, DeployOutcomeName(outcome));
+    }
+    return result_;
+  };
+  auto rollback = [&](const Stop& stop) {
+    SwitchRollback(&plan, stop.detail);
+    std::string detail = stop.detail + "; rolled back: new connections go to " +
+                         plan.old_backend.ToString() + " again";
+    return finish(stop.outcome, detail);
+  };
+  if (env_.abort->requested()) {
+    return finish(DeployOutcome::kAborted,
+                  "stopped before it started; nothing was touched");
+  }
+  if (auto stop = SwitchPrepare(busy, &plan)) {
+    return finish(stop->outcome, stop->detail);
+  }
+  plan_ = &plan;
+  if (auto stop = SwitchForward(&plan, "forward-backup", plan.backup, "backup",
+                                "new connections to " + plan.backup.ToString() +
+                                    " while COMMAND runs")) {
+    return rollback(*stop);
+  }
+  plan.command_started = true;
+  if (auto stop = Command()) return rollback(*stop);
+  target_ = health::CheckTarget{plan.new_backend.ip(), plan.new_backend.port()};
+  if (auto stop = Health()) return rollback(*stop);
+  if (auto stop = SwitchForward(&plan, "forward-new", plan.new_backend,
+                                "verify",
+                                "new connections to the new version on " +
+                                    plan.new_backend.ToString())) {
+    return rollback(*stop);
+  }
+  if (auto stop = SwitchVerify(&plan)) return rollback(*stop);
+  if (auto stop = SwitchCommit(&plan)) return rollback(*stop);
+  SwitchDrainAndRun(plan, plan.old_backend, opt_.switching.stop_old,
+                    "stop-old", "");
+  return finish(DeployOutcome::kSucceeded, "");
+}
+
+}  // namespace zkroll::coordinator::detail
