@@ -273,6 +273,63 @@ TEST_F(SwitchTest, NewVersionAnswering5xxIsRolledBackWithoutFailedConnections) {
   EXPECT_FALSE(Contains(steps, "commit:ok"));
 }
 
+TEST_F(SwitchTest, NewVersionDyingDuringVerifyIsRolledBackWithoutFailedConnections) {
+  StartForwardingAgent();
+  ChildProcess* z = StartZkroll(Deploy(
+      public_port_, SwitchArgs({"--verify-window", "30s"}),
+      StartNewVersion(nullptr)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto st = State();
+        return st && st->source() == "deploy" &&
+               st->backend() == Addr(new_port_);
+      },
+      milliseconds(20000)))
+      << z->Output();
+  ASSERT_EQ(Fetch(public_port_), Ok(new_port_));
+  // The new version crashes. Between two requests, so none is in flight
+  // on it: from here every connect to it fails, the forwarder retries on
+  // the old port, and the coordinator sees the failures.
+  std::ifstream in(started_pidfiles_.back());
+  pid_t pid = 0;
+  ASSERT_TRUE(in >> pid);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  // kill() returns before the process is gone; a request sent meanwhile
+  // would be in flight during the crash, which no proxy can save.
+  ASSERT_TRUE(WaitFor([&] { return Fetch(new_port_).empty(); },
+                      milliseconds(10000)));
+  int requests = 0, failed = 0;
+  bool ended = WaitFor(
+      [&] {
+        std::string body = Fetch(public_port_);
+        ++requests;
+        if (body != Ok(v1_->port())) ++failed;
+        return !z->running();
+      },
+      milliseconds(60000));
+  ASSERT_TRUE(ended) << z->Output();
+  auto code = z->Wait(milliseconds(5000));
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 1) << z->Output();
+  EXPECT_NE(z->Output().find("rolled back"), std::string::npos) << z->Output();
+  EXPECT_EQ(failed, 0) << "of " << requests << " requests";
+  auto journal = LastJournal();
+  ASSERT_TRUE(journal);
+  auto steps = StepNames(*journal);
+  EXPECT_TRUE(Contains(steps, "verify:failed"));
+  EXPECT_TRUE(Contains(steps, "rollback:ok"));
+  auto st = State();
+  ASSERT_TRUE(st);
+  bool counted = false;
+  for (const auto& b : st->backends()) {
+    if (b.backend() == Addr(new_port_)) {
+      counted = b.connect_failures() > 0 && b.fallbacks() == b.connect_failures();
+    }
+  }
+  EXPECT_TRUE(counted) << "failed connects to the dead port, each saved by "
+                          "the fallback";
+}
+
 TEST_F(SwitchTest, NewVersionThatNeverListensIsRolledBackAfterItsChecks) {
   StartForwardingAgent();
   ChildProcess* z = StartZkroll(Deploy(
