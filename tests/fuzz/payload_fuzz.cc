@@ -7,6 +7,7 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include "agent/switch_watcher.h"
 #include "common/payload.h"
 #include "zkroll.pb.h"
 
@@ -42,5 +43,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   RoundTrip<zkroll::proto::AgentRecord>(text);
   RoundTrip<zkroll::proto::DeployRecord>(text);
   RoundTrip<zkroll::proto::LockHolder>(text);
+  RoundTrip<zkroll::proto::ForwardTarget>(text);
+  RoundTrip<zkroll::proto::ForwarderState>(text);
+  // A switch node decides where a public port's traffic goes: whatever it
+  // holds, the decision is a valid address that is never the public one.
+  static const zkroll::InstanceId id{
+      zkroll::ServiceName::Parse("web").value(),
+      zkroll::InstanceAddress::Parse("10.0.0.5:8080").value()};
+  static const zkroll::agent::ForwardConfig cfg = [] {
+    zkroll::agent::ForwardConfig c;
+    c.backend = zkroll::InstanceAddress::Parse("127.0.0.1:18080").value();
+    c.ports = {18081};
+    return c;
+  }();
+  zkroll::agent::SwitchView view;
+  view.committed = std::string(text);
+  view.in_flight = std::string(text);
+  auto d = zkroll::agent::DecideForward(id, cfg, view);
+  if (d.backend.empty() || d.backend == id.address) __builtin_trap();
+  if (d.fallback && *d.fallback == id.address) __builtin_trap();
   return 0;
 }

@@ -109,6 +109,46 @@ TEST_F(AclTest, OnlyTheAgentMayRegisterAndTheCoordinatorMayDeregister) {
   EXPECT_TRUE(agent_->DeleteSync(Instance()).ok());
 }
 
+TEST_F(AclTest, OnlyTheCoordinatorMovesTrafficAndOnlyTheAgentReportsIt) {
+  const std::string node = paths::SwitchNode(svc_name_, addr_);
+  const std::string deploy = paths::SwitchDeployNode(svc_name_, addr_);
+  const std::string state = paths::ForwarderNode(svc_name_, addr_);
+  const AclList switch_acl = coordinator::InheritAcl(*coord_, paths::kSwitchRoot);
+  const AclList fwd_acl = coordinator::InheritAcl(*agent_, paths::kForwardersRoot);
+  // A switch target names where a public port's traffic goes: nobody but
+  // the coordinator identity may write one.
+  for (ZkSession* s : {anon_.get(), agent_.get()}) {
+    EXPECT_EQ(s->EnsurePathSync(node, OpenAcl()).code(),
+              StatusCode::kPermissionDenied);
+  }
+  ASSERT_TRUE(coord_->EnsurePathSync(node, switch_acl).ok());
+  for (ZkSession* s : {anon_.get(), agent_.get()}) {
+    EXPECT_EQ(s->CreateSync(deploy, "{}", CreateMode::kEphemeral, OpenAcl())
+                  .status().code(),
+              StatusCode::kPermissionDenied);
+    EXPECT_EQ(s->SetSync(node, "{}").status().code(),
+              StatusCode::kPermissionDenied);
+  }
+  ASSERT_TRUE(coord_->CreateSync(deploy, "{}", CreateMode::kEphemeral, switch_acl).ok());
+  EXPECT_EQ(agent_->DeleteSync(deploy).code(), StatusCode::kPermissionDenied);
+  EXPECT_TRUE(anon_->GetSync(deploy).ok()) << "world may read switch nodes";
+  // The forwarder state is the agent's: the coordinator only reads it.
+  for (ZkSession* s : {anon_.get(), coord_.get()}) {
+    EXPECT_EQ(s->EnsurePathSync(paths::ForwarderDir(svc_name_), OpenAcl()).code(),
+              StatusCode::kPermissionDenied);
+  }
+  ASSERT_TRUE(agent_->EnsurePathSync(paths::ForwarderDir(svc_name_), fwd_acl).ok());
+  for (ZkSession* s : {anon_.get(), coord_.get()}) {
+    EXPECT_EQ(s->CreateSync(state, "{}", CreateMode::kEphemeral, OpenAcl())
+                  .status().code(),
+              StatusCode::kPermissionDenied);
+  }
+  ASSERT_TRUE(agent_->CreateSync(state, "{}", CreateMode::kEphemeral, fwd_acl).ok());
+  EXPECT_EQ(coord_->SetSync(state, "{}").status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_TRUE(coord_->GetSync(state).ok());
+}
+
 TEST_F(AclTest, RealAgentRegistersInSecuredTreeWithInheritedAcl) {
   int port = PickFreePort();
   TinyService svc(port);
