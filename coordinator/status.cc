@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "common/clock.h"
@@ -62,6 +63,35 @@ std::string PauseText(const PauseState& p) {
   return out;
 }
 
+// The forwarding state of a forwarded instance; nullopt for the others.
+std::optional<proto::ForwarderState> ForwardingOf(ZkSession* session,
+                                                  const ServiceName& service,
+                                                  const InstanceAddress& a) {
+  const std::string path = paths::ForwarderNode(service, a);
+  auto data = session->GetSync(path);
+  if (!data.ok()) return std::nullopt;
+  auto st = ParsePayload<proto::ForwarderState>(data->data, path);
+  if (!st.ok()) return std::nullopt;
+  return *st;
+}
+
+std::string ForwardingText(const proto::ForwarderState& st) {
+  std::string out = "to " + st.backend() + " (" + st.source();
+  if (!st.generation().empty()) out += " " + st.generation();
+  out += ")";
+  if (!st.fallback().empty()) out += ", fallback " + st.fallback();
+  if (st.source() == "deploy") out += ", committed " + st.stable_backend();
+  for (const auto& b : st.backends()) {
+    if (b.backend() == st.backend()) {
+      out += ", " + std::to_string(b.active()) + " open connection(s)";
+    }
+  }
+  out += ", agent " + st.host();
+  if (!st.listening()) out += " [NOT LISTENING]";
+  if (!st.error().empty()) out += "; " + st.error();
+  return out;
+}
+
 }  // namespace
 
 Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
@@ -117,6 +147,7 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
     auto pause = inv->paused.find(a);
     auto decl = inv->declared.find(a);
     auto dep = last.find(node);
+    auto fwd = ForwardingOf(session, service, a);
     if (reg != inv->registered.end()) ++registered;
 
     if (reporter->json()) {
@@ -168,6 +199,18 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
       }
       agents_json += "]";
       line.AddRaw("agents", agents_json);
+      if (fwd) {
+        line.AddRaw("forwarding", JsonLine()
+                                      .Add("backend", fwd->backend())
+                                      .Add("fallback", fwd->fallback())
+                                      .Add("source", fwd->source())
+                                      .Add("generation", fwd->generation())
+                                      .Add("committed", fwd->stable_backend())
+                                      .Add("agent", fwd->host())
+                                      .Add("listening", fwd->listening())
+                                      .Add("error", fwd->error())
+                                      .str());
+      }
       if (dep != last.end()) {
         line.AddRaw("last_deploy",
                     JsonLine()
@@ -218,6 +261,7 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
     } else {
       text += "  agent:       none declares it\n";
     }
+    if (fwd) text += "  forwarding:  " + ForwardingText(*fwd) + "\n";
     text +=
         "  last deploy: " +
         (dep != last.end()

@@ -218,6 +218,13 @@ TEST_F(SwitchTest, SwitchMovesTrafficToTheNewPortAndCommitsIt) {
       },
       milliseconds(10000)));
 
+  // Operators see it in `zkroll status`.
+  RunResult status = Zkroll({"status", "--service", svc_});
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find("forwarding:  to " + Addr(new_port_) + " (committed"),
+            std::string::npos)
+      << status.output;
+
   auto journal = LastJournal();
   ASSERT_TRUE(journal);
   auto steps = StepNames(*journal);
@@ -489,6 +496,49 @@ TEST_F(SwitchTest, BadBackendsAreRefusedAndTrafficStaysWhereItWas) {
   ASSERT_TRUE(zk_->DeleteSync(deploy).ok());
   ASSERT_TRUE(WaitFor([&] { return Fetch(public_port_) == Ok(v1_->port()); },
                       milliseconds(10000)));
+}
+
+TEST_F(SwitchTest, RolloutSwitchesEveryInstanceNeverUsingItsBatchAsBackup) {
+  // Two forwarded instances (each with its own old and new port) and the
+  // plain backup. With --batch 2 the two are deployed at once, so neither
+  // may serve as the other's backup: both must use the plain one.
+  const int public2 = PickFreePort();
+  TinyService v1b(PickFreePort());
+  ASSERT_TRUE(v1b.Start());
+  const int new2 = PickFreePort();
+  std::string conf = WriteConfig("tcp");
+  std::ofstream(conf, std::ios::app)
+      << "[instance.fwd2]\nservice = " << svc_
+      << "\nip = 127.0.0.1\nport = " << public2
+      << "\ncheck = tcp\ninterval = 100ms\ntimeout = 500ms\nrise = 1\nfall = 2\n"
+      << "forward_backend = 127.0.0.1:" << v1b.port()
+      << "\nforward_ports = " << new2 << "\n";
+  StartAgent("host-a", {}, {"--config", conf});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Registered(public_port_) && Registered(public2) &&
+               Registered(backup_->port()) && State();
+      },
+      milliseconds(20000)))
+      << AgentLogs();
+  const std::string pids = dir_.File("rollout-pids");
+  started_pidfiles_.push_back(pids + "-" + std::to_string(new_port_));
+  started_pidfiles_.push_back(pids + "-" + std::to_string(new2));
+  std::string script = "echo \"$ZKROLL_BACKUP\" >> " + dir_.File("backups") +
+                       "; setsid " + ZKROLL_TINY_SERVICE_BIN +
+                       " --port \"$ZKROLL_NEW_PORT\" --pidfile " + pids +
+                       "-\"$ZKROLL_NEW_PORT\" </dev/null >/dev/null 2>&1 &";
+  RunResult r = Zkroll({"rollout", "--service", svc_, "--instances",
+                        Addr(public_port_) + "," + Addr(public2), "--batch", "2",
+                        "--min-healthy", "1", "--switch", "--verify-window", "500ms",
+                        "--health-attempts", "50", "--health-interval", "100ms",
+                        "--drain-wait", "5s", "--", "/bin/sh", "-c", script},
+                       milliseconds(120000));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Fetch(public_port_), Ok(new_port_));
+  EXPECT_EQ(Fetch(public2), Ok(new2));
+  EXPECT_EQ(ReadFile(dir_.File("backups")),
+            Addr(backup_->port()) + "\n" + Addr(backup_->port()) + "\n");
 }
 
 TEST_F(SwitchTest, InstanceWithoutForwarderIsRefusedUntouched) {
