@@ -138,7 +138,7 @@ void ForwardedInstance::OnView(const SwitchView& view) {
     auto ex = ex_;
     o.on_change = [weak, ex] {
       boost::asio::post(ex, [weak] {
-        if (auto self = weak.lock()) self->PublishSoon();
+        if (auto self = weak.lock()) self->OnCounters();
       });
     };
     auto f = std::make_unique<forward::Forwarder>(std::move(o));
@@ -184,14 +184,40 @@ void ForwardedInstance::OnView(const SwitchView& view) {
   PublishSoon();
 }
 
-void ForwardedInstance::PublishSoon() {
-  if (publish_pending_ || stopped_) return;
+void ForwardedInstance::OnCounters() {
+  if (stopped_ || !forwarder_) return;
+  // What a waiting coordinator acts on is published at once: a new
+  // failure (verify) or a backend whose last connection closed (drain).
+  // Mere traffic is published at most once a second, so a busy forwarder
+  // does not turn into a stream of ZooKeeper writes.
+  bool urgent = false;
+  std::map<std::string, std::pair<uint64_t, uint32_t>> now;
+  for (const forward::BackendStats& b : forwarder_->Stats()) {
+    uint64_t failures = b.connect_failures + b.http_5xx;
+    auto key = b.backend.ToString();
+    now[key] = {failures, b.active};
+    auto it = published_.find(key);
+    uint64_t was_failures = it == published_.end() ? 0 : it->second.first;
+    uint32_t was_active = it == published_.end() ? 0 : it->second.second;
+    if (failures != was_failures || (b.active == 0 && was_active > 0)) {
+      urgent = true;
+    }
+  }
+  PublishSoon(urgent ? std::chrono::milliseconds(50) : std::chrono::seconds(1));
+}
+
+void ForwardedInstance::PublishSoon(Millis delay) {
+  if (stopped_) return;
+  auto when = std::chrono::steady_clock::now() + delay;
+  // A pending publication that comes sooner covers this one.
+  if (publish_pending_ && publish_timer_.expiry() <= when) return;
   publish_pending_ = true;
   std::weak_ptr<ForwardedInstance> weak = shared_from_this();
-  publish_timer_.expires_after(std::chrono::milliseconds(50));
+  publish_timer_.expires_at(when);
   publish_timer_.async_wait([weak](const boost::system::error_code& ec) {
     auto self = weak.lock();
-    if (!self) return;
+    // Cancelled: a sooner publication replaced this wait.
+    if (!self || ec == boost::asio::error::operation_aborted) return;
     self->publish_pending_ = false;
     if (ec || self->stopped_) return;
     self->Publish();
@@ -221,7 +247,10 @@ void ForwardedInstance::Publish() {
   st.set_error(!listen_error_.empty() ? "cannot listen: " + listen_error_
                                       : d.error);
   if (forwarder_) {
+    published_.clear();
     for (const forward::BackendStats& b : forwarder_->Stats()) {
+      published_[b.backend.ToString()] = {b.connect_failures + b.http_5xx,
+                                          b.active};
       auto* out = st.add_backends();
       out->set_backend(b.backend.ToString());
       out->set_active(b.active);

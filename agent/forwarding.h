@@ -11,9 +11,10 @@
 // new view is turned into a backend by DecideForward() and applied to new
 // connections; a refused target leaves the backend as it was and is
 // published with the reason, so the coordinator waiting for it learns at
-// once. The state is republished (coalesced, 50 ms) when the decision or
-// any forwarding counter changes, so the coordinator's verify window sees
-// connection failures and 5xx answers as they happen.
+// once. The state is republished within 50 ms of a new decision, a new
+// failure (failed connect or 5xx) or a backend's last connection closing,
+// so the coordinator's verify and drain steps see them as they happen;
+// other counter changes (traffic) are published at most once a second.
 //
 // Session rules follow the agent's: on a lost connection nothing changes
 // and traffic keeps flowing to the current backend; on expiry the state
@@ -25,6 +26,7 @@
 #ifndef ZKROLL_AGENT_FORWARDING_H_
 #define ZKROLL_AGENT_FORWARDING_H_
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,7 +66,11 @@ class ForwardedInstance
                     InstanceId id, ForwardConfig cfg, std::string host,
                     Millis resync);
   void OnView(const SwitchView& view);
-  void PublishSoon();
+  // Publishes the state after `delay`, or sooner if already due sooner.
+  void PublishSoon(Millis delay = Millis(50));
+  // The forwarder's counters changed: publish soon if it matters to a
+  // waiting coordinator, lazily otherwise.
+  void OnCounters();
   void Publish();
   void LearnAcl();
 
@@ -86,6 +92,8 @@ class ForwardedInstance
   bool stopped_ = false;
   bool dir_ready_ = false;  // /forwarders/<service> exists (this session)
   std::optional<AclList> acl_;  // of /forwarders, once read
+  // Per backend, the failures and active connections last published.
+  std::map<std::string, std::pair<uint64_t, uint32_t>> published_;
 };
 
 }  // namespace zkroll::agent

@@ -689,17 +689,12 @@ void Forwarder::Impl::ConnectionClosed() {
 
 void Forwarder::Impl::NoteChange() {
   if (!options_.on_change || stopping_.load(std::memory_order_relaxed)) return;
-  // Pairs with the fence in FireChange: we wrote a counter and read the
-  // flag, it clears the flag and reads the counters; with a fence on both
-  // sides, either we see the flag cleared (and post) or the callback sees
-  // our counter. A change is never lost.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  // A plain load first: while a call is pending (the common case under
-  // load) the flag's cache line is only read, not bounced between threads.
-  if (change_pending_.load(std::memory_order_relaxed) ||
-      change_pending_.exchange(true, std::memory_order_relaxed)) {
-    return;
-  }
+  // A change is never lost: if the flag was clear we post; if it was set,
+  // our exchange comes before FireChange's in the flag's order, and since
+  // exchanges continue each other's release sequence, FireChange's
+  // acquire makes our counter write visible to the callback. (A plain load
+  // here would not publish the write.)
+  if (change_pending_.exchange(true, std::memory_order_acq_rel)) return;
   asio::post(workers_[0]->io, [this] { OnChangePending(); });
 }
 
@@ -722,8 +717,7 @@ void Forwarder::Impl::OnChangePending() {
 void Forwarder::Impl::FireChange(Clock::time_point now) {
   // Cleared before the call: a change made while the callback reads the
   // stats posts again and is reported by the next call. See NoteChange.
-  change_pending_.store(false, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  change_pending_.exchange(false, std::memory_order_acq_rel);
   last_change_call_ = now;
   options_.on_change();
 }

@@ -19,9 +19,11 @@
 // a stream it cannot parse is still forwarded and counted in
 // http_unparsed, never cut.
 //
-// Threading: the forwarder owns its io_context and Options::threads threads.
+// Threading: the forwarder owns Options::threads threads, each running its
+// own io_context; a connection stays on one thread for its whole life.
 // Every public method is thread-safe. The change callback runs on a
-// forwarder thread and must not block (the agent posts to its own executor).
+// forwarder thread and must not block (the agent posts to its own executor)
+// nor destroy the forwarder.
 //
 // Errors: Start() returns the bind/listen error naming the address (e.g.
 // "127.0.0.1:8080: Address already in use"); nothing else fails loudly:
@@ -65,8 +67,9 @@ struct ForwarderOptions {
   Millis connect_timeout{1000};     // per backend connect attempt
   size_t buffer_bytes = 16384;      // per direction per connection
   // Called (coalesced: at most once per 50 ms, and at once after the first
-  // change following a quiet period) when any counter changes or an
-  // active count changes. May be empty.
+  // change following a quiet period) when any counter changes, an active
+  // count or open_connections() changes, or SetBackend() succeeded. The
+  // last change is always followed by a call. May be empty.
   std::function<void()> on_change;
 };
 
@@ -79,12 +82,16 @@ class Forwarder {
   Forwarder& operator=(const Forwarder&) = delete;
 
   // Binds and listens (SO_REUSEADDR) and starts the threads; connections
-  // go to `backend` (and `fallback`, if set) until SetBackend().
+  // go to `backend` (and `fallback`, if set) until SetBackend(). Refuses a
+  // loop as SetBackend() does, options out of range (InvalidArgument) and a
+  // second call (FailedPrecondition).
   Status Start(const InstanceAddress& backend,
                const std::optional<InstanceAddress>& fallback);
 
   // New connections go to `backend` from now on. Refuses (InvalidArgument)
-  // a backend or fallback equal to the listen address (a loop).
+  // a backend or fallback equal to the listen address (a loop), or, when
+  // listening on 0.0.0.0 / ::, a loopback or unspecified address with the
+  // listen port. A fallback equal to the backend is kept but never tried.
   Status SetBackend(const InstanceAddress& backend,
                     const std::optional<InstanceAddress>& fallback);
 
