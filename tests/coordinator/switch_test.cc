@@ -541,6 +541,50 @@ TEST_F(SwitchTest, RolloutSwitchesEveryInstanceNeverUsingItsBatchAsBackup) {
             Addr(backup_->port()) + "\n" + Addr(backup_->port()) + "\n");
 }
 
+TEST_F(SwitchTest, ReloadChangingOnlyChecksKeepsForwardedConnections) {
+  ChildProcess* agent = StartForwardingAgent();
+  // A connection accepted before the reload, with its request not sent yet.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(public_port_));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto st = State();
+        if (!st) return false;
+        for (const auto& b : st->backends()) {
+          if (b.backend() == Addr(v1_->port()) && b.active() > 0) return true;
+        }
+        return false;
+      },
+      milliseconds(10000)));
+  // Same forwarding keys, other check settings.
+  std::string conf = WriteConfig("tcp");
+  std::string text = ReadFile(conf);
+  size_t at = text.find("interval = 100ms");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 16, "interval = 150ms");
+  std::ofstream(conf) << text;
+  agent->Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return AgentLogs().find("1 changed") != std::string::npos; },
+                      milliseconds(10000)))
+      << AgentLogs();
+  const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::write(fd, req, sizeof req - 1), static_cast<ssize_t>(sizeof req - 1));
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string out;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, n);
+  ::close(fd);
+  EXPECT_NE(out.find(Ok(v1_->port())), std::string::npos)
+      << "the held connection did not survive the reload: " << out;
+}
+
 TEST_F(SwitchTest, InstanceWithoutForwarderIsRefusedUntouched) {
   StartAgent("host-a", {svc_ + "@" + Addr(backup_->port())});
   ASSERT_TRUE(WaitFor([&] { return Registered(backup_->port()); },
