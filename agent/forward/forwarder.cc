@@ -11,7 +11,8 @@
 // atomics of the backend touched at connect, close and per HTTP response.
 #include "agent/forward/forwarder.h"
 
-#include <boost/asio/connect.hpp>
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -19,9 +20,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <algorithm>
 #include <cerrno>
-#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -63,8 +62,8 @@ using Clock = std::chrono::steady_clock;
 using Executor = asio::io_context::executor_type;
 using Socket = tcp::socket::rebind_executor<Executor>::other;
 using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
-using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>,
-                                         Executor>;
+using Timer =
+    asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor>;
 
 constexpr Millis kChangeInterval{50};
 // After an accept error that is about us (out of fds, out of memory) the
@@ -73,6 +72,8 @@ constexpr Millis kChangeInterval{50};
 constexpr Millis kAcceptRetryDelay{100};
 constexpr std::chrono::seconds kLogPeriod{10};
 constexpr int kMaxThreads = 16;
+// Reads a connection may pass on in one go before yielding its thread.
+constexpr int kInlineRounds = 8;
 constexpr size_t kMinBufferBytes = 1024;
 
 // Lets one message through per period and counts the ones held back, so a
@@ -86,9 +87,8 @@ class LogLimiter {
     int64_t next = next_.load(std::memory_order_relaxed);
     if (now < next ||
         !next_.compare_exchange_strong(
-            next,
-            now + std::chrono::duration_cast<Clock::duration>(kLogPeriod)
-                      .count())) {
+            next, now + std::chrono::duration_cast<Clock::duration>(kLogPeriod)
+                            .count())) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
@@ -163,9 +163,8 @@ bool IsLoop(const InstanceAddress& target, const tcp::endpoint& target_ep,
 // succeed at once.
 bool IsPerConnectionAcceptError(const error_code& ec) {
   return ec == asio::error::connection_aborted ||
-         ec == asio::error::connection_reset ||
-         ec == asio::error::try_again || ec == asio::error::would_block ||
-         ec == asio::error::interrupted ||
+         ec == asio::error::connection_reset || ec == asio::error::try_again ||
+         ec == asio::error::would_block || ec == asio::error::interrupted ||
          ec == error_code(EPROTO, boost::system::system_category()) ||
          ec == error_code(EPERM, boost::system::system_category());
 }
@@ -228,9 +227,9 @@ class Forwarder::Impl {
 
   std::vector<std::unique_ptr<Worker>> workers_;
   mutable std::mutex mu_;
-  InstanceAddress backend_address_;                         // guarded by mu_
-  std::optional<InstanceAddress> fallback_address_;         // guarded by mu_
-  Route route_;                                             // guarded by mu_
+  InstanceAddress backend_address_;                           // guarded by mu_
+  std::optional<InstanceAddress> fallback_address_;           // guarded by mu_
+  Route route_;                                               // guarded by mu_
   std::map<std::string, std::shared_ptr<Backend>> backends_;  // by mu_
 
   // On workers_[0], its thread only.
@@ -249,11 +248,9 @@ class Forwarder::Impl {
 // holds a shared_ptr to the session, so it lives exactly as long as an
 // operation can still complete; closing both sockets makes them all
 // complete (operation_aborted) and releases it. Runs on one thread.
-class Forwarder::Impl::Session
-    : public std::enable_shared_from_this<Session> {
+class Forwarder::Impl::Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Impl& fwd, asio::io_context& io, Socket client,
-          Route route)
+  Session(Impl& fwd, asio::io_context& io, Socket client, Route route)
       : fwd_(fwd),
         client_(std::move(client)),
         backend_(io),
@@ -279,7 +276,7 @@ class Forwarder::Impl::Session
     Socket* from;
     Socket* to;
     char* buffer;
-    bool requests;  // client -> backend
+    bool requests;      // client -> backend
     bool done = false;  // EOF read and passed on as a shutdown(send)
   };
 
@@ -290,16 +287,27 @@ class Forwarder::Impl::Session
     // The attempt number tells a stale expiry (queued before the first
     // attempt's cancel) from this attempt's.
     int attempt = ++attempt_;
+    // Opened and made non-blocking here, for the reads and writes OnRead
+    // makes itself: async_connect then finds it so and does not set it
+    // again (one ioctl per connection instead of two).
+    error_code ec;
+    backend_.open(target_->endpoint.protocol(), ec);
+    if (!ec) backend_.non_blocking(true, ec);
+    if (ec) {  // out of fds or memory: fails like a refused connect
+      asio::post(connect_timer_.get_executor(),
+                 [self = shared_from_this(), ec] { self->OnConnect(ec); });
+      return;
+    }
     connect_timer_.expires_after(fwd_.options().connect_timeout);
-    connect_timer_.async_wait([self = shared_from_this(),
-                               attempt](error_code ec) {
-      if (ec || !self->connecting_ || attempt != self->attempt_) return;
-      // Closing the socket completes the pending connect, which then sees
-      // timed_out_ (even if it had succeeded in the same loop iteration).
-      self->timed_out_ = true;
-      error_code ignored;
-      self->backend_.close(ignored);
-    });
+    connect_timer_.async_wait(
+        [self = shared_from_this(), attempt](error_code ec) {
+          if (ec || !self->connecting_ || attempt != self->attempt_) return;
+          // Closing the socket completes the pending connect, which then sees
+          // timed_out_ (even if it had succeeded in the same loop iteration).
+          self->timed_out_ = true;
+          error_code ignored;
+          self->backend_.close(ignored);
+        });
     backend_.async_connect(
         target_->endpoint,
         [self = shared_from_this()](error_code ec) { self->OnConnect(ec); });
@@ -369,21 +377,59 @@ class Forwarder::Impl::Session
         });
   }
 
-  void OnRead(Pipe& p, const error_code& ec, size_t n,
-              std::shared_ptr<Session> self) {
-    if (ec) {
-      if (ec == asio::error::eof) {
-        PassOnEof(p);
-      } else {
-        Close();
+  // Passes the bytes on at once with a non-blocking write, and after a
+  // full buffer (more is probably waiting) reads again at once, instead of
+  // a round through the event loop per read and per write (a scheduler
+  // dispatch, and mostly an epoll_wait: in a bulk transfer this took us
+  // from two epoll_waits per 16 KiB to one per ~100 KiB). Only a write the
+  // peer cannot take yet goes async. After a short read the next read is
+  // async_read_some, whose first attempt is a recv; when nothing has come
+  // yet that recv is wasted (Asio 1.74 has no cheaper way to wait for a
+  // registered socket: async_wait costs an epoll_ctl).
+  void OnRead(Pipe& p, error_code ec, size_t n, std::shared_ptr<Session> self) {
+    for (int round = 1;; ++round) {
+      if (ec) {
+        if (ec == asio::error::eof) {
+          PassOnEof(p);
+        } else {
+          Close();
+        }
+        return;
       }
-      return;
+      // Scanned before it is passed on: the backend cannot answer a request
+      // the scanner has not seen.
+      if (scanner_) Scan(p, n);
+      size_t written = p.to->write_some(asio::buffer(p.buffer, n), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        written = 0;
+        ec = {};
+      }
+      if (ec) {
+        Close();
+        return;
+      }
+      if (written < n) {
+        WriteRest(p, written, n, std::move(self));
+        return;
+      }
+      // The round limit keeps one busy connection from starving the others
+      // on this thread.
+      if (n < buffer_bytes_ || round == kInlineRounds) {
+        Read(p, std::move(self));
+        return;
+      }
+      n = p.from->read_some(asio::buffer(p.buffer, buffer_bytes_), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        Read(p, std::move(self));
+        return;
+      }
     }
-    // Scanned before it is passed on: the backend cannot answer a request
-    // the scanner has not seen.
-    if (scanner_) Scan(p, n);
+  }
+
+  void WriteRest(Pipe& p, size_t from, size_t to,
+                 std::shared_ptr<Session> self) {
     asio::async_write(
-        *p.to, asio::buffer(p.buffer, n),
+        *p.to, asio::buffer(p.buffer + from, to - from),
         [this, &p, self = std::move(self)](error_code ec, size_t) mutable {
           if (ec) {
             Close();
@@ -394,13 +440,19 @@ class Forwarder::Impl::Session
   }
 
   // Half-close: the reader said it will send no more, so tell the other
-  // side the same and keep the opposite direction going.
+  // side the same and keep the opposite direction going. When that was the
+  // last direction, closing says it (both sockets are read to their end,
+  // so close() sends a FIN, not a reset).
   void PassOnEof(Pipe& p) {
     if (closed_) return;
+    p.done = true;
+    if (upstream_.done && downstream_.done) {
+      Close();
+      return;
+    }
     error_code ec;
     p.to->shutdown(tcp::socket::shutdown_send, ec);
-    p.done = true;
-    if (ec || (upstream_.done && downstream_.done)) Close();
+    if (ec) Close();
   }
 
   void Scan(const Pipe& p, size_t n) {
@@ -477,8 +529,7 @@ class Forwarder::Impl::Session
   bool released_ = false;
 };
 
-Forwarder::Impl::Impl(ForwarderOptions options)
-    : options_(std::move(options)) {
+Forwarder::Impl::Impl(ForwarderOptions options) : options_(std::move(options)) {
   int n = std::clamp(options_.threads, 1, kMaxThreads);
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
   asio::io_context& io = workers_[0]->io;
@@ -578,8 +629,8 @@ Status Forwarder::Impl::SetBackend(
                            backend.ToString() +
                            " is the forwarder itself (a loop)");
   }
-  if (fallback && IsLoop(*fallback, *fallback_ep, options_.listen,
-                         *listen_ep)) {
+  if (fallback &&
+      IsLoop(*fallback, *fallback_ep, options_.listen, *listen_ep)) {
     return InvalidArgument("forwarder " + listen + ": fallback " +
                            fallback->ToString() +
                            " is the forwarder itself (a loop)");
@@ -597,8 +648,8 @@ Status Forwarder::Impl::SetBackend(
   return Status::Ok();
 }
 
-std::shared_ptr<Backend> Forwarder::Impl::BackendFor(
-    const InstanceAddress& a, const tcp::endpoint& ep) {
+std::shared_ptr<Backend> Forwarder::Impl::BackendFor(const InstanceAddress& a,
+                                                     const tcp::endpoint& ep) {
   auto& slot = backends_[a.ToString()];
   if (!slot) slot = std::make_shared<Backend>(a, ep);
   return slot;
@@ -640,10 +691,10 @@ std::vector<BackendStats> Forwarder::Impl::Stats() const {
 void Forwarder::Impl::Accept() {
   Worker& worker = *workers_[next_worker_];
   next_worker_ = (next_worker_ + 1) % workers_.size();
-  acceptor_->async_accept(
-      worker.io, [this, &worker](error_code ec, Socket socket) {
-        OnAccept(ec, std::move(socket), worker);
-      });
+  acceptor_->async_accept(worker.io,
+                          [this, &worker](error_code ec, Socket socket) {
+                            OnAccept(ec, std::move(socket), worker);
+                          });
 }
 
 void Forwarder::Impl::OnAccept(error_code ec, Socket socket, Worker& worker) {
@@ -669,6 +720,12 @@ void Forwarder::Impl::OnAccept(error_code ec, Socket socket, Worker& worker) {
   }
   error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
+  // For the reads and writes Session::OnRead makes itself.
+  socket.non_blocking(true, ec);
+  if (ec) {
+    Accept();  // `socket` closes as it goes out of scope
+    return;
+  }
   Route route;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -676,8 +733,8 @@ void Forwarder::Impl::OnAccept(error_code ec, Socket socket, Worker& worker) {
   }
   open_.fetch_add(1);
   NoteChange();
-  auto session = std::make_shared<Session>(*this, worker.io,
-                                           std::move(socket), std::move(route));
+  auto session = std::make_shared<Session>(*this, worker.io, std::move(socket),
+                                           std::move(route));
   asio::post(worker.io, [session = std::move(session)] { session->Start(); });
   Accept();
 }

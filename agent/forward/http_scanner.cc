@@ -95,8 +95,7 @@ class HttpScanner::Impl {
    private:
     void on_request_impl(http::verb, string_view, string_view, int,
                          error_code&) override {}
-    void on_response_impl(int status, string_view, int,
-                          error_code&) override {
+    void on_response_impl(int status, string_view, int, error_code&) override {
       status_ = status;
     }
     // Reported once the whole header parsed, so a response whose header

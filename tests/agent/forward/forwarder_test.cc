@@ -7,12 +7,14 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
@@ -29,8 +31,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/support/wait.h"
 
@@ -96,13 +96,25 @@ int FreePort(const std::string& ip) {
   return port;
 }
 
+// Bytes in which a lost, duplicated or reordered block shows.
+std::string Pattern(size_t size) {
+  std::string s(size, '\0');
+  for (size_t i = 0; i < size; ++i) s[i] = static_cast<char>((i * 7919) >> 5);
+  return s;
+}
+
 // A blocking client socket; every read waits at most until a deadline.
 class Client {
  public:
-  explicit Client(const InstanceAddress& to) {
+  // `receive_buffer` > 0 fixes SO_RCVBUF (no autotuning): a slow reader.
+  explicit Client(const InstanceAddress& to, int receive_buffer = 0) {
     sockaddr_storage ss;
     socklen_t len = ToSockaddr(to, &ss);
     fd_ = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ >= 0 && receive_buffer > 0) {
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer,
+                   sizeof receive_buffer);
+    }
     if (fd_ >= 0 &&
         ::connect(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
       ::close(fd_);
@@ -148,13 +160,16 @@ class Client {
   }
 
   enum class End { kEof, kReset, kTimeout };
-  // Reads until the peer closes; what came before is appended to `data`.
-  End ReadToEnd(std::string* data, milliseconds deadline = kDeadline) {
+  // Reads until the peer closes, at most `chunk` bytes per read; what came
+  // before is appended to `data`.
+  End ReadToEnd(std::string* data, milliseconds deadline = kDeadline,
+                size_t chunk = 4096) {
     auto end = std::chrono::steady_clock::now() + deadline;
     char buf[4096];
+    chunk = std::min(chunk, sizeof buf);
     while (true) {
       if (!WaitReadable(end)) return End::kTimeout;
-      ssize_t k = ::recv(fd_, buf, sizeof buf, 0);
+      ssize_t k = ::recv(fd_, buf, chunk, 0);
       if (k < 0 && errno == EINTR) continue;
       if (k == 0) return End::kEof;
       if (k < 0) return End::kReset;
@@ -192,7 +207,9 @@ class TestServer {
     kTag,             // answers each '\n' with "<tag>\n"
     kCountThenReply,  // reads to EOF, then answers "got <n>" and closes
     kHttp,            // "GET /<status> ..." -> that status, keep-alive
+    kBlast,           // sends Pattern(kBlastBytes) at once, then closes
   };
+  static constexpr size_t kBlastBytes = 32 << 20;
 
   explicit TestServer(Mode mode, std::string tag = "",
                       const std::string& ip = "127.0.0.1")
@@ -204,6 +221,7 @@ class TestServer {
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     CHECK(!ec) << "test server on " << ip << ": " << ec.message();
     address_ = AddrOf(ip, acceptor_.local_endpoint().port());
+    if (mode_ == Mode::kBlast) blast_ = Pattern(kBlastBytes);
     Accept();
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -226,8 +244,8 @@ class TestServer {
 
     void Read() {
       socket.async_read_some(
-          asio::buffer(buf), [self = shared_from_this()](
-                                 boost::system::error_code ec, size_t n) {
+          asio::buffer(buf),
+          [self = shared_from_this()](boost::system::error_code ec, size_t n) {
             self->OnRead(ec, n);
           });
     }
@@ -252,6 +270,8 @@ class TestServer {
         case Mode::kCountThenReply:
           count += n;
           Read();
+          return;
+        case Mode::kBlast:
           return;
         case Mode::kHttp: {
           pending.append(buf.data(), n);
@@ -293,11 +313,11 @@ class TestServer {
         Read();
         return;
       }
-      asio::async_write(socket, asio::buffer(out),
-                        [self = shared_from_this()](
-                            boost::system::error_code ec, size_t) {
-                          if (!ec) self->Read();
-                        });
+      asio::async_write(
+          socket, asio::buffer(out),
+          [self = shared_from_this()](boost::system::error_code ec, size_t) {
+            if (!ec) self->Read();
+          });
     }
 
     TestServer& server;
@@ -309,17 +329,27 @@ class TestServer {
   };
 
   void Accept() {
-    acceptor_.async_accept([this](boost::system::error_code ec,
-                                  tcp::socket s) {
+    acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket s) {
       if (ec) return;
       ++accepted_;
-      std::make_shared<Conn>(*this, std::move(s))->Read();
+      auto conn = std::make_shared<Conn>(*this, std::move(s));
+      if (mode_ == Mode::kBlast) {
+        asio::async_write(conn->socket, asio::buffer(blast_),
+                          [conn](boost::system::error_code, size_t) {
+                            boost::system::error_code ignored;
+                            conn->socket.shutdown(tcp::socket::shutdown_send,
+                                                  ignored);
+                          });
+      } else {
+        conn->Read();
+      }
       Accept();
     });
   }
 
   const Mode mode_;
   const std::string tag_;
+  std::string blast_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
   InstanceAddress address_;
@@ -359,8 +389,9 @@ std::optional<BackendStats> StatsOf(const Forwarder& f,
 }
 
 // The counters of `backend` once `pred` holds for them (or the last seen).
-BackendStats WaitForStats(const Forwarder& f, const InstanceAddress& backend,
-                          const std::function<bool(const BackendStats&)>& pred) {
+BackendStats WaitForStats(
+    const Forwarder& f, const InstanceAddress& backend,
+    const std::function<bool(const BackendStats&)>& pred) {
   BackendStats last;
   WaitFor(
       [&] {
@@ -391,11 +422,7 @@ TEST(ForwarderTest, LargePayloadRoundTripsBothWays) {
   Client client(o.listen);
   ASSERT_TRUE(client.connected());
 
-  // 8 MiB of a pattern that a lost, duplicated or reordered block breaks.
-  std::string payload(8 << 20, '\0');
-  for (size_t i = 0; i < payload.size(); ++i) {
-    payload[i] = static_cast<char>((i * 7919) >> 5);
-  }
+  const std::string payload = Pattern(8 << 20);
   std::thread writer([&] {
     EXPECT_TRUE(client.Send(payload));
     client.ShutdownWrite();
@@ -417,6 +444,21 @@ TEST(ForwarderTest, LargePayloadRoundTripsBothWays) {
   EXPECT_EQ(s.connect_failures, 0u);
   EXPECT_TRUE(WaitFor([&] { return f->open_connections() == 0; }, kDeadline));
   EXPECT_TRUE(WaitFor([&] { return changes.load() > 0; }, kDeadline));
+}
+
+TEST(ForwarderTest, SlowReaderGetsEveryByte) {
+  // The client drains far slower than the backend sends, so the forwarder
+  // finds the client's socket full and must finish its writes later.
+  TestServer blast(TestServer::Mode::kBlast);
+  ForwarderOptions o = Options();
+  auto f = StartForwarder(o, blast.address());
+  Client client(o.listen, /*receive_buffer=*/4096);
+  ASSERT_TRUE(client.connected());
+  std::string got;
+  EXPECT_EQ(client.ReadToEnd(&got, kDeadline, /*chunk=*/1024),
+            Client::End::kEof);
+  EXPECT_EQ(got.size(), TestServer::kBlastBytes);
+  EXPECT_TRUE(got == Pattern(TestServer::kBlastBytes)) << "bytes differ";
 }
 
 TEST(ForwarderTest, HalfCloseKeepsTheOtherDirection) {
@@ -509,9 +551,8 @@ TEST(ForwarderTest, ConnectFailureWithoutFallbackClosesTheClient) {
   Client::End end = client.ReadToEnd(&got);
   EXPECT_NE(end, Client::End::kTimeout);
   EXPECT_EQ(got, "");
-  BackendStats s = WaitForStats(*f, dead, [](const BackendStats& s) {
-    return s.connect_failures == 1;
-  });
+  BackendStats s = WaitForStats(
+      *f, dead, [](const BackendStats& s) { return s.connect_failures == 1; });
   EXPECT_EQ(s.connect_failures, 1u);
   EXPECT_EQ(s.fallbacks, 0u);
   EXPECT_EQ(s.connections, 0u);
@@ -633,9 +674,9 @@ TEST(ForwarderTest, HttpCountsResponsesOverKeepAlive) {
     EXPECT_EQ(reply->substr(9, 3), std::to_string(status));
   }
   // Three pipelined in one write.
-  ASSERT_TRUE(client.Send(
-      "GET /202 HTTP/1.1\r\n\r\nGET /502 HTTP/1.1\r\n\r\n"
-      "GET /201 HTTP/1.1\r\n\r\n"));
+  ASSERT_TRUE(
+      client.Send("GET /202 HTTP/1.1\r\n\r\nGET /502 HTTP/1.1\r\n\r\n"
+                  "GET /201 HTTP/1.1\r\n\r\n"));
   ASSERT_TRUE(client.Read(3 * ok.size()));
 
   BackendStats s = WaitForStats(*f, http.address(), [](const BackendStats& s) {
@@ -759,6 +800,45 @@ TEST(ForwarderTest, ManyConcurrentConnectionsReleaseEverything) {
   EXPECT_EQ(s->connections, uint64_t{kThreads * kPerThread});
 }
 
+TEST(ForwarderTest, DestroyingTheForwarderClosesItsConnections) {
+  TestServer server(TestServer::Mode::kTag, "T");
+  BlackHole hole;
+  ASSERT_TRUE(hole.Fill()) << "could not fill the accept queue";
+  const int baseline = CountOpenFds();
+  ASSERT_GT(baseline, 0);
+  std::vector<std::unique_ptr<Client>> clients;
+  {
+    ForwarderOptions o = Options();
+    o.threads = 3;
+    o.connect_timeout = Millis(60000);
+    auto f = StartForwarder(o, server.address());
+    for (int i = 0; i < 6; ++i) {
+      clients.push_back(std::make_unique<Client>(o.listen));
+      ASSERT_TRUE(clients.back()->Send("x\n"));
+      ASSERT_EQ(clients.back()->Read(2), "T\n");
+    }
+    // One more, stuck connecting to a backend that never answers.
+    ASSERT_TRUE(f->SetBackend(hole.address(), std::nullopt).ok());
+    clients.push_back(std::make_unique<Client>(o.listen));
+    ASSERT_TRUE(WaitFor([&] { return f->open_connections() == 7; }, kDeadline));
+  }
+  for (auto& c : clients) {
+    std::string rest;
+    EXPECT_NE(c->ReadToEnd(&rest), Client::End::kTimeout);
+    EXPECT_EQ(rest, "");
+    c->Close();
+  }
+  EXPECT_TRUE(WaitFor([&] { return server.open() == 0; }, kDeadline));
+  int fds = -1;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        fds = CountOpenFds();
+        return fds == baseline;
+      },
+      kDeadline))
+      << fds << " fds open, baseline " << baseline;
+}
+
 TEST(ForwarderTest, ChangeCallbackIsCoalescedAndNeverLosesTheLastChange) {
   TestServer server(TestServer::Mode::kTag, "T");
   std::mutex mu;
@@ -791,8 +871,7 @@ TEST(ForwarderTest, ChangeCallbackIsCoalescedAndNeverLosesTheLastChange) {
   // has seen it, however the changes were coalesced.
   EXPECT_TRUE(WaitFor(
       [&] {
-        return seen_connections.load() == kConnections &&
-               seen_open.load() == 0;
+        return seen_connections.load() == kConnections && seen_open.load() == 0;
       },
       kDeadline))
       << "last seen: " << seen_connections.load() << " connections, "

@@ -120,6 +120,28 @@ TEST(HttpScannerTest, RequestBodiesAreFramed) {
   EXPECT_EQ(r.scanner.state(), State::kScanning) << r.scanner.failure();
 }
 
+TEST(HttpScannerTest, BodiesOfAnySize) {
+  // Beast's default limits are 1 MiB per request and 8 MiB per response
+  // body; the scanner never holds a body, so it has no limit.
+  const size_t big = 20 << 20;
+  Recorder r;
+  r.Requests("PUT /big HTTP/1.1\r\nContent-Length: " + std::to_string(big) +
+             "\r\n\r\n");
+  const std::string block(64 << 10, 'z');
+  for (size_t sent = 0; sent < big; sent += block.size()) r.Requests(block);
+  r.Requests(kGet);
+  r.Responses("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(big) +
+              "\r\n\r\n");
+  for (size_t sent = 0; sent < big; sent += block.size()) r.Responses(block);
+  r.Responses("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+  for (size_t sent = 0; sent < big; sent += block.size()) {
+    r.Responses("10000\r\n" + block + "\r\n");
+  }
+  r.Responses("0\r\n\r\n");
+  EXPECT_EQ(r.statuses, (std::vector<int>{200, 200}));
+  EXPECT_EQ(r.scanner.state(), State::kScanning) << r.scanner.failure();
+}
+
 TEST(HttpScannerTest, ReadUntilCloseBody) {
   Recorder r;
   r.Requests(Gets(2));
@@ -258,9 +280,9 @@ TEST(HttpScannerTest, ChunkLineLimitBoundsBuffering) {
 TEST(HttpScannerTest, LargeHeaderWithinLimitIsFine) {
   Recorder r;
   r.Requests(kGet);
-  std::string response = "HTTP/1.1 503 Busy\r\nX-Big: " +
-                         std::string(40000, 'b') +
-                         "\r\nContent-Length: 0\r\n\r\n";
+  std::string response =
+      "HTTP/1.1 503 Busy\r\nX-Big: " + std::string(40000, 'b') +
+      "\r\nContent-Length: 0\r\n\r\n";
   for (size_t i = 0; i < response.size(); i += 1000) {
     r.Responses(response.substr(i, 1000));
   }
@@ -296,9 +318,10 @@ TEST(HttpScannerTest, ConnectIsATunnelOnlyWhenAccepted) {
 
   Recorder accepted;
   accepted.Requests("CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\n");
-  accepted.Responses(std::string("HTTP/1.1 200 Connection Established\r\n\r\n"
-                                 "R\0\0\0\x08",
-                                 44));
+  accepted.Responses(
+      std::string("HTTP/1.1 200 Connection Established\r\n\r\n"
+                  "R\0\0\0\x08",
+                  44));
   EXPECT_EQ(accepted.statuses, (std::vector<int>{200}));
   EXPECT_EQ(accepted.scanner.state(), State::kTunnel);
 }
