@@ -6,6 +6,8 @@
 // reports that generation applied (or refused), so a step never assumes
 // the traffic moved.
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 
 #include "common/clock.h"
 #include "common/paths.h"
@@ -44,12 +46,24 @@ InstanceDeploy::WaitForwarderState(
   const std::string path = paths::ForwarderNode(env_.service, address_);
   const auto deadline = Clock::now() + timeout;
   std::optional<proto::ForwarderState> last;
+  // The watch wakes both kinds of waiter: the abortable one (through the
+  // AbortSignal) and the cleanup one, which must keep waiting after a stop
+  // was requested and so sleeps on its own condition variable.
+  struct Watch {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool fired = false;
+  };
   while (true) {
-    auto fired = std::make_shared<std::atomic<bool>>(false);
+    auto watch = std::make_shared<Watch>();
     AbortSignal* abort = env_.abort;
     const int64_t sid = env_.session->session_id();
-    auto data = env_.session->GetSync(path, [fired, abort](const WatchEvent&) {
-      *fired = true;
+    auto data = env_.session->GetSync(path, [watch, abort](const WatchEvent&) {
+      {
+        std::lock_guard<std::mutex> l(watch->mu);
+        watch->fired = true;
+      }
+      watch->cv.notify_all();
       abort->Wake();
     });
     if (data.ok()) {
@@ -62,20 +76,27 @@ InstanceDeploy::WaitForwarderState(
     if (Clock::now() >= deadline) return {last, false};
     // A missing node sets no watch: poll it then (the agent may be
     // restarting). Otherwise wake on the watch or a session change.
-    bool watching = data.ok();
-    auto w = env_.abort->WaitUntil(
-        [&] {
-          return fired->load() || env_.session->session_id() != sid ||
-                 (!data.ok() && env_.session->connected());
-        },
-        std::min(deadline, Clock::now() + Millis(watching ? 2000 : 200)));
-    if (w == AbortSignal::WaitResult::kAborted) {
-      if (stop_on_abort) return {last, false};
-      // Cleanup waits go on after a stop; WaitUntil returns at once once a
-      // stop was requested, so wait on the watch with a short slice.
-      env_.abort->WaitUntil([&] { return fired->load(); },
-                            std::min(deadline, Clock::now() + Millis(100)));
+    const auto until = std::min(
+        deadline, Clock::now() + Millis(data.ok() ? 2000 : 200));
+    auto fired = [&] {
+      std::lock_guard<std::mutex> l(watch->mu);
+      return watch->fired;
+    };
+    if (!env_.abort->requested()) {
+      auto w = env_.abort->WaitUntil(
+          [&] {
+            return fired() || env_.session->session_id() != sid ||
+                   (!data.ok() && env_.session->connected());
+          },
+          until);
+      if (w != AbortSignal::WaitResult::kAborted) continue;
     }
+    if (stop_on_abort) return {last, false};
+    // Cleanup after a stop: the session change is not signalled here, so
+    // wait in slices.
+    std::unique_lock<std::mutex> l(watch->mu);
+    watch->cv.wait_until(l, std::min(until, Clock::now() + Millis(200)),
+                         [&] { return watch->fired; });
   }
 }
 

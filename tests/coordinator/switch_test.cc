@@ -415,6 +415,29 @@ TEST_F(SwitchTest, CoordinatorKilledMidSwitchTheAgentGoesBackToTheOldPort) {
   EXPECT_FALSE(Exists(SwitchPath() + "/deploy"));
 }
 
+TEST_F(SwitchTest, SigtermDuringCommandRollsBackAndExits143) {
+  StartForwardingAgent();
+  Handshake hs(dir_, "cmd");
+  ChildProcess* z = StartZkroll(
+      Deploy(public_port_, SwitchArgs({}), StartNewVersion(&hs)));
+  ASSERT_TRUE(hs.WaitStarted(milliseconds(20000))) << z->Output();
+  ASSERT_EQ(Fetch(public_port_), Ok(backup_->port()));
+  z->Signal(SIGTERM);
+  auto code = z->Wait(milliseconds(30000));
+  ASSERT_TRUE(code) << z->Output();
+  EXPECT_EQ(*code, 143) << z->Output();
+  // Back on the old port before the coordinator exited, not only once its
+  // session expired.
+  EXPECT_EQ(Fetch(public_port_), Ok(v1_->port())) << z->Output();
+  EXPECT_FALSE(Exists(SwitchPath() + "/deploy"));
+  auto journal = LastJournal();
+  ASSERT_TRUE(journal);
+  auto steps = StepNames(*journal);
+  EXPECT_TRUE(Contains(steps, "command:aborted"));
+  EXPECT_TRUE(Contains(steps, "rollback:ok"));
+  EXPECT_EQ(journal->outcome(), "aborted");
+}
+
 TEST_F(SwitchTest, BadBackendsAreRefusedAndTrafficStaysWhereItWas) {
   StartForwardingAgent();
   // On the command line: refused before anything is touched.
