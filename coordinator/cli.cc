@@ -622,10 +622,16 @@ int RunDeploy(const po::variables_map& vm,
     case DeployOutcome::kSucceeded:
       break;
     case DeployOutcome::kFailed:
-      advice = r.touched ? ". The pause flag is deleted: the agent registers "
-                           "the instance again once its own checks pass. "
-                           "Fix the cause and deploy again"
-                         : ". Fix the cause and deploy again";
+      if (r.rolled_back) {
+        advice = ". The old port serves again; fix the cause and deploy "
+                 "again";
+      } else if (r.touched && !opt.switching.enabled) {
+        advice = ". The pause flag is deleted: the agent registers the "
+                 "instance again once its own checks pass. Fix the cause "
+                 "and deploy again";
+      } else {
+        advice = ". Fix the cause and deploy again";
+      }
       break;
     case DeployOutcome::kAborted:
       advice = ". Run the deploy again when ready";
