@@ -14,6 +14,7 @@
 #include <boost/program_options.hpp>
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 
@@ -36,20 +37,25 @@ class DemoSession : public std::enable_shared_from_this<DemoSession> {
       : socket_(std::move(socket)),
         server_(std::move(server)),
         id_(id),
-        delay_(socket_.get_executor()) {}
+        delay_(socket_.get_executor()),
+        idle_grace_(socket_.get_executor()) {}
   ~DemoSession() { server_->SessionEnded(id_); }
 
   void Start() { Read(); }
 
-  // The server started draining.
+  // The server started draining (see "Drain" in demo_service.h). A request
+  // in flight is answered with "Connection: close"; an idle connection is
+  // given drain_idle_grace for a request already on its way, then closed.
   void OnDrain() {
-    if (busy_) return;  // its response will carry Connection: close
-    error_code ec;
-    size_t waiting = socket_.available(ec);
-    if (!ec && (waiting > 0 || buffer_.size() > 0)) {
-      return;  // a request is arriving: answer it, then close
-    }
-    Close();  // idle keep-alive connection: nothing to finish
+    if (busy_ || grace_armed_) return;
+    grace_armed_ = true;
+    idle_grace_.expires_after(server_->options().drain_idle_grace);
+    idle_grace_.async_wait([self = shared_from_this()](error_code ec) {
+      // A request that arrived meanwhile closes the connection after its
+      // answer.
+      if (ec || self->busy_) return;
+      self->Close();
+    });
   }
 
   // The drain timeout passed: cut the connection.
@@ -66,7 +72,7 @@ class DemoSession : public std::enable_shared_from_this<DemoSession> {
 
   void OnRead(error_code ec) {
     if (ec) {
-      Close();  // end of stream, reset, or closed by OnDrain/Abort
+      Close();  // end of stream, reset, or closed by the grace or Abort
       return;
     }
     busy_ = true;
@@ -119,7 +125,8 @@ class DemoSession : public std::enable_shared_from_this<DemoSession> {
 
   void RespondRoot() {
     response_extra_ = true;
-    Respond(http::status::ok, server_->root_body() + "\n", "application/json");
+    Respond(static_cast<http::status>(server_->options().root_status),
+            server_->root_body() + "\n", "application/json");
   }
 
   void Respond(http::status status, std::string body,
@@ -151,6 +158,12 @@ class DemoSession : public std::enable_shared_from_this<DemoSession> {
     busy_ = false;
     --server_->in_flight_;
     if (!ec) ++server_->served_;
+    const int64_t crash_after = server_->options().crash_after;
+    if (crash_after > 0 && server_->served_ >= crash_after) {
+      LOG(WARNING) << "--crash-after " << crash_after
+                   << ": exiting at once, like a crash";
+      std::_Exit(3);
+    }
     if (ec || !keep_alive) {
       Close();
       return;
@@ -165,6 +178,7 @@ class DemoSession : public std::enable_shared_from_this<DemoSession> {
   void Close() {
     error_code ignored;
     delay_.cancel();
+    idle_grace_.cancel();
     if (!socket_.is_open()) return;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     socket_.close(ignored);
@@ -174,10 +188,12 @@ class DemoSession : public std::enable_shared_from_this<DemoSession> {
   std::shared_ptr<DemoServer> server_;
   uint64_t id_;
   asio::steady_timer delay_;
+  asio::steady_timer idle_grace_;  // while draining and idle
   boost::beast::flat_buffer buffer_;
   http::request<http::string_body> request_;
   http::response<http::string_body> response_;
   bool busy_ = false;  // a request was read and is not answered yet
+  bool grace_armed_ = false;
   bool response_extra_ = false;
 };
 
@@ -301,6 +317,7 @@ constexpr char kUsage[] =
 
 Usage:
   zkroll-demo-service --port PORT --version VERSION [--ip IP]
+                      [--root-status 500] [--crash-after N]
 
   GET /          200 {"version":"VERSION","instance":"IP:PORT"}
                  (?delay_ms=N holds the answer N ms)
@@ -308,8 +325,12 @@ Usage:
   GET /stats     200 JSON counters
 
 SIGTERM/SIGINT: stop accepting at once (new connects are refused), answer
-the requests in flight with "Connection: close", close idle keep-alive
-connections, exit 0 (connections still open after --drain-timeout are cut).
+the requests in flight with "Connection: close", and exit 0 once every
+connection is closed (connections still open after --drain-timeout are
+cut). An idle keep-alive connection stays open for --drain-idle-grace: a
+request that arrives meanwhile (a client may have sent it already) is
+answered with "Connection: close", then the connection is closed; closing
+it at once would fail that request.
 
 Exit codes: 0 stopped by a signal; 2 bad flag; 1 cannot listen.
 
@@ -331,7 +352,16 @@ int DemoServiceMain(int argc, char** argv) {
     ("ip", po::value<std::string>()->default_value("127.0.0.1"),
      "address to listen on, IPv4 or IPv6")
     ("drain-timeout", po::value<std::string>()->default_value("10s"),
-     "after SIGTERM, cut connections still open after this long");
+     "after SIGTERM, cut connections still open after this long")
+    ("drain-idle-grace", po::value<std::string>()->default_value("1s"),
+     "after SIGTERM, close an idle keep-alive connection only after this "
+     "long without a request")
+    ("root-status", po::value<int>()->default_value(200),
+     "status GET / answers with (200-599), e.g. 500 to play a broken "
+     "version whose /healthz still passes")
+    ("crash-after", po::value<int64_t>()->default_value(0),
+     "exit at once (code 3, no drain) after writing this many responses, "
+     "to play a version that crashes; 0: never");
   // clang-format on
   po::variables_map vm;
   auto usage_error = [](const std::string& message) {
@@ -368,12 +398,26 @@ int DemoServiceMain(int argc, char** argv) {
   if (!drain_timeout.ok()) {
     return usage_error("--drain-timeout: " + drain_timeout.status().message());
   }
+  auto idle_grace = ParseDuration(vm["drain-idle-grace"].as<std::string>());
+  if (!idle_grace.ok()) {
+    return usage_error("--drain-idle-grace: " + idle_grace.status().message());
+  }
+
+  const int root_status = vm["root-status"].as<int>();
+  if (root_status < 200 || root_status > 599) {
+    return usage_error("--root-status must be between 200 and 599");
+  }
+  const int64_t crash_after = vm["crash-after"].as<int64_t>();
+  if (crash_after < 0) return usage_error("--crash-after must be 0 or more");
 
   asio::io_context io;
   DemoServer::Options options;
   options.address = *address;
   options.version = version;
   options.drain_timeout = *drain_timeout;
+  options.drain_idle_grace = *idle_grace;
+  options.root_status = static_cast<unsigned>(root_status);
+  options.crash_after = crash_after;
   auto server = DemoServer::Listen(io.get_executor(), options);
   if (!server.ok()) {
     std::cerr << "zkroll-demo-service: " << server.status().message() << "\n";

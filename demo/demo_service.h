@@ -1,7 +1,8 @@
 // DemoServer: the tiny HTTP service of the rolling-upgrade demo.
 //
 //   GET /            200 {"version":"V","instance":"ip:port"}
-//                    (also headers X-Zkroll-Version and X-Zkroll-Instance);
+//                    (also headers X-Zkroll-Version and X-Zkroll-Instance;
+//                    the status is Options::root_status);
 //                    "?delay_ms=N" delays the answer by N ms (at most
 //                    Options::max_delay), to hold a request in flight.
 //   GET /healthz     200 "ok"
@@ -11,9 +12,15 @@
 //
 // HTTP/1.1 with keep-alive. Drain() is the SIGTERM behaviour: the listening
 // socket is closed at once (new connects are refused), requests in flight
-// are answered with "Connection: close", idle keep-alive connections are
-// closed, and `done` runs when the last connection is gone or
-// Options::drain_timeout passed (then the rest are cut).
+// are answered with "Connection: close", and `done` runs when the last
+// connection is gone or Options::drain_timeout passed (then the rest are
+// cut). Idle keep-alive connections are not closed at once: the client may
+// have sent its next request already (behind a forwarder it is still on
+// its way), and a close under it fails that request; many clients (wrk)
+// also count a close of an idle connection as an error. So an idle
+// connection stays open for Options::drain_idle_grace: a request arriving
+// meanwhile is answered with "Connection: close", and a connection still
+// idle after the grace is closed.
 //
 // Threading: everything runs on the executor given to Listen(), which must
 // not run handlers concurrently (one thread running the io_context).
@@ -43,7 +50,15 @@ class DemoServer : public std::enable_shared_from_this<DemoServer> {
     InstanceAddress address;  // where to listen
     std::string version;      // what GET / answers
     Millis drain_timeout{10000};
+    Millis drain_idle_grace{1000};
     Millis max_delay{60000};
+    // Plays a bad version: GET / answers this status (the body is the
+    // same; /healthz still answers 200).
+    unsigned root_status = 200;
+    // Plays a crash: if > 0, the process exits at once (_Exit(3), no
+    // drain, connections reset by the kernel) after writing this many
+    // responses.
+    int64_t crash_after = 0;
   };
 
   // Binds and listens. Unavailable naming the address if it cannot.

@@ -45,14 +45,14 @@ std::string VersionOf(const http::response<http::string_body>& r) {
   return field->second.string_value();
 }
 
-LoadGenerator::LoadGenerator(
-    asio::any_io_executor ex, Settings settings,
-    std::shared_ptr<client::ServiceDiscovery> discovery,
-    std::shared_ptr<client::HttpPool> pool, SecondReport on_second)
+LoadGenerator::LoadGenerator(asio::any_io_executor ex, Settings settings,
+                             std::shared_ptr<InstanceSource> source,
+                             std::shared_ptr<RequestSender> sender,
+                             SecondReport on_second)
     : ex_(ex),
       settings_(std::move(settings)),
-      discovery_(std::move(discovery)),
-      pool_(std::move(pool)),
+      source_(std::move(source)),
+      sender_(std::move(sender)),
       on_second_(std::move(on_second)),
       send_timer_(ex),
       stop_file_timer_(ex),
@@ -114,8 +114,8 @@ void LoadGenerator::Issue(Clock::time_point due, Clock::time_point now) {
   const int64_t second =
       std::chrono::duration_cast<std::chrono::seconds>(due - start_).count();
   Second& s = seconds_[second];
-  std::shared_ptr<const client::ServiceView> view = discovery_->Snapshot();
-  std::optional<client::Endpoint> endpoint = discovery_->Pick();
+  std::shared_ptr<const client::ServiceView> view = source_->Snapshot();
+  std::optional<client::Endpoint> endpoint = source_->Pick();
   s.tally.AddSent(now - due > kLateThreshold, view->stale,
                   view->instances.size());
   if (!endpoint) {
@@ -128,7 +128,7 @@ void LoadGenerator::Issue(Clock::time_point due, Clock::time_point now) {
   ++s.outstanding;
   ++outstanding_;
   std::string instance = endpoint->address.ToString();
-  pool_->Get(
+  sender_->Get(
       endpoint->address, settings_.target, due + settings_.timeout,
       [self = shared_from_this(), second, due, instance](client::HttpResult r) {
         self->OnResult(second, due, instance, std::move(r));
@@ -256,18 +256,29 @@ namespace {
 namespace po = boost::program_options;
 
 constexpr char kUsage[] =
-    R"(zkroll-loadgen: open-loop HTTP load on one service found through ZooKeeper,
-counting every failure by cause.
+    R"(zkroll-loadgen: open-loop HTTP load on one service found through ZooKeeper
+(or on a fixed list of instances), counting every failure by cause.
 
 Usage:
   zkroll-loadgen --zk HOST:PORT[/chroot] --service NAME [--mode watch|poll]
                  [--rate 2000] [--duration 30s] [options]
+  zkroll-loadgen --targets IP:PORT[,IP:PORT...] [--rate 2000] [options]
 
 Instances come from /services/NAME through the discovery client: --mode
 watch follows ZooKeeper watches, --mode poll re-reads the list every
---poll-interval (like callers that cache the list on a timer). Requests are
+--poll-interval (like callers that cache the list on a timer). --targets
+instead sends to a fixed list, in round robin, with no ZooKeeper at all:
+callers that never refresh their instance list (e.g. pointed at one
+address, such as an instance that zkroll-agent forwards). Requests are
 sent at a fixed rate whatever the answers (open loop) on keep-alive
-connections, and never retried.
+connections (at most --connections per instance), and never retried.
+
+--new-connection-per-request opens a new TCP connection for every request
+(sent with "Connection: close") instead of reusing keep-alive connections.
+It models callers that connect per request, and it matters behind a
+forwarder (zkroll deploy --switch): a switch applies to new connections,
+so these callers move to the new backend at once, while keep-alive
+callers stay on the old backend until it closes their connections.
 
 Output: one line per second (by due time) once all its requests have an
 outcome, a final "total" line, optionally a per-second per-instance CSV
@@ -276,13 +287,14 @@ outcome, a final "total" line, optionally a per-second per-instance CSV
 
 Exit codes: 0 the run ended (failed requests are data, not an error);
 2 bad flag (including an output file that cannot be written); 1 could not
-start (ZooKeeper could not be read).
+start (ZooKeeper could not be read; never with --targets).
 
 Options)";
 
 struct Flags {
   std::string zk;
-  ServiceName service;
+  std::vector<InstanceAddress> targets;  // --targets: no ZooKeeper
+  ServiceName service;  // required with --zk; a label with --targets
   client::DiscoveryMode mode = client::DiscoveryMode::kWatch;
   Millis poll_interval{1000};
   Millis resync{30000};
@@ -292,6 +304,7 @@ struct Flags {
   std::string timeline;
   std::string summary_json;
   std::string list_log;
+  bool new_connection_per_request = false;
   bool quiet = false;
 };
 
@@ -302,8 +315,13 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int* exit_code) {
   // clang-format off
   desc.add_options()
     ("help,h", "show this help and exit")
-    ("zk", po::value<std::string>(), "ZooKeeper connect string (required)")
-    ("service", po::value<std::string>(), "service name (required)")
+    ("zk", po::value<std::string>(),
+     "ZooKeeper connect string (required unless --targets)")
+    ("service", po::value<std::string>(),
+     "service name (required with --zk; with --targets only a label)")
+    ("targets", po::value<std::string>(),
+     "fixed instance list IP:PORT[,IP:PORT...] used in round robin, no "
+     "ZooKeeper (excludes --zk)")
     ("mode", po::value<std::string>()->default_value("watch"),
      "discovery mode: watch or poll")
     ("poll-interval", po::value<std::string>()->default_value("1s"),
@@ -316,6 +334,9 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int* exit_code) {
      "how long to send, e.g. 30s, 2m")
     ("connections", po::value<int>()->default_value(32),
      "keep-alive connections per instance at most (1-10000)")
+    ("new-connection-per-request",
+     "a new TCP connection for every request, closed after the response "
+     "(--connections does not apply; at most rate x timeout are open)")
     ("timeout", po::value<std::string>()->default_value("1s"),
      "per request, counted from its due time")
     ("path", po::value<std::string>()->default_value("/"),
@@ -352,17 +373,43 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int* exit_code) {
     return std::nullopt;
   }
   Flags f;
-  if (!vm.count("zk")) return bad("--zk is required, e.g. --zk 127.0.0.1:2181");
-  f.zk = vm["zk"].as<std::string>();
-  Status zk_ok = ValidateConnectString(f.zk);
-  if (!zk_ok.ok()) return bad("--zk: " + zk_ok.message());
-  if (!vm.count("service")) return bad("--service is required");
-  auto service = ServiceName::Parse(vm["service"].as<std::string>());
-  if (!service.ok()) return bad("--service: " + service.status().message());
-  f.service = *service;
+  if (vm.count("targets")) {
+    if (vm.count("zk")) {
+      return bad(
+          "--targets and --zk exclude each other: --targets sends to a fixed "
+          "list without ZooKeeper, --zk finds the instances in ZooKeeper");
+    }
+    for (const char* zk_only :
+         {"mode", "poll-interval", "resync", "list-log", "startup-timeout"}) {
+      if (vm.count(zk_only) && !vm[zk_only].defaulted()) {
+        return bad(std::string("--") + zk_only +
+                   " applies to ZooKeeper discovery (--zk) only, not to "
+                   "--targets");
+      }
+    }
+    auto targets = ParseTargets(vm["targets"].as<std::string>());
+    if (!targets.ok()) return bad("--targets: " + targets.status().message());
+    f.targets = std::move(*targets);
+  } else {
+    if (!vm.count("zk")) {
+      return bad(
+          "--zk is required, e.g. --zk 127.0.0.1:2181 (or a fixed list: "
+          "--targets 127.0.0.1:8080)");
+    }
+    f.zk = vm["zk"].as<std::string>();
+    Status zk_ok = ValidateConnectString(f.zk);
+    if (!zk_ok.ok()) return bad("--zk: " + zk_ok.message());
+    if (!vm.count("service")) return bad("--service is required");
+  }
+  if (vm.count("service")) {
+    auto service = ServiceName::Parse(vm["service"].as<std::string>());
+    if (!service.ok()) return bad("--service: " + service.status().message());
+    f.service = *service;
+  }
   auto mode = client::ParseDiscoveryMode(vm["mode"].as<std::string>());
   if (!mode.ok()) return bad("--mode: " + mode.status().message());
   f.mode = *mode;
+  f.new_connection_per_request = vm.count("new-connection-per-request") != 0;
   struct DurationFlag {
     const char* name;
     Millis* out;
@@ -417,6 +464,11 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int* exit_code) {
   return f;
 }
 
+// "watch", "poll" or "targets".
+std::string ModeName(const Flags& f) {
+  return f.targets.empty() ? client::DiscoveryModeName(f.mode) : "targets";
+}
+
 std::string SummaryJson(const Flags& f, const LoadGenerator& gen,
                         const client::ServiceView& view,
                         const client::HttpPool::Stats& pool) {
@@ -424,8 +476,14 @@ std::string SummaryJson(const Flags& f, const LoadGenerator& gen,
   std::ostringstream out;
   out << "{\n";
   out << "  \"service\": " << JsonQuote(f.service.str()) << ",\n";
-  out << "  \"mode\": " << JsonQuote(client::DiscoveryModeName(f.mode))
-      << ",\n";
+  out << "  \"mode\": " << JsonQuote(ModeName(f)) << ",\n";
+  out << "  \"targets\": [";
+  for (size_t i = 0; i < f.targets.size(); ++i) {
+    out << (i ? ", " : "") << JsonQuote(f.targets[i].ToString());
+  }
+  out << "],\n";
+  out << "  \"new_connection_per_request\": "
+      << (f.new_connection_per_request ? "true" : "false") << ",\n";
   out << "  \"rate\": " << JsonNumber(f.settings.rate) << ",\n";
   out << "  \"duration_ms\": " << f.settings.duration.count() << ",\n";
   out << "  \"started_at_unix_ms\": "
@@ -542,26 +600,47 @@ int LoadgenMain(int argc, char** argv) {
   }
 
   asio::io_context io;
-  ZkOptions zk_options;
-  zk_options.connect_string = f.zk;
-  ZkSession session(io.get_executor(), zk_options);
-  Status started = session.Start();
-  if (!started.ok()) {
-    std::cerr << "zkroll-loadgen: " << started.message() << "\n";
-    return 1;
+  // Discovery through ZooKeeper, unless --targets gives a fixed list.
+  std::unique_ptr<ZkSession> session;
+  std::shared_ptr<client::ServiceDiscovery> discovery;
+  std::shared_ptr<InstanceSource> source;
+  if (f.targets.empty()) {
+    ZkOptions zk_options;
+    zk_options.connect_string = f.zk;
+    session = std::make_unique<ZkSession>(io.get_executor(), zk_options);
+    Status started = session->Start();
+    if (!started.ok()) {
+      std::cerr << "zkroll-loadgen: " << started.message() << "\n";
+      return 1;
+    }
+    client::ServiceDiscovery::Options d;
+    d.service = f.service;
+    d.mode = f.mode;
+    d.poll_interval = f.poll_interval;
+    d.resync = f.resync;
+    discovery =
+        client::ServiceDiscovery::Create(io.get_executor(), session.get(), d);
+    source = std::make_shared<DiscoverySource>(discovery);
+  } else {
+    source = std::make_shared<FixedTargets>(f.service, f.targets);
   }
+  auto stop_discovery = [&] {
+    if (discovery) discovery->Stop();
+  };
 
-  client::ServiceDiscovery::Options d;
-  d.service = f.service;
-  d.mode = f.mode;
-  d.poll_interval = f.poll_interval;
-  d.resync = f.resync;
-  auto discovery =
-      client::ServiceDiscovery::Create(io.get_executor(), &session, d);
-  client::HttpPool::Options p;
-  p.max_connections_per_instance = f.connections;
-  p.user_agent = std::string("zkroll-loadgen/") + ZKROLL_VERSION;
-  auto pool = client::HttpPool::Create(io.get_executor(), p);
+  const std::string user_agent =
+      std::string("zkroll-loadgen/") + ZKROLL_VERSION;
+  std::shared_ptr<RequestSender> sender;
+  if (f.new_connection_per_request) {
+    sender =
+        std::make_shared<ConnectionPerRequest>(io.get_executor(), user_agent);
+  } else {
+    client::HttpPool::Options p;
+    p.max_connections_per_instance = f.connections;
+    p.user_agent = user_agent;
+    sender = std::make_shared<PooledSender>(
+        client::HttpPool::Create(io.get_executor(), p));
+  }
   const bool quiet = f.quiet;
   std::shared_ptr<std::ofstream> list_log;
   if (!f.list_log.empty()) {
@@ -573,47 +652,49 @@ int LoadgenMain(int argc, char** argv) {
     }
     *list_log << "unix_ms,generation,instances\n";
   }
-  discovery->AddChangeListener(
-      [pool, ex = io.get_executor(), quiet,
-       list_log](const std::shared_ptr<const client::ServiceView>& view) {
-        std::vector<InstanceAddress> current;
-        std::string names;
-        for (const auto& i : view->instances) {
-          current.push_back(i.address);
-          names += (names.empty() ? "" : ";") + i.address.ToString();
-        }
-        // Stamped when the list changed, not when the post below runs.
-        const int64_t now_ms =
-            std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
-                .count();
-        std::string line = DescribeList(*view);
-        uint64_t generation = view->generation;
-        // The pool belongs to the io_context's thread.
-        asio::post(ex, [pool, current, line, quiet, list_log, now_ms,
-                        generation, names] {
-          pool->Retain(current);
-          if (!quiet) std::cout << line << std::endl;
-          if (list_log) {
-            *list_log << now_ms << "," << generation << "," << names << "\n";
-            list_log->flush();
+  if (discovery) {
+    discovery->AddChangeListener(
+        [sender, ex = io.get_executor(), quiet,
+         list_log](const std::shared_ptr<const client::ServiceView>& view) {
+          std::vector<InstanceAddress> current;
+          std::string names;
+          for (const auto& i : view->instances) {
+            current.push_back(i.address);
+            names += (names.empty() ? "" : ";") + i.address.ToString();
           }
+          // Stamped when the list changed, not when the post below runs.
+          const int64_t now_ms =
+              std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+          std::string line = DescribeList(*view);
+          uint64_t generation = view->generation;
+          // The sender belongs to the io_context's thread.
+          asio::post(ex, [sender, current, line, quiet, list_log, now_ms,
+                          generation, names] {
+            sender->Retain(current);
+            if (!quiet) std::cout << line << std::endl;
+            if (list_log) {
+              *list_log << now_ms << "," << generation << "," << names << "\n";
+              list_log->flush();
+            }
+          });
         });
-      });
-  discovery->Start();
+    discovery->Start();
+  }
 
   std::shared_ptr<LoadGenerator> gen;
   bool interrupted = false;
   auto finish = [&] {
-    pool->Shutdown();
-    auto view = discovery->Snapshot();
-    discovery->Stop();
+    sender->Shutdown();
+    auto view = source->Snapshot();
+    stop_discovery();
     std::cout << FormatTotalLine(gen->sending_seconds(), gen->totals())
               << " stopped_by=" << QuoteForMessage(gen->stopped_by())
               << std::endl;
     if (!f.summary_json.empty()) {
       Status s = WriteFileAtomically(
-          f.summary_json, SummaryJson(f, *gen, *view, pool->stats()));
+          f.summary_json, SummaryJson(f, *gen, *view, sender->stats()));
       if (!s.ok()) {
         std::cerr << "zkroll-loadgen: --summary-json: " << s.message() << "\n";
       }
@@ -623,18 +704,20 @@ int LoadgenMain(int argc, char** argv) {
   auto start_load = [&] {
     LoadGenerator::Settings settings = f.settings;
     gen = std::make_shared<LoadGenerator>(
-        io.get_executor(), settings, discovery, pool,
+        io.get_executor(), settings, source, sender,
         [&](int64_t second, const Tally& t) {
           if (!quiet) std::cout << FormatSecondLine(second, t) << std::endl;
           if (timeline.is_open()) {
             timeline << TimelineRows(second, t) << std::flush;
           }
         });
-    std::cout << "loadgen service=" << f.service.str()
-              << " mode=" << client::DiscoveryModeName(f.mode)
-              << " rate=" << f.settings.rate
-              << " duration=" << FormatDuration(f.settings.duration) << " "
-              << DescribeList(*discovery->Snapshot()) << std::endl;
+    std::cout << "loadgen service="
+              << (f.service.str().empty() ? "-" : f.service.str())
+              << " mode=" << ModeName(f) << " rate=" << f.settings.rate
+              << " duration=" << FormatDuration(f.settings.duration)
+              << " connections="
+              << (f.new_connection_per_request ? "per-request" : "keep-alive")
+              << " " << DescribeList(*source->Snapshot()) << std::endl;
     gen->Start(finish);
   };
 
@@ -644,7 +727,7 @@ int LoadgenMain(int argc, char** argv) {
   const auto give_up = std::chrono::steady_clock::now() + f.startup_timeout;
   std::function<void()> await_list = [&] {
     if (interrupted) return;
-    if (discovery->Snapshot()->loaded) {
+    if (source->Snapshot()->loaded) {
       start_load();
       return;
     }
@@ -652,10 +735,10 @@ int LoadgenMain(int argc, char** argv) {
       std::cerr << "zkroll-loadgen: could not read /services/"
                 << f.service.str() << " from ZooKeeper at " << f.zk
                 << " within " << FormatDuration(f.startup_timeout) << " ("
-                << discovery->Snapshot()->stale_reason
+                << source->Snapshot()->stale_reason
                 << "); check --zk and that the servers are up\n";
       exit_code = 1;
-      discovery->Stop();
+      stop_discovery();
       io.stop();
       return;
     }
@@ -678,14 +761,14 @@ int LoadgenMain(int argc, char** argv) {
       interrupted = true;
       std::cerr << "zkroll-loadgen: interrupted before the run started\n";
       exit_code = 1;
-      discovery->Stop();
+      stop_discovery();
       io.stop();
     });
   };
   arm_signals();
 
   io.run();
-  discovery->Stop();
+  stop_discovery();
   return exit_code;
 }
 

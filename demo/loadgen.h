@@ -1,5 +1,6 @@
 // LoadGenerator: an open-loop HTTP load of one service, through the
-// caller-side discovery client, that counts every failure by cause.
+// caller-side discovery client or on a fixed list of instances, that counts
+// every failure by cause.
 //
 // Open loop: request i is due at start + i / rate, whatever happened to
 // the requests before it. A sender that falls behind (a stalled thread)
@@ -13,6 +14,10 @@
 //
 // Each second (by due time) is reported once all of its requests have an
 // outcome, which is at most `timeout` after the second ended.
+//
+// Where requests go and how they are carried (keep-alive or a connection
+// per request) is given by an InstanceSource and a RequestSender
+// (demo/load_io.h).
 //
 // Threading: runs on one executor that must not run handlers concurrently
 // (one thread running the io_context); the discovery client may run on
@@ -31,9 +36,9 @@
 #include <memory>
 #include <string>
 
-#include "client/discovery.h"
 #include "client/http_pool.h"
 #include "common/duration.h"
+#include "demo/load_io.h"
 #include "demo/load_stats.h"
 
 namespace zkroll::demo {
@@ -55,8 +60,8 @@ class LoadGenerator : public std::enable_shared_from_this<LoadGenerator> {
   using SecondReport = std::function<void(int64_t second, const Tally&)>;
 
   LoadGenerator(boost::asio::any_io_executor ex, Settings settings,
-                std::shared_ptr<client::ServiceDiscovery> discovery,
-                std::shared_ptr<client::HttpPool> pool, SecondReport on_second);
+                std::shared_ptr<InstanceSource> source,
+                std::shared_ptr<RequestSender> sender, SecondReport on_second);
   LoadGenerator(const LoadGenerator&) = delete;
   LoadGenerator& operator=(const LoadGenerator&) = delete;
 
@@ -92,8 +97,8 @@ class LoadGenerator : public std::enable_shared_from_this<LoadGenerator> {
 
   boost::asio::any_io_executor ex_;
   Settings settings_;
-  std::shared_ptr<client::ServiceDiscovery> discovery_;
-  std::shared_ptr<client::HttpPool> pool_;
+  std::shared_ptr<InstanceSource> source_;
+  std::shared_ptr<RequestSender> sender_;
   SecondReport on_second_;
   boost::asio::steady_timer send_timer_;
   boost::asio::steady_timer stop_file_timer_;
@@ -120,7 +125,8 @@ std::string VersionOf(
 
 // zkroll-loadgen. Exit codes: 0 when the run ended (failures are data),
 // 2 bad flags (an unwritable --timeline/--summary-json included), 1 could
-// not start (ZooKeeper could not be read within --startup-timeout).
+// not start (ZooKeeper could not be read within --startup-timeout; never
+// with --targets, which uses no ZooKeeper).
 int LoadgenMain(int argc, char** argv);
 
 }  // namespace zkroll::demo

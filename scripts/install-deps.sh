@@ -16,6 +16,7 @@ packages=(
   libprotobuf-dev protobuf-compiler
   clang libclang-rt-14-dev     # libFuzzer targets
   procps iproute2 python3
+  haproxy wrk nginx            # benchmarks: bench/forward (reference proxy, load, backend)
 )
 
 missing=()
@@ -39,4 +40,18 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+# The benchmarks run their own haproxy and nginx with generated
+# configurations. The system services that the packages' postinst may have
+# started (on a machine whose init allows it; nginx's default site listens
+# on port 80) are not needed, so a fresh install stops and disables them.
+for svc in haproxy nginx; do
+  [[ " ${missing[*]} " == *" $svc "* ]] || continue
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    echo "install-deps: stopped and disabled the system $svc service (not used)"
+  elif [ -x "/etc/init.d/$svc" ] && "/etc/init.d/$svc" status >/dev/null 2>&1; then
+    $SUDO "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+    echo "install-deps: stopped the system $svc service (not used)"
+  fi
+done
 echo "install-deps: done"

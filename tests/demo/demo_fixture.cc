@@ -35,9 +35,11 @@ InstanceAddress LocalInstance(int port) {
 
 bool DemoService::Start() {
   proc_ = std::make_unique<ChildProcess>();
-  Status s = proc_->Start({ZKROLL_DEMO_SERVICE_BIN, "--port",
-                           std::to_string(port_), "--version", version_},
-                          dir_.File("log"));
+  std::vector<std::string> argv = {ZKROLL_DEMO_SERVICE_BIN, "--port",
+                                   std::to_string(port_), "--version",
+                                   version_};
+  argv.insert(argv.end(), extra_.begin(), extra_.end());
+  Status s = proc_->Start(argv, dir_.File("log"));
   if (!s.ok()) return false;
   return WaitFor([&] { return Accepts(port_) || !proc_->running(); },
                  milliseconds(10000)) &&

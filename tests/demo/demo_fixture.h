@@ -8,6 +8,7 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "client/http_pool.h"
 #include "tests/support/process.h"
@@ -22,11 +23,13 @@ bool Accepts(int port);
 
 InstanceAddress LocalInstance(int port);
 
-// A zkroll-demo-service on 127.0.0.1:port answering `version`.
+// A zkroll-demo-service on 127.0.0.1:port answering `version`, with
+// `extra` flags (e.g. {"--root-status", "500"}).
 class DemoService {
  public:
-  DemoService(int port, std::string version)
-      : port_(port), version_(std::move(version)) {}
+  DemoService(int port, std::string version,
+              std::vector<std::string> extra = {})
+      : port_(port), version_(std::move(version)), extra_(std::move(extra)) {}
   // Starts it and waits until it accepts connections.
   bool Start();
   void Signal(int sig) { proc_->Signal(sig); }
@@ -39,6 +42,7 @@ class DemoService {
  private:
   int port_;
   std::string version_;
+  std::vector<std::string> extra_;
   TempDir dir_;
   std::unique_ptr<ChildProcess> proc_;
 };

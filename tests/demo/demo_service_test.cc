@@ -108,6 +108,61 @@ TEST_F(DemoServiceTest, IdleKeepAliveConnectionsCloseOnSigterm) {
   EXPECT_EQ(stats.discarded_dead, 1u);
 }
 
+// The race a drain must not lose: a client sends its next request on an
+// idle keep-alive connection just as the service starts draining (behind a
+// forwarder the request is still on its way). The connection is kept for
+// --drain-idle-grace, so the request is answered, with "Connection: close",
+// instead of failing on a closed connection.
+TEST_F(DemoServiceTest,
+       RequestOnIdleConnectionDuringDrainIsAnsweredThenClosed) {
+  DemoService svc(PickFreePort(), "v1", {"--drain-idle-grace", "5s"});
+  ASSERT_TRUE(svc.Start()) << svc.Output();
+  ASSERT_EQ(Get(io_, pool_, svc.address(), "/").outcome, HttpOutcome::kOk);
+  svc.Signal(SIGTERM);
+  // The drain has begun once the listener is closed.
+  ASSERT_TRUE(
+      WaitFor([&] { return ConnectRefused(svc.port()); }, milliseconds(5000)));
+  auto r = Get(io_, pool_, svc.address(), "/");
+  ASSERT_EQ(r.outcome, HttpOutcome::kOk) << r.error;
+  EXPECT_TRUE(r.reused_connection) << "the idle connection was closed";
+  EXPECT_EQ(demo::VersionOf(r.response), "v1");
+  EXPECT_FALSE(r.response.keep_alive())
+      << "an answer during the drain must close its connection";
+  // That was its last connection: the service exits well before the grace.
+  const auto answered = std::chrono::steady_clock::now();
+  auto code = svc.Wait(milliseconds(4000));
+  ASSERT_TRUE(code.has_value()) << "still running after its last answer";
+  EXPECT_EQ(*code, 0) << svc.Output();
+  std::cout << "[ measured ] last answer to exit: "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                             answered)
+                   .count()
+            << "s\n";
+}
+
+TEST(DemoServiceBadVersionTest, RootStatusAndCrashAfterPlayBadVersions) {
+  IoThread io;
+  auto pool = HttpPool::Create(io.executor(), HttpPool::Options{});
+  DemoService broken(PickFreePort(), "v3", {"--root-status", "500"});
+  ASSERT_TRUE(broken.Start()) << broken.Output();
+  auto root = Get(io, pool, broken.address(), "/");
+  EXPECT_EQ(root.outcome, HttpOutcome::kNon2xx);
+  EXPECT_EQ(root.response.result_int(), 500u);
+  EXPECT_EQ(demo::VersionOf(root.response), "v3");
+  EXPECT_EQ(Get(io, pool, broken.address(), "/healthz").outcome,
+            HttpOutcome::kOk);
+
+  DemoService crash(PickFreePort(), "v4", {"--crash-after", "1"});
+  ASSERT_TRUE(crash.Start()) << crash.Output();
+  EXPECT_EQ(Get(io, pool, crash.address(), "/healthz").outcome,
+            HttpOutcome::kOk);
+  auto code = crash.Wait(milliseconds(10000));
+  ASSERT_TRUE(code.has_value()) << "still running after its first answer";
+  EXPECT_EQ(*code, 3);
+  EXPECT_TRUE(ConnectRefused(crash.port()));
+  OnIo(io, [&] { pool->Shutdown(); });
+}
+
 TEST(DemoServiceFlagsTest, BadFlagsExitTwoWithAMessage) {
   struct Case {
     std::vector<std::string> args;
@@ -120,6 +175,12 @@ TEST(DemoServiceFlagsTest, BadFlagsExitTwoWithAMessage) {
            {{"--port", "8080", "--version", "v 1"}, "bad --version"},
            {{"--port", "8080", "--version", "v1", "--ip", "nope"}, "nope"},
            {{"--bogus"}, "bogus"},
+           {{"--port", "8080", "--version", "v1", "--root-status", "99"},
+            "--root-status"},
+           {{"--port", "8080", "--version", "v1", "--crash-after", "-1"},
+            "--crash-after"},
+           {{"--port", "8080", "--version", "v1", "--drain-idle-grace", "x"},
+            "--drain-idle-grace"},
        }) {
     std::vector<std::string> argv = {ZKROLL_DEMO_SERVICE_BIN};
     argv.insert(argv.end(), c.args.begin(), c.args.end());

@@ -244,6 +244,101 @@ TEST_F(LoadgenTest, KilledInstanceFailuresAreCountedByCause) {
             << ")\n";
 }
 
+// Callers that never refresh their instance list: --targets sends to a
+// fixed list in round robin without any ZooKeeper, keep-alive or with a
+// connection per request. One target has nothing listening, so its share
+// fails, counted as refused, while the others answer.
+class LoadgenTargetsTest : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(Connections, LoadgenTargetsTest, ::testing::Bool(),
+                         [](const auto& info) {
+                           return std::string(info.param ? "PerRequest"
+                                                         : "KeepAlive");
+                         });
+
+TEST_P(LoadgenTargetsTest, FixedListIsUsedInRoundRobinWithoutZooKeeper) {
+  const bool per_request = GetParam();
+  DemoService a(PickFreePort(), "v1");
+  DemoService b(PickFreePort(), "v2");
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  const int dead = PickFreePort();
+  ASSERT_TRUE(ConnectRefused(dead));
+  TempDir dir;
+  const std::string a_text = "127.0.0.1:" + std::to_string(a.port());
+  const std::string b_text = "127.0.0.1:" + std::to_string(b.port());
+  const std::string dead_text = "127.0.0.1:" + std::to_string(dead);
+  std::vector<std::string> args = {ZKROLL_LOADGEN_BIN,
+                                   "--targets",
+                                   a_text + "," + b_text + "," + dead_text,
+                                   "--rate",
+                                   "300",
+                                   "--duration",
+                                   "2s",
+                                   "--summary-json",
+                                   dir.File("summary.json"),
+                                   "--timeline",
+                                   dir.File("timeline.csv")};
+  if (per_request) args.push_back("--new-connection-per-request");
+  RunResult r = RunCommand(args, milliseconds(30000));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  Struct summary = ParseJson(ReadFile(dir.File("summary.json")));
+  EXPECT_EQ(summary.fields().at("mode").string_value(), "targets");
+  const auto& targets = summary.fields().at("targets").list_value();
+  ASSERT_EQ(targets.values_size(), 3) << r.output;
+  EXPECT_EQ(targets.values(0).string_value(), a_text);
+  EXPECT_EQ(targets.values(2).string_value(), dead_text);
+  EXPECT_EQ(summary.fields().at("new_connection_per_request").bool_value(),
+            per_request);
+  EXPECT_EQ(Number(summary, "sent"), 600) << r.output;
+  EXPECT_EQ(Number(summary, "ok"), 400) << r.output;
+  EXPECT_EQ(Number(summary, "failed"), 200) << r.output;
+  EXPECT_EQ(Number(summary, "failed_by_cause.refused"), 200) << r.output;
+  for (const char* cause :
+       {"reset", "timeout", "non2xx", "no_instance", "other"}) {
+    EXPECT_EQ(Number(summary, std::string("failed_by_cause.") + cause), 0)
+        << cause << "\n"
+        << r.output;
+  }
+  EXPECT_EQ(Number(summary, "versions.v1"), 200);
+  EXPECT_EQ(Number(summary, "versions.v2"), 200);
+  const auto& instances = summary.fields().at("instances").struct_value();
+  ASSERT_EQ(instances.fields().size(), 3u) << r.output;
+  for (const std::string& ok : {a_text, b_text}) {
+    const Struct& i = instances.fields().at(ok).struct_value();
+    EXPECT_EQ(Number(i, "requests"), 200) << ok;
+    EXPECT_EQ(Number(i, "ok"), 200) << ok;
+  }
+  const Struct& d = instances.fields().at(dead_text).struct_value();
+  EXPECT_EQ(Number(d, "requests"), 200);
+  EXPECT_EQ(Number(d, "failed"), 200);
+  // The list never changes and is never stale.
+  EXPECT_EQ(Number(summary, "discovery.refreshes"), 0);
+  EXPECT_EQ(Number(summary, "discovery.listed_at_end"), 3);
+  EXPECT_EQ(Number(summary, "discovery.stale_picks"), 0);
+  // Keep-alive reuses connections (one per instance suffices at this rate,
+  // and the pool opens at most 32); per request, every request connects.
+  const double connects = Number(summary, "pool.connects");
+  if (per_request) {
+    EXPECT_EQ(connects, 600);
+  } else {
+    EXPECT_GE(connects, 200);  // each refused request tried to connect
+    EXPECT_LE(connects, 200 + 2 * 32);
+  }
+  EXPECT_NE(r.output.find("second=1 sent=300 ok=200 failed=100 refused=100"),
+            std::string::npos)
+      << r.output;
+  // The timeline adds up to the same total.
+  std::istringstream csv(ReadFile(dir.File("timeline.csv")));
+  std::string line;
+  int requests = 0;
+  ASSERT_TRUE(std::getline(csv, line));
+  while (std::getline(csv, line)) {
+    requests += std::stoi(line.substr(line.find(',', line.find(',') + 1) + 1));
+  }
+  EXPECT_EQ(requests, 600);
+}
+
 TEST(LoadgenFlagsTest, BadFlagsExitTwoWithAMessage) {
   struct Case {
     std::vector<std::string> args;
@@ -263,6 +358,11 @@ TEST(LoadgenFlagsTest, BadFlagsExitTwoWithAMessage) {
            {{"--zk", "no port", "--service", "s"}, "--zk"},
            {{"--zk", zk, "--service", "s", "--timeline", "/nonexistent/t.csv"},
             "--timeline"},
+           {{"--targets", "127.0.0.1:1", "--zk", zk}, "exclude each other"},
+           {{"--targets", "127.0.0.1"}, "--targets"},
+           {{"--targets", "127.0.0.1:1,,127.0.0.1:2"}, "empty entry"},
+           {{"--targets", "127.0.0.1:1,127.0.0.1:1"}, "listed twice"},
+           {{"--targets", "127.0.0.1:1", "--mode", "poll"}, "--mode"},
        }) {
     std::vector<std::string> argv = {ZKROLL_LOADGEN_BIN};
     argv.insert(argv.end(), c.args.begin(), c.args.end());
