@@ -20,6 +20,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <chrono>
 #include <map>
@@ -287,9 +290,9 @@ class Forwarder::Impl::Session : public std::enable_shared_from_this<Session> {
     // The attempt number tells a stale expiry (queued before the first
     // attempt's cancel) from this attempt's.
     int attempt = ++attempt_;
-    // Opened and made non-blocking here, for the reads and writes OnRead
-    // makes itself: async_connect then finds it so and does not set it
-    // again (one ioctl per connection instead of two).
+    // Opened and made non-blocking here, for the connect below and for the
+    // reads and writes OnRead makes itself; Asio's own operations then find
+    // it so and do not set it again.
     error_code ec;
     backend_.open(target_->endpoint.protocol(), ec);
     if (!ec) backend_.non_blocking(true, ec);
@@ -298,19 +301,61 @@ class Forwarder::Impl::Session : public std::enable_shared_from_this<Session> {
                  [self = shared_from_this(), ec] { self->OnConnect(ec); });
       return;
     }
+    // Connecting by hand rather than with async_connect, which always waits
+    // in the event loop and then checks with a poll() of its own.
+    const tcp::endpoint& ep = target_->endpoint;
+    if (::connect(backend_.native_handle(), ep.data(),
+                  static_cast<socklen_t>(ep.size())) == 0) {
+      asio::post(connect_timer_.get_executor(),
+                 [self = shared_from_this()] { self->OnConnect({}); });
+      return;
+    }
+    if (errno != EINPROGRESS) {
+      asio::post(connect_timer_.get_executor(),
+                 [self = shared_from_this(),
+                  ec = error_code(errno, boost::system::system_category())] {
+                   self->OnConnect(ec);
+                 });
+      return;
+    }
+    // To a local backend the handshake has mostly finished by now: one
+    // zero-timeout poll spares the EPOLLOUT registration and a round
+    // through the event loop.
+    pollfd pfd{backend_.native_handle(), POLLOUT, 0};
+    if (::poll(&pfd, 1, 0) == 1) {
+      asio::post(connect_timer_.get_executor(),
+                 [self = shared_from_this(), ec = ConnectResult()] {
+                   self->OnConnect(ec);
+                 });
+      return;
+    }
+    // Still in progress: wait for it, at most connect_timeout.
     connect_timer_.expires_after(fwd_.options().connect_timeout);
     connect_timer_.async_wait(
         [self = shared_from_this(), attempt](error_code ec) {
           if (ec || !self->connecting_ || attempt != self->attempt_) return;
-          // Closing the socket completes the pending connect, which then sees
+          // Closing the socket completes the pending wait, which then sees
           // timed_out_ (even if it had succeeded in the same loop iteration).
           self->timed_out_ = true;
           error_code ignored;
           self->backend_.close(ignored);
         });
-    backend_.async_connect(
-        target_->endpoint,
-        [self = shared_from_this()](error_code ec) { self->OnConnect(ec); });
+    backend_.async_wait(
+        tcp::socket::wait_write, [self = shared_from_this()](error_code ec) {
+          self->OnConnect(ec ? ec : self->ConnectResult());
+        });
+  }
+
+  // The outcome of a finished non-blocking connect.
+  error_code ConnectResult() {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(backend_.native_handle(), SOL_SOCKET, SO_ERROR, &err,
+                     &len) != 0) {
+      err = errno;
+    }
+    return err == 0 ? error_code()
+                    : error_code(err, boost::system::system_category());
   }
 
   void OnConnect(error_code ec) {
