@@ -68,6 +68,12 @@ BUILD=${BUILD_DIR:-build}
 case $BUILD in (/*) ;; (*) BUILD=$PWD/$BUILD ;; esac
 AGENT_BIN=$BUILD/agent/zkroll-agent
 SERVICE_BIN=$BUILD/demo/zkroll-demo-service
+# Bring the binaries up to date first: measuring a stale build is the
+# easiest way to report numbers of code that no longer exists.
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+  [ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$(pwd)" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$BUILD" -j2 --target zkroll-agent zkroll-demo-service >/dev/null
+fi
 for b in "$AGENT_BIN" "$SERVICE_BIN"; do
   [ -x "$b" ] || { echo "missing $b: build first (cmake --build $BUILD --target zkroll-agent zkroll-demo-service), or set BUILD_DIR" >&2; exit 2; }
 done

@@ -60,6 +60,12 @@ ZKROLL=$BUILD/coordinator/zkroll
 AGENT_BIN=$BUILD/agent/zkroll-agent
 SERVICE_BIN=$BUILD/demo/zkroll-demo-service
 LOADGEN=$BUILD/demo/zkroll-loadgen
+# Bring the binaries up to date first: measuring a stale build is the
+# easiest way to report numbers of code that no longer exists.
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+  [ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$(pwd)" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$BUILD" -j2 --target zkroll zkroll-agent zkroll-demo-service zkroll-loadgen >/dev/null
+fi
 for b in "$ZKROLL" "$AGENT_BIN" "$SERVICE_BIN" "$LOADGEN"; do
   [ -x "$b" ] || { echo "missing $b: build first (cmake --build $BUILD --target zkroll zkroll-agent zkroll-demo-service zkroll-loadgen), or set BUILD_DIR" >&2; exit 2; }
 done
