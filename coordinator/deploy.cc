@@ -508,23 +508,28 @@ std::optional<Stop> InstanceDeploy::WaitRegistered() {
   return Stop{DeployOutcome::kFailed, detail};
 }
 
+void InstanceDeploy::RunStepCommand(const std::string& step_name,
+                                    const std::vector<std::string>& argv,
+                                    const std::string& failure) {
+  CommandSpec spec = MakeCommand(argv);
+  if (!failure.empty()) spec.env["ZKROLL_FAILURE"] = failure;
+  Step step = Begin(step_name, "running " + QuoteForMessage(argv[0]), true);
+  CommandOutcome outcome = RunCommand(
+      spec,
+      [&](OutputStream stream, std::string_view line) {
+        env_.reporter->Output(label_, step_name, stream, line);
+      },
+      env_.abort);
+  End(step,
+      outcome.ok()                                     ? "ok"
+      : outcome.kind == CommandOutcome::Kind::kAborted ? "aborted"
+                                                       : "failed",
+      outcome.Describe(spec));
+}
+
 void InstanceDeploy::FailurePath(const std::string& reason) {
   if (!opt_.on_failure.empty()) {
-    CommandSpec spec = MakeCommand(opt_.on_failure);
-    spec.env["ZKROLL_FAILURE"] = reason;
-    Step step = Begin("on-failure",
-                      "running " + QuoteForMessage(opt_.on_failure[0]), true);
-    CommandOutcome outcome = RunCommand(
-        spec,
-        [&](OutputStream stream, std::string_view line) {
-          env_.reporter->Output(label_, "on-failure", stream, line);
-        },
-        env_.abort);
-    End(step,
-        outcome.ok()                                     ? "ok"
-        : outcome.kind == CommandOutcome::Kind::kAborted ? "aborted"
-                                                         : "failed",
-        outcome.Describe(spec));
+    RunStepCommand("on-failure", opt_.on_failure, reason);
   }
   Resume("the deploy failed; the agent's checks decide");
 }

@@ -104,6 +104,11 @@ class InstanceDeploy {
   }
 
   CommandSpec MakeCommand(const std::vector<std::string>& argv) const;
+  // Runs an extra command (--on-failure, --stop-old) as a journalled step;
+  // `failure` becomes ZKROLL_FAILURE when not empty.
+  void RunStepCommand(const std::string& step_name,
+                      const std::vector<std::string>& argv,
+                      const std::string& failure);
 
   // --- port switching (switch_deploy.cc) ---------------------------------
   struct SwitchPlan {
@@ -137,6 +142,13 @@ class InstanceDeploy {
                          const std::vector<std::string>& argv,
                          const std::string& step_name,
                          const std::string& reason);
+  // A target with a fresh generation, stamped with this deploy.
+  proto::ForwardTarget NewTarget(SwitchPlan* plan,
+                                 const InstanceAddress& backend,
+                                 const std::string& phase);
+  // Waits until the agent reports `generation` applied or refused.
+  std::pair<std::optional<proto::ForwarderState>, bool> WaitApplied(
+      const std::string& generation, bool stop_on_abort);
   // Reads /forwarders/<service>/<ip>_<port> until `done` accepts it or
   // `timeout` passes, re-reading on its watch. Returns the last state read
   // (nullopt if none could be read) and whether `done` accepted it.

@@ -100,6 +100,29 @@ InstanceDeploy::WaitForwarderState(
   }
 }
 
+proto::ForwardTarget InstanceDeploy::NewTarget(SwitchPlan* plan,
+                                               const InstanceAddress& backend,
+                                               const std::string& phase) {
+  proto::ForwardTarget t;
+  t.set_backend(backend.ToString());
+  t.set_phase(phase);
+  t.set_generation(env_.deploy_id.str() + "#" + std::to_string(++plan->writes));
+  t.set_deploy_id(env_.deploy_id.str());
+  t.set_by(CurrentUserAtHost());
+  t.set_updated_at(NowRfc3339());
+  return t;
+}
+
+std::pair<std::optional<proto::ForwarderState>, bool>
+InstanceDeploy::WaitApplied(const std::string& generation, bool stop_on_abort) {
+  return WaitForwarderState(
+      [&](const proto::ForwarderState& s) {
+        return s.generation() == generation ||
+               s.refused_generation() == generation;
+      },
+      opt_.switching.apply_timeout, stop_on_abort);
+}
+
 std::optional<Stop> InstanceDeploy::SwitchPrepare(
     const std::vector<InstanceAddress>& busy, SwitchPlan* plan) {
   Step step = Begin("prepare", "reading the agent's forwarding state", false);
@@ -204,14 +227,8 @@ std::optional<Stop> InstanceDeploy::SwitchForward(
     End(step, outcome == DeployOutcome::kFailed ? "failed" : "aborted", why);
     return Stop{outcome, why};
   };
-  proto::ForwardTarget t;
-  t.set_backend(backend.ToString());
+  proto::ForwardTarget t = NewTarget(plan, backend, phase);
   t.set_fallback(plan->old_backend.ToString());
-  t.set_phase(phase);
-  t.set_generation(env_.deploy_id.str() + "#" + std::to_string(++plan->writes));
-  t.set_deploy_id(env_.deploy_id.str());
-  t.set_by(CurrentUserAtHost());
-  t.set_updated_at(NowRfc3339());
   const std::string json = ToJson(t);
   if (!plan->in_flight) {
     Status dir = Retrying([&] {
@@ -255,11 +272,7 @@ std::optional<Stop> InstanceDeploy::SwitchForward(
     }
   }
   const std::string gen = t.generation();
-  auto [st, ok] = WaitForwarderState(
-      [&](const proto::ForwarderState& s) {
-        return s.generation() == gen || s.refused_generation() == gen;
-      },
-      opt_.switching.apply_timeout, /*stop_on_abort=*/true);
+  auto [st, ok] = WaitApplied(gen, /*stop_on_abort=*/true);
   if (st) plan->last = st;
   if (!ok) {
     if (env_.abort->requested()) {
@@ -343,13 +356,7 @@ std::optional<Stop> InstanceDeploy::SwitchCommit(SwitchPlan* plan) {
     End(step, "aborted", why);
     return Stop{DeployOutcome::kSessionLost, why};
   }
-  proto::ForwardTarget t;
-  t.set_backend(plan->new_backend.ToString());
-  t.set_phase("committed");
-  t.set_generation(env_.deploy_id.str() + "#" + std::to_string(++plan->writes));
-  t.set_deploy_id(env_.deploy_id.str());
-  t.set_by(CurrentUserAtHost());
-  t.set_updated_at(NowRfc3339());
+  proto::ForwardTarget t = NewTarget(plan, plan->new_backend, "committed");
   // One transaction: the agent never sees the in-flight node gone while
   // the committed one still names the old backend.
   MultiResult m = Retrying([&] {
@@ -365,11 +372,7 @@ std::optional<Stop> InstanceDeploy::SwitchCommit(SwitchPlan* plan) {
   plan->committed = true;
   plan->in_flight = false;
   const std::string gen = t.generation();
-  auto [st, ok] = WaitForwarderState(
-      [&](const proto::ForwarderState& s) {
-        return s.generation() == gen || s.refused_generation() == gen;
-      },
-      opt_.switching.apply_timeout, /*stop_on_abort=*/false);
+  auto [st, ok] = WaitApplied(gen, /*stop_on_abort=*/false);
   if (st) plan->last = st;
   if (!ok || st->generation() != gen) {
     // Committed in ZooKeeper: the agent applies it when it can. Not a
@@ -407,21 +410,7 @@ void InstanceDeploy::SwitchDrainAndRun(const SwitchPlan& plan,
             FormatDuration(opt_.drain_wait) + "; going on");
   }
   (void)plan;
-  if (argv.empty()) return;
-  CommandSpec spec = MakeCommand(argv);
-  if (!reason.empty()) spec.env["ZKROLL_FAILURE"] = reason;
-  Step step = Begin(step_name, "running " + QuoteForMessage(argv[0]), true);
-  CommandOutcome outcome = RunCommand(
-      spec,
-      [&](OutputStream stream, std::string_view line) {
-        env_.reporter->Output(label_, step_name, stream, line);
-      },
-      env_.abort);
-  End(step,
-      outcome.ok()                                     ? "ok"
-      : outcome.kind == CommandOutcome::Kind::kAborted ? "aborted"
-                                                       : "failed",
-      outcome.Describe(spec));
+  if (!argv.empty()) RunStepCommand(step_name, argv, reason);
 }
 
 void InstanceDeploy::SwitchRollback(SwitchPlan* plan,
