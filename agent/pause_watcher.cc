@@ -30,24 +30,20 @@ PauseWatcher::PauseWatcher(ZkSession* session, boost::asio::any_io_executor ex,
                            ServiceName service, Millis resync,
                            OnUpdate on_update)
     : session_(session),
-      ex_(ex),
       service_(std::move(service)),
-      resync_(resync),
       on_update_(std::move(on_update)),
-      resync_timer_(ex),
+      loop_(ex, resync),
       expiry_timer_(ex) {}
 
 void PauseWatcher::Start() {
-  running_ = true;
-  Refresh();
-  ArmResync();
+  std::weak_ptr<PauseWatcher> weak = shared_from_this();
+  loop_.Start(weak, [weak](uint64_t epoch) {
+    if (auto self = weak.lock()) self->Read(epoch);
+  });
 }
 
 void PauseWatcher::Stop() {
-  running_ = false;
-  ++epoch_;
-  in_flight_ = false;
-  resync_timer_.cancel();
+  loop_.Stop();
   expiry_timer_.cancel();
 }
 
@@ -55,18 +51,10 @@ void PauseWatcher::Invalidate() {
   snapshot_.known = false;
   armed_ = false;
   // A read in flight belongs to the dead session; start over.
-  ++epoch_;
-  in_flight_ = false;
+  loop_.Invalidate();
 }
 
-void PauseWatcher::Refresh() {
-  if (!running_) return;
-  if (in_flight_) {
-    again_ = true;
-    return;
-  }
-  Read();
-}
+void PauseWatcher::Refresh() { loop_.Refresh(); }
 
 ZkSession::WatchCallback PauseWatcher::MakeWatcher() {
   std::weak_ptr<PauseWatcher> weak = shared_from_this();
@@ -78,16 +66,13 @@ ZkSession::WatchCallback PauseWatcher::MakeWatcher() {
   };
 }
 
-void PauseWatcher::Read() {
-  in_flight_ = true;
-  again_ = false;
-  uint64_t epoch = epoch_;
+void PauseWatcher::Read(uint64_t epoch) {
   auto self = shared_from_this();
   const std::string dir = paths::PauseDir(service_);
   // 1. The version of /pause, read before the children of /pause/<service>.
   session_->Exists(paths::kPauseRoot, nullptr, [self, epoch, dir](
                                                    Result<std::optional<NodeStat>> root) {
-    if (epoch != self->epoch_) return;
+    if (!self->loop_.Current(epoch)) return;
     if (!root.ok()) return self->Fail(epoch, root.status());
     if (!root->has_value()) {
       return self->Fail(epoch, NotFound(std::string(paths::kPauseRoot) +
@@ -99,7 +84,7 @@ void PauseWatcher::Read() {
     self->session_->GetChildren(
         dir, with_watch ? self->MakeWatcher() : nullptr,
         [self, epoch, dir, root_version, with_watch](Result<Children> kids) {
-          if (epoch != self->epoch_) return;
+          if (!self->loop_.Current(epoch)) return;
           if (kids.ok()) {
             if (with_watch) self->armed_ = true;
             PauseSnapshot snap;
@@ -114,12 +99,11 @@ void PauseWatcher::Read() {
           self->session_->Exists(
               dir, self->MakeWatcher(),
               [self, epoch, root_version](Result<std::optional<NodeStat>> e) {
-                if (epoch != self->epoch_) return;
+                if (!self->loop_.Current(epoch)) return;
                 if (!e.ok()) return self->Fail(epoch, e.status());
                 if (e->has_value()) {
                   // Created meanwhile: read again from the top.
-                  self->in_flight_ = false;
-                  self->Read();
+                  self->loop_.Restart();
                   return;
                 }
                 self->armed_ = true;
@@ -143,7 +127,7 @@ void PauseWatcher::ReadFlags(uint64_t epoch, PauseSnapshot snap,
   for (const std::string& name : names) {
     std::string path = paths::PauseDir(service_) + "/" + name;
     session_->Get(path, nullptr, [self, epoch, pending, name, path](Result<NodeData> d) {
-      if (epoch != self->epoch_) return;
+      if (!self->loop_.Current(epoch)) return;
       PauseFlagInfo info;
       if (d.ok()) {
         auto flag = ParsePayload<proto::PauseFlag>(d->data, path);
@@ -181,34 +165,20 @@ void PauseWatcher::ReadFlags(uint64_t epoch, PauseSnapshot snap,
 }
 
 void PauseWatcher::Finish(uint64_t epoch, PauseSnapshot snap) {
-  if (epoch != epoch_) return;
-  in_flight_ = false;
+  if (!loop_.End(epoch)) return;
   snap.known = true;
   snapshot_ = std::move(snap);
   ArmExpiry();
   on_update_(snapshot_);
-  if (again_ && running_) Read();
+  loop_.Next();
 }
 
 void PauseWatcher::Fail(uint64_t epoch, const Status& s) {
-  if (epoch != epoch_) return;
-  in_flight_ = false;
+  if (!loop_.End(epoch)) return;
   LOG(WARNING) << "cannot read pause flags of service " << service_.str()
                << ": " << s.ToString()
                << (s.IsRetryable() ? " (will retry after reconnect)" : "");
-  if (again_ && running_) Read();
-}
-
-void PauseWatcher::ArmResync() {
-  if (!running_ || resync_.count() <= 0) return;
-  std::weak_ptr<PauseWatcher> weak = shared_from_this();
-  resync_timer_.expires_after(resync_);
-  resync_timer_.async_wait([weak](const boost::system::error_code& ec) {
-    auto self = weak.lock();
-    if (ec || !self || !self->running_) return;
-    self->Refresh();
-    self->ArmResync();
-  });
+  loop_.Next();
 }
 
 void PauseWatcher::ArmExpiry() {
@@ -227,7 +197,7 @@ void PauseWatcher::ArmExpiry() {
   expiry_timer_.expires_after(wait);
   expiry_timer_.async_wait([weak](const boost::system::error_code& ec) {
     auto self = weak.lock();
-    if (ec || !self || !self->running_) return;
+    if (ec || !self || !self->loop_.running()) return;
     LOG(INFO) << "a manual pause of service " << self->service_.str()
               << " expired; re-reading pause flags";
     self->Refresh();

@@ -30,6 +30,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "agent/refresh_loop.h"
 #include "common/clock.h"
 #include "common/names.h"
 #include "common/registry.h"
@@ -73,28 +74,21 @@ class PauseWatcher : public std::enable_shared_from_this<PauseWatcher> {
  private:
   PauseWatcher(ZkSession* session, boost::asio::any_io_executor ex,
                ServiceName service, Millis resync, OnUpdate on_update);
-  void Read();
+  void Read(uint64_t epoch);
   void Finish(uint64_t epoch, PauseSnapshot snap);
   void Fail(uint64_t epoch, const Status& s);
   void ReadFlags(uint64_t epoch, PauseSnapshot snap,
                  std::vector<std::string> names);
   ZkSession::WatchCallback MakeWatcher();
-  void ArmResync();
   void ArmExpiry();
 
   ZkSession* session_;
-  boost::asio::any_io_executor ex_;
   ServiceName service_;
-  Millis resync_;
   OnUpdate on_update_;
-  boost::asio::steady_timer resync_timer_;
+  RefreshLoop loop_;
   boost::asio::steady_timer expiry_timer_;
   PauseSnapshot snapshot_;
-  bool running_ = false;
-  bool in_flight_ = false;
-  bool again_ = false;
-  bool armed_ = false;
-  uint64_t epoch_ = 0;
+  bool armed_ = false;  // a watch on the children (or existence) is set
   std::set<std::string> reported_bad_;  // flags already logged as unparsable
 };
 

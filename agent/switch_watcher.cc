@@ -147,43 +147,29 @@ SwitchWatcher::SwitchWatcher(ZkSession* session,
                              ForwardConfig cfg, Millis resync,
                              OnUpdate on_update)
     : session_(session),
-      ex_(ex),
       id_(std::move(id)),
       cfg_(std::move(cfg)),
-      resync_(resync),
       on_update_(std::move(on_update)),
-      resync_timer_(ex) {}
+      loop_(ex, resync) {}
 
 void SwitchWatcher::Start() {
-  running_ = true;
-  Refresh();
-  ArmResync();
+  std::weak_ptr<SwitchWatcher> weak = shared_from_this();
+  loop_.Start(weak, [weak](uint64_t epoch) {
+    if (auto self = weak.lock()) self->Read(epoch);
+  });
 }
 
-void SwitchWatcher::Stop() {
-  running_ = false;
-  ++epoch_;
-  in_flight_ = false;
-  resync_timer_.cancel();
-}
+void SwitchWatcher::Stop() { loop_.Stop(); }
 
 void SwitchWatcher::Invalidate() {
   // The view stays as it was (the forwarder keeps its backend), but every
   // watch went with the session.
   committed_armed_ = false;
   deploy_armed_ = false;
-  ++epoch_;
-  in_flight_ = false;
+  loop_.Invalidate();
 }
 
-void SwitchWatcher::Refresh() {
-  if (!running_) return;
-  if (in_flight_) {
-    again_ = true;
-    return;
-  }
-  Read();
-}
+void SwitchWatcher::Refresh() { loop_.Refresh(); }
 
 ZkSession::WatchCallback SwitchWatcher::MakeWatcher(bool* armed) {
   std::weak_ptr<SwitchWatcher> weak = shared_from_this();
@@ -203,7 +189,7 @@ void SwitchWatcher::ReadNode(
   session_->Get(path, with_watch ? MakeWatcher(armed) : nullptr,
                 [self, epoch, path, armed, with_watch,
                  next](Result<NodeData> d) {
-    if (epoch != self->epoch_) return;
+    if (!self->loop_.Current(epoch)) return;
     if (d.ok()) {
       if (with_watch) *armed = true;
       return next(d->data);
@@ -216,7 +202,7 @@ void SwitchWatcher::ReadNode(
     self->session_->Exists(
         path, self->MakeWatcher(armed),
         [self, epoch, path, armed, next](Result<std::optional<NodeStat>> e) {
-          if (epoch != self->epoch_) return;
+          if (!self->loop_.Current(epoch)) return;
           if (!e.ok()) return self->Fail(epoch, e.status());
           *armed = true;
           if (e->has_value()) {
@@ -224,7 +210,7 @@ void SwitchWatcher::ReadNode(
             // its next change, so read its data now without one.
             self->session_->Get(path, nullptr,
                                 [self, epoch, next](Result<NodeData> d2) {
-                                  if (epoch != self->epoch_) return;
+                                  if (!self->loop_.Current(epoch)) return;
                                   if (d2.ok()) return next(d2->data);
                                   if (d2.status().code() == StatusCode::kNotFound) {
                                     return next(std::nullopt);
@@ -238,10 +224,7 @@ void SwitchWatcher::ReadNode(
   });
 }
 
-void SwitchWatcher::Read() {
-  in_flight_ = true;
-  again_ = false;
-  uint64_t epoch = epoch_;
+void SwitchWatcher::Read(uint64_t epoch) {
   auto self = shared_from_this();
   const std::string committed = paths::SwitchNode(id_.service, id_.address);
   const std::string deploy = paths::SwitchDeployNode(id_.service, id_.address);
@@ -271,7 +254,7 @@ void SwitchWatcher::CheckRegistered(uint64_t epoch, SwitchView view) {
     std::string path = paths::InstanceNode(id_.service, *a);
     session_->Exists(path, nullptr, [self, epoch, pending, text](
                                         Result<std::optional<NodeStat>> e) {
-      if (epoch != self->epoch_) return;
+      if (!self->loop_.Current(epoch)) return;
       if (e.ok() && e->has_value()) pending->view.registered.insert(text);
       if (--pending->left == 0) self->Finish(epoch, std::move(pending->view));
     });
@@ -279,33 +262,19 @@ void SwitchWatcher::CheckRegistered(uint64_t epoch, SwitchView view) {
 }
 
 void SwitchWatcher::Finish(uint64_t epoch, SwitchView view) {
-  if (epoch != epoch_) return;
-  in_flight_ = false;
+  if (!loop_.End(epoch)) return;
   view.known = true;
   view_ = std::move(view);
   on_update_(view_);
-  if (again_ && running_) Read();
+  loop_.Next();
 }
 
 void SwitchWatcher::Fail(uint64_t epoch, const Status& s) {
-  if (epoch != epoch_) return;
-  in_flight_ = false;
+  if (!loop_.End(epoch)) return;
   LOG(WARNING) << "cannot read the switch nodes of " << id_.ToString() << ": "
                << s.ToString()
                << (s.IsRetryable() ? " (will retry after reconnect)" : "");
-  if (again_ && running_) Read();
-}
-
-void SwitchWatcher::ArmResync() {
-  if (!running_ || resync_.count() <= 0) return;
-  std::weak_ptr<SwitchWatcher> weak = shared_from_this();
-  resync_timer_.expires_after(resync_);
-  resync_timer_.async_wait([weak](const boost::system::error_code& ec) {
-    auto self = weak.lock();
-    if (ec || !self || !self->running_) return;
-    self->Refresh();
-    self->ArmResync();
-  });
+  loop_.Next();
 }
 
 }  // namespace zkroll::agent

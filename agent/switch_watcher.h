@@ -36,6 +36,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "agent/config.h"
+#include "agent/refresh_loop.h"
 #include "common/names.h"
 #include "common/zk_session.h"
 
@@ -85,7 +86,7 @@ class SwitchWatcher : public std::enable_shared_from_this<SwitchWatcher> {
   SwitchWatcher(ZkSession* session, boost::asio::any_io_executor ex,
                 InstanceId id, ForwardConfig cfg, Millis resync,
                 OnUpdate on_update);
-  void Read();
+  void Read(uint64_t epoch);
   // Reads one node with a data watch (or an exists watch if it is missing,
   // then reads again if it appeared meanwhile).
   void ReadNode(uint64_t epoch, const std::string& path, bool* armed,
@@ -94,22 +95,15 @@ class SwitchWatcher : public std::enable_shared_from_this<SwitchWatcher> {
   void Finish(uint64_t epoch, SwitchView view);
   void Fail(uint64_t epoch, const Status& s);
   ZkSession::WatchCallback MakeWatcher(bool* armed);
-  void ArmResync();
 
   ZkSession* session_;
-  boost::asio::any_io_executor ex_;
   InstanceId id_;
   ForwardConfig cfg_;
-  Millis resync_;
   OnUpdate on_update_;
-  boost::asio::steady_timer resync_timer_;
+  RefreshLoop loop_;
   SwitchView view_;
-  bool running_ = false;
-  bool in_flight_ = false;
-  bool again_ = false;
   bool committed_armed_ = false;
   bool deploy_armed_ = false;
-  uint64_t epoch_ = 0;
 };
 
 }  // namespace zkroll::agent
