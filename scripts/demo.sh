@@ -24,6 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 . scripts/lib/zk.sh
+. scripts/lib/procs.sh
 
 ZK="" RATE=1000 DRAIN=3s OUT=demo-out REFRESH=1s MODE=poll REQUESTS=0 NAIVE=0
 usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -76,15 +77,7 @@ cleanup() {
   trap - EXIT INT TERM
   # A rollout still running is stopped first, while ZooKeeper is up, so it
   # can delete its pause flag and journal the deploy as aborted.
-  if [ -n "$ROLLOUT_PID" ] && kill -0 "$ROLLOUT_PID" 2>/dev/null; then
-    kill -TERM "$ROLLOUT_PID" 2>/dev/null || true
-    wait "$ROLLOUT_PID" 2>/dev/null || true
-  fi
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for f in "$WORK"/instances/*.pid; do
-    [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null || true
-  done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_run "$WORK" "$ROLLOUT_PID" "${PIDS[@]}"
   [ -z "$ZK" ] || [ ! -d "$WORK/zk" ] || zk_stop "$WORK/zk"
   if [ "$rc" -ne 0 ]; then
     echo "demo.sh: stopped (exit $rc); logs are in $OUT/logs" >&2

@@ -35,6 +35,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 . scripts/lib/zk.sh
+. scripts/lib/procs.sh
 
 RATE=500 WRK_CONNS=16 VERIFY=5s DRAIN=5s OUT=bench/out/switch
 while [ $# -gt 0 ]; do
@@ -84,15 +85,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   # A deploy still running is stopped first, while ZooKeeper is up.
-  if [ -n "$DEPLOY_PID" ] && kill -0 "$DEPLOY_PID" 2>/dev/null; then
-    kill -TERM "$DEPLOY_PID" 2>/dev/null || true
-    wait "$DEPLOY_PID" 2>/dev/null || true
-  fi
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for f in "$WORK"/instances/*.pid; do
-    [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null || true
-  done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_run "$WORK" "$DEPLOY_PID" "${pids[@]}"
   zk_stop "$WORK/zk"
   mkdir -p "$OUT/logs"
   cp "$WORK"/*.log "$WORK"/*.conf "$WORK"/instances/*.log "$OUT/logs/" 2>/dev/null || true

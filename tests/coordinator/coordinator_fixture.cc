@@ -1,11 +1,13 @@
 #include "tests/coordinator/coordinator_fixture.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "tests/support/wait.h"
@@ -48,7 +50,24 @@ Handshake::Handshake(const TempDir& dir, const std::string& name)
 }
 
 std::string Handshake::Snippet() const {
-  return "touch '" + marker_ + "'; read line < '" + fifo_ + "'";
+  // The marker appears whole (renamed into place), so a reader never sees
+  // it without the pid. COMMAND runs in a process group of its own, led by
+  // this shell.
+  return "echo $$ > '" + marker_ + ".tmp'; mv '" + marker_ + ".tmp' '" +
+         marker_ + "'; read line < '" + fifo_ + "'";
+}
+
+Handshake::~Handshake() {
+  std::ifstream in(marker_);
+  pid_t pid = 0;
+  if (!(in >> pid) || pid <= 1) return;
+  // Only while that pid is still our shell blocked on this FIFO, not a
+  // process that got the pid after the shell exited.
+  std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string text((std::istreambuf_iterator<char>(cmdline)),
+                   std::istreambuf_iterator<char>());
+  if (text.find(fifo_) == std::string::npos) return;
+  ::kill(-pid, SIGKILL);
 }
 
 bool Handshake::Started() const { return ::access(marker_.c_str(), F_OK) == 0; }

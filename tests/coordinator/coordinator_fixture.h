@@ -45,11 +45,16 @@ class TinyService {
 };
 
 // A FIFO-based handshake with a COMMAND: the command's shell snippet
-// (Snippet()) creates the "started" marker and then blocks reading the FIFO
-// until the test calls Release().
+// (Snippet()) creates the "started" marker, holding the shell's pid, and
+// then blocks reading the FIFO until the test calls Release(). A command
+// never released (its coordinator was killed, or the test failed early)
+// would block for ever: the destructor kills its process group.
 class Handshake {
  public:
   explicit Handshake(const TempDir& dir, const std::string& name);
+  ~Handshake();
+  Handshake(const Handshake&) = delete;
+  Handshake& operator=(const Handshake&) = delete;
   // Shell text: touch the marker, then block on the FIFO.
   std::string Snippet() const;
   bool Started() const;
