@@ -147,6 +147,26 @@ class SwitchTest : public CoordinatorTest {
     return {"/bin/sh", "-c", script};
   }
 
+  // Starts a switch whose COMMAND holds on `hs`, and waits until it does;
+  // by then the public port must forward to the backup. Null (with the
+  // failure recorded) if either did not happen.
+  ChildProcess* StartSwitchHeldInCommand(const Handshake& hs) {
+    ChildProcess* z = StartZkroll(
+        Deploy(public_port_, SwitchArgs({}), StartNewVersion(&hs)));
+    if (!hs.WaitStarted(milliseconds(20000))) {
+      ADD_FAILURE() << "COMMAND did not start\n" << z->Output();
+      return nullptr;
+    }
+    std::string answer = Fetch(public_port_);
+    if (answer != Ok(backup_->port())) {
+      ADD_FAILURE() << "while COMMAND runs the public port answered \""
+                    << answer << "\", not the backup's answer\n"
+                    << AgentLogs();
+      return nullptr;
+    }
+    return z;
+  }
+
   std::vector<std::string> SwitchArgs(std::vector<std::string> extra) {
     std::vector<std::string> base = {"--switch", "--verify-window", "1s",
                                      "--health-attempts", "50",
@@ -356,10 +376,8 @@ TEST_F(SwitchTest, NewVersionThatNeverListensIsRolledBackAfterItsChecks) {
 TEST_F(SwitchTest, AgentRestartedMidSwitchResumesFromZooKeeper) {
   ChildProcess* agent = StartForwardingAgent();
   Handshake hs(dir_, "cmd");
-  ChildProcess* z = StartZkroll(
-      Deploy(public_port_, SwitchArgs({}), StartNewVersion(&hs)));
-  ASSERT_TRUE(hs.WaitStarted(milliseconds(20000))) << z->Output();
-  ASSERT_EQ(Fetch(public_port_), Ok(backup_->port()));
+  ChildProcess* z = StartSwitchHeldInCommand(hs);
+  ASSERT_TRUE(z);
 
   // A crash: the forwarder dies with the agent. The new agent must read
   // the in-flight target and forward to the backup again, not to its
@@ -396,10 +414,8 @@ TEST_F(SwitchTest, AgentRestartedMidSwitchResumesFromZooKeeper) {
 TEST_F(SwitchTest, CoordinatorKilledMidSwitchTheAgentGoesBackToTheOldPort) {
   StartForwardingAgent();
   Handshake hs(dir_, "cmd");
-  ChildProcess* z = StartZkroll(
-      Deploy(public_port_, SwitchArgs({}), StartNewVersion(&hs)));
-  ASSERT_TRUE(hs.WaitStarted(milliseconds(20000))) << z->Output();
-  ASSERT_EQ(Fetch(public_port_), Ok(backup_->port()));
+  ChildProcess* z = StartSwitchHeldInCommand(hs);
+  ASSERT_TRUE(z);
   z->Signal(SIGKILL);
   ASSERT_TRUE(z->Wait(milliseconds(10000)));
   // The in-flight node dies with the coordinator's session (4s).
@@ -418,10 +434,8 @@ TEST_F(SwitchTest, CoordinatorKilledMidSwitchTheAgentGoesBackToTheOldPort) {
 TEST_F(SwitchTest, SigtermDuringCommandRollsBackAndExits143) {
   StartForwardingAgent();
   Handshake hs(dir_, "cmd");
-  ChildProcess* z = StartZkroll(
-      Deploy(public_port_, SwitchArgs({}), StartNewVersion(&hs)));
-  ASSERT_TRUE(hs.WaitStarted(milliseconds(20000))) << z->Output();
-  ASSERT_EQ(Fetch(public_port_), Ok(backup_->port()));
+  ChildProcess* z = StartSwitchHeldInCommand(hs);
+  ASSERT_TRUE(z);
   z->Signal(SIGTERM);
   auto code = z->Wait(milliseconds(30000));
   ASSERT_TRUE(code) << z->Output();
