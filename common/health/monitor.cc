@@ -143,9 +143,11 @@ void HealthMonitor::ScheduleNext(Millis delay) {
   // once per check (measured with bench/agent/run.sh). Jitter still spreads
   // the checks over the grid slots.
   constexpr int64_t kGridMs = 16;
+  // Rounded up from the first step too: truncating to whole milliseconds
+  // could wake up to 1ms before `delay` has passed.
   auto due = std::chrono::steady_clock::now() + delay;
   auto since_epoch =
-      std::chrono::duration_cast<Millis>(due.time_since_epoch()).count();
+      std::chrono::ceil<Millis>(due.time_since_epoch()).count();
   auto rounded = ((since_epoch + kGridMs - 1) / kGridMs) * kGridMs;
   timer_.expires_at(std::chrono::steady_clock::time_point(Millis(rounded)));
   timer_.async_wait(
