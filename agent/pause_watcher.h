@@ -30,9 +30,9 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "agent/refresh_loop.h"
 #include "common/clock.h"
 #include "common/names.h"
+#include "common/refresh_loop.h"
 #include "common/registry.h"
 #include "common/zk_session.h"
 

@@ -36,8 +36,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "agent/config.h"
-#include "agent/refresh_loop.h"
 #include "common/names.h"
+#include "common/refresh_loop.h"
 #include "common/zk_session.h"
 
 namespace zkroll::agent {

@@ -1,8 +1,8 @@
-#include "agent/refresh_loop.h"
+#include "common/refresh_loop.h"
 
 #include <utility>
 
-namespace zkroll::agent {
+namespace zkroll {
 
 RefreshLoop::RefreshLoop(boost::asio::any_io_executor ex, Millis resync)
     : resync_timer_(std::move(ex)), resync_(resync) {}
@@ -71,4 +71,4 @@ void RefreshLoop::ArmResync() {
       });
 }
 
-}  // namespace zkroll::agent
+}  // namespace zkroll

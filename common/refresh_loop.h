@@ -1,5 +1,6 @@
-// RefreshLoop: when the agent's watchers of ZooKeeper nodes (PauseWatcher,
-// SwitchWatcher) read their nodes again, and which results they may keep.
+// RefreshLoop: when a watcher of ZooKeeper nodes (ChildrenWatch, the agent's
+// PauseWatcher and SwitchWatcher) reads its nodes again, and which results
+// it may keep.
 //
 // A watcher's read is a chain of asynchronous ZooKeeper calls. The loop runs
 // at most one at a time: a Refresh() while one runs asks for one more read
@@ -17,8 +18,8 @@
 //
 // Threading: executor only, like its owner, which holds the loop as a member
 // and is itself held by shared_ptr (timer handlers lock `owner` first).
-#ifndef ZKROLL_AGENT_REFRESH_LOOP_H_
-#define ZKROLL_AGENT_REFRESH_LOOP_H_
+#ifndef ZKROLL_COMMON_REFRESH_LOOP_H_
+#define ZKROLL_COMMON_REFRESH_LOOP_H_
 
 #include <cstdint>
 #include <functional>
@@ -29,7 +30,7 @@
 
 #include "common/duration.h"
 
-namespace zkroll::agent {
+namespace zkroll {
 
 class RefreshLoop {
  public:
@@ -79,6 +80,6 @@ class RefreshLoop {
   uint64_t epoch_ = 0;
 };
 
-}  // namespace zkroll::agent
+}  // namespace zkroll
 
-#endif  // ZKROLL_AGENT_REFRESH_LOOP_H_
+#endif  // ZKROLL_COMMON_REFRESH_LOOP_H_

@@ -10,7 +10,7 @@ std::shared_ptr<ChildrenWatch> ChildrenWatch::Create(
   std::weak_ptr<ChildrenWatch> weak = w;
   session->AddListener([weak](const SessionEvent& e) {
     auto self = weak.lock();
-    if (!self || !self->running_) return;
+    if (!self || !self->loop_.running()) return;
     if (e.kind == SessionEvent::Kind::kNewSession ||
         e.kind == SessionEvent::Kind::kExpired) {
       self->armed_ = false;  // watches die with the session
@@ -30,32 +30,20 @@ ChildrenWatch::ChildrenWatch(ZkSession* session,
                              boost::asio::any_io_executor ex, std::string path,
                              Millis resync, OnUpdate on_update)
     : session_(session),
-      ex_(ex),
       path_(std::move(path)),
-      resync_(resync),
       on_update_(std::move(on_update)),
-      timer_(ex) {}
+      loop_(std::move(ex), resync) {}
 
 void ChildrenWatch::Start() {
-  running_ = true;
-  Refresh();
-  ArmResync();
+  std::weak_ptr<ChildrenWatch> weak = shared_from_this();
+  loop_.Start(weak, [weak](uint64_t epoch) {
+    if (auto self = weak.lock()) self->Read(epoch);
+  });
 }
 
-void ChildrenWatch::Stop() {
-  running_ = false;
-  ++epoch_;
-  timer_.cancel();
-}
+void ChildrenWatch::Stop() { loop_.Stop(); }
 
-void ChildrenWatch::Refresh() {
-  if (!running_) return;
-  if (in_flight_) {
-    again_ = true;
-    return;
-  }
-  Read();
-}
+void ChildrenWatch::Refresh() { loop_.Refresh(); }
 
 ZkSession::WatchCallback ChildrenWatch::MakeWatcher() {
   std::weak_ptr<ChildrenWatch> weak = shared_from_this();
@@ -67,13 +55,10 @@ ZkSession::WatchCallback ChildrenWatch::MakeWatcher() {
   };
 }
 
-void ChildrenWatch::Read() {
-  in_flight_ = true;
-  again_ = false;
+void ChildrenWatch::Read(uint64_t epoch) {
   ++reads_;
   bool with_watch = !armed_;
   auto self = shared_from_this();
-  uint64_t epoch = epoch_;
   session_->GetChildren(path_, with_watch ? MakeWatcher() : nullptr,
                         [self, epoch, with_watch](Result<Children> r) {
                           self->ReadDone(epoch, r, with_watch);
@@ -82,10 +67,10 @@ void ChildrenWatch::Read() {
 
 void ChildrenWatch::ReadDone(uint64_t epoch, const Result<Children>& r,
                              bool with_watch) {
-  if (epoch != epoch_) return;
+  if (!loop_.Current(epoch)) return;
   if (r.ok()) {
     if (with_watch) armed_ = true;
-    in_flight_ = false;
+    loop_.End(epoch);
     on_update_(ChildrenSnapshot{true, *r});
   } else if (r.status().code() == StatusCode::kNotFound) {
     // No children watch could be set on a missing node: wait for it.
@@ -96,38 +81,27 @@ void ChildrenWatch::ReadDone(uint64_t epoch, const Result<Children>& r,
                      });
     return;  // still in flight
   } else {
-    in_flight_ = false;
+    loop_.End(epoch);
     on_update_(r.status());
   }
-  if (again_) Read();
+  loop_.Next();
 }
 
 void ChildrenWatch::ExistsDone(uint64_t epoch,
                                const Result<std::optional<NodeStat>>& r) {
-  if (epoch != epoch_) return;
-  in_flight_ = false;
+  if (!loop_.Current(epoch)) return;
+  if (r.ok() && r->has_value()) {
+    loop_.Restart();  // created between our two calls: read it now
+    return;
+  }
+  loop_.End(epoch);
   if (!r.ok()) {
     on_update_(r.status());
-  } else if (r->has_value()) {
-    again_ = true;  // created between our two calls: read it now
   } else {
     armed_ = true;  // the exists watch fires on creation
     on_update_(ChildrenSnapshot{});
   }
-  if (again_) Read();
-}
-
-void ChildrenWatch::ArmResync() {
-  if (resync_.count() <= 0) return;
-  std::weak_ptr<ChildrenWatch> weak = shared_from_this();
-  uint64_t epoch = epoch_;
-  timer_.expires_after(resync_);
-  timer_.async_wait([weak, epoch](const boost::system::error_code& ec) {
-    auto self = weak.lock();
-    if (ec || !self || epoch != self->epoch_) return;
-    self->Refresh();
-    self->ArmResync();
-  });
+  loop_.Next();
 }
 
 }  // namespace zkroll

@@ -5,8 +5,9 @@
 // or between a fire and the next read can be missed, so this helper re-reads
 // (and re-arms) after every event, after every reconnect and new session,
 // and on a slow periodic resync. At most one read is in flight; events that
-// arrive meanwhile cause exactly one more read. If the node does not exist,
-// an exists-watch waits for it and the snapshot reports exists == false.
+// arrive meanwhile cause exactly one more read (common/refresh_loop.h). If
+// the node does not exist, an exists-watch waits for it and the snapshot
+// reports exists == false.
 //
 // Threading: all methods and the callback run on the session's executor.
 // The object must be held by a shared_ptr (Create); Stop() ends callbacks.
@@ -18,8 +19,8 @@
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/steady_timer.hpp>
 
+#include "common/refresh_loop.h"
 #include "common/zk_session.h"
 
 namespace zkroll {
@@ -50,23 +51,16 @@ class ChildrenWatch : public std::enable_shared_from_this<ChildrenWatch> {
  private:
   ChildrenWatch(ZkSession* session, boost::asio::any_io_executor ex,
                 std::string path, Millis resync, OnUpdate on_update);
-  void Read();
+  void Read(uint64_t epoch);
   void ReadDone(uint64_t epoch, const Result<Children>& r, bool with_watch);
   void ExistsDone(uint64_t epoch, const Result<std::optional<NodeStat>>& r);
-  void ArmResync();
   ZkSession::WatchCallback MakeWatcher();
 
   ZkSession* session_;
-  boost::asio::any_io_executor ex_;
   std::string path_;
-  Millis resync_;
   OnUpdate on_update_;
-  boost::asio::steady_timer timer_;
-  bool running_ = false;
-  bool in_flight_ = false;
-  bool again_ = false;
-  bool armed_ = false;       // a watch of the current session is pending
-  uint64_t epoch_ = 0;       // bumped by Stop()
+  RefreshLoop loop_;
+  bool armed_ = false;  // a watch of the current session is pending
   int64_t reads_ = 0;
 };
 

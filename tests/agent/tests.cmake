@@ -7,6 +7,3 @@ zkroll_add_test(NAME agent_config_test LABELS unit
 zkroll_add_test(NAME pause_guard_stress_test LABELS zk faults TIMEOUT 900
   SOURCES agent/pause_guard_stress_test.cc
   LIBS zkroll_agent_lib)
-zkroll_add_test(NAME refresh_loop_test LABELS unit
-  SOURCES agent/refresh_loop_test.cc
-  LIBS zkroll_agent_lib)

@@ -1,7 +1,7 @@
 // RefreshLoop: one read at a time, abandoned reads dropped, periodic resync
-// (pure scheduling; the watchers' ZooKeeper side is covered by agent_test,
-// switch_test and the fault tests).
-#include "agent/refresh_loop.h"
+// (pure scheduling; the watchers' ZooKeeper side is covered by
+// zk_session_test, agent_test, switch_test and the fault tests).
+#include "common/refresh_loop.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <chrono>
 #include <vector>
 
-namespace zkroll::agent {
+namespace zkroll {
 namespace {
 
 struct Owner {
@@ -113,4 +113,4 @@ TEST(RefreshLoopTest, ResyncAfterTheOwnerIsGoneTouchesNothing) {
 }
 
 }  // namespace
-}  // namespace zkroll::agent
+}  // namespace zkroll
