@@ -59,6 +59,30 @@ std::string ForwarderNode(const ServiceName& s, const InstanceAddress& a) {
   return ForwarderDir(s) + "/" + a.NodeName();
 }
 
+std::string CallersDir(const ServiceName& s) {
+  CHECK(!s.empty()) << "path built from an empty service name";
+  return std::string(kCallersRoot) + "/" + s.str();
+}
+std::string CallerNode(const ServiceName& s, const HostId& caller_id) {
+  return CallersDir(s) + "/" + caller_id.str();
+}
+std::string DrainDir(const ServiceName& s) {
+  CHECK(!s.empty()) << "path built from an empty service name";
+  return std::string(kDrainRoot) + "/" + s.str();
+}
+std::string DrainRequestNode(const ServiceName& s, const InstanceAddress& a) {
+  CHECK(!a.empty()) << "path built from an empty instance address";
+  return DrainDir(s) + "/" + a.NodeName();
+}
+std::string TrafficDir(const ServiceName& s) {
+  CHECK(!s.empty()) << "path built from an empty service name";
+  return std::string(kTrafficRoot) + "/" + s.str();
+}
+std::string TrafficNode(const ServiceName& s, const InstanceAddress& a) {
+  CHECK(!a.empty()) << "path built from an empty instance address";
+  return TrafficDir(s) + "/" + a.NodeName();
+}
+
 std::vector<std::string> Ancestors(const std::string& path) {
   std::vector<std::string> out;
   for (size_t i = 1; i < path.size(); ++i) {

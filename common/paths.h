@@ -10,6 +10,9 @@
 //   /switch/<service>/<ip>_<port>     persistent coordinator  ForwardTarget
 //   /switch/<service>/<ip>_<port>/deploy  ephemeral coordinator ForwardTarget
 //   /forwarders/<service>/<ip>_<port> ephemeral  agent        ForwarderState
+//   /callers/<service>/<caller-id>    ephemeral  caller       CallerRecord
+//   /drain/<service>/<ip>_<port>      ephemeral  coordinator  DrainRequest
+//   /traffic/<service>/<ip>_<port>    ephemeral  agent        TrafficReport
 //
 // Functions take only validated types (common/names.h).
 #ifndef ZKROLL_COMMON_PATHS_H_
@@ -29,6 +32,9 @@ inline constexpr char kDeploysRoot[] = "/deploys";
 inline constexpr char kLocksRoot[] = "/locks";
 inline constexpr char kSwitchRoot[] = "/switch";
 inline constexpr char kForwardersRoot[] = "/forwarders";
+inline constexpr char kCallersRoot[] = "/callers";
+inline constexpr char kDrainRoot[] = "/drain";
+inline constexpr char kTrafficRoot[] = "/traffic";
 
 std::string ServiceDir(const ServiceName& s);
 std::string InstanceNode(const ServiceName& s, const InstanceAddress& a);
@@ -49,6 +55,15 @@ std::string SwitchNode(const ServiceName& s, const InstanceAddress& a);
 std::string SwitchDeployNode(const ServiceName& s, const InstanceAddress& a);
 std::string ForwarderDir(const ServiceName& s);
 std::string ForwarderNode(const ServiceName& s, const InstanceAddress& a);
+// Drain on evidence: the callers that acknowledge the list they serve, the
+// coordinator's request to observe an instance's traffic, and the agent's
+// report of it. Caller ids are HostId-shaped names (<host>-<pid>-<n>).
+std::string CallersDir(const ServiceName& s);
+std::string CallerNode(const ServiceName& s, const HostId& caller_id);
+std::string DrainDir(const ServiceName& s);
+std::string DrainRequestNode(const ServiceName& s, const InstanceAddress& a);
+std::string TrafficDir(const ServiceName& s);
+std::string TrafficNode(const ServiceName& s, const InstanceAddress& a);
 
 // Every ancestor of `path` from the root down, excluding "/" and `path`
 // itself: "/a/b/c" -> {"/a", "/a/b"}.
