@@ -570,6 +570,7 @@ DeployEnvironment MakeEnvironment(Session& s, const ServiceName& service,
   env.abort = &s.abort;
   env.reporter = &s.reporter;
   env.journal = prep.journal.get();
+  env.lock = prep.lock.get();
   env.acl = s.connection.AclFor(paths::kPauseRoot);
   env.switch_acl = s.connection.AclFor(paths::kSwitchRoot);
   return env;

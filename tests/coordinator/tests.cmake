@@ -21,3 +21,10 @@ zkroll_add_test(NAME coordinator_init_test LABELS zk TIMEOUT 300
 zkroll_add_test(NAME coordinator_switch_test LABELS zk TIMEOUT 600
   SOURCES coordinator/switch_test.cc coordinator/coordinator_fixture.cc
   LIBS zkroll_coordinator_lib)
+# The interleavings found by the protocol model (issue 18), forced against a
+# real ZooKeeper: coordinator code driven in-process with a session the test
+# expires on demand, and the real `zkroll` for status and resume.
+zkroll_add_test(NAME coordinator_protocol_race_test LABELS zk faults
+  TIMEOUT 300
+  SOURCES coordinator/protocol_race_test.cc coordinator/coordinator_fixture.cc
+  LIBS zkroll_coordinator_lib DEPENDS zkroll)
