@@ -816,7 +816,8 @@ namespace {
 
 // Submits a multi whose state lives in `m` until `finish` has run.
 void SubmitMulti(Impl* impl, std::shared_ptr<MultiState> m,
-                 std::function<void(MultiResult)> finish) {
+                 std::function<void(MultiResult)> finish,
+                 int64_t only_in_session = 0) {
   const size_t n = m->ops.size();
   m->c_ops.resize(n);
   m->results.resize(n);
@@ -849,11 +850,13 @@ void SubmitMulti(Impl* impl, std::shared_ptr<MultiState> m,
     }
   }
   Impl::Sink sink = [m, finish](Reply r) { finish(ToMultiResult(*m, r.rc)); };
-  impl->Submit("transaction", std::move(sink), {}, false,
-               [&](zhandle_t* zh, Impl::CallCtx* ctx) {
-                 return zoo_amulti(zh, static_cast<int>(n), m->c_ops.data(),
-                                   m->results.data(), &Impl::OnVoid, ctx);
-               });
+  impl->Submit(
+      "transaction", std::move(sink), {}, false,
+      [&](zhandle_t* zh, Impl::CallCtx* ctx) {
+        return zoo_amulti(zh, static_cast<int>(n), m->c_ops.data(),
+                          m->results.data(), &Impl::OnVoid, ctx);
+      },
+      only_in_session);
 }
 
 }  // namespace
@@ -1045,12 +1048,19 @@ Result<NodeStat> ZkSession::SetSync(const std::string& path,
 }
 
 MultiResult ZkSession::MultiSync(std::vector<ZkOp> ops) {
+  return MultiInSessionSync(std::move(ops), 0);
+}
+
+MultiResult ZkSession::MultiInSessionSync(std::vector<ZkOp> ops,
+                                          int64_t session_id) {
   auto m = std::make_shared<MultiState>();
   m->ops = std::move(ops);
   auto promise = std::make_shared<std::promise<MultiResult>>();
   auto future = promise->get_future();
-  SubmitMulti(impl_.get(), m,
-              [promise](MultiResult r) { promise->set_value(std::move(r)); });
+  SubmitMulti(
+      impl_.get(), m,
+      [promise](MultiResult r) { promise->set_value(std::move(r)); },
+      session_id);
   Millis limit =
       std::max<Millis>(2 * impl_->options_.session_timeout, Millis(5000));
   if (future.wait_for(limit) != std::future_status::ready) {

@@ -132,6 +132,9 @@ class ZkSession {
   // at the same path meanwhile, with the same data version.
   Status DeleteInSessionSync(const std::string& path, int32_t version,
                              int64_t session_id);
+  // MultiSync through session `session_id` only, like DeleteInSessionSync
+  // (nothing is sent from another session: SessionExpired).
+  MultiResult MultiInSessionSync(std::vector<ZkOp> ops, int64_t session_id);
   // Sync() and wait for it.
   Status SyncSync(const std::string& path);
   Result<std::optional<NodeStat>> ExistsSync(const std::string& path,

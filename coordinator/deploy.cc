@@ -375,23 +375,24 @@ bool InstanceDeploy::StillOurs(std::string* why) {
 std::optional<Stop> InstanceDeploy::Verify() {
   Step step = Begin("verify", "confirming the pause flag is still ours", false);
   std::string why;
+  if (!FlagStillOurs(&why)) {
+    why += "; COMMAND was not run";
+    End(step, "aborted", why);
+    return Stop{DeployOutcome::kSessionLost, why};
+  }
   if (env_.lock != nullptr) {
     // As a rollout does between batches: after an expiry another
     // coordinator may hold the lock and be about to deploy this instance.
     auto held = Retrying([&] { return env_.lock->StillHeld(); });
     if (!held.ok() || !*held) {
       why = "lost the lock " + env_.lock->path() +
-            (held.ok() ? std::string(" (our ZooKeeper session ended)")
+            (held.ok() ? std::string(" (the node is gone or no longer "
+                                     "belongs to our ZooKeeper session)")
                        : ": " + held.status().ToString()) +
             "; another coordinator may be deploying now; COMMAND was not run";
       End(step, "aborted", why);
       return Stop{DeployOutcome::kSessionLost, why};
     }
-  }
-  if (!FlagStillOurs(&why)) {
-    why += "; COMMAND was not run";
-    End(step, "aborted", why);
-    return Stop{DeployOutcome::kSessionLost, why};
   }
   End(step, "ok",
       "flag owned by session " + SessionHex(paused_session_) +

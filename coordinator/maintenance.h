@@ -4,9 +4,9 @@
 // with the same transaction as a deploy's (registry::PauseOps: the flag,
 // the guard bump and the deregistration in one multi), so it outlives the
 // process that made it. It always carries expires_at = now + TTL: agents
-// treat an expired flag as absent and every coordinator command that
-// changes something (deploy, rollout, pause, resume; not status) deletes
-// it, so no pause is permanent. resume deletes the flag (no guard bump is
+// treat an expired flag as absent, and deploy, rollout and pause delete
+// every expired flag of the service they see (status does not: reading
+// deletes nothing), so no pause is permanent. resume deletes the flag (no guard bump is
 // needed to allow a registration), exactly the incarnation it read: the
 // delete checks /pause/<service> at the version read before the flag
 // (registry::DeleteReadFlag).

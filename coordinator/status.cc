@@ -99,7 +99,7 @@ std::string ForwardingText(const proto::ForwarderState& st) {
 Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
                           Reporter* reporter) {
   // Reading deletes nothing: an expired flag is shown as such and removed
-  // by the next deploy, rollout, pause or resume of the service.
+  // by the next deploy, rollout or pause of the service, or by a resume.
   auto inv = LoadInventory(session, service);
   if (!inv.ok()) return inv.status();
   // Bad nodes are part of the answer, for people and for tools alike.

@@ -297,8 +297,12 @@ TEST_F(AgentFlowTest, ManualPauseExpiresAndTheAgentRegistersAgain) {
       << "registered before the pause expired";
   EXPECT_TRUE(Paused(port)) << "the flag is still there (agents cannot delete)";
   RunResult st2 = Zkroll({"status", "--service", svc_});
-  EXPECT_NE(st2.output.find("removed expired pause flag"), std::string::npos)
+  EXPECT_NE(st2.output.find("expired, will be removed"), std::string::npos)
       << st2.output;
+  EXPECT_TRUE(Paused(port)) << "status must not delete";
+  RunResult resume = Zkroll({"resume", "--service", svc_, "--instance",
+                             Addr(port)});
+  EXPECT_EQ(resume.exit_code, 0) << resume.output;
   EXPECT_FALSE(Paused(port));
 }
 
