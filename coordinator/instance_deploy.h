@@ -91,7 +91,10 @@ class InstanceDeploy {
   // Retries `call` while it fails with a transient error (connection loss,
   // timeout, or the expiry of a session that Connection is replacing), for
   // at most the ZooKeeper retry window. Between attempts it waits for a
-  // session event (or 250 ms), so a reconnect is used at once.
+  // session event (or 250 ms), so a reconnect is used at once. A retry may
+  // run in a later session than the first attempt: a call whose meaning
+  // depends on the session (deleting a node we created) must be bound to
+  // it (ZkSession::DeleteInSessionSync) or compare session ids itself.
   template <typename Call>
   auto Retrying(Call call) -> decltype(call());
 
