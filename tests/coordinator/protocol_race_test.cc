@@ -20,6 +20,7 @@
 #include "coordinator/instance_deploy.h"
 #include "coordinator/lock.h"
 #include "coordinator/reporter.h"
+#include "coordinator/session_fence.h"
 #include "tests/coordinator/coordinator_fixture.h"
 #include "tests/support/wait.h"
 
@@ -104,8 +105,8 @@ class InProcessCoordinator {
   }
 
  private:
+  AbortSignal abort_;  // outlives the session, whose listener wakes it
   std::unique_ptr<ZkSession> session_;
-  AbortSignal abort_;
   coordinator::Reporter reporter_;
   DeployEnvironment env_;
   DeployOptions options_;
@@ -444,6 +445,29 @@ TEST_F(ProtocolRaceTest, CommandSeesTheFenceAndIsStoppedWhenTheSessionExpires) {
   EXPECT_TRUE(WaitFor([&] { return !Alive(shell) && !Alive(child); },
                       kDeadline))
       << "COMMAND's process group survived the loss of the session";
+}
+
+// The fence also falls after a disconnect longer than its limit, without
+// any word of an expiry (a partition: the servers may expire the session
+// while we hear nothing). The server is stopped for the test and started
+// again; the limit is shortened to 300 ms.
+TEST_F(ProtocolRaceTest, FenceFallsAfterALongDisconnect) {
+  auto a = NewCoordinator();
+  coordinator::SessionFence fence(a->session(), a->env().abort,
+                                  a->session()->session_id(), Millis(300));
+  EXPECT_FALSE(fence.fallen());
+  const auto stopped = std::chrono::steady_clock::now();
+  server()->Stop();
+  EXPECT_TRUE(WaitFor([&] { return fence.fallen(); }, kDeadline));
+  std::printf("fence fell %lld ms after the server stopped (limit 300 ms)\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<milliseconds>(
+                      std::chrono::steady_clock::now() - stopped)
+                      .count()));
+  EXPECT_NE(fence.reason().find("disconnected"), std::string::npos)
+      << fence.reason();
+  ASSERT_TRUE(server()->Start().ok());
+  EXPECT_TRUE(WaitFor([&] { return a->session()->connected(); }, kDeadline));
 }
 
 // (h) A deploy whose lock was lost before COMMAND does not run COMMAND.

@@ -5,6 +5,7 @@
 #  zk:   the coordinator against a real ZooKeeper server, with the agent
 #        simulated by the test (coordinator_zk_test) or real zkroll-agent
 #        processes and tiny services (coordinator_agent_flow_test).
+#  zk faults: the protocol races of issue 18, forced (protocol_race_test).
 zkroll_add_test(NAME coordinator_unit_test LABELS unit TIMEOUT 120
   SOURCES coordinator/command_test.cc coordinator/reporter_test.cc
           coordinator/cli_test.cc
