@@ -98,8 +98,10 @@ class InstanceDeploy {
   template <typename Call>
   auto Retrying(Call call) -> decltype(call());
 
-  // Whether our flag still exists, is owned by the session that created it
-  // and that session is still ours. `why` says what is wrong otherwise.
+  // Whether our flag still exists (read after a sync), carries our deploy
+  // id, is owned by the session that created it and that session is still
+  // ours; records its czxid as the fence. `why` says what is wrong
+  // otherwise.
   bool FlagStillOurs(std::string* why);
   // The same for any ephemeral node this deploy created in session `owner`;
   // `consequence` says what its loss means, for the message.

@@ -419,7 +419,7 @@ TEST_F(ProtocolRaceTest, CommandSeesTheFenceAndIsStoppedWhenTheSessionExpires) {
   auto result = a->Start(
       port, FastOptions({"/bin/sh", "-c",
                          "echo \"$ZKROLL_FENCE\" > " + fence_file +
-                             "; (read x < /dev/zero; sleep 600) & echo $! > " +
+                             "; tail -f /dev/null & echo $! > " +
                              child_file + "; " + hs.Snippet()}));
   ASSERT_TRUE(hs.WaitStarted(kDeadline));
   ASSERT_TRUE(WaitFor([&] { return !ReadFile(child_file).empty(); },
