@@ -22,6 +22,10 @@ struct Agent::Instance {
   bool dirty = false;        // state changed while an op was in flight
   bool stopped = false;
   std::optional<int32_t> replace_version;  // our previous session's node
+  // An exists-watch on `node` is set in the current session. At most one
+  // at a time: re-arming on every read would stack watchers that all fire
+  // on the next change.
+  bool watch_armed = false;
   bool conflict_logged = false;
   std::string last_check;
   WallTime last_check_at{};
@@ -96,6 +100,8 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
       for (auto& [s, w] : pauses_) w->Refresh();
       for (auto& [id, inst] : instances_) {
         if (inst->forward) inst->forward->OnReconnected();
+        // A delete made while we were away may have fired nothing we saw.
+        CheckRegistration(inst);
         Reconcile(inst);
       }
       break;
@@ -115,6 +121,7 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
         inst->registered = false;
         inst->op_in_flight = false;
         inst->replace_version.reset();
+        inst->watch_armed = false;  // watches went with the session
       }
       for (auto& [s, w] : pauses_) w->Invalidate();
       break;
@@ -377,6 +384,7 @@ void Agent::Register(const InstancePtr& inst,
       LOG(INFO) << "registered " << inst->cfg.id.ToString()
                 << (replacing ? " (replaced the node of our previous session)"
                               : "");
+      CheckRegistration(inst);
       PublishSoon();
     } else {
       OnRegisterFailed(inst, r);
@@ -414,6 +422,7 @@ void Agent::OnRegisterFailed(const InstancePtr& inst, const MultiResult& r) {
       }
       if (d->stat.ephemeral_owner == session_.session_id()) {
         inst->registered = true;
+        CheckRegistration(inst);
         PublishSoon();
         return;
       }
@@ -514,25 +523,56 @@ void Agent::ArmResync() {
     if (ec || shutting_down_) return;
     // Catch anything a watch could not tell us: a registration deleted by
     // hand, a change made while we were away.
-    for (auto& entry : instances_) {
-      InstancePtr inst = entry.second;
-      if (!inst->registered || inst->op_in_flight) continue;
-      session_.Exists(inst->node, nullptr,
-                      [this, inst](Result<std::optional<NodeStat>> r) {
-        if (!r.ok() || inst->stopped) return;
-        if (!r->has_value() ||
-            (*r)->ephemeral_owner != session_.session_id()) {
-          if (inst->registered) {
-            LOG(WARNING) << inst->node << " disappeared; registering again";
-          }
-          inst->registered = false;
-          Reconcile(inst);
-        }
-      });
-    }
+    for (auto& entry : instances_) CheckRegistration(entry.second);
     PublishSoon();
     ArmResync();
   });
+}
+
+void Agent::CheckRegistration(const InstancePtr& inst) {
+  if (!inst->registered || inst->op_in_flight || inst->stopped ||
+      shutting_down_ || !session_.connected()) {
+    return;
+  }
+  ZkSession::WatchCallback watcher;
+  const bool arming = !inst->watch_armed;
+  if (arming) {
+    inst->watch_armed = true;
+    // Fires once: on the delete of our node (or on its re-creation, if it
+    // was already gone when set). Events of an expired session are dropped
+    // by ZkSession; the watch is re-armed by the read below.
+    watcher = [this, inst](const WatchEvent& e) {
+      inst->watch_armed = false;
+      if (inst->stopped || shutting_down_) return;
+      VLOG(1) << inst->node << ": " << WatchEventTypeName(e.type);
+      CheckRegistration(inst);
+    };
+  }
+  session_.Exists(
+      inst->node, std::move(watcher),
+      [this, inst, arming](Result<std::optional<NodeStat>> r) {
+        if (!r.ok()) {
+          // The watch was not set (connection trouble); the reconnect
+          // calls us again.
+          if (arming) inst->watch_armed = false;
+          return;
+        }
+        if (inst->stopped || !inst->registered || inst->op_in_flight) return;
+        if (r->has_value() &&
+            (*r)->ephemeral_owner == session_.session_id()) {
+          return;  // still ours
+        }
+        // Deleted by someone else (an operator, or a pause whose multi
+        // crossed our registration): register again through the guard, as
+        // soon as the instance is healthy and unpaused.
+        LOG(WARNING) << inst->node
+                     << (r->has_value() ? " now belongs to another session"
+                                        : " was deleted by someone else")
+                     << "; registering again if healthy and not paused";
+        inst->registered = false;
+        PublishSoon();
+        Reconcile(inst);
+      });
 }
 
 void Agent::Reload(AgentConfig config) {

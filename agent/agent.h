@@ -7,6 +7,13 @@
 // common/registry.h), so a pause made after the agent looked makes it fail
 // as a whole; the agent then re-reads the flags.
 //
+// The agent keeps an exists-watch on each registration it believes it
+// owns: a registration deleted by someone else (an operator, or a pause
+// whose multi crossed our registration before its coordinator died) is
+// noticed at once, not at the next resync, and registered again through the
+// same guarded multi. The watch is re-armed on every read, on reconnect and
+// after each registration on a new session.
+//
 // Session rules: on connection loss nothing is deleted and nothing is
 // re-created; on expiry every registration is gone with the session and the
 // pause views are forgotten; on the new session the agent re-reads the
@@ -80,6 +87,11 @@ class Agent {
   void Register(const InstancePtr& inst, const registry::GuardVersion& guard);
   void OnRegisterFailed(const InstancePtr& inst, const MultiResult& r);
   void Deregister(const InstancePtr& inst);
+  // Reads our registration node with an exists-watch (one armed at a time
+  // per instance). If the node is gone or belongs to another session while
+  // we believe we are registered, drops that belief and reconciles, which
+  // registers again through the guard when healthy and unpaused.
+  void CheckRegistration(const InstancePtr& inst);
   std::string RecordFor(const Instance& inst) const;
   void PublishSoon();
   void PublishAgentRecord();

@@ -106,6 +106,60 @@ std::vector<ZkOp> RegisterOps(const ServiceName& service,
   return ops;
 }
 
+Result<FlagRead> ReadPauseFlag(ZkSession& session, const ServiceName& service,
+                               const InstanceAddress& address) {
+  FlagRead read;
+  read.pause_dir.path = paths::PauseDir(service);
+  read.pause_dir.version = -1;
+  // The guard first: a pause made after this read bumps it, whatever we
+  // read of the flag next.
+  auto dir = session.ExistsSync(read.pause_dir.path);
+  if (!dir.ok()) return dir.status();
+  if (!dir->has_value()) return read;  // no /pause/<service>: no flag
+  read.pause_dir.version = (*dir)->version;
+  auto flag = session.GetSync(paths::PauseFlagNode(service, address));
+  if (flag.ok()) {
+    read.flag = *flag;
+  } else if (flag.status().code() != StatusCode::kNotFound) {
+    return flag.status();
+  }
+  return read;
+}
+
+std::vector<ZkOp> DeleteFlagOps(const ServiceName& service,
+                                const InstanceAddress& address,
+                                const GuardVersion& pause_dir,
+                                int32_t flag_version) {
+  return {ZkOp::Check(pause_dir.path, pause_dir.version),
+          ZkOp::Delete(paths::PauseFlagNode(service, address), flag_version)};
+}
+
+Status DeleteReadFlag(ZkSession& session, const ServiceName& service,
+                      const InstanceAddress& address,
+                      const GuardVersion& pause_dir, int32_t flag_version) {
+  constexpr int kGuardCheck = 0;  // the ops of DeleteFlagOps, in order
+  constexpr int kFlagDelete = 1;
+  const std::string flag = paths::PauseFlagNode(service, address);
+  MultiResult m = session.MultiSync(
+      DeleteFlagOps(service, address, pause_dir, flag_version));
+  if (m.status.ok()) return m.status;
+  if (m.failed_op == kGuardCheck) {
+    return Aborted("did not delete " + flag + ": " + pause_dir.path +
+                   " changed since the flag was read (a pause was made "
+                   "meanwhile), so the flag there now may be a new one");
+  }
+  if (m.failed_op == kFlagDelete &&
+      m.status.code() == StatusCode::kNotFound) {
+    return NotFound(flag + " is already gone");
+  }
+  if (m.failed_op == kFlagDelete &&
+      m.status.code() == StatusCode::kBadVersion) {
+    // Flags are never rewritten; still, a changed flag is not the one read.
+    return Aborted("did not delete " + flag + ": it changed since it was read");
+  }
+  return m.status;
+}
+
 std::vector<ZkOp> CreateServiceDirOps(const ServiceName& service,
                                       const AclList& acl) {
   return {ZkOp::Create(paths::ServiceDir(service), "", CreateMode::kPersistent,

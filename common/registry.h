@@ -79,6 +79,42 @@ std::vector<ZkOp> RegisterOps(const ServiceName& service,
                               std::optional<int32_t> stale_version,
                               const AclList& instance_acl);
 
+// --- Deleting a flag that was read earlier --------------------------------
+// Flags are created and never rewritten, so every incarnation of a flag has
+// data version 0, and a delete "at the version we read" cannot tell the flag
+// we read from one created at the same path since (ABA: a resume deleting a
+// deploy's fresh flag). Every pause bumps /pause/<service> (PauseOps), so
+// the version of /pause/<service>, read BEFORE the flag, names the
+// incarnation: the delete is a multi that checks it, and a pause made in
+// between fails the delete instead of deleting the new flag. Deleting a flag
+// does not bump the guard: it needs no agent to notice anything.
+
+// The flag of one instance and the guard read just before it.
+struct FlagRead {
+  std::optional<NodeData> flag;  // nullopt: no flag
+  GuardVersion pause_dir;        // /pause/<service>; version -1 if missing
+};
+
+// Reads /pause/<service>'s version, then the flag (synchronous).
+Result<FlagRead> ReadPauseFlag(ZkSession& session, const ServiceName& service,
+                               const InstanceAddress& address);
+
+// The delete transaction: check `pause_dir` at the version read, delete the
+// flag at `flag_version`.
+std::vector<ZkOp> DeleteFlagOps(const ServiceName& service,
+                                const InstanceAddress& address,
+                                const GuardVersion& pause_dir,
+                                int32_t flag_version);
+
+// Runs DeleteFlagOps once. Ok when the flag read is gone; NotFound when it
+// was already gone; Aborted (message names the flag) when a pause was made
+// since it was read, so it may be another incarnation: read again and
+// decide again. Other errors are ZooKeeper's (connection loss: the delete
+// may or may not have applied).
+Status DeleteReadFlag(ZkSession& session, const ServiceName& service,
+                      const InstanceAddress& address,
+                      const GuardVersion& pause_dir, int32_t flag_version);
+
 // The agent's creation of /services/<service>: create it and bump /services
 // in one multi (AlreadyExists on op 0 means someone else made it: fine).
 std::vector<ZkOp> CreateServiceDirOps(const ServiceName& service,

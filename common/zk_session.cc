@@ -129,6 +129,10 @@ class Handle {
 
   zhandle_t* zh() const { return zh_; }
   void set_zh(zhandle_t* zh) { zh_ = zh; }
+  // The session this handle connected with (0 before it connected). A
+  // handle never changes its session: after an expiry it stays expired.
+  // Guarded by the Impl's mutex.
+  int64_t session_id = 0;
   GlobalCtx* global() { return &global_; }
   uint64_t generation() const { return global_.generation; }
 
@@ -193,6 +197,8 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
       }
     }
     std::lock_guard<std::mutex> l(mu_);
+    // The handle may have connected before it was stored here.
+    if (connected_) handle->session_id = session_id_;
     handle_ = std::move(handle);
     return Status::Ok();
   }
@@ -240,6 +246,7 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
       if (state == ZOO_CONNECTED_STATE) {
         connected_ = true;
         session_id_ = sid;
+        if (handle_) handle_->session_id = sid;
         session_password_ = passwd;
         negotiated_timeout_ = Millis(recv_timeout);
         auto kind = sid != announced_session_id_
@@ -438,13 +445,27 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
   // Submits one call. `submit` gets the handle, the context (whose
   // ownership passes to the C client only if the call is accepted) and the
   // watch context (null if none was asked for).
+  // With `only_in_session` set, the call goes out only on the handle of
+  // that session; if the current handle belongs to another session (or has
+  // not connected yet), the sink gets ZSESSIONEXPIRED and nothing is sent.
+  // The check and the choice of handle are one step under the lock, and a
+  // handle never changes its session, so such a call can never run in a
+  // later session.
   template <typename SubmitFn>
   void Submit(const std::string& what, Sink sink, WatchCallback watcher,
-              bool exists_call, SubmitFn submit) {
-    std::shared_ptr<Handle> h = CurrentHandle();
-    if (!h) {
+              bool exists_call, SubmitFn submit,
+              int64_t only_in_session = 0) {
+    std::shared_ptr<Handle> h;
+    bool wrong_session = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      h = handle_;
+      wrong_session = h && only_in_session != 0 &&
+                      h->session_id != only_in_session;
+    }
+    if (!h || wrong_session) {
       Reply r;
-      r.rc = ZINVALIDSTATE;
+      r.rc = h ? ZSESSIONEXPIRED : ZINVALIDSTATE;
       sink(std::move(r));
       return;
     }
@@ -555,6 +576,11 @@ std::function<Result<AclList>(const Reply&)> ToAcl(std::string path) {
   return [path](const Reply& r) -> Result<AclList> {
     if (r.rc != ZOK) return StatusFromZooKeeper(r.rc, "get ACL of " + path);
     return r.acl;
+  };
+}
+std::function<Status(const Reply&)> ToSynced(std::string path) {
+  return [path](const Reply& r) -> Status {
+    return StatusFromZooKeeper(r.rc, "sync " + path);
   };
 }
 std::function<Status(const Reply&)> ToDeleted(std::string path) {
@@ -790,7 +816,8 @@ namespace {
 
 // Submits a multi whose state lives in `m` until `finish` has run.
 void SubmitMulti(Impl* impl, std::shared_ptr<MultiState> m,
-                 std::function<void(MultiResult)> finish) {
+                 std::function<void(MultiResult)> finish,
+                 int64_t only_in_session = 0) {
   const size_t n = m->ops.size();
   m->c_ops.resize(n);
   m->results.resize(n);
@@ -823,11 +850,13 @@ void SubmitMulti(Impl* impl, std::shared_ptr<MultiState> m,
     }
   }
   Impl::Sink sink = [m, finish](Reply r) { finish(ToMultiResult(*m, r.rc)); };
-  impl->Submit("transaction", std::move(sink), {}, false,
-               [&](zhandle_t* zh, Impl::CallCtx* ctx) {
-                 return zoo_amulti(zh, static_cast<int>(n), m->c_ops.data(),
-                                   m->results.data(), &Impl::OnVoid, ctx);
-               });
+  impl->Submit(
+      "transaction", std::move(sink), {}, false,
+      [&](zhandle_t* zh, Impl::CallCtx* ctx) {
+        return zoo_amulti(zh, static_cast<int>(n), m->c_ops.data(),
+                          m->results.data(), &Impl::OnVoid, ctx);
+      },
+      only_in_session);
 }
 
 }  // namespace
@@ -843,6 +872,14 @@ void ZkSession::Multi(std::vector<ZkOp> ops,
       if (weak.lock()) done(std::move(r));
     });
   });
+}
+
+void ZkSession::Sync(const std::string& path, StatusCallback done) {
+  auto sink = impl_->AsyncSink<Status>(std::move(done), ToSynced(path));
+  impl_->Submit("sync " + path, std::move(sink), {}, false,
+                [&](zhandle_t* zh, Impl::CallCtx* ctx) {
+                  return zoo_async(zh, path.c_str(), &Impl::OnString, ctx);
+                });
 }
 
 void ZkSession::GetAcl(const std::string& path, Callback<AclList> done) {
@@ -907,16 +944,36 @@ Result<std::string> ZkSession::CreateSync(const std::string& path,
 }
 
 Status ZkSession::DeleteSync(const std::string& path, int32_t version) {
+  return DeleteInSessionSync(path, version, 0);
+}
+
+Status ZkSession::DeleteInSessionSync(const std::string& path,
+                                      int32_t version, int64_t session_id) {
   return impl_->SyncCall<Status>(
       ToDeleted(path),
       [&](Impl::Sink sink) {
-        impl_->Submit("delete " + path, std::move(sink), {}, false,
-                      [&](zhandle_t* zh, Impl::CallCtx* ctx) {
-                        return zoo_adelete(zh, path.c_str(), version,
-                                           &Impl::OnVoid, ctx);
-                      });
+        impl_->Submit(
+            "delete " + path, std::move(sink), {}, false,
+            [&](zhandle_t* zh, Impl::CallCtx* ctx) {
+              return zoo_adelete(zh, path.c_str(), version, &Impl::OnVoid,
+                                 ctx);
+            },
+            session_id);
       },
       StatusFromZooKeeper(ZOPERATIONTIMEOUT, "delete " + path));
+}
+
+Status ZkSession::SyncSync(const std::string& path) {
+  return impl_->SyncCall<Status>(
+      ToSynced(path),
+      [&](Impl::Sink sink) {
+        impl_->Submit("sync " + path, std::move(sink), {}, false,
+                      [&](zhandle_t* zh, Impl::CallCtx* ctx) {
+                        return zoo_async(zh, path.c_str(), &Impl::OnString,
+                                         ctx);
+                      });
+      },
+      StatusFromZooKeeper(ZOPERATIONTIMEOUT, "sync " + path));
 }
 
 Result<std::optional<NodeStat>> ZkSession::ExistsSync(const std::string& path,
@@ -991,12 +1048,19 @@ Result<NodeStat> ZkSession::SetSync(const std::string& path,
 }
 
 MultiResult ZkSession::MultiSync(std::vector<ZkOp> ops) {
+  return MultiInSessionSync(std::move(ops), 0);
+}
+
+MultiResult ZkSession::MultiInSessionSync(std::vector<ZkOp> ops,
+                                          int64_t session_id) {
   auto m = std::make_shared<MultiState>();
   m->ops = std::move(ops);
   auto promise = std::make_shared<std::promise<MultiResult>>();
   auto future = promise->get_future();
-  SubmitMulti(impl_.get(), m,
-              [promise](MultiResult r) { promise->set_value(std::move(r)); });
+  SubmitMulti(
+      impl_.get(), m,
+      [promise](MultiResult r) { promise->set_value(std::move(r)); },
+      session_id);
   Millis limit =
       std::max<Millis>(2 * impl_->options_.session_timeout, Millis(5000));
   if (future.wait_for(limit) != std::future_status::ready) {

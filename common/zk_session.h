@@ -108,6 +108,11 @@ class ZkSession {
            Callback<NodeStat> done);
   void Multi(std::vector<ZkOp> ops, std::function<void(MultiResult)> done);
   void GetAcl(const std::string& path, Callback<AclList> done);
+  // Asks the server we are connected to to catch up with the leader on
+  // `path` (zoo_async). Reads issued after `done` ran see every write the
+  // leader committed before the sync: a follower that lags can no longer
+  // show a node that is already gone.
+  void Sync(const std::string& path, StatusCallback done);
   // Creates every missing ancestor and `path` itself as persistent nodes
   // with `acl` (empty data). Existing nodes are fine.
   void EnsurePath(const std::string& path, const AclList& acl,
@@ -118,6 +123,20 @@ class ZkSession {
                                  const std::string& data, CreateMode mode,
                                  const AclList& acl);
   Status DeleteSync(const std::string& path, int32_t version = -1);
+  // Deletes `path` only through session `session_id`: if the current
+  // session is another one (that session expired and a new one replaced
+  // it, or the new one is still connecting), nothing is sent and the
+  // result is SessionExpired. For nodes whose delete is a decision of the
+  // session that created them (a coordinator's own pause flag): a delete
+  // retried in a later session could hit a node that someone else created
+  // at the same path meanwhile, with the same data version.
+  Status DeleteInSessionSync(const std::string& path, int32_t version,
+                             int64_t session_id);
+  // MultiSync through session `session_id` only, like DeleteInSessionSync
+  // (nothing is sent from another session: SessionExpired).
+  MultiResult MultiInSessionSync(std::vector<ZkOp> ops, int64_t session_id);
+  // Sync() and wait for it.
+  Status SyncSync(const std::string& path);
   Result<std::optional<NodeStat>> ExistsSync(const std::string& path,
                                              WatchCallback watcher = {});
   Result<NodeData> GetSync(const std::string& path,

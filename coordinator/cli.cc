@@ -570,6 +570,7 @@ DeployEnvironment MakeEnvironment(Session& s, const ServiceName& service,
   env.abort = &s.abort;
   env.reporter = &s.reporter;
   env.journal = prep.journal.get();
+  env.lock = prep.lock.get();
   env.acl = s.connection.AclFor(paths::kPauseRoot);
   env.switch_acl = s.connection.AclFor(paths::kSwitchRoot);
   return env;
@@ -867,8 +868,9 @@ const Subcommand kSubcommands[] = {
      "[ARGS...]\n\nUpgrades one instance: pause (flag + deregistration in one "
      "transaction), drain,\nverify the flag is still ours, run COMMAND "
      "(env: ZKROLL_SERVICE, ZKROLL_IP,\nZKROLL_PORT, ZKROLL_INSTANCE, "
-     "ZKROLL_DEPLOY_ID), health-check, delete the flag,\nwait for the agent "
-     "to register the instance again.",
+     "ZKROLL_DEPLOY_ID, ZKROLL_FENCE = the flag's\ncreation zxid; stopped if "
+     "the ZooKeeper session is lost), health-check,\ndelete the flag, wait "
+     "for the agent to register the instance again.",
      true},
     {"rollout",
      "zkroll rollout --service S --min-healthy M [--batch K] "
@@ -880,7 +882,9 @@ const Subcommand kSubcommands[] = {
     {"status",
      "zkroll status --service S\n\nShows each instance of S: registered, "
      "paused (by whom, why, until), the\nagents that declare it and their "
-     "view of its health, its last deploy.",
+     "view of its health, its last deploy.\nChanges nothing: an expired "
+     "manual pause is shown as expired (the next\ndeploy or resume removes "
+     "it).",
      false},
     {"history",
      "zkroll history --service S [--limit N] [--deploy-id ID]\n\nLists the "

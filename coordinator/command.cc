@@ -100,6 +100,8 @@ std::string CommandOutcome::Describe(const CommandSpec& spec) const {
       return "stopped at the timeout of " + FormatDuration(spec.timeout);
     case Kind::kAborted:
       return "stopped by the abort";
+    case Kind::kFenced:
+      return "stopped because the coordinator's ZooKeeper session was lost";
     case Kind::kCannotStart:
       return error;
   }
@@ -107,7 +109,7 @@ std::string CommandOutcome::Describe(const CommandSpec& spec) const {
 }
 
 CommandOutcome RunCommand(const CommandSpec& spec, const OutputSink& sink,
-                          AbortSignal* abort) {
+                          AbortSignal* abort, AbortSignal* fence) {
   CommandOutcome outcome;
   const auto start = Clock::now();
   if (spec.argv.empty() || spec.argv[0].empty()) {
@@ -195,6 +197,7 @@ CommandOutcome RunCommand(const CommandSpec& spec, const OutputSink& sink,
   bool killed = false;
   bool timed_out = false;
   bool aborted = false;
+  bool fenced = false;
   int wait_status = 0;
   bool exited = false;
 
@@ -220,13 +223,16 @@ CommandOutcome RunCommand(const CommandSpec& spec, const OutputSink& sink,
         0, std::chrono::duration_cast<Millis>(wake - now).count() + 1));
     if (killed) timeout_ms = pidfd < 0 ? 50 : -1;
 
-    pollfd fds[4];
+    pollfd fds[5];
     int n = 0;
-    int out_i = -1, err_i = -1, abort_i = -1, pid_i = -1;
+    int out_i = -1, err_i = -1, abort_i = -1, fence_i = -1, pid_i = -1;
     if (out_fd >= 0) fds[out_i = n++] = {out_fd, POLLIN, 0};
     if (err_fd >= 0) fds[err_i = n++] = {err_fd, POLLIN, 0};
     if (abort != nullptr && !aborted && !timed_out) {
       fds[abort_i = n++] = {abort->fd(), POLLIN, 0};
+    }
+    if (fence != nullptr && !kill_at) {
+      fds[fence_i = n++] = {fence->fd(), POLLIN, 0};
     }
     if (pidfd >= 0) fds[pid_i = n++] = {pidfd, POLLIN, 0};
     int ready = ::poll(fds, static_cast<nfds_t>(n), timeout_ms);
@@ -237,6 +243,10 @@ CommandOutcome RunCommand(const CommandSpec& spec, const OutputSink& sink,
     if (err_i >= 0 && fds[err_i].revents != 0) Pump(err_fd, err_lines);
     if (abort_i >= 0 && fds[abort_i].revents != 0 && !kill_at) {
       aborted = true;
+      stop();
+    }
+    if (fence_i >= 0 && fds[fence_i].revents != 0 && !kill_at) {
+      fenced = true;
       stop();
     }
     if (pid_i < 0 || fds[pid_i].revents != 0) {
@@ -257,13 +267,17 @@ CommandOutcome RunCommand(const CommandSpec& spec, const OutputSink& sink,
   out_lines.Flush();
   err_lines.Flush();
   if (pidfd >= 0) ::close(pidfd);
-  if (timed_out || aborted) ::kill(-pid, SIGKILL);  // leftovers of a stop
+  if (timed_out || aborted || fenced) {
+    ::kill(-pid, SIGKILL);  // leftovers of a stop
+  }
 
   outcome.elapsed = std::chrono::duration_cast<Millis>(Clock::now() - start);
   if (timed_out) {
     outcome.kind = CommandOutcome::Kind::kTimedOut;
   } else if (aborted) {
     outcome.kind = CommandOutcome::Kind::kAborted;
+  } else if (fenced) {
+    outcome.kind = CommandOutcome::Kind::kFenced;
   } else if (WIFEXITED(wait_status)) {
     outcome.kind = CommandOutcome::Kind::kExited;
     outcome.exit_code = WEXITSTATUS(wait_status);

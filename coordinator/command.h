@@ -7,7 +7,8 @@
 // started, with stdin from /dev/null and stdout/stderr read through pipes
 // and handed to an OutputSink one line at a time.
 //
-// At the timeout, or when the AbortSignal fires, the process group gets
+// At the timeout, or when the AbortSignal or the fence fires, the process
+// group gets
 // SIGTERM and, if the command has not exited `kill_grace` later, SIGKILL;
 // anything left in the group after the command exited is SIGKILLed too.
 // After a normal exit the group is left alone: an upgrade command may well
@@ -46,6 +47,7 @@ struct CommandOutcome {
     kSignaled,     // killed by `signal` (not by us)
     kTimedOut,     // we stopped it at the timeout
     kAborted,      // we stopped it because a stop was requested
+    kFenced,       // we stopped it because the fence fell (session lost)
     kCannotStart,  // spawn failed; `error` says why
   };
   Kind kind = Kind::kCannotStart;
@@ -66,8 +68,11 @@ enum class OutputStream { kStdout, kStderr };
 using OutputSink = std::function<void(OutputStream, std::string_view line)>;
 
 // Runs `spec` to completion (see the file comment). `abort` may be null.
+// `fence` (may be null) stops the command like `abort` does, and the
+// outcome is then kFenced: the coordinator's session was lost, so it can no
+// longer vouch for the pause the command relies on (session_fence.h).
 CommandOutcome RunCommand(const CommandSpec& spec, const OutputSink& sink,
-                          AbortSignal* abort);
+                          AbortSignal* abort, AbortSignal* fence = nullptr);
 
 // Checks that `program` can be executed the way posix_spawnp will: a path
 // containing '/' must be an executable file, a bare name must be found as

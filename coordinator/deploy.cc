@@ -17,6 +17,8 @@
 #include "coordinator/connection.h"
 #include "coordinator/inventory.h"
 #include "coordinator/instance_deploy.h"
+#include "coordinator/lock.h"
+#include "coordinator/session_fence.h"
 #include "zkroll.pb.h"
 
 namespace zkroll::coordinator {
@@ -56,6 +58,9 @@ CommandSpec InstanceDeploy::MakeCommand(
   CommandSpec spec;
   spec.argv = argv;
   spec.env = CommandEnvironment(env_.service, address_, env_.deploy_id);
+  // The zxid that created the flag verified just before COMMAND: an
+  // upgrade script can compare it with the flag there now.
+  if (fence_zxid_ != 0) spec.env["ZKROLL_FENCE"] = std::to_string(fence_zxid_);
   if (plan_) {
     spec.env["ZKROLL_NEW_PORT"] = std::to_string(plan_->new_backend.port());
     spec.env["ZKROLL_OLD_PORT"] = std::to_string(plan_->old_backend.port());
@@ -130,15 +135,28 @@ std::optional<Stop> InstanceDeploy::Pause() {
       End(step, "aborted", s.detail + "; nothing was touched");
       return s;
     }
-    auto existing = Retrying([&] { return env_.session->GetSync(flag_path_); });
-    if (existing.ok()) {
+    auto read = Retrying([&] {
+      return registry::ReadPauseFlag(*env_.session, env_.service, address_);
+    });
+    if (!read.ok()) {
+      return fail("cannot read " + flag_path_ + ": " +
+                  read.status().ToString());
+    }
+    if (read->flag) {
+      const NodeData* existing = &*read->flag;
       auto flag = ParsePayload<proto::PauseFlag>(existing->data, flag_path_);
       if (flag.ok() && PauseExpired(*flag, std::chrono::system_clock::now())) {
-        Status d = env_.session->DeleteSync(flag_path_, existing->stat.version);
+        // Exactly the flag read: a pause made since fails the delete, and
+        // the next round reads whatever is there now.
+        Status d = registry::DeleteReadFlag(*env_.session, env_.service,
+                                            address_, read->pause_dir,
+                                            existing->stat.version);
         if (d.ok()) {
           env_.reporter->Notice("removed expired pause flag " + flag_path_ +
                                 " (by " + flag->by() + ", expired at " +
                                 flag->expires_at() + ")");
+        } else if (d.code() == StatusCode::kAborted) {
+          env_.reporter->Notice(d.message() + "; reading it again");
         }
         continue;
       }
@@ -153,10 +171,6 @@ std::optional<Stop> InstanceDeploy::Pause() {
       return fail("instance is already paused by " + who + " (" + flag_path_ +
                   "); nothing was touched. Wait for that deploy, or run "
                   "`zkroll resume` if the maintenance is over");
-    }
-    if (existing.status().code() != StatusCode::kNotFound) {
-      return fail("cannot read " + flag_path_ + ": " +
-                  existing.status().ToString());
     }
     auto ctx = Retrying([&] {
       return registry::ReadPauseContext(*env_.session, env_.service, address_);
@@ -187,15 +201,9 @@ std::optional<Stop> InstanceDeploy::Pause() {
     if (!m.status.ok()) {
       if (m.status.IsRetryable()) {
         // The transaction may or may not have applied; look at the flag.
-        auto mine = Retrying([&] { return env_.session->GetSync(flag_path_); });
-        if (mine.ok() && mine->stat.ephemeral_owner == sid_before) {
-          auto f = ParsePayload<proto::PauseFlag>(mine->data, flag_path_);
-          if (f.ok() && f->deploy_id() == env_.deploy_id.str() &&
-              f->pid() == ::getpid()) {
-            m.status = Status::Ok();
-          }
-        }
-        if (!m.status.ok()) continue;
+        // Ours only if it says so and lives in our session now.
+        if (!AdoptFlag(nullptr)) continue;
+        m.status = Status::Ok();
       } else if (m.status.code() == StatusCode::kBadVersion ||
                  m.status.code() == StatusCode::kNotFound ||
                  m.status.code() == StatusCode::kAlreadyExists) {
@@ -211,20 +219,20 @@ std::optional<Stop> InstanceDeploy::Pause() {
       }
     }
     // The flag belongs to the session the transaction ran on. If the
-    // session changed meanwhile, read the flag back to learn its owner.
-    flag_created_ = true;
-    paused_session_ = sid_before;
-    if (env_.session->session_id() != sid_before) {
-      auto mine = Retrying([&] { return env_.session->GetSync(flag_path_); });
-      if (!mine.ok()) {
-        std::string why = "our pause flag " + flag_path_ +
-                          " vanished right after it was created (the "
-                          "session changed); nothing was run";
+    // session changed meanwhile, read the flag back: it is ours only if its
+    // payload names this deploy and process and its owner is our session
+    // now. Anything else is someone else's flag (or none), and adopting it
+    // would let Resume delete it.
+    if (paused_session_ == 0) paused_session_ = sid_before;
+    if (env_.session->session_id() != paused_session_) {
+      std::string why;
+      if (!AdoptFlag(&why)) {
+        why += "; nothing was run and nothing of it is touched";
         End(step, "aborted", why);
         return Stop{DeployOutcome::kSessionLost, why};
       }
-      paused_session_ = mine->stat.ephemeral_owner;
     }
+    flag_created_ = true;
     End(step, "ok",
         std::string(ctx->registered ? "registration removed"
                                     : "was not registered") +
@@ -250,10 +258,64 @@ std::optional<Stop> InstanceDeploy::Drain() {
   return std::nullopt;
 }
 
+std::optional<std::string> WhyNotOurFlag(const NodeData& node,
+                                         const std::string& path,
+                                         const std::string& deploy_id,
+                                         int64_t pid, int64_t session) {
+  auto f = ParsePayload<proto::PauseFlag>(node.data, path);
+  if (!f.ok() || f->deploy_id() != deploy_id ||
+      static_cast<int64_t>(f->pid()) != pid) {
+    return "the pause flag " + path + " is not ours (" +
+           (f.ok() ? "deploy " + f->deploy_id() + ", pid " +
+                         std::to_string(f->pid())
+                   : std::string("unreadable payload")) +
+           ")";
+  }
+  if (node.stat.ephemeral_owner != session) {
+    return "our pause flag " + path + " belongs to session " +
+           SessionHex(node.stat.ephemeral_owner) +
+           ", which is not our session now (" + SessionHex(session) +
+           "): it goes with that session";
+  }
+  return std::nullopt;
+}
+
+bool InstanceDeploy::AdoptFlag(std::string* why) {
+  std::string ignored;
+  if (why == nullptr) why = &ignored;
+  auto mine = Retrying([&] { return env_.session->GetSync(flag_path_); });
+  if (!mine.ok()) {
+    *why = mine.status().code() == StatusCode::kNotFound
+               ? "our pause flag " + flag_path_ +
+                     " vanished right after it was created (the session "
+                     "changed)"
+               : "cannot read back our pause flag " + flag_path_ + ": " +
+                     mine.status().ToString();
+    return false;
+  }
+  const int64_t current = env_.session->session_id();
+  if (auto not_ours = WhyNotOurFlag(*mine, flag_path_, env_.deploy_id.str(),
+                                    ::getpid(), current)) {
+    *why = *not_ours + "; our session changed while we paused";
+    return false;
+  }
+  paused_session_ = current;
+  return true;
+}
+
 bool InstanceDeploy::EphemeralStillOurs(const std::string& path,
                                         int64_t owner, const std::string& what,
                                         const std::string& consequence,
-                                        std::string* why) {
+                                        std::string* why, NodeData* out) {
+  // A sync first: the server we are connected to may be a follower that
+  // has not yet applied the expiry of our session (and the deletion of
+  // this node with it); after the sync it has.
+  Status synced = Retrying([&] { return env_.session->SyncSync(path); });
+  if (!synced.ok()) {
+    *why = "cannot confirm our " + what + " " + path +
+           " with the ZooKeeper leader: " + synced.ToString();
+    return false;
+  }
   auto node = Retrying([&] { return env_.session->GetSync(path); });
   if (!node.ok()) {
     if (node.status().code() == StatusCode::kNotFound) {
@@ -278,13 +340,25 @@ bool InstanceDeploy::EphemeralStillOurs(const std::string& path,
            SessionHex(owner) + " to " + SessionHex(env_.session->session_id());
     return false;
   }
+  if (out != nullptr) *out = *node;
   return true;
 }
 
 bool InstanceDeploy::FlagStillOurs(std::string* why) {
-  return EphemeralStillOurs(flag_path_, paused_session_, "pause flag",
-                            "the agent may have registered the instance again",
-                            why);
+  NodeData node;
+  if (!EphemeralStillOurs(flag_path_, paused_session_, "pause flag",
+                          "the agent may have registered the instance again",
+                          why, &node)) {
+    return false;
+  }
+  auto f = ParsePayload<proto::PauseFlag>(node.data, flag_path_);
+  if (!f.ok() || f->deploy_id() != env_.deploy_id.str()) {
+    *why = "the pause flag " + flag_path_ + " is not ours any more (" +
+           (f.ok() ? "deploy " + f->deploy_id() : f.status().message()) + ")";
+    return false;
+  }
+  fence_zxid_ = node.stat.czxid;
+  return true;
 }
 
 bool InstanceDeploy::StillOurs(std::string* why) {
@@ -306,7 +380,23 @@ std::optional<Stop> InstanceDeploy::Verify() {
     End(step, "aborted", why);
     return Stop{DeployOutcome::kSessionLost, why};
   }
-  End(step, "ok", "flag owned by session " + SessionHex(paused_session_));
+  if (env_.lock != nullptr) {
+    // As a rollout does between batches: after an expiry another
+    // coordinator may hold the lock and be about to deploy this instance.
+    auto held = Retrying([&] { return env_.lock->StillHeld(); });
+    if (!held.ok() || !*held) {
+      why = "lost the lock " + env_.lock->path() +
+            (held.ok() ? std::string(" (the node is gone or no longer "
+                                     "belongs to our ZooKeeper session)")
+                       : ": " + held.status().ToString()) +
+            "; another coordinator may be deploying now; COMMAND was not run";
+      End(step, "aborted", why);
+      return Stop{DeployOutcome::kSessionLost, why};
+    }
+  }
+  End(step, "ok",
+      "flag owned by session " + SessionHex(paused_session_) +
+          " (confirmed after a sync), fence " + std::to_string(fence_zxid_));
   return std::nullopt;
 }
 
@@ -314,17 +404,31 @@ std::optional<Stop> InstanceDeploy::Command() {
   CommandSpec spec = MakeCommand(opt_.command);
   Step step =
       Begin("command", "running " + QuoteForMessage(opt_.command[0]), true);
-  CommandOutcome outcome = RunCommand(
-      spec,
-      [&](OutputStream stream, std::string_view line) {
-        env_.reporter->Output(label_, "command", stream, line);
-      },
-      env_.abort);
+  CommandOutcome outcome;
+  std::string fence_reason;
+  {
+    // Stops COMMAND as soon as we cannot vouch for our session any more.
+    SessionFence fence(env_.session, env_.abort,
+                       plan_ ? plan_->session : paused_session_);
+    outcome = RunCommand(
+        spec,
+        [&](OutputStream stream, std::string_view line) {
+          env_.reporter->Output(label_, "command", stream, line);
+        },
+        env_.abort, fence.signal());
+    fence_reason = fence.reason();
+  }
   std::string described = outcome.Describe(spec);
   if (outcome.kind == CommandOutcome::Kind::kAborted) {
     Stop s = AbortStop("COMMAND");
     End(step, "aborted", described);
     return s;
+  }
+  if (outcome.kind == CommandOutcome::Kind::kFenced) {
+    std::string why = "COMMAND was stopped (its process group got SIGTERM, "
+                      "then SIGKILL): " + fence_reason;
+    End(step, "aborted", why);
+    return Stop{DeployOutcome::kSessionLost, why};
   }
   // The session may have expired while COMMAND ran: then our flag vanished
   // and the agent may have registered the instance mid-upgrade (or, when
@@ -428,6 +532,19 @@ void InstanceDeploy::Resume(const std::string& why) {
     End(step, "skipped", "no flag of ours");
     return;
   }
+  // Only the session that created the flag deletes it. After a session
+  // change our flag is gone with its session, and a flag at that path now
+  // was made by someone else (with the same data version 0).
+  auto session_ended = [&] {
+    End(step, "ok",
+        "our session " + SessionHex(paused_session_) +
+            " ended, and our flag with it; nothing deleted (a flag there "
+            "now is someone else's)");
+  };
+  if (env_.session->session_id() != paused_session_) {
+    session_ended();
+    return;
+  }
   auto flag = Retrying([&] { return env_.session->GetSync(flag_path_); });
   if (!flag.ok()) {
     if (flag.status().code() == StatusCode::kNotFound) {
@@ -444,10 +561,18 @@ void InstanceDeploy::Resume(const std::string& why) {
         "flag " + flag_path_ + " belongs to another session now; left alone");
     return;
   }
-  Status s = Retrying(
-      [&] { return env_.session->DeleteSync(flag_path_, flag->stat.version); });
+  Status s = Retrying([&]() -> Status {
+    // A retry must not run in a later session (see above).
+    if (env_.session->session_id() != paused_session_) {
+      return FailedPrecondition("session changed");
+    }
+    return env_.session->DeleteInSessionSync(flag_path_, flag->stat.version,
+                                             paused_session_);
+  });
   if (s.ok() || s.code() == StatusCode::kNotFound) {
     End(step, "ok", "flag deleted");
+  } else if (env_.session->session_id() != paused_session_) {
+    session_ended();
   } else {
     End(step, "failed",
         "cannot delete " + flag_path_ + ": " + s.ToString() +

@@ -11,18 +11,31 @@
 //            as an ephemeral node of our session, bumps the registration
 //            guard and deletes /services/S/<ip>_<port> if present.
 // drain      Waits --drain-wait so callers drop their cached lists.
-// verify     Immediately before COMMAND: the flag must still exist and be
-//            owned by the session that created it, which must still be
-//            ours. Otherwise the session expired, the flag went with it and
-//            the agent may have registered the instance again: COMMAND is
-//            not run and the deploy ends "aborted" (session lost).
+// verify     Immediately before COMMAND: the service lock must still be
+//            ours (if the environment has one), and after a ZooKeeper sync
+//            (so a follower that lags cannot answer for the leader) the flag
+//            must still exist, carry our deploy id and pid, and be owned by
+//            the session that created it, which must still be ours.
+//            Otherwise the session expired, the flag went with it and the
+//            agent may have registered the instance again (or another
+//            coordinator holds the lock): COMMAND is not run and the deploy
+//            ends "aborted" (session lost).
 // command    COMMAND runs (command.h) with ZKROLL_SERVICE, ZKROLL_IP,
-//            ZKROLL_PORT, ZKROLL_INSTANCE and ZKROLL_DEPLOY_ID. A non-zero
-//            exit or the --exec-timeout fails the deploy. If the session was
-//            lost meanwhile, that is reported once COMMAND ended.
+//            ZKROLL_PORT, ZKROLL_INSTANCE, ZKROLL_DEPLOY_ID and ZKROLL_FENCE
+//            (the flag's creation zxid, decimal: an upgrade script can
+//            refuse to act if the flag now there has another one). A
+//            non-zero exit or the --exec-timeout fails the deploy. While it
+//            runs a SessionFence (session_fence.h) watches our session: if
+//            it ends, or the client stays disconnected past two thirds of
+//            the session timeout, COMMAND's process group is stopped and
+//            the deploy ends "aborted" (session lost). The flag is checked
+//            again (with a sync) once COMMAND ended.
 // health     Up to --health-attempts checks, --health-interval apart; one
 //            pass is enough.
-// resume     Deletes our flag (only if it is still ours).
+// resume     Deletes our flag, only through the session that created it
+//            (ZkSession::DeleteInSessionSync): after a session change the
+//            flag is already gone with its session, and a flag at that path
+//            now is someone else's, so nothing is deleted.
 // registered Waits, with a watch, until the agent re-registers the
 //            instance, at most --register-timeout (a timeout fails the
 //            deploy: the instance is healthy by our checks but out of
@@ -32,7 +45,10 @@
 //
 // Nothing in ZooKeeper is deleted that this deploy did not create: a flag
 // found at pause time (a manual pause, another deploy) fails the deploy
-// without touching it, and a flag that is no longer ours is left alone.
+// without touching it, and a flag that is no longer ours is left alone. The
+// one exception is an expired manual flag, deleted by a multi that checks
+// /pause/<service> at the version read before it
+// (registry::DeleteReadFlag), so a pause made in between survives.
 //
 // With --switch the instance is never paused; the agent's forwarder keeps
 // its public port serving while the backend behind it is replaced
@@ -91,6 +107,8 @@
 
 namespace zkroll::coordinator {
 
+class ServiceLock;
+
 struct DeployOptions {
   std::vector<std::string> command;     // argv after `--`
   std::vector<std::string> on_failure;  // empty: none
@@ -124,6 +142,9 @@ struct DeployEnvironment {
   AbortSignal* abort = nullptr;
   Reporter* reporter = nullptr;
   Journal* journal = nullptr;  // may be null (tests)
+  // The service lock of this run (may be null: tests). Verify checks it
+  // is still held right before COMMAND.
+  ServiceLock* lock = nullptr;
   AclList acl;         // for pause flags
   AclList switch_acl;  // for /switch nodes
   ServiceName service;

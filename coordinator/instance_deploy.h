@@ -34,6 +34,16 @@ inline std::string SessionHex(int64_t id) {
   return buf;
 }
 
+// Whether `node`, read at the flag path `path`, is the flag this deploy
+// created: its payload names `deploy_id` and `pid`, and it is an ephemeral
+// of `session` (the coordinator's session now). nullopt if so; otherwise
+// why not, for the message. A flag that fails this belongs to someone else
+// (another coordinator, an operator) and must never be deleted by us.
+std::optional<std::string> WhyNotOurFlag(const NodeData& node,
+                                         const std::string& path,
+                                         const std::string& deploy_id,
+                                         int64_t pid, int64_t session);
+
 // Why a deploy stopped early; carried out of the step functions.
 struct Stop {
   DeployOutcome outcome;
@@ -81,18 +91,32 @@ class InstanceDeploy {
   // Retries `call` while it fails with a transient error (connection loss,
   // timeout, or the expiry of a session that Connection is replacing), for
   // at most the ZooKeeper retry window. Between attempts it waits for a
-  // session event (or 250 ms), so a reconnect is used at once.
+  // session event (or 250 ms), so a reconnect is used at once. A retry may
+  // run in a later session than the first attempt: a call whose meaning
+  // depends on the session (deleting a node we created) must be bound to
+  // it (ZkSession::DeleteInSessionSync) or compare session ids itself.
   template <typename Call>
   auto Retrying(Call call) -> decltype(call());
 
-  // Whether our flag still exists, is owned by the session that created it
-  // and that session is still ours. `why` says what is wrong otherwise.
+  // Whether our flag still exists (read after a sync), carries our deploy
+  // id, is owned by the session that created it and that session is still
+  // ours; records its czxid as the fence. `why` says what is wrong
+  // otherwise.
   bool FlagStillOurs(std::string* why);
   // The same for any ephemeral node this deploy created in session `owner`;
   // `consequence` says what its loss means, for the message.
+  // Issues a ZooKeeper sync first, so a lagging follower cannot confirm a
+  // node that is gone at the leader. `out` (may be null) gets the node.
   bool EphemeralStillOurs(const std::string& path, int64_t owner,
                           const std::string& what,
-                          const std::string& consequence, std::string* why);
+                          const std::string& consequence, std::string* why,
+                          NodeData* out = nullptr);
+  // After a pause whose session changed (or whose reply was lost): whether
+  // the flag at flag_path_ is the one this deploy created. Only if its
+  // payload names our deploy id and pid and its owner is our current
+  // session; then paused_session_ is set to it. `why` (may be null) says
+  // what is wrong otherwise.
+  bool AdoptFlag(std::string* why);
 
   Stop AbortStop(const std::string& during) const {
     int sig = env_.abort->signo();
@@ -167,6 +191,7 @@ class InstanceDeploy {
   SwitchPlan* plan_ = nullptr;  // set while RunSwitch runs
   int64_t paused_session_ = 0;
   bool flag_created_ = false;
+  int64_t fence_zxid_ = 0;  // czxid of our flag, read by Verify
   DeployResult result_;
 };
 

@@ -2,6 +2,7 @@
 
 #include "common/paths.h"
 #include "common/payload.h"
+#include "common/registry.h"
 
 namespace zkroll::coordinator {
 namespace {
@@ -98,9 +99,16 @@ Result<ServiceInventory> LoadInventory(ZkSession* session,
   }
 
   const std::string pause_dir = paths::PauseDir(service);
-  auto flags = ChildrenOrNone(session, pause_dir);
-  if (!flags.ok()) return flags.status();
-  for (const std::string& name : *flags) {
+  // The children come with /pause/<service>'s own stat, read before any
+  // flag: the version a later delete of an expired flag checks.
+  auto flags = session->GetChildrenSync(pause_dir);
+  if (!flags.ok() && flags.status().code() != StatusCode::kNotFound) {
+    return flags.status();
+  }
+  if (flags.ok()) inv.pause_dir_version = flags->stat.version;
+  const std::vector<std::string> flag_names =
+      flags.ok() ? flags->names : std::vector<std::string>{};
+  for (const std::string& name : flag_names) {
     auto addr = InstanceAddress::ParseNodeName(name);
     if (!addr.ok()) {
       inv.warnings.push_back("skipped " + pause_dir + "/" +
@@ -154,7 +162,11 @@ std::vector<std::string> RemoveExpiredFlags(ZkSession* session,
   for (const auto& [addr, state] : inv->paused) {
     if (!state.expired) continue;
     const std::string path = paths::PauseFlagNode(service, addr);
-    Status s = session->DeleteSync(path, state.stat.version);
+    Status s = registry::DeleteReadFlag(
+        *session, service, addr,
+        registry::GuardVersion{paths::PauseDir(service),
+                               inv->pause_dir_version.value_or(-1)},
+        state.stat.version);
     if (s.ok()) {
       std::string line = "removed expired pause flag " + path + " (by " +
                          state.flag.by() + ", reason " +
@@ -162,8 +174,12 @@ std::vector<std::string> RemoveExpiredFlags(ZkSession* session,
                          ", expired at " + state.flag.expires_at() + ")";
       LOG(WARNING) << line;
       removed.push_back(line);
-    } else if (s.code() != StatusCode::kNotFound &&
-               s.code() != StatusCode::kBadVersion) {
+    } else if (s.code() == StatusCode::kAborted) {
+      // A pause was made since we read: the flag there may be a new one.
+      // The next command reads again and decides again.
+      LOG(WARNING) << "left expired pause flag " << path
+                   << " in place: " << s.message();
+    } else if (s.code() != StatusCode::kNotFound) {
       LOG(WARNING) << "cannot remove expired pause flag " << path << ": "
                    << s.ToString();
     }

@@ -47,6 +47,9 @@ struct ServiceInventory {
   std::map<InstanceAddress, PauseState> paused;
   std::vector<std::string> live_agents;  // every /agents child
   std::vector<std::string> warnings;     // skipped malformed records
+  // Data version of /pause/<service> read with its children, before the
+  // flags (none: it does not exist). See registry::DeleteReadFlag.
+  std::optional<int32_t> pause_dir_version;
 
   bool Knows(const InstanceAddress& a) const {
     return declared.count(a) > 0 || registered.count(a) > 0;
@@ -65,8 +68,11 @@ Result<ServiceInventory> LoadInventory(ZkSession* session,
 // pause).
 bool PauseExpired(const proto::PauseFlag& flag, WallTime now);
 
-// Deletes the expired flags of `service` (each version-checked, so a flag
-// re-created meanwhile survives). Returns one human line per removed flag.
+// Deletes the expired flags of `service`. Each delete is a multi checking
+// the version of /pause/<service> read before the flags
+// (registry::DeleteReadFlag), so a flag re-created meanwhile by a pause
+// survives. Returns one human line per removed flag. `zkroll status` never
+// calls this: reading must not delete.
 std::vector<std::string> RemoveExpiredFlags(ZkSession* session,
                                             const ServiceName& service);
 

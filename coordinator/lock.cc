@@ -115,14 +115,17 @@ Status ServiceLock::Release() {
   // Only delete the node of our own session: after an expiry the same
   // sequential name cannot come back, but stay strict anyway.
   if ((*stat)->ephemeral_owner != owner_) return Status::Ok();
-  Status s = RetryTransient(session_, Millis(5000), [&] {
-    return session_->DeleteSync(path_, (*stat)->version);
+  Status s = RetryTransient(session_, Millis(5000), [&]() -> Status {
+    if (session_->session_id() != owner_) return Status::Ok();  // gone with it
+    return session_->DeleteInSessionSync(path_, (*stat)->version, owner_);
   });
   if (s.code() == StatusCode::kNotFound) return Status::Ok();
   return s.ok() ? s : s.WithContext("releasing lock " + path_);
 }
 
 Result<bool> ServiceLock::StillHeld() {
+  if (session_->session_id() != owner_) return false;
+  ZKROLL_RETURN_IF_ERROR(session_->SyncSync(path_));
   auto stat = session_->ExistsSync(path_);
   if (!stat.ok()) return stat.status();
   return stat->has_value() && (*stat)->ephemeral_owner == owner_ &&

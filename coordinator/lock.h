@@ -7,7 +7,9 @@
 // naming the holder. Because the node is ephemeral, a coordinator that dies
 // releases the lock when its session ends.
 //
-// Thread-safety: not thread-safe; used from the main thread.
+// Thread-safety: Acquire, Release and the destructor run on the main
+// thread; StillHeld() may be called from any thread (the deploys of a
+// rollout batch check the lock before their COMMAND) while the lock lives.
 #ifndef ZKROLL_COORDINATOR_LOCK_H_
 #define ZKROLL_COORDINATOR_LOCK_H_
 
@@ -39,7 +41,8 @@ class ServiceLock {
 
   // True while our node exists and belongs to the session that is current
   // now: false after a session expiry, when another coordinator may have
-  // taken the lock meanwhile.
+  // taken the lock meanwhile. Reads after a sync, so a follower that has
+  // not applied our expiry yet cannot answer for the leader.
   Result<bool> StillHeld();
 
   const std::string& path() const { return path_; }

@@ -94,16 +94,15 @@ Status ResumeInstance(ZkSession* session, const ServiceName& service,
                       Reporter* reporter) {
   const std::string label = InstanceId{service, address}.ToString();
   const std::string flag_path = paths::PauseFlagNode(service, address);
-  auto existing = session->GetSync(flag_path);
-  if (!existing.ok()) {
-    if (existing.status().code() == StatusCode::kNotFound) {
-      reporter->Notice(label + " is not paused; nothing to do");
-      return Status::Ok();
-    }
-    return existing.status();
+  auto read = registry::ReadPauseFlag(*session, service, address);
+  if (!read.ok()) return read.status();
+  if (!read->flag) {
+    reporter->Notice(label + " is not paused; nothing to do");
+    return Status::Ok();
   }
-  auto f = ParsePayload<proto::PauseFlag>(existing->data, flag_path);
-  if (existing->stat.ephemeral_owner != 0 && !force) {
+  const NodeData& existing = *read->flag;
+  auto f = ParsePayload<proto::PauseFlag>(existing.data, flag_path);
+  if (existing.stat.ephemeral_owner != 0 && !force) {
     return FailedPrecondition(
         label + " is paused by a running deploy" +
         (f.ok() ? " " + f->deploy_id() + " (" + f->by() + ", pid " +
@@ -112,14 +111,19 @@ Status ResumeInstance(ZkSession* session, const ServiceName& service,
         "; stop that deploy (Ctrl-C) and it resumes the instance itself, or "
         "pass --force to delete its flag anyway");
   }
-  Status s = session->DeleteSync(flag_path, existing->stat.version);
+  // Deletes exactly the flag read above: if a pause was made since (say the
+  // flag expired and a deploy replaced it), the delete fails.
+  Status s = registry::DeleteReadFlag(*session, service, address,
+                                      read->pause_dir, existing.stat.version);
   if (s.code() == StatusCode::kNotFound) {
     reporter->Notice(label + " is not paused; nothing to do");
     return Status::Ok();
   }
-  if (s.code() == StatusCode::kBadVersion) {
-    return FailedPrecondition("the pause flag " + flag_path +
-                              " changed while we looked; run resume again");
+  if (s.code() == StatusCode::kAborted) {
+    return FailedPrecondition(
+        s.message() + ". Nothing was deleted; look at `zkroll status "
+        "--service " + service.str() + "` and run resume again if the new "
+        "pause should end too");
   }
   ZKROLL_RETURN_IF_ERROR(s);
   reporter->Notice("resumed " + label +

@@ -4,13 +4,18 @@
 // with the same transaction as a deploy's (registry::PauseOps: the flag,
 // the guard bump and the deregistration in one multi), so it outlives the
 // process that made it. It always carries expires_at = now + TTL: agents
-// treat an expired flag as absent and every coordinator command that sees
-// one deletes it, so no pause is permanent. resume deletes the flag (no
-// guard bump is needed to allow a registration).
+// treat an expired flag as absent, and deploy, rollout and pause delete
+// every expired flag of the service they see (status does not: reading
+// deletes nothing), so no pause is permanent. resume deletes the flag (no guard bump is
+// needed to allow a registration), exactly the incarnation it read: the
+// delete checks /pause/<service> at the version read before the flag
+// (registry::DeleteReadFlag).
 //
 // Errors: InvalidArgument for an instance nobody knows (unless forced);
-// FailedPrecondition when the instance is already paused (pause) or paused
-// by a running deploy (resume, unless forced); otherwise ZooKeeper errors.
+// FailedPrecondition when the instance is already paused (pause), paused
+// by a running deploy (resume, unless forced), or paused anew between
+// resume's read and its delete (nothing deleted); otherwise ZooKeeper
+// errors.
 // Thread-safety: plain functions over a ZkSession.
 #ifndef ZKROLL_COORDINATOR_MAINTENANCE_H_
 #define ZKROLL_COORDINATOR_MAINTENANCE_H_

@@ -59,7 +59,9 @@ std::string PauseText(const PauseState& p) {
   } else {
     out += ", until " + p.flag.expires_at();
   }
-  if (p.expired) out += " [expired]";
+  if (p.expired) {
+    out += " [expired, will be removed by the next deploy or `zkroll resume`]";
+  }
   return out;
 }
 
@@ -96,9 +98,8 @@ std::string ForwardingText(const proto::ForwarderState& st) {
 
 Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
                           Reporter* reporter) {
-  for (const auto& line : RemoveExpiredFlags(session, service)) {
-    reporter->Notice(line);
-  }
+  // Reading deletes nothing: an expired flag is shown as such and removed
+  // by the next deploy, rollout or pause of the service, or by a resume.
   auto inv = LoadInventory(session, service);
   if (!inv.ok()) return inv.status();
   // Bad nodes are part of the answer, for people and for tools alike.
@@ -171,6 +172,7 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
                                  .Add("expires_at", f.expires_at())
                                  .Add("deploy_id", f.deploy_id())
                                  .Add("ephemeral", pause->second.ephemeral())
+                                 .Add("expired", pause->second.expired)
                                  .str());
       }
       std::string agents_json = "[";

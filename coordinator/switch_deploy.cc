@@ -359,10 +359,19 @@ std::optional<Stop> InstanceDeploy::SwitchCommit(SwitchPlan* plan) {
   proto::ForwardTarget t = NewTarget(plan, plan->new_backend, "committed");
   // One transaction: the agent never sees the in-flight node gone while
   // the committed one still names the old backend.
+  // Through our session only: a retry in a later session would delete
+  // another coordinator's in-flight node.
   MultiResult m = Retrying([&] {
-    return env_.session->MultiSync(
+    if (env_.session->session_id() != plan->session) {
+      MultiResult lost;
+      lost.status = Aborted("the coordinator's ZooKeeper session changed "
+                            "before the commit; our in-flight node is gone");
+      return lost;
+    }
+    return env_.session->MultiInSessionSync(
         {ZkOp::SetData(plan->switch_path, ToJson(t)),
-         ZkOp::Delete(plan->deploy_path)});
+         ZkOp::Delete(plan->deploy_path)},
+        plan->session);
   });
   if (!m.status.ok()) {
     why = "cannot commit: " + m.status.ToString();
@@ -423,11 +432,16 @@ void InstanceDeploy::SwitchRollback(SwitchPlan* plan,
   if (plan->in_flight) {
     // Our in-flight node names the new backend (or the backup); without it
     // the agent goes back to the committed backend, the old one.
+    // Deleted only through the session that created it: after a session
+    // change ours is gone with it, and a node there now is another
+    // coordinator's.
     Status d = Retrying([&] {
+      if (env_.session->session_id() != plan->session) return Status::Ok();
       auto node = env_.session->GetSync(plan->deploy_path);
       if (!node.ok()) return node.status();
       if (node->stat.ephemeral_owner != plan->session) return Status::Ok();
-      return env_.session->DeleteSync(plan->deploy_path, node->stat.version);
+      return env_.session->DeleteInSessionSync(
+          plan->deploy_path, node->stat.version, plan->session);
     });
     if (!d.ok() && d.code() != StatusCode::kNotFound) {
       End(step, "failed",

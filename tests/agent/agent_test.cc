@@ -1,6 +1,9 @@
 // zkroll-agent as a real process against a real ZooKeeper server.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
+
 #include "common/clock.h"
 #include "tests/agent/agent_fixture.h"
 
@@ -208,6 +211,43 @@ TEST_F(AgentTest, SessionExpiryReRegistersWithNewSession) {
   ASSERT_TRUE(kids.ok());
   EXPECT_EQ(std::count(kids->names.begin(), kids->names.end(),
                        "127.0.0.1_" + std::to_string(port)), 1);
+}
+
+// A registration deleted by someone else (here the test's own session, as
+// an operator or a pause multi that crossed ours would) is registered again
+// at once. The resync is 10 minutes, so only the agent's exists-watch on
+// its node can explain a re-registration within the deadline.
+TEST_F(AgentTest, RegistrationDeletedBySomeoneElseIsRestoredByTheWatch) {
+  int port = PickFreePort();
+  TinyService svc(port);
+  ASSERT_TRUE(svc.Start());
+  StartAgent({"--host", "h-watch", "--interval", "100ms", "--timeout",
+              "200ms", "--rise", "1", "--fall", "2", "--resync", "10m",
+              "--session-timeout", "4s", "--instance",
+              svc_ + "@127.0.0.1:" + std::to_string(port)});
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
+  for (int round = 0; round < 3; ++round) {
+    auto before = InstanceNode(svc_, port);
+    ASSERT_TRUE(before);
+    ASSERT_TRUE(zk_->DeleteSync(InstancePath(svc_, port)).ok());
+    const auto deleted_at = std::chrono::steady_clock::now();
+    ASSERT_TRUE(WaitFor([&] {
+      auto n = InstanceNode(svc_, port);
+      return n && n->stat.czxid != before->stat.czxid;
+    }, milliseconds(5000))) << "round " << round << "; agent log:\n"
+                            << AgentLog(0);
+    auto after = InstanceNode(svc_, port);
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->stat.ephemeral_owner, before->stat.ephemeral_owner)
+        << "re-registered by the agent's own session";
+    std::printf("round %d: re-registered %lld ms after the delete\n", round,
+                static_cast<long long>(
+                    std::chrono::duration_cast<milliseconds>(
+                        std::chrono::steady_clock::now() - deleted_at)
+                        .count()));
+  }
+  EXPECT_NE(AgentLog(0).find("was deleted by someone else"), std::string::npos)
+      << AgentLog(0);
 }
 
 TEST_F(AgentTest, QuickRestartReplacesOwnStaleNodeWithoutGap) {

@@ -262,6 +262,33 @@ TEST_F(ZkSessionTest, ExpiryBuildsNewSessionAndOwnerRecreatesEphemerals) {
   EXPECT_EQ(node->stat.ephemeral_owner, s->session_id());
 }
 
+// Calls bound to a session go out through that session or not at all:
+// after an expiry and renewal they send nothing (SessionExpired), while the
+// same calls bound to the new session work. Sync answers on any path.
+TEST_F(ZkSessionTest, CallsBoundToASessionNeverRunInALaterOne) {
+  auto s = Connect();
+  ASSERT_TRUE(s->EnsurePathSync("/t10", OpenAcl()).ok());
+  EXPECT_TRUE(s->SyncSync("/t10").ok());
+  EXPECT_TRUE(s->SyncSync("/t10/missing").ok());
+  ASSERT_TRUE(s->CreateSync("/t10/a", "", CreateMode::kEphemeral, OpenAcl()).ok());
+  const int64_t old_id = s->session_id();
+  EXPECT_TRUE(s->DeleteInSessionSync("/t10/a", 0, old_id).ok());
+  ASSERT_TRUE(s->CreateSync("/t10/a", "", CreateMode::kEphemeral, OpenAcl()).ok());
+
+  ASSERT_TRUE(server()->ExpireSession(old_id, s->session_password()).ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return s->session_id() != old_id && s->connected(); },
+                      milliseconds(30000)));
+  ASSERT_TRUE(s->CreateSync("/t10/b", "", CreateMode::kPersistent, OpenAcl()).ok());
+  EXPECT_EQ(s->DeleteInSessionSync("/t10/b", 0, old_id).code(),
+            StatusCode::kSessionExpired);
+  MultiResult m = s->MultiInSessionSync({ZkOp::Delete("/t10/b", 0)}, old_id);
+  EXPECT_EQ(m.status.code(), StatusCode::kSessionExpired) << m.status.ToString();
+  EXPECT_TRUE(s->ExistsSync("/t10/b")->has_value()) << "deleted from a later session";
+  EXPECT_TRUE(
+      s->MultiInSessionSync({ZkOp::Delete("/t10/b", 0)}, s->session_id()).status.ok());
+  EXPECT_FALSE(s->ExistsSync("/t10/b")->has_value());
+}
+
 TEST_F(ZkSessionTest, DigestAclRefusesUnauthenticatedWriter) {
   Credential cred{"coordinator", "pw-c"};
   ZkOptions with_auth;

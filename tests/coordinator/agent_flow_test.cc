@@ -4,8 +4,10 @@
 // must stay running block on a FIFO the test releases (Handshake), and
 // every wait is for a condition with a deadline.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 
@@ -230,22 +232,48 @@ TEST_F(AgentFlowTest, SessionExpiredDuringDrainMeansCommandIsNotRun) {
   EXPECT_EQ(journal->outcome(), "aborted");
 }
 
-TEST_F(AgentFlowTest, SessionExpiredWhileCommandRunsIsReportedAfterIt) {
+// A coordinator frozen past its session timeout while COMMAND runs: the
+// session expires, the flag goes, the agent registers the instance again.
+// When the coordinator wakes, it learns of the expiry and its fence stops
+// COMMAND's process group at once (the test never releases COMMAND), and
+// the deploy ends as session lost, exit 4.
+TEST_F(AgentFlowTest, SessionExpiredWhileCommandRunsStopsCommand) {
   StartFleet(1);
   const int port = services_[0]->port();
   Handshake hs(dir_, "cmd");
-  ChildProcess* z = StartZkroll(Deploy(port, {"--session-timeout", "1s"},
-                                       {"/bin/sh", "-c", hs.Snippet()}));
+  const std::string fence_file = dir_.File("fence");
+  ChildProcess* z = StartZkroll(
+      Deploy(port, {"--session-timeout", "1s"},
+             {"/bin/sh", "-c",
+              "echo \"$ZKROLL_FENCE\" > " + fence_file + "; " + hs.Snippet()}));
   ASSERT_TRUE(hs.WaitStarted(milliseconds(20000))) << z->Output();
+  auto flag = Get(FlagPath(port));
+  ASSERT_TRUE(flag);
+  std::ifstream fence_in(fence_file);
+  std::string fence;
+  std::getline(fence_in, fence);
+  EXPECT_EQ(fence, std::to_string(flag->stat.czxid));
+  std::ifstream marker_in(hs.marker());
+  pid_t shell = 0;
+  marker_in >> shell;
+  ASSERT_GT(shell, 0);
   z->Signal(SIGSTOP);  // COMMAND (its own process group) keeps running
   ASSERT_TRUE(WaitFor([&] { return !Paused(port) && Registered(port); },
                       milliseconds(20000)))
       << AgentLogs();
+  const auto woke = Clock::now();
   z->Signal(SIGCONT);
-  ASSERT_TRUE(hs.Release());
   auto code = z->Wait(milliseconds(30000));
   ASSERT_EQ(code, 4) << z->Output();
-  EXPECT_NE(z->Output().find("while it ran"), std::string::npos) << z->Output();
+  std::cerr << "fault: coordinator woke after its session expired; COMMAND "
+               "stopped and zkroll exited 4 after "
+            << std::chrono::duration_cast<milliseconds>(Clock::now() - woke)
+                   .count()
+            << " ms\n";
+  EXPECT_NE(z->Output().find("COMMAND was stopped"), std::string::npos)
+      << z->Output();
+  EXPECT_TRUE(::kill(shell, 0) != 0 && errno == ESRCH)
+      << "COMMAND's shell survived the loss of the session";
   auto journal = LastJournal();
   ASSERT_TRUE(journal.has_value());
   EXPECT_EQ(journal->outcome(), "aborted");
@@ -297,8 +325,12 @@ TEST_F(AgentFlowTest, ManualPauseExpiresAndTheAgentRegistersAgain) {
       << "registered before the pause expired";
   EXPECT_TRUE(Paused(port)) << "the flag is still there (agents cannot delete)";
   RunResult st2 = Zkroll({"status", "--service", svc_});
-  EXPECT_NE(st2.output.find("removed expired pause flag"), std::string::npos)
+  EXPECT_NE(st2.output.find("expired, will be removed"), std::string::npos)
       << st2.output;
+  EXPECT_TRUE(Paused(port)) << "status must not delete";
+  RunResult resume = Zkroll({"resume", "--service", svc_, "--instance",
+                             Addr(port)});
+  EXPECT_EQ(resume.exit_code, 0) << resume.output;
   EXPECT_FALSE(Paused(port));
 }
 

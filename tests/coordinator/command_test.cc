@@ -126,6 +126,34 @@ TEST(RunCommandTest, AbortStopsTheCommand) {
   EXPECT_LT(o.elapsed, milliseconds(10000));
 }
 
+// The fence (the coordinator lost its session) stops the whole group like
+// an abort, and says why in the outcome.
+TEST(RunCommandTest, FenceStopsTheWholeProcessGroup) {
+  TempDir dir;
+  AbortSignal abort;
+  AbortSignal fence;
+  const std::string pidfile = dir.File("child");
+  CommandSpec spec;
+  spec.argv = {"/bin/sh", "-c",
+               "tail -f /dev/null & echo $! > " + pidfile + ".tmp; mv " +
+                   pidfile + ".tmp " + pidfile + "; wait"};
+  spec.timeout = milliseconds(60000);
+  std::thread stopper([&] {
+    WaitFor([&] { return ::access(pidfile.c_str(), F_OK) == 0; },
+            milliseconds(10000));
+    fence.Request(SIGTERM);
+  });
+  CommandOutcome o = RunCommand(spec, {}, &abort, &fence);
+  stopper.join();
+  EXPECT_EQ(o.kind, CommandOutcome::Kind::kFenced);
+  EXPECT_NE(o.Describe(spec).find("session was lost"), std::string::npos);
+  EXPECT_FALSE(abort.requested());
+  pid_t child = std::atoi(ReadFile(pidfile).c_str());
+  ASSERT_GT(child, 0);
+  EXPECT_TRUE(WaitFor([&] { return !Alive(child); }, milliseconds(5000)))
+      << "the command's background child survived the fence";
+}
+
 TEST(RunCommandTest, BackgroundChildrenOfASuccessfulCommandSurvive) {
   // An upgrade command may start the new service in the background; a
   // normal exit must neither kill it nor wait for it.

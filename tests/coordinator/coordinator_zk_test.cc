@@ -320,10 +320,20 @@ TEST_F(CoordinatorZkTest, ManualPauseIsPersistentExpiresAndCanBeResumed) {
   ASSERT_TRUE(zk_->CreateSync(FlagPath(port), ToJson(old),
                               CreateMode::kPersistent, OpenAcl())
                   .ok());
+  // status shows it and deletes nothing (reading must not delete).
   RunResult st2 = Zkroll({"status", "--service", svc_});
   EXPECT_EQ(st2.exit_code, 0) << st2.output;
-  EXPECT_NE(st2.output.find("removed expired pause flag"), std::string::npos)
+  EXPECT_NE(st2.output.find("expired, will be removed"), std::string::npos)
       << st2.output;
+  EXPECT_TRUE(Paused(port));
+  // The next command that changes something (here a pause of another
+  // address) removes it and says so.
+  RunResult other = Zkroll({"pause", "--service", svc_, "--instance",
+                            "127.0.0.1:1", "--reason", "x", "--ttl", "1m",
+                            "--force"});
+  EXPECT_EQ(other.exit_code, 0) << other.output;
+  EXPECT_NE(other.output.find("removed expired pause flag"), std::string::npos)
+      << other.output;
   EXPECT_FALSE(Paused(port));
 }
 

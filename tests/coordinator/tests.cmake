@@ -5,6 +5,7 @@
 #  zk:   the coordinator against a real ZooKeeper server, with the agent
 #        simulated by the test (coordinator_zk_test) or real zkroll-agent
 #        processes and tiny services (coordinator_agent_flow_test).
+#  zk faults: the protocol races of issue 18, forced (protocol_race_test).
 zkroll_add_test(NAME coordinator_unit_test LABELS unit TIMEOUT 120
   SOURCES coordinator/command_test.cc coordinator/reporter_test.cc
           coordinator/cli_test.cc
@@ -21,3 +22,10 @@ zkroll_add_test(NAME coordinator_init_test LABELS zk TIMEOUT 300
 zkroll_add_test(NAME coordinator_switch_test LABELS zk TIMEOUT 600
   SOURCES coordinator/switch_test.cc coordinator/coordinator_fixture.cc
   LIBS zkroll_coordinator_lib)
+# The interleavings found by the protocol model (issue 18), forced against a
+# real ZooKeeper: coordinator code driven in-process with a session the test
+# expires on demand, and the real `zkroll` for status and resume.
+zkroll_add_test(NAME coordinator_protocol_race_test LABELS zk faults
+  TIMEOUT 300
+  SOURCES coordinator/protocol_race_test.cc coordinator/coordinator_fixture.cc
+  LIBS zkroll_coordinator_lib DEPENDS zkroll)
