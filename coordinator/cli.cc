@@ -1000,7 +1000,7 @@ int Dispatch(std::vector<std::string> args,
   args = Reorder(args);
   const std::string& first = args[0];
   if (first == "--version" || first == "version") {
-    std::printf("zkroll %s\n", ZKROLL_VERSION);
+    std::printf("zkroll %s\n", ZKROLL_VERSION_TEXT);
     return kExitOk;
   }
   if (first == "--help" || first == "-h" || first == "help") {

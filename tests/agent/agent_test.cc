@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "common/clock.h"
+#include "common/version.h"
 #include "tests/agent/agent_fixture.h"
 
 namespace zkroll::testing {
@@ -316,7 +317,8 @@ TEST_F(AgentTest, HelpAndVersion) {
   }
   r = RunCommand({ZKROLL_AGENT_BIN, "--version"}, kDeadline);
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_NE(r.output.find("zkroll-agent "), std::string::npos);
+  EXPECT_EQ(r.output,
+            "zkroll-agent " ZKROLL_VERSION " (git " ZKROLL_GIT_REVISION ")\n");
 }
 
 TEST_F(AgentTest, ConfigDirDeclaresInstances) {
