@@ -453,7 +453,9 @@ void Agent::OnRegisterFailed(const InstancePtr& inst, const MultiResult& r) {
   }
   LOG(WARNING) << "could not register " << id << ": " << r.status.ToString()
                << (r.status.IsRetryable() ? " (will retry)" : "");
-  if (!r.status.IsRetryable()) {
+  if (code == StatusCode::kPermissionDenied) {
+    // Our identity may not write there: no retry helps, so start-up must
+    // not wait for this instance (the error above says why).
     inst->refused_for_good = true;
     StateChanged();
   }

@@ -156,12 +156,13 @@ int AgentMain(int argc, char** argv) {
 
   Agent agent(io, *config, credentials);
   SystemdNotifier notifier(io, [&agent] { return agent.Summary(); });
-  agent.SetStateListener([&notifier] { notifier.StateChanged(); });
   Status started = agent.Start();
   if (!started.ok()) {
     std::cerr << "zkroll-agent: " << started.message() << "\n";
     return started.code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
+  // Start() only posts work, so no state change is missed before this.
+  agent.SetStateListener([&notifier] { notifier.StateChanged(); });
   notifier.Start();
 
   std::function<void()> arm_hup = [&] {
@@ -190,6 +191,7 @@ int AgentMain(int argc, char** argv) {
     agent.Shutdown(std::chrono::seconds(5), [&] { io.stop(); });
   });
   io.run();
+  agent.SetStateListener(nullptr);  // the notifier goes first
   LOG(INFO) << "zkroll-agent stopped";
   return 0;
 }
