@@ -153,6 +153,14 @@ fi
 [ -f /usr/share/doc/zkroll-agent/agent.md ] || fail "docs of zkroll-agent missing"
 [ -f /usr/share/doc/zkroll/coordinator.md ] || fail "docs of zkroll missing"
 
+echo "== reinstall (the upgrade path) keeps an edited conffile"
+echo "# edited by the package test" >>/etc/zkroll/agent.conf
+dpkg_locked -i "$agent_deb" >"$tmp/reinstall.log" 2>&1 ||
+  { cat "$tmp/reinstall.log"; fail "reinstalling zkroll-agent failed"; }
+grep -qx "# edited by the package test" /etc/zkroll/agent.conf ||
+  fail "reinstalling replaced the edited /etc/zkroll/agent.conf"
+[ "$(getent passwd zkroll)" = "$entry" ] || fail "reinstalling changed the zkroll account"
+
 echo "== remove keeps configuration and account"
 dpkg_locked --remove zkroll-agent >"$tmp/remove.log" 2>&1 || { cat "$tmp/remove.log"; fail "dpkg --remove failed"; }
 [ ! -e /usr/bin/zkroll-agent ] || fail "/usr/bin/zkroll-agent left after remove"
