@@ -27,6 +27,8 @@ struct Agent::Instance {
   // on the next change.
   bool watch_armed = false;
   bool conflict_logged = false;
+  bool failed_check = false;     // a check failed (start-up readiness)
+  bool refused_for_good = false;  // registration cannot succeed as is
   std::string last_check;
   WallTime last_check_at{};
   std::string node;          // /services/<service>/<ip>_<port>
@@ -60,7 +62,7 @@ Status Agent::Start() {
   agent_node_ = EphemeralNode::Create(
       &session_, paths::AgentNode(HostId::Parse(config_.host).value()));
   ZKROLL_RETURN_IF_ERROR(session_.Start());
-  LOG(INFO) << "zkroll-agent " << ZKROLL_VERSION << " host " << config_.host
+  LOG(INFO) << "zkroll-agent " << ZKROLL_VERSION_TEXT << " host " << config_.host
             << " managing " << config_.instances.size()
             << " instance(s); connecting to ZooKeeper at " << config_.zk;
   for (const auto& cfg : config_.instances) StartInstance(cfg, false);
@@ -89,6 +91,7 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
   if (shutting_down_) return;
   switch (e.kind) {
     case SessionEvent::Kind::kNewSession:
+      had_session_ = true;
       LOG(INFO) << "ZooKeeper session 0x" << std::hex << e.session_id
                 << std::dec << " established (timeout "
                 << FormatDuration(session_.negotiated_timeout()) << ")";
@@ -129,6 +132,7 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
       LOG(ERROR) << "ZooKeeper refused our credentials; check --auth-file";
       break;
   }
+  StateChanged();
 }
 
 void Agent::OnNewSession() {
@@ -260,6 +264,7 @@ void Agent::OnPauseUpdate(const ServiceName& service,
     }
     Reconcile(inst);
   }
+  StateChanged();
 }
 
 void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy,
@@ -291,6 +296,8 @@ void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy,
         if (!inst || inst->stopped) return;
         inst->last_check = r.reason;
         inst->last_check_at = std::chrono::system_clock::now();
+        if (!r.healthy) inst->failed_check = true;
+        StateChanged();
         // Retry a registration that failed for a transient reason.
         Reconcile(inst);
       });
@@ -433,6 +440,8 @@ void Agent::OnRegisterFailed(const InstancePtr& inst, const MultiResult& r) {
         Reconcile(inst);
         return;
       }
+      inst->refused_for_good = true;
+      StateChanged();
       if (!inst->conflict_logged) {
         inst->conflict_logged = true;
         LOG(ERROR) << inst->node << " is registered by another owner ("
@@ -453,6 +462,12 @@ void Agent::OnRegisterFailed(const InstancePtr& inst, const MultiResult& r) {
   }
   LOG(WARNING) << "could not register " << id << ": " << r.status.ToString()
                << (r.status.IsRetryable() ? " (will retry)" : "");
+  if (code == StatusCode::kPermissionDenied) {
+    // Our identity may not write there: no retry helps, so start-up must
+    // not wait for this instance (the error above says why).
+    inst->refused_for_good = true;
+    StateChanged();
+  }
 }
 
 void Agent::Deregister(const InstancePtr& inst) {
@@ -476,6 +491,7 @@ void Agent::Deregister(const InstancePtr& inst) {
 }
 
 void Agent::PublishSoon() {
+  StateChanged();  // every state change that is published passes here
   if (publish_pending_ || shutting_down_) return;
   publish_pending_ = true;
   // Coalesce bursts of state changes into one write.
@@ -624,6 +640,54 @@ void Agent::Reload(AgentConfig config) {
             << " removed, " << changed << " changed, " << instances_.size()
             << " managed";
   PublishSoon();
+}
+
+bool Agent::Settled(const Instance& inst) const {
+  if (inst.refused_for_good) return true;
+  auto it = pauses_.find(inst.cfg.id.service.str());
+  if (it == pauses_.end() || !it->second->snapshot().known) return false;
+  if (Paused(inst)) return !inst.registered;
+  return inst.healthy ? inst.registered : inst.failed_check;
+}
+
+void Agent::StateChanged() {
+  if (!started_ && !shutting_down_ && session_.connected() && acls_known_) {
+    bool all = true;
+    for (const auto& [id, inst] : instances_) all = all && Settled(*inst);
+    if (all) {
+      started_ = true;
+      LOG(INFO) << "start-up done: session up and every instance settled";
+    }
+  }
+  if (state_listener_) state_listener_();
+}
+
+void Agent::SetStateListener(std::function<void()> listener) {
+  state_listener_ = std::move(listener);
+}
+
+AgentSummary Agent::Summary() const {
+  AgentSummary s;
+  s.zk = session_.connected() ? AgentSummary::Zk::kConnected
+         : had_session_       ? AgentSummary::Zk::kDisconnected
+                              : AgentSummary::Zk::kConnecting;
+  s.zk_address = config_.zk;
+  s.started = started_;
+  s.instances = static_cast<int>(instances_.size());
+  for (const auto& [id, inst] : instances_) {
+    if (Settled(*inst)) ++s.settled;
+    // The same precedence as the state in /agents/<host>.
+    if (Paused(*inst)) {
+      ++s.paused;
+    } else if (inst->registered) {
+      ++s.registered;
+    } else if (inst->healthy) {
+      ++s.healthy;
+    } else {
+      ++s.unhealthy;
+    }
+  }
+  return s;
 }
 
 void Agent::Shutdown(Millis deadline, std::function<void()> done) {

@@ -45,6 +45,7 @@
 #include "agent/ephemeral_node.h"
 #include "agent/forwarding.h"
 #include "agent/pause_watcher.h"
+#include "agent/summary.h"
 #include "common/health/monitor.h"
 #include "common/zk_session.h"
 
@@ -69,6 +70,19 @@ class Agent {
   // Deregisters every instance, deletes /agents/<host>, then calls `done`
   // (at most `deadline` later even if ZooKeeper does not answer).
   void Shutdown(Millis deadline, std::function<void()> done);
+
+  // The agent's state for its supervisor (agent/systemd_notify.h).
+  // `started` latches once the session is up (connected, the ACLs of the
+  // roots read) and the first reconcile is done: every instance has
+  // settled, i.e. its service's pause flags were read and either it is
+  // paused, or it is healthy and registered, or a check failed before it
+  // was ever healthy (it stays unregistered until `rise` passes), or its
+  // registration was refused for good (another owner, no permission).
+  AgentSummary Summary() const;
+
+  // `listener` runs on the io_context after anything that may change
+  // Summary(): often, so it should coalesce.
+  void SetStateListener(std::function<void()> listener);
 
  private:
   struct Instance;
@@ -101,6 +115,8 @@ class Agent {
   void ArmResync();
   void ArmConnectLog();
   bool Paused(const Instance& inst) const;
+  bool Settled(const Instance& inst) const;
+  void StateChanged();
 
   boost::asio::io_context& io_;
   AgentConfig config_;
@@ -118,6 +134,9 @@ class Agent {
   AclList agents_acl_;
   std::string started_at_;
   std::chrono::steady_clock::time_point start_time_;
+  bool had_session_ = false;
+  bool started_ = false;  // see Summary()
+  std::function<void()> state_listener_;
 };
 
 }  // namespace zkroll::agent

@@ -1,6 +1,8 @@
 #include "agent/agent_main.h"
 
 #include <glog/logging.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -9,6 +11,7 @@
 
 #include "agent/agent.h"
 #include "agent/config.h"
+#include "agent/systemd_notify.h"
 #include "common/version.h"
 
 namespace zkroll::agent {
@@ -39,6 +42,18 @@ Options)";
 }  // namespace
 
 int AgentMain(int argc, char** argv) {
+  // SIGHUP's default action kills the process, and systemd may send it (or
+  // SIGTERM) at any time, so they are held pending from the first
+  // instruction until Asio's handlers are installed below; threads started
+  // meanwhile inherit the mask. A signal that arrived during start-up is
+  // then delivered and queued by the signal_set, never lost or fatal.
+  sigset_t held;
+  sigemptyset(&held);
+  sigaddset(&held, SIGHUP);
+  sigaddset(&held, SIGTERM);
+  sigaddset(&held, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &held, nullptr);
+
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
 
@@ -94,7 +109,7 @@ int AgentMain(int argc, char** argv) {
     return 0;
   }
   if (vm.count("version")) {
-    std::cout << "zkroll-agent " << ZKROLL_VERSION << "\n";
+    std::cout << "zkroll-agent " << ZKROLL_VERSION_TEXT << "\n";
     return 0;
   }
   auto opt = [&](const char* k) -> std::optional<std::string> {
@@ -133,19 +148,28 @@ int AgentMain(int argc, char** argv) {
   }
 
   boost::asio::io_context io;
+  boost::asio::signal_set stop_signals(io, SIGTERM, SIGINT);
+  boost::asio::signal_set hup(io, SIGHUP);
+  // Asio's handlers are in place: release the held signals. One that is
+  // pending is delivered now and waits in its signal_set for async_wait.
+  pthread_sigmask(SIG_UNBLOCK, &held, nullptr);
+
   Agent agent(io, *config, credentials);
+  SystemdNotifier notifier(io, [&agent] { return agent.Summary(); });
   Status started = agent.Start();
   if (!started.ok()) {
     std::cerr << "zkroll-agent: " << started.message() << "\n";
     return started.code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
+  // Start() only posts work, so no state change is missed before this.
+  agent.SetStateListener([&notifier] { notifier.StateChanged(); });
+  notifier.Start();
 
-  boost::asio::signal_set stop_signals(io, SIGTERM, SIGINT);
-  boost::asio::signal_set hup(io, SIGHUP);
   std::function<void()> arm_hup = [&] {
     hup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
       LOG(INFO) << "SIGHUP: reloading the configuration";
+      notifier.Reloading();
       auto fresh = LoadConfig(cl);
       if (!fresh.ok()) {
         LOG(ERROR) << "reload refused, the running configuration stays: "
@@ -153,6 +177,7 @@ int AgentMain(int argc, char** argv) {
       } else {
         agent.Reload(*fresh);
       }
+      notifier.Reloaded();
       arm_hup();
     });
   };
@@ -162,9 +187,11 @@ int AgentMain(int argc, char** argv) {
     LOG(INFO) << "signal " << sig
               << ": deregistering every instance before exit";
     hup.cancel();
+    notifier.Stopping();
     agent.Shutdown(std::chrono::seconds(5), [&] { io.stop(); });
   });
   io.run();
+  agent.SetStateListener(nullptr);  // the notifier goes first
   LOG(INFO) << "zkroll-agent stopped";
   return 0;
 }

@@ -1004,7 +1004,7 @@ int Dispatch(std::vector<std::string> args,
   args = Reorder(args);
   const std::string& first = args[0];
   if (first == "--version" || first == "version") {
-    std::printf("zkroll %s\n", ZKROLL_VERSION);
+    std::printf("zkroll %s\n", ZKROLL_VERSION_TEXT);
     return kExitOk;
   }
   if (first == "--help" || first == "-h" || first == "help") {

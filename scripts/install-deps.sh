@@ -15,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev
   libprotobuf-dev protobuf-compiler
   clang libclang-rt-14-dev     # libFuzzer targets
+  libsystemd-dev               # sd_notify: the agent's readiness, status and watchdog
+  dpkg-dev                     # dpkg-shlibdeps: the .deb packages' dependencies (scripts/package.sh)
   procps iproute2 python3
   haproxy wrk nginx            # benchmarks: bench/forward (reference proxy, load, backend)
 )

@@ -50,11 +50,13 @@ void AgentTest::TearDown() {
   zk_.reset();
 }
 
-ChildProcess* AgentTest::StartAgent(const std::vector<std::string>& args) {
+ChildProcess* AgentTest::StartAgent(const std::vector<std::string>& args,
+                                    const std::map<std::string, std::string>& env) {
   std::vector<std::string> argv = {ZKROLL_AGENT_BIN, "--zk", connect_string()};
   argv.insert(argv.end(), args.begin(), args.end());
   auto p = std::make_unique<ChildProcess>();
-  Status s = p->Start(argv, dir_.File("agent" + std::to_string(agents_.size()) + ".log"));
+  Status s = p->Start(argv, dir_.File("agent" + std::to_string(agents_.size()) + ".log"),
+                      env);
   EXPECT_TRUE(s.ok()) << s.ToString();
   agents_.push_back(std::move(p));
   return agents_.back().get();

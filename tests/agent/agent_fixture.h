@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,8 +38,10 @@ class AgentTest : public ZooKeeperTest {
   void SetUp() override;
   void TearDown() override;
 
-  // Starts zkroll-agent with `args` plus --zk; output in log(i).
-  ChildProcess* StartAgent(const std::vector<std::string>& args);
+  // Starts zkroll-agent with `args` plus --zk and `env` added to the
+  // environment; output in log(i).
+  ChildProcess* StartAgent(const std::vector<std::string>& args,
+                           const std::map<std::string, std::string>& env = {});
   std::string AgentLog(size_t i) const;
 
   bool Registered(const std::string& service, int port);

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "common/clock.h"
+#include "common/version.h"
 #include "tests/agent/agent_fixture.h"
 
 namespace zkroll::testing {
@@ -356,7 +357,8 @@ TEST_F(AgentTest, HelpAndVersion) {
   }
   r = RunCommand({ZKROLL_AGENT_BIN, "--version"}, kDeadline);
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_NE(r.output.find("zkroll-agent "), std::string::npos);
+  EXPECT_EQ(r.output,
+            "zkroll-agent " ZKROLL_VERSION " (git " ZKROLL_GIT_REVISION ")\n");
 }
 
 TEST_F(AgentTest, ConfigDirDeclaresInstances) {

@@ -46,6 +46,43 @@ TEST(AgentConfigTest, FileWithDefaultsAndOverrides) {
   EXPECT_EQ(c->instances.size(), 3u);
 }
 
+TEST(AgentConfigTest, DurationsTakeFractionsAndCombinedUnits) {
+  TempDir d;
+  std::string f = d.Write("agent.conf",
+                          "zk = 10.0.0.1:2181\nsession_timeout = 7.5s\nresync = 1m30s\n"
+                          "[instance.level]\nservice = level\nip = 192.168.1.10\n"
+                          "port = 9000\ninterval = 1.5s\ntimeout = 250ms\n"
+                          "check = tcp:connect<0.2s\n");
+  CommandLine cl;
+  cl.config_file = f;
+  auto c = LoadConfig(cl);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->session_timeout, Millis(7500));
+  EXPECT_EQ(c->resync, Millis(90000));
+  EXPECT_EQ(c->instances[0].interval, Millis(1500));
+  EXPECT_EQ(c->instances[0].timeout, Millis(250));
+  EXPECT_EQ(c->instances[0].check.max_connect_time, Millis(200));
+
+  d.Write("agent.conf", "zk = 10.0.0.1:2181\n[instance.level]\nservice = level\n"
+                        "ip = 192.168.1.10\nport = 9000\ninterval = 2.5.s\n");
+  c = LoadConfig(cl);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("instance.level.interval"), std::string::npos)
+      << c.status().message();
+  EXPECT_NE(c.status().message().find("'2.5.s'"), std::string::npos)
+      << c.status().message();
+
+  CommandLine flags;
+  flags.zk = "10.0.0.1:2181";
+  flags.instances = {"level@10.1.1.1:1"};
+  flags.interval = "0.5s";
+  flags.timeout = "0.25s";
+  c = LoadConfig(flags);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->instances[0].interval, Millis(500));
+  EXPECT_EQ(c->instances[0].timeout, Millis(250));
+}
+
 struct BadCase {
   std::string content;
   std::string expect;

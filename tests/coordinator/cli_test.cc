@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/version.h"
 #include "tests/support/process.h"
 #include "tests/support/zk_server.h"
 
@@ -50,6 +51,12 @@ TEST_F(CliTest, BadInputOfEachKindExitsTwoBeforeConnecting) {
       {{"deploy", "--zk", zk, "--service", "level", "--instance",
         "127.0.0.1:80", "--drain-wait", "20", "--", "/bin/true"},
        "--drain-wait: bad duration '20'"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--drain-wait", "2.5.s", "--", "/bin/true"},
+       "--drain-wait: bad duration '2.5.s': missing unit after '2.5'"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--drain-wait", "-1s", "--", "/bin/true"},
+       "--drain-wait: bad duration '-1s': negative"},
       {{"deploy", "--zk", zk, "--service", "level", "--instance",
         "127.0.0.1:80", "--exec-timeout", "0s", "--", "/bin/true"},
        "--exec-timeout must be more than 0"},
@@ -144,10 +151,28 @@ TEST_F(CliTest, BadInputOfEachKindExitsTwoBeforeConnecting) {
   }
 }
 
+TEST_F(CliTest, FractionalAndCombinedDurationsAreAccepted) {
+  // Valid flags get past validation to the connection attempt, which the
+  // dead --zk turns into exit 3; a refused duration would exit 2 first.
+  for (const char* drain : {"2.5s", "1.5m", "1m30.5s", "500ms"}) {
+    RunResult r = Run({"deploy", "--zk", dead_zk_, "--connect-timeout", "0.3s",
+                       "--service", "level", "--instance", "127.0.0.1:80",
+                       "--drain-wait", drain, "--exec-timeout", "1h30m", "--",
+                       "/bin/true"});
+    EXPECT_EQ(r.exit_code, 3) << drain << "\n" << r.output;
+    EXPECT_EQ(r.output.find("bad duration"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("cannot reach ZooKeeper"), std::string::npos)
+        << r.output;
+  }
+}
+
 TEST_F(CliTest, HelpAndVersion) {
   RunResult v = Run({"--version"});
   EXPECT_EQ(v.exit_code, 0);
-  EXPECT_EQ(v.output.rfind("zkroll ", 0), 0u) << v.output;
+  // "zkroll 0.2.0 (git d044061)": the project version and the revision
+  // captured when the build was configured ("unknown" outside git).
+  EXPECT_EQ(v.output, "zkroll " ZKROLL_VERSION " (git " ZKROLL_GIT_REVISION ")\n");
+  EXPECT_NE(std::string(ZKROLL_GIT_REVISION), "");
   RunResult h = Run({"--help"});
   EXPECT_EQ(h.exit_code, 0);
   for (const char* want : {"deploy", "rollout", "status", "history", "pause",

@@ -50,7 +50,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto back = zkroll::InstanceId::Parse(id->ToString());
     Require(back.ok() && *back == *id);
   }
-  if (auto d = zkroll::ParseDuration(text); d.ok()) Require(d->count() >= 0);
+  if (auto d = zkroll::ParseDuration(text); d.ok()) {
+    Require(d->count() >= 0);
+    // Whatever was accepted prints back in a form that parses to the same
+    // value, and that form is canonical (printing it again changes nothing).
+    const std::string printed = zkroll::FormatDuration(*d);
+    auto back = zkroll::ParseDuration(printed);
+    Require(back.ok() && *back == *d);
+    Require(zkroll::FormatDuration(*back) == printed);
+  }
   (void)zkroll::ValidateConnectString(std::string(text));
   if (auto spec = zkroll::health::ParseCheckSpec(text); spec.ok()) {
     auto back = zkroll::health::ParseCheckSpec(zkroll::health::DescribeCheck(*spec));

@@ -29,7 +29,8 @@ ChildProcess::~ChildProcess() {
 
 Result<pid_t> SpawnTied(const std::vector<std::string>& argv,
                         const std::string& log_path,
-                        const std::map<std::string, std::string>& extra_env) {
+                        const std::map<std::string, std::string>& extra_env,
+                        const std::vector<int>& pending_signals) {
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) {
     std::string kv = *e;
@@ -57,6 +58,13 @@ Result<pid_t> SpawnTied(const std::vector<std::string>& argv,
     args.push_back(nullptr);
     for (auto& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
+    if (!pending_signals.empty()) {
+      sigset_t held;
+      sigemptyset(&held);
+      for (int sig : pending_signals) sigaddset(&held, sig);
+      ::sigprocmask(SIG_BLOCK, &held, nullptr);
+      for (int sig : pending_signals) ::raise(sig);
+    }
     ::execve(args[0], args.data(), envp.data());
     ::_exit(127);
   }
@@ -65,10 +73,11 @@ Result<pid_t> SpawnTied(const std::vector<std::string>& argv,
 
 Status ChildProcess::Start(const std::vector<std::string>& argv,
                            const std::string& log_path,
-                           const std::map<std::string, std::string>& extra_env) {
+                           const std::map<std::string, std::string>& extra_env,
+                           const std::vector<int>& pending_signals) {
   log_path_ = log_path;
   exit_code_.reset();
-  auto pid = SpawnTied(argv, log_path, extra_env);
+  auto pid = SpawnTied(argv, log_path, extra_env, pending_signals);
   if (!pid.ok()) return pid.status();
   pid_ = *pid;
   return Status::Ok();

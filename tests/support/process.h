@@ -20,9 +20,13 @@ namespace zkroll::testing {
 // appended to `log_path`, stdin from /dev/null, `extra_env` added to our
 // environment, and SIGKILL delivered to it if this process dies first, so
 // no server or agent outlives a crashed test. Returns the child's pid.
+// `pending_signals` are blocked and raised in the child just before execve,
+// so the program starts with them pending (both survive execve): a signal
+// that arrives before its first instruction, deterministically.
 Result<pid_t> SpawnTied(const std::vector<std::string>& argv,
                         const std::string& log_path,
-                        const std::map<std::string, std::string>& extra_env = {});
+                        const std::map<std::string, std::string>& extra_env = {},
+                        const std::vector<int>& pending_signals = {});
 
 class ChildProcess {
  public:
@@ -33,9 +37,11 @@ class ChildProcess {
 
   // Starts argv[0] (an absolute path) with `extra_env` added to ours.
   // stdout and stderr go to `log_path` (appended).
+  // `pending_signals`: see SpawnTied.
   Status Start(const std::vector<std::string>& argv,
                const std::string& log_path,
-               const std::map<std::string, std::string>& extra_env = {});
+               const std::map<std::string, std::string>& extra_env = {},
+               const std::vector<int>& pending_signals = {});
 
   pid_t pid() const { return pid_; }
   bool running();

@@ -150,11 +150,11 @@ TEST(ParseCheckSpecTest, ErrorNamesTheTextWithControlCharactersEscaped) {
 TEST(DescribeCheckTest, CanonicalForms) {
   EXPECT_EQ(DescribeCheck(MustParse("tcp")), "tcp");
   EXPECT_EQ(DescribeCheck(MustParse("tcp:connect<1500ms")),
-            "tcp:connect<1s500ms");
+            "tcp:connect<1.5s");
   // Found by the names fuzzer: a limit above 10^9 ms printed as one number
   // of milliseconds that ParseDuration refuses.
   EXPECT_EQ(DescribeCheck(MustParse("tcp:connect<1105h00m10m01ms")),
-            "tcp:connect<1105h10m1ms");
+            "tcp:connect<1105h10m0.001s");
   EXPECT_EQ(DescribeCheck(MustParse("tcp:connect<2000ms")), "tcp:connect<2s");
   EXPECT_EQ(DescribeCheck(MustParse("http")), "http:/");
   EXPECT_EQ(DescribeCheck(MustParse("http:/h|body=OK|200-299,301")),
