@@ -16,6 +16,7 @@ packages=(
   libprotobuf-dev protobuf-compiler
   clang libclang-rt-14-dev     # libFuzzer targets
   procps iproute2 python3
+  spin                         # model checker: tests/model (ctest -L model)
   haproxy wrk nginx            # benchmarks: bench/forward (reference proxy, load, backend)
 )
 

@@ -113,8 +113,12 @@ for name in "$@"; do
     continue
   fi
   # -DSAFETY: only safety properties (the liveness one is checked at rest);
-  # -DCOLLAPSE: exact state compression; -DMEMLIM bounds memory.
-  if ! (cd "$dir" && "$cc" -O2 -DSAFETY -DCOLLAPSE -DMEMLIM="$memlim" \
+  # -DCOLLAPSE: exact state compression; -DMEMLIM bounds memory. A
+  # counterexample case explores a few thousand states: there, compiling
+  # pan.c with -O2 takes longer than the search, so it is not optimised.
+  opt=-O2
+  [ "$expect" = pass ] || opt=-O0
+  if ! (cd "$dir" && "$cc" "$opt" -DSAFETY -DCOLLAPSE -DMEMLIM="$memlim" \
           -o pan pan.c >cc.log 2>&1); then
     echo "FAIL $name: compiling pan failed:"
     cat "$dir/cc.log"
