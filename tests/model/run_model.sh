@@ -41,8 +41,11 @@ cases=(
   "f1a_resume_session_only|no_foreign_flag_deleted|-DFIX_RESUME_GUARD=0 -DCOORD_B=0 -DOP_ACTIONS=2 -DCRASHES=0 -DFLIPS=0 -DEXPIRIES=0 -DLOST=1"
   "f1b_adopt_off|adopts_only_own_flag|-DFIX_ADOPT=0 -DCOORD_B=1 -DOP_ACTIONS=0 -DCRASHES=0 -DFLIPS=0 -DEXPIRIES=1 -DLOST=0"
   "f1c_guard_off|no_foreign_flag_deleted|-DFIX_GUARD=0 -DCOORD_B=0 -DOP_ACTIONS=2 -DCRASHES=0 -DFLIPS=0 -DEXPIRIES=0 -DLOST=0"
+  "f1c_guard_read_after_flag|no_foreign_flag_deleted|-DGUARD_READ_AFTER=1 -DCOORD_B=0 -DOP_ACTIONS=2 -DCRASHES=0 -DFLIPS=0 -DEXPIRIES=0 -DLOST=0"
   "f2_sync_off|command_only_while_flag_at_leader|-DFIX_SYNC=0 -DCOORD_B=0 -DOP_ACTIONS=0 -DCRASHES=0 -DFLIPS=0 -DEXPIRIES=1 -DLOST=0"
   "f3_watch_off|registered_at_rest|-DFIX_WATCH=0 -DCOORD_B=0 -DOP_ACTIONS=0 -DCRASHES=1 -DFLIPS=0 -DEXPIRIES=0 -DLOST=0"
+  # F3 off, but with the slow resync: the instance is registered again.
+  "f3_watch_off_resync|pass|-DFIX_WATCH=0 -DRESYNC=1 -DCOORD_B=0 -DOP_ACTIONS=0 -DCRASHES=1 -DFLIPS=0 -DEXPIRIES=0 -DLOST=0"
   "f4_fence_off|command_stopped_once_session_known_lost|-DFIX_FENCE=0 -DCOORD_B=0 -DOP_ACTIONS=0 -DCRASHES=0 -DFLIPS=0 -DEXPIRIES=1 -DLOST=0"
   # Larger configurations for bench/model/run.sh (not run by ctest).
   "bench_deploys|pass|-DCOORD_B=1 -DOP_ACTIONS=0 -DCRASHES=1 -DFLIPS=0 -DEXPIRIES=1 -DLOST=1"

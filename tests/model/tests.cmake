@@ -7,7 +7,8 @@
 set(ZKROLL_MODEL_CASES
   deploys crash maintenance single
   f1a_resume_off f1a_resume_session_only f1b_adopt_off f1c_guard_off
-  f2_sync_off f3_watch_off f4_fence_off)
+  f1c_guard_read_after_flag f2_sync_off f3_watch_off f3_watch_off_resync
+  f4_fence_off)
 foreach(model_case IN LISTS ZKROLL_MODEL_CASES)
   add_test(NAME model_${model_case}
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/model/run_model.sh ${model_case})

@@ -106,6 +106,22 @@
 #define RESUME_GUARD_OK(v) true
 #endif
 
+/* F1c reads the guard's version before the flag. GUARD_READ_AFTER=1 reads
+ * it after the flag instead, to show that the order matters. */
+#ifndef GUARD_READ_AFTER
+#define GUARD_READ_AFTER 0
+#endif
+#if FIX_GUARD && !GUARD_READ_AFTER
+#define GUARD_VERSION_BEFORE_FLAG rpv = F_pv
+#else
+#define GUARD_VERSION_BEFORE_FLAG skip
+#endif
+#if FIX_GUARD && GUARD_READ_AFTER
+#define GUARD_VERSION_AFTER_FLAG rpv = F_pv
+#else
+#define GUARD_VERSION_AFTER_FLAG skip
+#endif
+
 /* Clients. A and B are coordinators (deploys), AG the agent, OP the
  * operator's CLI. Session ids are never 0: 0 is the ephemeralOwner of a
  * persistent node (a manual pause flag). */
@@ -339,12 +355,12 @@ pause_again:
     :: attempts == ATTEMPTS -> goto finish
     :: else -> attempts++
     fi;
-#if FIX_GUARD
-    rpv = F_pv;  /* read before the flag: a pause in between then fails the guard */
-#endif
+    /* The guard's version first: a pause in between then fails the guard. */
+    GUARD_VERSION_BEFORE_FLAG;
     atomic { fe = F_flag; f_by = F_fby; f_inc = F_finc }
     if
     :: fe && f_by == OP && ttl_over ->
+       GUARD_VERSION_AFTER_FLAG;
        /* An expired manual flag: remove it, then look again. */
        atomic {
 #if FIX_GUARD
@@ -594,12 +610,11 @@ end:
 
 /* RemoveExpiredFlags: read the flags, delete the expired ones. */
 inline sweep() {
-#if FIX_GUARD
-  rpv = F_pv;
-#endif
+  GUARD_VERSION_BEFORE_FLAG;
   atomic { fe = F_flag; f_by = F_fby; f_inc = F_finc }
   if
   :: fe && f_by == OP && ttl_over ->
+     GUARD_VERSION_AFTER_FLAG;
      atomic {
 #if FIX_GUARD
        if
@@ -656,12 +671,11 @@ proctype operator() {
   :: n > 0 && manual_inc != 0 ->
      /* zkroll resume (without --force). */
      n--;
-#if FIX_GUARD
-     rpv = F_pv;
-#endif
+     GUARD_VERSION_BEFORE_FLAG;
      atomic { fe = F_flag; f_own = F_fown; f_inc = F_finc }
      if
      :: fe && f_own == 0 ->
+        GUARD_VERSION_AFTER_FLAG;
         atomic {
 #if FIX_GUARD
           if
