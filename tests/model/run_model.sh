@@ -12,7 +12,7 @@
 #              must be that invariant: the model sees the hole the switched
 #              off fix closes.
 # Each case prints one line: states stored, transitions, memory, time, and
-# for a counterexample the invariant and the trail's length (its depth).
+# for a counterexample the invariant and the depth of its trail (spin steps).
 #
 # Exit status: 0 all cases met their expectation, 1 one did not,
 # 77 spin or a C compiler is missing (ctest reports a skip).
@@ -165,7 +165,7 @@ for name in "$@"; do
     violated=$(sed -n 's/.*assertion violated \([A-Za-z_]*\).*/\1/p' "$log" | head -1)
     trail=$(sed -n 's/.*assertion violated .*(at depth \([0-9]*\)).*/\1/p' "$log" | head -1)
     if [ "$errors" -ge 1 ] && [ "$violated" = "$expect" ]; then
-      echo "ok   $name: counterexample for $violated, trail of $trail steps; $figures"
+      echo "ok   $name: counterexample for $violated, trail depth $trail; $figures"
     else
       echo "FAIL $name: expected a counterexample for $expect, got errors: $errors ${violated:+(violated $violated)} ${incomplete:+($incomplete)} ($figures)"
       grep -E "assertion violated|invalid end state" "$log" | head -5
