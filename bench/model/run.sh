@@ -2,7 +2,8 @@
 # The protocol model (tests/model/zkroll.pml) in configurations larger than
 # the ones `ctest -L model` runs: a second coordinator together with
 # coordinator SIGKILL, lost replies and expiries, or with the operator's
-# manual pause / resume / status, or with two session expiries. Each is an
+# manual pause / resume / status, or with two session expiries, or with
+# the agent on a follower of its own. Each is an
 # exhaustive search that must end with "errors: 0" and complete; the script
 # prints states stored, transitions, memory and time per configuration.
 #
@@ -16,7 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 if [ $# -eq 0 ]; then
-  set -- bench_deploys bench_maintenance bench_expiries
+  set -- bench_deploys bench_maintenance bench_expiries bench_two_followers \
+    bench_two_followers_operator
 fi
 echo "spin: $(spin -V 2>/dev/null || echo missing); gcc: $(gcc -dumpversion 2>/dev/null || echo missing); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 start=$(date +%s)

@@ -36,6 +36,9 @@ cases=(
   "crash|pass|-DCOORD_B=1 -DOP_ACTIONS=0 -DCRASHES=1 -DFLIPS=0 -DEXPIRIES=1 -DLOST=0"
   "maintenance|pass|-DCOORD_B=0 -DOP_ACTIONS=2 -DCRASHES=0 -DFLIPS=1 -DEXPIRIES=1 -DLOST=1"
   "single|pass|-DCOORD_B=0 -DOP_ACTIONS=0 -DCRASHES=1 -DFLIPS=1 -DEXPIRIES=2 -DLOST=1"
+  # The agent on a follower of its own: no write of a coordinator brings
+  # the agent's server up to date.
+  "two_followers|pass|-DAGENT_FOLLOWER=1 -DCOORD_B=0 -DOP_ACTIONS=0 -DCRASHES=1 -DFLIPS=1 -DEXPIRIES=1 -DLOST=1"
   # Each fix switched off, in a configuration that holds its interleaving.
   "f1a_resume_off|no_foreign_flag_deleted|-DFIX_RESUME=0 -DCOORD_B=1 -DOP_ACTIONS=0 -DCRASHES=0 -DFLIPS=0 -DEXPIRIES=1 -DLOST=0"
   "f1a_resume_session_only|no_foreign_flag_deleted|-DFIX_RESUME_GUARD=0 -DCOORD_B=0 -DOP_ACTIONS=2 -DCRASHES=0 -DFLIPS=0 -DEXPIRIES=0 -DLOST=1"
@@ -51,6 +54,8 @@ cases=(
   "bench_deploys|pass|-DCOORD_B=1 -DOP_ACTIONS=0 -DCRASHES=1 -DFLIPS=0 -DEXPIRIES=1 -DLOST=1"
   "bench_maintenance|pass|-DCOORD_B=1 -DOP_ACTIONS=2 -DCRASHES=0 -DFLIPS=0 -DEXPIRIES=1 -DLOST=0"
   "bench_expiries|pass|-DCOORD_B=1 -DOP_ACTIONS=0 -DCRASHES=0 -DFLIPS=1 -DEXPIRIES=2 -DLOST=1"
+  "bench_two_followers|pass|-DAGENT_FOLLOWER=1 -DCOORD_B=1 -DOP_ACTIONS=0 -DCRASHES=1 -DFLIPS=0 -DEXPIRIES=1 -DLOST=0"
+  "bench_two_followers_operator|pass|-DAGENT_FOLLOWER=1 -DCOORD_B=0 -DOP_ACTIONS=2 -DCRASHES=1 -DFLIPS=1 -DEXPIRIES=1 -DLOST=1"
   # A hole outside issue 18 (docs/design.md): a registration whose reply is
   # lost and an instance that turns unhealthy before the agent retries stay
   # registered. Expected to fail until the agent handles that case.

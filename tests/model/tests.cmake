@@ -5,7 +5,7 @@
 # invariant that fix protects. Needs Debian's spin and a C compiler; without
 # them the cases are skipped (exit 77), never passed.
 set(ZKROLL_MODEL_CASES
-  deploys crash maintenance single
+  deploys crash maintenance single two_followers
   f1a_resume_off f1a_resume_session_only f1b_adopt_off f1c_guard_off
   f1c_guard_read_after_flag f2_sync_off f3_watch_off f3_watch_off_resync
   f4_fence_off)

@@ -36,7 +36,8 @@
  *   FIX_FENCE           F4: the coordinator kills COMMAND once it learns its
  *                       session is lost; the verify also re-checks the lock.
  * RESYNC=1 adds the agent's slow periodic resync (off: the liveness
- * invariant is "registered without the resync").
+ * invariant is "registered without the resync"). AGENT_FOLLOWER=1 connects
+ * the agent to a second lagging follower.
  *
  * Bounds (all -D macros): EXPIRIES session expiries in all, LOST replies
  * lost after the leader applied the write, CRASHES coordinator SIGKILLs,
@@ -70,6 +71,9 @@
 #endif
 #ifndef RESYNC
 #define RESYNC 0
+#endif
+#ifndef AGENT_FOLLOWER
+#define AGENT_FOLLOWER 0
 #endif
 
 #ifndef EXPIRIES
@@ -152,6 +156,13 @@ bool L_reg; byte L_rown; byte L_lock;
 bool F_flag; byte F_fown; byte F_finc; byte F_fby; byte F_pv; byte F_sv;
 bool F_reg; byte F_rown; byte F_lock;
 bool lag;           /* the follower misses a leader transaction */
+#if AGENT_FOLLOWER
+/* AGENT_FOLLOWER=1: the agent is connected to a second follower, G, so
+ * the coordinators' writes do not bring the agent's server up to date nor
+ * the agent's writes theirs. */
+bool G_flag; byte G_finc; byte G_fby; byte G_pv; bool G_reg; byte G_rown;
+bool glag;
+#endif
 
 byte csess[4];      /* the session each client uses */
 bool live[4];       /* the leader still holds that session */
@@ -193,26 +204,44 @@ bool every_pause_ends = true;
 bool registered_at_rest = true;
 bool deregistered_at_rest = true;
 
-/* The follower applies everything the leader has. Watches are the
- * follower's: the agent's children watch on /pause/<svc> fires when the
- * follower applies a flag's creation or deletion, its exists-watch (F3)
- * when the follower applies the deletion of its registration; the agent
- * handles the event after that, so it never reads a state older than the
- * change it was told of. */
+/* The agent's watches are set on the server it reads from: the children
+ * watch on /pause/<svc> fires when that server applies a flag's creation
+ * or deletion, the exists-watch (F3) when it applies the deletion of the
+ * registration; the agent handles the event after that, so it never reads
+ * a state older than the change it was told of. */
+#define AGENT_WATCHES_FIRE(S)                                              \
+  if                                                                       \
+  :: pw_armed && (S##_flag != L_flag || S##_finc != L_finc) ->             \
+     pw_armed = false; pw_fired = true                                     \
+  :: else -> skip                                                          \
+  fi;                                                                      \
+  if                                                                       \
+  :: rw_armed && S##_reg && !L_reg -> rw_armed = false; rw_fired = true    \
+  :: else -> skip                                                          \
+  fi
+
+/* The follower F applies everything the leader has. */
 inline catch_up() {
-  if
-  :: pw_armed && (F_flag != L_flag || F_finc != L_finc) ->
-     pw_armed = false; pw_fired = true
-  :: else -> skip
-  fi;
-  if
-  :: rw_armed && F_reg && !L_reg -> rw_armed = false; rw_fired = true
-  :: else -> skip
-  fi;
+#if !AGENT_FOLLOWER
+  AGENT_WATCHES_FIRE(F);
+#endif
   F_flag = L_flag; F_fown = L_fown; F_finc = L_finc; F_fby = L_fby;
   F_pv = L_pv; F_sv = L_sv; F_reg = L_reg; F_rown = L_rown;
   F_lock = L_lock; lag = false
 }
+
+#if AGENT_FOLLOWER
+/* The agent's own follower G (only what the agent reads). */
+inline catch_up_agent() {
+  AGENT_WATCHES_FIRE(G);
+  G_flag = L_flag; G_finc = L_finc; G_fby = L_fby; G_pv = L_pv;
+  G_reg = L_reg; G_rown = L_rown; glag = false
+}
+#define AGV(x) G_##x
+#else
+#define catch_up_agent catch_up
+#define AGV(x) F_##x
+#endif
 
 /* A live flag forbids registration; a manual flag whose TTL passed does
  * not (PauseSnapshot::Forbids). */
@@ -246,7 +275,10 @@ inline expire(c) {
   :: L_lock == csess[c] -> L_lock = 0
   :: else -> skip
   fi;
-  lag = true
+  lag = true;
+#if AGENT_FOLLOWER
+  glag = true;
+#endif
 }
 
 /* A client learns its session expired and the library opens a new one. */
@@ -310,6 +342,9 @@ end:
   :: atomic { crashes_left > 0 && running[B] && !crashed[B] ->
               crashes_left--; crashed[B] = true }
   :: atomic { lag -> catch_up() }
+#if AGENT_FOLLOWER
+  :: atomic { glag -> catch_up_agent() }
+#endif
   :: atomic { manual_inc != 0 && !ttl_over -> ttl_over = true }
   od
 }
@@ -551,7 +586,8 @@ end:
    * created by a pause that also bumped the guard, and the registration
    * made from this view then fails its check. */
   :: atomic { (!view_ok || pw_fired) ->
-       vpv = F_pv; vflag = F_flag; vmanual = (F_flag && F_fby == OP);
+       vpv = AGV(pv); vflag = AGV(flag);
+       vmanual = (AGV(flag) && AGV(fby) == OP);
        view_ok = true; pw_armed = true; pw_fired = false }
   /* Reconcile -> Register: check the pause guard, create the ephemeral,
    * bump /services/<svc>. */
@@ -559,10 +595,10 @@ end:
               !ag_reg ->
        if
        :: !live[AG] -> skip  /* SessionExpired: retried on the new session */
-       :: live[AG] && L_pv != vpv -> view_ok = false; catch_up()
+       :: live[AG] && L_pv != vpv -> view_ok = false; catch_up_agent()
        :: live[AG] && L_pv == vpv && L_reg ->
           /* NodeExists: Get it and compare its owner with our session. */
-          catch_up();
+          catch_up_agent();
           if
           :: L_rown == csess[AG] -> ag_reg = true; rw_armed = FIX_WATCH
           :: else -> skip  /* another owner: not touched (one agent here) */
@@ -574,7 +610,7 @@ end:
           fi;
           assert(no_registration_while_paused);
           L_reg = true; L_rown = csess[AG]; L_sv++;
-          catch_up();
+          catch_up_agent();
           maybe_lose(lost);
           if
           :: !lost -> ag_reg = true; rw_armed = FIX_WATCH
@@ -586,7 +622,7 @@ end:
               ag_reg ->
        if
        :: live[AG] -> rw_armed = false; rw_fired = false;
-                      L_reg = false; L_rown = 0; catch_up(); ag_reg = false
+                      L_reg = false; L_rown = 0; catch_up_agent(); ag_reg = false
        :: else -> skip
        fi }
   /* F3: someone else deleted our registration: believe it gone, and the
@@ -595,7 +631,7 @@ end:
 #if RESYNC
   /* The slow resync: Exists on the registration; gone or not ours means
    * register again. */
-  :: atomic { ag_reg && (!F_reg || F_rown != csess[AG]) -> ag_reg = false }
+  :: atomic { ag_reg && (!AGV(reg) || AGV(rown) != csess[AG]) -> ag_reg = false }
 #endif
   /* The health monitor's verdict changes (rise/fall abstracted). */
   :: atomic { flips > 0 -> flips--; ag_healthy = !ag_healthy }
@@ -763,6 +799,9 @@ init {
     live[OP] = true; csess[OP] = SID(OP, 0);
     L_reg = true; L_rown = SID(AG, 0); L_sv = 1;
     catch_up();
+#if AGENT_FOLLOWER
+    catch_up_agent();
+#endif
     run zookeeper(); run agent(); run operator(); run monitor(); run rest();
     run coord(A);
 #if COORD_B
