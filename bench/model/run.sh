@@ -24,7 +24,12 @@ echo "spin: $(spin -V 2>/dev/null || echo missing); gcc: $(gcc -dumpversion 2>/d
 start=$(date +%s)
 status=0
 for c in "$@"; do
-  /usr/bin/time -f "     $c: %e s wall, %M KB peak RSS" tests/model/run_model.sh "$c" || status=1
+  if [ -x /usr/bin/time ]; then  # GNU time (Debian package `time`): peak RSS
+    /usr/bin/time -f "     $c: %e s wall, %M KB peak RSS" \
+      tests/model/run_model.sh "$c" || status=1
+  else
+    tests/model/run_model.sh "$c" || status=1
+  fi
 done
 echo "all: $(( $(date +%s) - start )) s"
 exit $status
