@@ -18,6 +18,7 @@ packages=(
   libsystemd-dev               # sd_notify: the agent's readiness, status and watchdog
   dpkg-dev                     # dpkg-shlibdeps: the .deb packages' dependencies (scripts/package.sh)
   procps iproute2 python3
+  spin                         # model checker: tests/model (ctest -L model)
   haproxy wrk nginx            # benchmarks: bench/forward (reference proxy, load, backend)
 )
 
