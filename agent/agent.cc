@@ -26,6 +26,11 @@ struct Agent::Instance {
   // at a time: re-arming on every read would stack watchers that all fire
   // on the next change.
   bool watch_armed = false;
+  // A registration multi failed with connection loss: it may have been
+  // applied with its reply lost. Until a read of `node` settles it, the
+  // instance may be registered, and a later "unhealthy" or "paused" must
+  // still remove it.
+  bool outcome_unknown = false;
   bool conflict_logged = false;
   bool failed_check = false;     // a check failed (start-up readiness)
   bool refused_for_good = false;  // registration cannot succeed as is
@@ -122,6 +127,7 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
       for (auto& [id, inst] : instances_) {
         if (inst->forward) inst->forward->OnExpired();
         inst->registered = false;
+        inst->outcome_unknown = false;  // ephemerals went with the session
         inst->op_in_flight = false;
         inst->replace_version.reset();
         inst->watch_armed = false;  // watches went with the session
@@ -349,6 +355,10 @@ void Agent::Reconcile(const InstancePtr& inst) {
   auto it = pauses_.find(inst->cfg.id.service.str());
   // Until the pause flags are known we neither register nor deregister.
   if (it == pauses_.end() || !it->second->snapshot().known) return;
+  if (inst->outcome_unknown) {
+    LearnRegistration(inst);
+    return;
+  }
   const PauseSnapshot& snap = it->second->snapshot();
   bool paused = snap.Forbids(inst->cfg.id.address,
                              std::chrono::system_clock::now());
@@ -462,12 +472,37 @@ void Agent::OnRegisterFailed(const InstancePtr& inst, const MultiResult& r) {
   }
   LOG(WARNING) << "could not register " << id << ": " << r.status.ToString()
                << (r.status.IsRetryable() ? " (will retry)" : "");
+  if (r.status.IsRetryable()) inst->outcome_unknown = true;
   if (code == StatusCode::kPermissionDenied) {
     // Our identity may not write there: no retry helps, so start-up must
     // not wait for this instance (the error above says why).
     inst->refused_for_good = true;
     StateChanged();
   }
+}
+
+void Agent::LearnRegistration(const InstancePtr& inst) {
+  inst->op_in_flight = true;
+  inst->dirty = false;
+  session_.Get(inst->node, nullptr, [this, inst](Result<NodeData> d) {
+    inst->op_in_flight = false;
+    if (inst->stopped) return;
+    if (!d.ok() && d.status().code() != StatusCode::kNotFound) {
+      // Still unknown; the next check result or reconnect asks again.
+      return;
+    }
+    inst->outcome_unknown = false;
+    inst->registered =
+        d.ok() && d->stat.ephemeral_owner == session_.session_id();
+    LOG(INFO) << "registration of " << inst->cfg.id.ToString()
+              << " whose reply was lost: "
+              << (inst->registered ? "it was applied" : "it was not applied");
+    if (inst->registered) {
+      CheckRegistration(inst);
+      PublishSoon();
+    }
+    Reconcile(inst);
+  });
 }
 
 void Agent::Deregister(const InstancePtr& inst) {

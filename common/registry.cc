@@ -136,12 +136,15 @@ std::vector<ZkOp> DeleteFlagOps(const ServiceName& service,
 
 Status DeleteReadFlag(ZkSession& session, const ServiceName& service,
                       const InstanceAddress& address,
-                      const GuardVersion& pause_dir, int32_t flag_version) {
+                      const GuardVersion& pause_dir, int32_t flag_version,
+                      std::optional<int64_t> in_session) {
   constexpr int kGuardCheck = 0;  // the ops of DeleteFlagOps, in order
   constexpr int kFlagDelete = 1;
   const std::string flag = paths::PauseFlagNode(service, address);
-  MultiResult m = session.MultiSync(
-      DeleteFlagOps(service, address, pause_dir, flag_version));
+  auto ops = DeleteFlagOps(service, address, pause_dir, flag_version);
+  MultiResult m = in_session
+                      ? session.MultiInSessionSync(std::move(ops), *in_session)
+                      : session.MultiSync(std::move(ops));
   if (m.status.ok()) return m.status;
   if (m.failed_op == kGuardCheck) {
     return Aborted("did not delete " + flag + ": " + pause_dir.path +

@@ -110,10 +110,13 @@ std::vector<ZkOp> DeleteFlagOps(const ServiceName& service,
 // was already gone; Aborted (message names the flag) when a pause was made
 // since it was read, so it may be another incarnation: read again and
 // decide again. Other errors are ZooKeeper's (connection loss: the delete
-// may or may not have applied).
+// may or may not have applied: read again, never resend it blindly).
+// With `in_session`, the multi goes out only through that session
+// (ZkSession::MultiInSessionSync), for the owner of an ephemeral flag.
 Status DeleteReadFlag(ZkSession& session, const ServiceName& service,
                       const InstanceAddress& address,
-                      const GuardVersion& pause_dir, int32_t flag_version);
+                      const GuardVersion& pause_dir, int32_t flag_version,
+                      std::optional<int64_t> in_session = std::nullopt);
 
 // The agent's creation of /services/<service>: create it and bump /services
 // in one multi (AlreadyExists on op 0 means someone else made it: fine).

@@ -545,39 +545,59 @@ void InstanceDeploy::Resume(const std::string& why) {
     session_ended();
     return;
   }
-  auto flag = Retrying([&] { return env_.session->GetSync(flag_path_); });
-  if (!flag.ok()) {
-    if (flag.status().code() == StatusCode::kNotFound) {
-      End(step, "ok", "flag already gone (our session ended)");
-    } else {
-      End(step, "failed",
-          "cannot read " + flag_path_ + ": " + flag.status().ToString() +
-              "; it is ephemeral and goes when the coordinator exits");
-    }
-    return;
-  }
-  if (flag->stat.ephemeral_owner != paused_session_) {
-    End(step, "skipped",
-        "flag " + flag_path_ + " belongs to another session now; left alone");
-    return;
-  }
-  Status s = Retrying([&]() -> Status {
-    // A retry must not run in a later session (see above).
+  // Every attempt reads the flag again (the guard first) and deletes it with
+  // the guarded multi, bound to our session. A delete whose reply was lost
+  // may have applied, and the flag at that path may since be an operator's
+  // (same data version 0): resending the delete would remove it. The
+  // guard also fails a delete when any pause of the service was made
+  // between the read and the delete (in a rollout, the other instances'
+  // pauses): that only costs another read.
+  constexpr int kGuardedAttempts = 20;
+  std::string outcome = "failed";
+  std::string detail;
+  for (int attempt = 1; attempt <= kGuardedAttempts; ++attempt) {
     if (env_.session->session_id() != paused_session_) {
-      return FailedPrecondition("session changed");
+      session_ended();
+      return;
     }
-    return env_.session->DeleteInSessionSync(flag_path_, flag->stat.version,
-                                             paused_session_);
-  });
-  if (s.ok() || s.code() == StatusCode::kNotFound) {
-    End(step, "ok", "flag deleted");
-  } else if (env_.session->session_id() != paused_session_) {
-    session_ended();
-  } else {
-    End(step, "failed",
-        "cannot delete " + flag_path_ + ": " + s.ToString() +
-            "; it is ephemeral and goes when the coordinator exits");
+    auto read = Retrying([&] {
+      return registry::ReadPauseFlag(*env_.session, env_.service, address_);
+    });
+    if (!read.ok()) {
+      detail = "cannot read " + flag_path_ + ": " + read.status().ToString();
+      break;
+    }
+    if (!read->flag) {
+      outcome = "ok";
+      detail = "flag gone";
+      break;
+    }
+    if (read->flag->stat.ephemeral_owner != paused_session_) {
+      outcome = "skipped";
+      detail = "flag " + flag_path_ +
+               " belongs to another session now; left alone";
+      break;
+    }
+    Status s = registry::DeleteReadFlag(*env_.session, env_.service, address_,
+                                        read->pause_dir,
+                                        read->flag->stat.version,
+                                        paused_session_);
+    if (s.ok() || s.code() == StatusCode::kNotFound) {
+      outcome = "ok";
+      detail = "flag deleted";
+      break;
+    }
+    detail = "cannot delete " + flag_path_ + ": " + s.ToString();
+    if (s.code() != StatusCode::kAborted && !IsTransient(s)) break;
   }
+  if (outcome == "failed" && env_.session->session_id() != paused_session_) {
+    session_ended();
+    return;
+  }
+  if (outcome == "failed") {
+    detail += "; it is ephemeral and goes when the coordinator exits";
+  }
+  End(step, outcome, detail);
 }
 
 std::optional<Stop> InstanceDeploy::WaitRegistered() {
