@@ -14,7 +14,7 @@ if(NOT Java_FOUND)
 else()
   include(UseJava)
   set(ZKROLL_CURATOR_JARS "")
-  foreach(jar curator-x-discovery curator-framework curator-client zookeeper
+  foreach(jar curator-x-discovery curator-recipes curator-framework curator-client zookeeper
               zookeeper-jute jackson-databind jackson-core jackson-annotations
               guava slf4j-api slf4j-nop)
     string(MAKE_C_IDENTIFIER "ZKROLL_JAR_${jar}" var)
