@@ -7,7 +7,7 @@
 //
 //   java -cp ... CuratorCaller --zk HOST:PORT[/chroot] --service NAME
 //       [--rate 200] [--requests 1000] [--max-seconds 300] [--timeout-ms 2000]
-//       [--stop-file PATH] [--log-requests]
+//       [--connections 32] [--stop-file PATH] [--log-requests]
 //
 // Output, one event per line, "key=value" words (parseable by the tests):
 //   instances seq=N t=MS list=IP:PORT,IP:PORT   the provider's instances changed
@@ -20,6 +20,9 @@
 // The send line is printed after the instance list read before the pick,
 // so a send printed after an "instances" line that lacks an instance was
 // never to that instance (the provider's cache had dropped it already).
+// Requests are sent by --connections threads over HTTP/1.1 keep-alive
+// connections (at most one each, as zkroll's load generator), queueing when
+// all are busy; the pick and its "send" line happen on the ticker, on time.
 // Exit: 0 when every request got a 2xx, 1 when some failed, 2 on bad usage.
 import java.io.File;
 import java.io.PrintStream;
@@ -36,6 +39,7 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -64,7 +68,8 @@ public final class CuratorCaller {
   private static String usage(String why) {
     System.err.println("CuratorCaller: " + why);
     System.err.println("usage: CuratorCaller --zk CONNECT --service NAME [--rate N] "
-        + "[--requests N] [--max-seconds N] [--timeout-ms N] [--stop-file PATH] "
+        + "[--requests N] [--max-seconds N] [--timeout-ms N] [--connections N] "
+        + "[--stop-file PATH] "
         + "[--log-requests]");
     System.exit(2);
     return null;
@@ -84,6 +89,7 @@ public final class CuratorCaller {
   public static void main(String[] args) throws Exception {
     String zk = null, service = null, stopFile = null;
     long rate = 200, requests = 1000, maxSeconds = 300, timeoutMs = 2000;
+    long connections = 32;
     boolean logRequests = false;
     for (int i = 0; i < args.length; ++i) {
       String a = args[i];
@@ -98,6 +104,7 @@ public final class CuratorCaller {
         case "--requests": requests = number(a, v, 1, 10_000_000); break;
         case "--max-seconds": maxSeconds = number(a, v, 1, 3600); break;
         case "--timeout-ms": timeoutMs = number(a, v, 1, 60000); break;
+        case "--connections": connections = number(a, v, 1, 256); break;
         default: usage("unknown option " + a);
       }
     }
@@ -119,7 +126,10 @@ public final class CuratorCaller {
         .serviceName(service).providerStrategy(new RoundRobinStrategy<>()).build();
     provider.start();
 
+    // HTTP/1.1 with keep-alive, as most service callers: the client's
+    // default (HTTP/2) would offer an h2c upgrade on every new connection.
     HttpClient http = HttpClient.newBuilder()
+        .version(HttpClient.Version.HTTP_1_1)
         .connectTimeout(Duration.ofMillis(timeoutMs)).build();
     final long total = requests;
     final AtomicLong sent = new AtomicLong(), ok = new AtomicLong(),
@@ -136,6 +146,7 @@ public final class CuratorCaller {
     final long timeout = timeoutMs;
     final HttpClient httpClient = http;
     ScheduledExecutorService ticker = Executors.newSingleThreadScheduledExecutor();
+    ExecutorService senders = Executors.newFixedThreadPool((int) connections);
     Runnable tick = () -> {
       try {
         if (sent.get() >= total || (stop != null && new File(stop).exists())) return;
@@ -176,19 +187,25 @@ public final class CuratorCaller {
         HttpRequest req = HttpRequest.newBuilder(
             URI.create("http://" + pick.getAddress() + ":" + pick.getPort() + "/"))
             .timeout(Duration.ofMillis(timeout)).GET().build();
-        httpClient.sendAsync(req, HttpResponse.BodyHandlers.discarding())
-            .whenComplete((resp, err) -> {
-              if (err == null && resp.statusCode() / 100 == 2) {
-                ok.incrementAndGet();
-                perInstance.computeIfAbsent(to, k -> new AtomicLong()).incrementAndGet();
-              } else {
-                failed.incrementAndGet();
-                String cause = err != null ? err.getClass().getSimpleName()
-                                           : "status_" + resp.statusCode();
-                emit("fail seq=" + n + " instance=" + to + " cause=" + cause);
-              }
-              done.countDown();
-            });
+        senders.execute(() -> {
+          HttpResponse<Void> resp = null;
+          Throwable err = null;
+          try {
+            resp = httpClient.send(req, HttpResponse.BodyHandlers.discarding());
+          } catch (Exception e) {
+            err = e;
+          }
+          if (err == null && resp.statusCode() / 100 == 2) {
+            ok.incrementAndGet();
+            perInstance.computeIfAbsent(to, k -> new AtomicLong()).incrementAndGet();
+          } else {
+            failed.incrementAndGet();
+            String cause = err != null ? err.getClass().getSimpleName()
+                                       : "status_" + resp.statusCode();
+            emit("fail seq=" + n + " instance=" + to + " cause=" + cause);
+          }
+          done.countDown();
+        });
       } catch (Exception e) {
         emit("error " + e);
       }
@@ -215,6 +232,7 @@ public final class CuratorCaller {
           && ok.get() + failed.get() >= sent.get()) break;
     }
     ticker.shutdownNow();
+    senders.shutdownNow();
     seconds.shutdownNow();
     Map<String, AtomicLong> sorted = new TreeMap<>(perInstance);
     StringBuilder per = new StringBuilder();
