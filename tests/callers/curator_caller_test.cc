@@ -240,7 +240,8 @@ TEST_F(CuratorCallerTest, StopsPickingAPausedInstanceBeforeTheDrainEnds) {
   EXPECT_TRUE(was_dropped && resumed);
   EXPECT_GT(sends_before_drop, 0);
   EXPECT_EQ(sends_after_drop, 0) << all;
-  const CallerLine* summary = Summary(ParseCallerLines(all));
+  const auto all_lines = ParseCallerLines(all);
+  const CallerLine* summary = Summary(all_lines);
   ASSERT_NE(summary, nullptr) << all;
   EXPECT_EQ((*summary)["failed"], "0") << all;
 }
