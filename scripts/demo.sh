@@ -33,7 +33,7 @@ ROOT=$PWD
 
 ZK="" RATE=1000 DRAIN=3s OUT=demo-out REFRESH=1s MODE=poll REQUESTS=0 NAIVE=0
 CALLER=loadgen
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --zk) ZK=$2; shift 2 ;;
