@@ -246,5 +246,58 @@ TEST_F(CuratorCallerTest, StopsPickingAPausedInstanceBeforeTheDrainEnds) {
   EXPECT_EQ((*summary)["failed"], "0") << all;
 }
 
+// Curator's own ServiceDiscovery.registerService under /services/<service>
+// (a node named after a UUID, without zkroll's fields): `zkroll status`
+// warns about it and lists the agent's instance, and zkroll's client (the
+// load generator) skips it, so no request goes to its address.
+TEST_F(CuratorCallerTest, CuratorRegisteredInstanceIsSkippedByZkrollReaders) {
+  const int port = PickFreePort(), nobody = PickFreePort();
+  ASSERT_TRUE(StartDemo(port, "v1"));
+  StartAgent("host-a", {Instance(port)});
+  ASSERT_TRUE(WaitFor([&] { return Registered(port); }, milliseconds(20000)))
+      << AgentLogs();
+  const std::string stop = dir_.File("stop-registrar");
+  ChildProcess* registrar = StartCaller({"--register-port",
+                                         std::to_string(nobody), "--stop-file",
+                                         stop, "--max-seconds", "240"});
+  std::string id;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& l : ParseCallerLines(registrar->Output())) {
+          if (l.kind == "registered") id = l["id"];
+        }
+        return !id.empty();
+      },
+      milliseconds(60000)))
+      << registrar->Output();
+  const std::string dir = paths::ServiceDir(*ServiceName::Parse(svc_));
+  ASSERT_TRUE(Exists(dir + "/" + id));
+
+  RunResult st = Zkroll({"status", "--service", svc_});
+  ASSERT_EQ(st.exit_code, 0) << st.output;
+  EXPECT_NE(st.output.find("warning: skipped " + dir + "/'" + id + "'"),
+            std::string::npos)
+      << st.output;
+  EXPECT_NE(st.output.find(Addr(port)), std::string::npos) << st.output;
+
+  RunResult load = RunCommand(
+      {ZKROLL_LOADGEN_BIN, "--zk", connect_string(), "--service", svc_,
+       "--mode", "watch", "--rate", "100", "--duration", "2s",
+       "--summary-json", dir_.File("summary.json")},
+      milliseconds(60000));
+  EXPECT_EQ(load.exit_code, 0) << load.output;
+  std::ifstream in(dir_.File("summary.json"));
+  std::string summary((std::istreambuf_iterator<char>(in)),
+                      std::istreambuf_iterator<char>());
+  EXPECT_NE(summary.find("\"failed\": 0"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("\"ok\": 200"), std::string::npos) << summary;
+  EXPECT_EQ(summary.find(std::to_string(nobody)), std::string::npos)
+      << summary;
+
+  std::ofstream(stop).put('\n');
+  EXPECT_EQ(registrar->Wait(milliseconds(30000)), 0) << registrar->Output();
+  EXPECT_FALSE(Exists(dir + "/" + id)) << "Curator unregistered its node";
+}
+
 }  // namespace
 }  // namespace zkroll::testing

@@ -56,11 +56,12 @@ zkroll_add_test(NAME curator_caller_test LABELS e2e zk TIMEOUT 600
   SOURCES callers/curator_caller_test.cc callers/caller_fixture.cc
           coordinator/coordinator_fixture.cc
   LIBS zkroll_coordinator_lib
-  DEPENDS ${ZKROLL_CALLER_DEPS} ${ZKROLL_CURATOR_DEPENDS})
+  DEPENDS ${ZKROLL_CALLER_DEPS} zkroll-loadgen ${ZKROLL_CURATOR_DEPENDS})
 target_compile_definitions(curator_caller_test PRIVATE
   ZKROLL_JAVA="${Java_JAVA_EXECUTABLE}"
   ZKROLL_CURATOR_CLASSPATH="${ZKROLL_CURATOR_CLASSPATH}"
-  ZKROLL_CURATOR_MISSING="${ZKROLL_CURATOR_MISSING}")
+  ZKROLL_CURATOR_MISSING="${ZKROLL_CURATOR_MISSING}"
+  ZKROLL_LOADGEN_BIN="$<TARGET_FILE:zkroll-loadgen>")
 
 zkroll_add_test(NAME kazoo_example_test LABELS e2e zk TIMEOUT 300
   SOURCES callers/kazoo_example_test.cc callers/caller_fixture.cc

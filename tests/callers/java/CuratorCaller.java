@@ -8,6 +8,13 @@
 //   java -cp ... CuratorCaller --zk HOST:PORT[/chroot] --service NAME
 //       [--rate 200] [--requests 1000] [--max-seconds 300] [--timeout-ms 2000]
 //       [--connections 32] [--stop-file PATH] [--log-requests]
+//   java -cp ... CuratorCaller --zk ... --service NAME --register-port PORT
+//       [--stop-file PATH] [--max-seconds N]
+//
+// --register-port registers an instance the way a Curator service does
+// (ServiceDiscovery.registerService: a UUID id, 127.0.0.1:PORT), prints
+// "registered id=ID", and keeps it until the stop file appears or
+// --max-seconds pass: a foreign node for zkroll's readers to skip.
 //
 // Output, one event per line, "key=value" words (parseable by the tests):
 //   instances seq=N t=MS list=IP:PORT,IP:PORT   the provider's instances changed
@@ -30,6 +37,13 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.FileSystems;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardWatchEventKinds;
+import java.nio.file.WatchKey;
+import java.nio.file.WatchService;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -75,6 +89,25 @@ public final class CuratorCaller {
     return null;
   }
 
+  // Returns once `path` exists or `maxSeconds` passed, woken by the file
+  // system's create events rather than by polling.
+  private static void awaitFile(String path, long maxSeconds) throws Exception {
+    Path file = Paths.get(path).toAbsolutePath();
+    try (WatchService ws = FileSystems.getDefault().newWatchService()) {
+      file.getParent().register(ws, StandardWatchEventKinds.ENTRY_CREATE);
+      long until = System.nanoTime() + maxSeconds * 1_000_000_000L;
+      while (!Files.exists(file)) {
+        long left = until - System.nanoTime();
+        if (left <= 0) return;
+        WatchKey key = ws.poll(left, TimeUnit.NANOSECONDS);
+        if (key != null) {
+          key.pollEvents();
+          key.reset();
+        }
+      }
+    }
+  }
+
   private static long number(String flag, String text, long min, long max) {
     try {
       long v = Long.parseLong(text);
@@ -90,6 +123,7 @@ public final class CuratorCaller {
     String zk = null, service = null, stopFile = null;
     long rate = 200, requests = 1000, maxSeconds = 300, timeoutMs = 2000;
     long connections = 32;
+    long registerPort = 0;
     boolean logRequests = false;
     for (int i = 0; i < args.length; ++i) {
       String a = args[i];
@@ -105,10 +139,12 @@ public final class CuratorCaller {
         case "--max-seconds": maxSeconds = number(a, v, 1, 3600); break;
         case "--timeout-ms": timeoutMs = number(a, v, 1, 60000); break;
         case "--connections": connections = number(a, v, 1, 256); break;
+        case "--register-port": registerPort = number(a, v, 1, 65535); break;
         default: usage("unknown option " + a);
       }
     }
     if (zk == null || service == null) usage("--zk and --service are required");
+    if (registerPort != 0 && stopFile == null) usage("--register-port needs --stop-file");
 
     CuratorFramework client = CuratorFrameworkFactory.newClient(
         zk, new ExponentialBackoffRetry(200, 10));
@@ -122,6 +158,17 @@ public final class CuratorCaller {
     ServiceDiscovery<Map> discovery = ServiceDiscoveryBuilder.builder(Map.class)
         .client(client).basePath("/services").build();
     discovery.start();
+    if (registerPort != 0) {
+      ServiceInstance<Map> own = ServiceInstance.<Map>builder()
+          .name(service).address("127.0.0.1").port((int) registerPort).build();
+      discovery.registerService(own);
+      emit("registered id=" + own.getId());
+      awaitFile(stopFile, maxSeconds);
+      discovery.unregisterService(own);
+      discovery.close();
+      client.close();
+      System.exit(0);
+    }
     ServiceProvider<Map> provider = discovery.serviceProviderBuilder()
         .serviceName(service).providerStrategy(new RoundRobinStrategy<>()).build();
     provider.start();
