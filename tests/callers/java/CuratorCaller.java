@@ -24,7 +24,8 @@
 //   fail seq=N instance=IP:PORT cause=..        every failed request
 //   second=S sent=N ok=N failed=N               once a second
 //   summary sent=N ok=N failed=N no_instance=N per=IP:PORT=OK;...
-// The send line is printed after the instance list read before the pick,
+// The send line is printed after the instance list read before the pick
+// (and read again if the pick is not in it: the cache gained it meanwhile),
 // so a send printed after an "instances" line that lacks an instance was
 // never to that instance (the provider's cache had dropped it already).
 // Requests are sent by --connections threads over HTTP/1.1 keep-alive
@@ -46,7 +47,6 @@ import java.nio.file.WatchKey;
 import java.nio.file.WatchService;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -87,6 +87,33 @@ public final class CuratorCaller {
         + "[--log-requests]");
     System.exit(2);
     return null;
+  }
+
+  // Reads the provider's instances; prints each one seen for the first time
+  // and the whole list when it changed. Returns the list's keys.
+  private static List<String> readList(ServiceProvider<Map> provider,
+      TreeSet<String> seen, String[] lastList, long[] listSeq) throws Exception {
+    List<String> keys = new ArrayList<>();
+    for (ServiceInstance<Map> i : provider.getAllInstances()) {
+      keys.add(key(i));
+      synchronized (seen) {
+        if (seen.add(i.getId() + "@" + key(i))) {
+          emit("instance id=" + i.getId() + " name=" + i.getName() + " address="
+              + i.getAddress() + " port=" + i.getPort() + " sslPort=" + i.getSslPort()
+              + " serviceType=" + i.getServiceType() + " enabled=" + i.isEnabled()
+              + " uri=" + (i.getUriSpec() == null ? "null" : i.buildUriSpec())
+              + " payload=" + i.getPayload());
+        }
+      }
+    }
+    java.util.Collections.sort(keys);
+    String list = String.join(",", keys);
+    if (!list.equals(lastList[0])) {
+      lastList[0] = list;
+      emit("instances seq=" + (++listSeq[0]) + " t=" + System.currentTimeMillis()
+          + " list=" + list);
+    }
+    return keys;
   }
 
   // Returns once `path` exists or `maxSeconds` passed, woken by the file
@@ -197,29 +224,14 @@ public final class CuratorCaller {
     Runnable tick = () -> {
       try {
         if (sent.get() >= total || (stop != null && new File(stop).exists())) return;
-        // The list first, then the pick (see the header).
-        Collection<ServiceInstance<Map>> all = provider.getAllInstances();
-        List<String> keys = new ArrayList<>();
-        for (ServiceInstance<Map> i : all) {
-          keys.add(key(i));
-          synchronized (seen) {
-            if (seen.add(i.getId() + "@" + key(i))) {
-              emit("instance id=" + i.getId() + " name=" + i.getName() + " address="
-                  + i.getAddress() + " port=" + i.getPort() + " sslPort=" + i.getSslPort()
-                  + " serviceType=" + i.getServiceType() + " enabled=" + i.isEnabled()
-                  + " uri=" + (i.getUriSpec() == null ? "null" : i.buildUriSpec())
-                  + " payload=" + i.getPayload());
-            }
-          }
-        }
-        java.util.Collections.sort(keys);
-        String list = String.join(",", keys);
-        if (!list.equals(lastList[0])) {
-          lastList[0] = list;
-          emit("instances seq=" + (++listSeq[0]) + " t=" + System.currentTimeMillis()
-              + " list=" + list);
-        }
+        // The list first, then the pick (see the header). The cache may
+        // gain an instance between the two reads: then the list is read and
+        // printed again, so a send never precedes the list that has it.
+        List<String> keys = readList(provider, seen, lastList, listSeq);
         ServiceInstance<Map> pick = provider.getInstance();
+        if (pick != null && !keys.contains(key(pick))) {
+          readList(provider, seen, lastList, listSeq);
+        }
         long n = seq.incrementAndGet();
         sent.incrementAndGet();
         if (pick == null) {
