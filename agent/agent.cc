@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/clock.h"
+#include "common/instance_record.h"
 #include "common/paths.h"
 #include "common/payload.h"
 #include "common/version.h"
@@ -371,15 +372,21 @@ void Agent::Reconcile(const InstancePtr& inst) {
 }
 
 std::string Agent::RecordFor(const Instance& inst) const {
-  proto::InstanceRecord r;
-  r.set_service(inst.cfg.id.service.str());
-  r.set_ip(inst.cfg.id.address.ip());
-  r.set_port(inst.cfg.id.address.port());
+  proto::InstanceRecord r =
+      NewInstanceRecord(inst.cfg.id.service, inst.cfg.id.address,
+                        std::chrono::system_clock::now());
   r.set_host(config_.host);
   r.set_weight(inst.cfg.weight);
   for (const auto& [k, v] : inst.cfg.metadata) (*r.mutable_metadata())[k] = v;
-  r.set_registered_at(NowRfc3339());
   r.set_check(inst.cfg.check_text);
+  // The config loader validated these; a failure here is a bug of ours.
+  if (!inst.cfg.payload.empty()) {
+    *r.mutable_payload() = ParseRecordPayload(inst.cfg.payload).value();
+  }
+  if (!inst.cfg.uri_spec.empty()) {
+    *r.mutable_urispec() = ParseUriSpec(inst.cfg.uri_spec).value();
+  }
+  if (inst.cfg.ssl_port != 0) r.set_sslport(inst.cfg.ssl_port);
   return ToJson(r);
 }
 

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/instance_record.h"
 #include "common/zk_session.h"
 
 namespace zkroll::agent {
@@ -139,6 +140,18 @@ Status ApplyInstanceKey(InstanceConfig& inst, const std::string& key,
     auto m = ParseMetadata(value);
     if (!m.ok()) return m.status();
     inst.metadata = *m;
+  } else if (key == "payload") {
+    auto payload = ParseRecordPayload(value);
+    if (!payload.ok()) return payload.status();
+    inst.payload = value;
+  } else if (key == "uri_spec") {
+    auto spec = ParseUriSpec(value);
+    if (!spec.ok()) return spec.status();
+    inst.uri_spec = value;
+  } else if (key == "ssl_port") {
+    auto n = ParseCount(value, "ssl_port", 1, 65535);
+    if (!n.ok()) return n.status();
+    inst.ssl_port = static_cast<uint32_t>(*n);
   } else if (key == "forward_backend") {
     auto a = InstanceAddress::Parse(value);
     if (!a.ok()) return a.status();
@@ -162,7 +175,8 @@ Status ApplyInstanceKey(InstanceConfig& inst, const std::string& key,
   } else {
     return InvalidArgument(
         "unknown key; instance keys are service, ip, port, check, interval, "
-        "timeout, rise, fall, weight, metadata, forward_backend, "
+        "timeout, rise, fall, weight, metadata, payload, uri_spec, ssl_port, "
+        "forward_backend, "
         "forward_ports, forward_protocol, forward_threads");
   }
   return Status::Ok();
@@ -316,7 +330,9 @@ Result<FileContents> ParseFile(const std::string& file, bool allow_top,
 bool InstanceConfig::SameSettings(const InstanceConfig& o) const {
   return id == o.id && check_text == o.check_text && interval == o.interval &&
          timeout == o.timeout && rise == o.rise && fall == o.fall &&
-         weight == o.weight && metadata == o.metadata && forward == o.forward;
+         weight == o.weight && metadata == o.metadata && payload == o.payload &&
+         uri_spec == o.uri_spec && ssl_port == o.ssl_port &&
+         forward == o.forward;
 }
 
 bool ForwardConfig::IsLocalBackend(const InstanceAddress& a) const {

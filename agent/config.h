@@ -56,6 +56,11 @@ struct InstanceConfig {
   int fall = 3;
   uint32_t weight = 0;            // 0: not set (callers use 1)
   std::map<std::string, std::string> metadata;
+  // For Curator callers (docs/callers.md); validated when loaded, so the
+  // record built from them cannot fail.
+  std::string payload;            // a JSON object, or "" (Curator: null)
+  std::string uri_spec;           // a URI template, or "" (Curator: null)
+  uint32_t ssl_port = 0;          // 0: none (Curator: null)
   std::optional<ForwardConfig> forward;  // set: forwarding mode
 
   // Equal when every setting that affects checking or the record is equal.

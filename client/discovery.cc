@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "client/weighted_round_robin.h"
+#include "common/instance_record.h"
 #include "common/paths.h"
 #include "common/payload.h"
 
@@ -487,19 +488,10 @@ void ServiceDiscovery::AcceptRecord(Entry* e, const NodeData& data) {
   auto record = ParsePayload<proto::InstanceRecord>(data.data, path);
   if (!record.ok()) {
     bad = record.status().message();
-  } else if (!record->service().empty() &&
-             record->service() != options_.service.str()) {
-    bad = "record names service " + QuoteForMessage(record->service());
-  } else if (!record->ip().empty() || record->port() != 0) {
-    // The node name is the address callers use; a record naming another
-    // one means a confused writer, and neither can be trusted.
-    auto named = InstanceAddress::FromParts(record->ip(), record->port());
-    if (!named.ok()) {
-      bad = "record names a bad address: " + named.status().message();
-    } else if (*named != e->address) {
-      bad = "record names " + named->ToString() + ", the node name " +
-            e->address.ToString();
-    }
+  } else if (Status fit =
+                 CheckInstanceRecord(*record, options_.service, e->address);
+             !fit.ok()) {
+    bad = fit.message();
   }
   std::optional<DiscoveredInstance> usable;
   if (bad.empty()) {

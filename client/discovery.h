@@ -26,7 +26,8 @@
 // (ServiceView::loaded is false).
 //
 // Bad children (a node name that is not a canonical <ip>_<port>, a payload
-// that does not parse or names another address or service) are skipped,
+// that does not parse or names another address or service in zkroll's or
+// Curator's fields: common/instance_record.h) are skipped,
 // logged once and listed in ServiceView::skipped; they never stop the rest
 // of the list from being served.
 //

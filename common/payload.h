@@ -1,7 +1,8 @@
 // Znode payloads <-> protobuf messages, stored as protobuf's JSON mapping.
 //
-// Writers emit snake_case field names with whitespace so `zkCli.sh get`
-// reads well. Readers ignore unknown fields (newer writers) and refuse
+// Writers emit the field names as declared in proto/zkroll.proto
+// (snake_case; Curator's camelCase in InstanceRecord) with whitespace so
+// `zkCli.sh get` reads well. Readers ignore unknown fields (newer writers) and refuse
 // malformed data: more than kMaxPayloadBytes, invalid UTF-8, invalid JSON or
 // wrong field types, each with an error naming the znode path and the fault.
 // A payload that parses is still only as trustworthy as its writer: callers

@@ -1,5 +1,6 @@
 #include "coordinator/inventory.h"
 
+#include "common/instance_record.h"
 #include "common/paths.h"
 #include "common/payload.h"
 #include "common/registry.h"
@@ -90,10 +91,16 @@ Result<ServiceInventory> LoadInventory(ZkSession* session,
     RegisteredInstance reg;
     reg.stat = data->stat;
     auto record = ParsePayload<proto::InstanceRecord>(data->data, path);
-    if (record.ok()) {
-      reg.record = *record;
-    } else {
+    if (!record.ok()) {
       inv.warnings.push_back(record.status().message());
+    } else if (Status fit = CheckInstanceRecord(*record, service, *addr);
+               !fit.ok()) {
+      // The node still exists (and keeps the agent from registering), so
+      // it stays listed; its record is not trusted.
+      inv.warnings.push_back("skipped the record of " + path + ": " +
+                             fit.message());
+    } else {
+      reg.record = *record;
     }
     inv.registered[*addr] = reg;
   }

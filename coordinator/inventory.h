@@ -3,8 +3,10 @@
 // (/services/S) and which are paused (/pause/S).
 //
 // Every name and address inside a payload is validated (common/names.h)
-// before use; records that do not parse are skipped with a warning naming
-// the znode, so one broken agent cannot stop a deploy of other instances.
+// before use; records that do not parse, or that name another service or
+// address than their node (common/instance_record.h: e.g. a node Apache
+// Curator registered), are skipped with a warning naming the znode, so one
+// broken or foreign writer cannot stop a deploy of other instances.
 //
 // Thread-safety: free functions over a ZkSession; safe from any thread.
 #ifndef ZKROLL_COORDINATOR_INVENTORY_H_

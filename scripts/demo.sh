@@ -4,6 +4,7 @@
 #
 #   scripts/demo.sh [--zk HOST:PORT[/chroot]] [--rate 1000] [--drain-wait 3s]
 #                   [--out demo-out] [--mode poll|watch] [--requests N] [--naive]
+#                   [--caller loadgen|curator]
 #
 # Starts a local single-node ZooKeeper (or uses --zk), two zkroll-agents
 # standing for two hosts, four instances of a demo HTTP service at version 1
@@ -18,6 +19,10 @@
 # --requests N keeps the load on until N requests were sent. --naive
 # upgrades the same way without zkroll (each instance is simply restarted),
 # to show the failures zkroll removes (bench/e2e/run.sh compares them).
+# --caller curator sends the load from a Java caller built on Apache
+# Curator's ServiceDiscovery and ServiceProvider (tests/callers/java; needs
+# a JDK and Debian's Curator jars) instead of zkroll's load generator: it
+# writes summary.json but no timeline or chart.
 #
 # Exit code: 0 when every instance was upgraded and no request failed.
 set -euo pipefail
@@ -27,7 +32,8 @@ ROOT=$PWD
 . scripts/lib/procs.sh
 
 ZK="" RATE=1000 DRAIN=3s OUT=demo-out REFRESH=1s MODE=poll REQUESTS=0 NAIVE=0
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+CALLER=loadgen
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --zk) ZK=$2; shift 2 ;;
@@ -37,6 +43,7 @@ while [ $# -gt 0 ]; do
     --mode) MODE=$2; shift 2 ;;
     --requests) REQUESTS=$2; shift 2 ;;
     --naive) NAIVE=1; shift ;;
+    --caller) CALLER=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "demo.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -44,6 +51,7 @@ done
 case $RATE in (''|*[!0-9]*|0) echo "demo.sh: --rate must be a whole number above 0" >&2; exit 2 ;; esac
 case $REQUESTS in (''|*[!0-9]*) echo "demo.sh: --requests must be a whole number" >&2; exit 2 ;; esac
 case $MODE in (poll|watch) ;; (*) echo "demo.sh: --mode must be poll or watch" >&2; exit 2 ;; esac
+case $CALLER in (loadgen|curator) ;; (*) echo "demo.sh: --caller must be loadgen or curator, not '$CALLER'" >&2; exit 2 ;; esac
 case $DRAIN in (*[!0-9a-z]*|'') echo "demo.sh: bad --drain-wait '$DRAIN' (e.g. 3s)" >&2; exit 2 ;; esac
 DURATION=10m
 if [ "$REQUESTS" -gt 0 ]; then DURATION=$(( (REQUESTS + RATE - 1) / RATE ))s; fi
@@ -58,6 +66,14 @@ if [ "${DEMO_SKIP_BUILD:-0}" != 1 ]; then
   scripts/install-deps.sh
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$BUILD" -j2 --target zkroll zkroll-agent zkroll-demo-service zkroll-loadgen >/dev/null
+  if [ "$CALLER" = curator ]; then
+    cmake --build "$BUILD" -j2 --target zkroll_curator_caller >/dev/null
+  fi
+fi
+if [ "$CALLER" = curator ] && [ ! -f "$BUILD/curator-caller.classpath" ]; then
+  echo "demo.sh: --caller curator needs the Java caller: a JDK and Debian's Curator jars" \
+    "(scripts/install-deps.sh), then 'cmake --build $BUILD --target zkroll_curator_caller'" >&2
+  exit 2
 fi
 ZKROLL=$BUILD/coordinator/zkroll
 AGENT=$BUILD/agent/zkroll-agent
@@ -143,6 +159,23 @@ say "registry: /services/$SERVICE"
 "$ZKROLL" status --service "$SERVICE"
 
 # --- load ---------------------------------------------------------------------------
+if [ "$CALLER" = curator ]; then
+  say "load: $RATE requests/s from a Java caller on Curator's ServiceProvider (watches)"
+  CURATOR_REQUESTS=$REQUESTS
+  [ "$CURATOR_REQUESTS" -gt 0 ] || CURATOR_REQUESTS=$((RATE * 600))
+  java -Xmx256m -cp "$(cat "$BUILD/curator-caller.classpath")" CuratorCaller \
+    --zk "$ZK" --service "$SERVICE" --rate "$RATE" --requests "$CURATOR_REQUESTS" \
+    --max-seconds 900 --timeout-ms 2000 --stop-file "$WORK/stop-load" \
+    >"$WORK/curator-caller.log" 2>&1 &
+  LOADGEN_PID=$!
+  PIDS+=($LOADGEN_PID)
+  # The JVM starts slower than the load generator: wait (at most 60s)
+  # until its provider lists all four instances.
+  for _ in $(seq 1 240); do
+    [ "$(grep '^instances ' "$WORK/curator-caller.log" | tail -1 | tr ',' '\n' | grep -c 127.0.0.1)" -ge 4 ] && break
+    sleep 0.25
+  done
+else
 if [ "$MODE" = poll ]; then
   say "load: $RATE requests/s, callers refresh their instance list every $REFRESH (poll mode)"
 else
@@ -155,6 +188,7 @@ fi
   --stop-file "$WORK/stop-load" --quiet >"$WORK/loadgen.log" 2>&1 &
 LOADGEN_PID=$!
 PIDS+=($LOADGEN_PID)
+fi
 # Let the callers warm up (two refreshes) so the chart shows steady traffic.
 sleep 3
 
@@ -249,6 +283,29 @@ PY
   [ "$v" = v2 ] && upgraded=$((upgraded + 1))
 done
 
+if [ "$CALLER" = curator ]; then
+say "Curator caller summary"
+tail -1 "$WORK/curator-caller.log"
+# summary.json in the load generator's terms, for bench/e2e/run.sh.
+python3 - "$WORK/curator-caller.log" "$OUT/summary.json" <<'PY'
+import collections, json, sys
+words = lambda line: dict(w.split("=", 1) for w in line.split()[1:] if "=" in w)
+causes = collections.Counter()
+summary = None
+for line in open(sys.argv[1]):
+    if line.startswith("fail "):
+        causes[words(line).get("cause", "other")] += 1
+    elif line.startswith("summary "):
+        summary = words(line)
+if summary is None:
+    sys.exit("the Curator caller printed no summary")
+out = {"caller": "curator", "sent": int(summary["sent"]), "ok": int(summary["ok"]),
+       "failed": int(summary["failed"]), "failed_by_cause": dict(causes),
+       "no_instance": int(summary["no_instance"])}
+json.dump(out, open(sys.argv[2], "w"), indent=1)
+print(f"  requests {out['sent']}, ok {out['ok']}, failed {out['failed']} {out['failed_by_cause']}")
+PY
+else
 say "load generator summary"
 tail -3 "$WORK/loadgen.log"
 python3 - "$OUT" "$SERVICE" <<'PY'
@@ -275,12 +332,15 @@ print(f"  latency p50 {summary['latency_ms']['p50']}ms p99 {summary['latency_ms'
 PY
 python3 scripts/lib/demo_chart.py --timeline "$OUT/timeline.csv" --events "$OUT/events.csv" \
   --out "$OUT/chart.svg" --title "$SERVICE: requests per instance per second during rollout v1 -> v2"
+fi
 
 read -r sent failed < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["sent"], s["failed"])' "$OUT/summary.json")
 say "files"
-echo "  timeline: $OUT/timeline.csv (second,instance,requests,ok,failed,version)"
-echo "  deploy steps: $OUT/events.csv, rollout events: $OUT/rollout.jsonl"
-echo "  chart: $OUT/chart.svg (one line per instance; dashed lines mark pause, command and re-registration)"
+[ "$CALLER" = curator ] && echo "  Curator caller output: $OUT/logs/curator-caller.log (after exit)"
+[ "$CALLER" = curator ] || echo "  timeline: $OUT/timeline.csv (second,instance,requests,ok,failed,version)"
+[ "$CALLER" = curator ] || echo "  deploy steps: $OUT/events.csv"
+echo "  rollout events: $OUT/rollout.jsonl"
+[ "$CALLER" = curator ] || echo "  chart: $OUT/chart.svg (one line per instance; dashed lines mark pause, command and re-registration)"
 echo
 python3 -c 'import sys; print("rollout v1->v2: %s/4 instances upgraded, %s requests, %s failed" % (sys.argv[1], format(int(sys.argv[2]), ","), format(int(sys.argv[3]), ",")))' \
   "$upgraded" "$sent" "$failed"

@@ -6,6 +6,7 @@
 
 #include "common/clock.h"
 #include "common/version.h"
+#include "common/instance_record.h"
 #include "tests/agent/agent_fixture.h"
 
 namespace zkroll::testing {
@@ -50,6 +51,18 @@ TEST_F(AgentTest, RegistersHealthyInstanceWithRecord) {
   EXPECT_EQ(rec->ip(), "127.0.0.1");
   EXPECT_EQ(rec->port(), static_cast<uint32_t>(port));
   EXPECT_EQ(rec->host(), "h1");
+  // Apache Curator's ServiceInstance fields, for Curator callers.
+  EXPECT_EQ(rec->name(), svc_);
+  EXPECT_EQ(rec->id(), "127.0.0.1_" + std::to_string(port));
+  EXPECT_EQ(rec->address(), "127.0.0.1");
+  EXPECT_EQ(rec->servicetype(), "DYNAMIC");
+  EXPECT_TRUE(rec->enabled());
+  EXPECT_GT(rec->registrationtimeutc(), 1.7e12);
+  EXPECT_FALSE(rec->has_payload());
+  EXPECT_FALSE(rec->has_urispec());
+  EXPECT_FALSE(rec->has_sslport());
+  EXPECT_NE(node->data.find("\"registrationTimeUTC\": 1"), std::string::npos)
+      << node->data;
   ASSERT_TRUE(WaitFor([&] {
     auto v = AgentView("h1", svc_, port);
     return v && v->state() == "registered" && v->healthy();
@@ -369,7 +382,10 @@ TEST_F(AgentTest, ConfigDirDeclaresInstances) {
   confd.Write("level.conf", "[instance.level]\nservice = " + svc_ + "\nip = 127.0.0.1\nport = " +
                                 std::to_string(port) +
                                 "\ncheck = http:/healthz\ninterval = 100ms\nrise = 1\n"
-                                "weight = 5\nmetadata = zone=a,rack=3\n");
+                                "weight = 5\nmetadata = zone=a,rack=3\n"
+                                "payload = {\"zone\": \"a\"}\n"
+                                "uri_spec = {scheme}://{address}:{port}/x\n"
+                                "ssl_port = 9443\n");
   confd.Write("ignored.txt", "not a config");
   StartAgent({"--host", "h11", "--config-dir", confd.path()});
   ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port); }, kDeadline));
@@ -378,6 +394,9 @@ TEST_F(AgentTest, ConfigDirDeclaresInstances) {
   EXPECT_EQ(rec->weight(), 5u);
   EXPECT_EQ(rec->metadata().at("rack"), "3");
   EXPECT_EQ(rec->check(), "http:/healthz");
+  EXPECT_EQ(rec->payload().fields().at("zone").string_value(), "a");
+  EXPECT_EQ(FormatUriSpec(rec->urispec()), "{scheme}://{address}:{port}/x");
+  EXPECT_EQ(rec->sslport(), 9443u);
 }
 
 }  // namespace

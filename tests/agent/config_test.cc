@@ -114,6 +114,16 @@ TEST(AgentConfigTest, ErrorsNameFileLineAndKey) {
        "declared twice"},
       {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
        "metadata = novalue\n", "KEY=VALUE"},
+      // Curator's fields: the line, the key and the refused value.
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "payload = [1, 2]\n", "bad.conf:6 (key 'instance.x.payload'): payload '[1, 2]' must be a JSON object"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "payload = {\"zone\": }\n", "bad.conf:6 (key 'instance.x.payload'): payload '{\"zone\": }' is not a valid JSON object"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "uri_spec = {scheme}://{address}:{port\n",
+       "bad.conf:6 (key 'instance.x.uri_spec'): URI template '{scheme}://{address}:{port' has a '{' that is never closed"},
+      {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
+       "ssl_port = 70000\n", "bad.conf:6 (key 'instance.x.ssl_port'): ssl_port '70000'"},
       // Forwarding mode.
       {"zk = a:1\n[instance.x]\nservice = x\nip = 1.2.3.4\nport = 1\n"
        "forward_ports = 2\n", "need forward_backend"},
@@ -142,6 +152,36 @@ TEST(AgentConfigTest, ErrorsNameFileLineAndKey) {
     EXPECT_NE(r.status().message().find(c.expect), std::string::npos)
         << "content:\n" << c.content << "message: " << r.status().message();
   }
+}
+
+TEST(AgentConfigTest, CuratorKeysFillTheRecord) {
+  TempDir d;
+  std::string f = d.Write("agent.conf",
+                          "zk = a:1\n[instance.web]\nservice = web\n"
+                          "ip = 10.0.0.5\nport = 8080\n"
+                          "payload = {\"zone\": \"a\", \"rack\": 3}\n"
+                          "uri_spec = {scheme}://{address}:{port}/api\n"
+                          "ssl_port = 8443\n"
+                          "[instance.plain]\nservice = web\nip = 10.0.0.5\n"
+                          "port = 8081\n");
+  CommandLine cl;
+  cl.config_file = f;
+  auto c = LoadConfig(cl);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->instances.size(), 2u);
+  EXPECT_EQ(c->instances[0].payload, "{\"zone\": \"a\", \"rack\": 3}");
+  EXPECT_EQ(c->instances[0].uri_spec, "{scheme}://{address}:{port}/api");
+  EXPECT_EQ(c->instances[0].ssl_port, 8443u);
+  EXPECT_EQ(c->instances[1].payload, "");
+  EXPECT_EQ(c->instances[1].uri_spec, "");
+  EXPECT_EQ(c->instances[1].ssl_port, 0u);
+  // A changed key is a changed instance for a SIGHUP reload.
+  InstanceConfig changed = c->instances[0];
+  changed.uri_spec = "{scheme}://{address}:{port}/v2";
+  EXPECT_FALSE(changed.SameSettings(c->instances[0]));
+  changed = c->instances[0];
+  changed.payload = "{}";
+  EXPECT_FALSE(changed.SameSettings(c->instances[0]));
 }
 
 TEST(AgentConfigTest, ForwardingKeys) {

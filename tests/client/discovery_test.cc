@@ -6,11 +6,15 @@
 
 #include <gtest/gtest.h>
 
+#include <glog/logging.h>
+
 #include <atomic>
+#include <mutex>
 #include <map>
 #include <set>
 #include <thread>
 
+#include "common/instance_record.h"
 #include "common/paths.h"
 #include "common/payload.h"
 #include "tests/support/zk_fixture.h"
@@ -304,6 +308,81 @@ TEST_P(BothModesTest, MalformedChildrenAreSkippedAndCounted) {
       },
       milliseconds(10000)))
       << d->Snapshot()->Describe();
+}
+
+// Nodes that other writers leave under /services/<service>: Apache
+// Curator's own registrations (named after a UUID, or under an address name
+// with a UUID id), and records naming another service, zkroll's or
+// Curator's way. Each is skipped with one log line, however often the list
+// is re-read; zkroll's records of both formats are used.
+TEST_P(BothModesTest, ForeignNodesAreSkippedWithOneLogLineEach) {
+  struct SkipLines : google::LogSink {
+    void send(google::LogSeverity, const char*, const char*, int,
+              const google::LogMessageTime&, const char* message,
+              size_t length) override {
+      std::string m(message, length);
+      std::lock_guard<std::mutex> lock(mu);
+      if (m.rfind("skipping ", 0) == 0) ++lines[m.substr(0, m.find(':'))];
+    }
+    std::map<std::string, int> Lines() {
+      std::lock_guard<std::mutex> lock(mu);
+      return lines;
+    }
+    std::mutex mu;
+    std::map<std::string, int> lines;
+  } sink;
+  google::AddLogSink(&sink);
+  const std::string dir = paths::ServiceDir(service_);
+  auto create = [&](const std::string& name, const std::string& data) {
+    auto r = owner_->CreateSync(dir + "/" + name, data, CreateMode::kEphemeral,
+                                OpenAcl());
+    ASSERT_TRUE(r.ok()) << name << ": " << r.status().ToString();
+  };
+  // As Curator 5.4's ServiceDiscovery.registerService writes it.
+  auto curator = [&](const std::string& name, const std::string& id,
+                     int port) {
+    return R"({"name":")" + name + R"(","id":")" + id +
+           R"(","address":"127.0.0.1","port":)" + std::to_string(port) +
+           R"(,"sslPort":null,"payload":null,"registrationTimeUTC":1796029781053,"serviceType":"DYNAMIC","uriSpec":null})";
+  };
+  const std::string uuid = "6c1d1f0e-2a4b-4d0e-9f5e-1b2c3d4e5f60";
+  create(uuid, curator(service_.str(), uuid, 9101));
+  create("127.0.0.1_9102", curator(service_.str(), uuid, 9102));
+  create("127.0.0.1_9103", curator("other", "127.0.0.1_9103", 9103));
+  proto::InstanceRecord other_service =
+      NewInstanceRecord(ServiceName::Parse("other").value(), Local(9104),
+                        std::chrono::system_clock::now());
+  create("127.0.0.1_9104", ToJson(other_service));
+  // Usable: the current agent's record and an older agent's.
+  proto::InstanceRecord current = NewInstanceRecord(
+      service_, Local(9105), std::chrono::system_clock::now());
+  current.set_host("host-a");
+  create("127.0.0.1_9105", ToJson(current));
+  Register(9106);
+  auto d = Start(GetParam(), Millis(200), Millis(300));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto v = d->Snapshot();
+        return v->loaded && v->skipped.size() == 4 && v->refreshes >= 4;
+      },
+      milliseconds(10000)))
+      << d->Snapshot()->Describe();
+  auto v = d->Snapshot();
+  EXPECT_EQ(Ports(*v), (std::set<int>{9105, 9106}));
+  std::map<std::string, std::string> reasons;
+  for (const auto& s : v->skipped) reasons[s.name] = s.reason;
+  EXPECT_NE(reasons[uuid], "");
+  EXPECT_NE(reasons["127.0.0.1_9102"].find(uuid), std::string::npos);
+  EXPECT_NE(reasons["127.0.0.1_9103"].find("'other'"), std::string::npos);
+  EXPECT_NE(reasons["127.0.0.1_9104"].find("'other'"), std::string::npos);
+  EXPECT_FALSE(v->stale) << "foreign children are not a ZooKeeper failure";
+  google::RemoveLogSink(&sink);
+  // One line per foreign node, however many reads.
+  EXPECT_EQ(sink.Lines()["skipping child '" + uuid + "' of " + dir], 1);
+  for (const char* port : {"9102", "9103", "9104"}) {
+    EXPECT_EQ(sink.Lines()["skipping " + dir + "/127.0.0.1_" + port], 1)
+        << port;
+  }
 }
 
 TEST_P(BothModesTest, MissingServiceNodeIsAnEmptyFreshList) {

@@ -412,6 +412,52 @@ TEST_F(CoordinatorZkTest, HistoryAndStatusReportDeploys) {
   EXPECT_NE(js.output.find("\"outcome\":\"failed\""), std::string::npos);
 }
 
+// Nodes other writers leave under /services/<service> (Apache Curator's
+// own registrations, a record naming another service) are reported as one
+// warning each; the instances zkroll knows are listed as usual.
+TEST_F(CoordinatorZkTest, StatusWarnsOfForeignRegistrationsAndListsTheRest) {
+  const int port = PickFreePort(), foreign = PickFreePort();
+  Declare(zk_.get(), "host-a", {port});
+  Register(zk_.get(), port);
+  const std::string dir = paths::ServiceDir(*ServiceName::Parse(svc_));
+  const std::string uuid = "6c1d1f0e-2a4b-4d0e-9f5e-1b2c3d4e5f60";
+  // As Curator 5.4's ServiceDiscovery.registerService writes it.
+  auto curator = [&](const std::string& name, const std::string& id, int p) {
+    return R"({"name":")" + name + R"(","id":")" + id +
+           R"(","address":"127.0.0.1","port":)" + std::to_string(p) +
+           R"(,"sslPort":null,"payload":null,"registrationTimeUTC":1796029781053,"serviceType":"DYNAMIC","uriSpec":null})";
+  };
+  ASSERT_TRUE(zk_->CreateSync(dir + "/" + uuid, curator(svc_, uuid, foreign),
+                              CreateMode::kEphemeral, OpenAcl())
+                  .ok());
+  ASSERT_TRUE(zk_->CreateSync(InstancePath(foreign),
+                              curator("other", "127.0.0.1_" +
+                                                   std::to_string(foreign),
+                                      foreign),
+                              CreateMode::kEphemeral, OpenAcl())
+                  .ok());
+
+  RunResult st = Zkroll({"status", "--service", svc_});
+  ASSERT_EQ(st.exit_code, 0) << st.output;
+  EXPECT_NE(st.output.find("warning: skipped " + dir + "/'" + uuid + "'"),
+            std::string::npos)
+      << st.output;
+  EXPECT_NE(st.output.find("warning: skipped the record of " +
+                           InstancePath(foreign) +
+                           ": record names service 'other'"),
+            std::string::npos)
+      << st.output;
+  RunResult js = Zkroll({"--output", "json", "status", "--service", svc_});
+  ASSERT_EQ(js.exit_code, 0) << js.output;
+  EXPECT_NE(js.output.find("\"host\":\"host-a\""), std::string::npos)
+      << js.output;
+  EXPECT_NE(js.output.find(Addr(port)), std::string::npos) << js.output;
+  // The deploy of the known instance is not held up by them.
+  RunResult d = Zkroll(Deploy(port, {}, {"/bin/sh", "-c", "exit 3"}));
+  EXPECT_EQ(d.exit_code, 1) << d.output;
+  EXPECT_NE(d.output.find("command"), std::string::npos) << d.output;
+}
+
 // ACL inheritance after `zkroll init` is tested in init_test.cc (it needs a
 // server of its own); here the roots are open, so only the use of the
 // credential is visible.
