@@ -82,8 +82,14 @@ DeployResult InstanceDeploy::Run() {
     return finish(DeployOutcome::kAborted,
                   "stopped before it started; nothing was touched");
   }
-  if (auto stop = Pause()) return finish(stop->outcome, stop->detail);
-  if (auto stop = Drain()) {
+  if (opt_.drain_mode == DrainMode::kAuto) StartObservation();
+  if (auto stop = Pause()) {
+    StopObservation();
+    return finish(stop->outcome, stop->detail);
+  }
+  auto drained = Drain();
+  StopObservation();
+  if (auto stop = drained) {
     AbortPath(*stop);
     return finish(stop->outcome, stop->detail);
   }
@@ -183,6 +189,11 @@ std::optional<Stop> InstanceDeploy::Pause() {
     MultiResult m = env_.session->MultiSync(
         registry::PauseOps(env_.service, address_, ToJson(flag),
                            CreateMode::kEphemeral, *ctx, env_.acl));
+    int64_t flag_czxid = 0;
+    for (const ZkOpResult& op : m.results) {
+      // Every op of a multi shares its zxid; a set-data result carries it.
+      if (op.status.ok() && op.stat.mzxid != 0) flag_czxid = op.stat.mzxid;
+    }
 
     if (!m.status.ok()) {
       if (m.status.IsRetryable()) {
@@ -193,6 +204,7 @@ std::optional<Stop> InstanceDeploy::Pause() {
           if (f.ok() && f->deploy_id() == env_.deploy_id.str() &&
               f->pid() == ::getpid()) {
             m.status = Status::Ok();
+            flag_czxid = mine->stat.czxid;
           }
         }
         if (!m.status.ok()) continue;
@@ -214,7 +226,8 @@ std::optional<Stop> InstanceDeploy::Pause() {
     // session changed meanwhile, read the flag back to learn its owner.
     flag_created_ = true;
     paused_session_ = sid_before;
-    if (env_.session->session_id() != sid_before) {
+    paused_at_ = Clock::now();
+    if (env_.session->session_id() != sid_before || flag_czxid == 0) {
       auto mine = Retrying([&] { return env_.session->GetSync(flag_path_); });
       if (!mine.ok()) {
         std::string why = "our pause flag " + flag_path_ +
@@ -224,6 +237,17 @@ std::optional<Stop> InstanceDeploy::Pause() {
         return Stop{DeployOutcome::kSessionLost, why};
       }
       paused_session_ = mine->stat.ephemeral_owner;
+      flag_czxid = mine->stat.czxid;
+    }
+    pause_zxid_ = flag_czxid;
+    // Deleting the registration set the pzxid of /services/<service> to
+    // the pause's zxid. If there was none to delete, a list read at the
+    // directory's current pzxid is already without the instance.
+    pause_pzxid_ = pause_zxid_;
+    if (!ctx->registered) {
+      auto dir = Retrying(
+          [&] { return env_.session->ExistsSync(paths::ServiceDir(env_.service)); });
+      if (dir.ok() && dir->has_value()) pause_pzxid_ = (*dir)->pzxid;
     }
     End(step, "ok",
         std::string(ctx->registered ? "registration removed"
@@ -237,6 +261,13 @@ std::optional<Stop> InstanceDeploy::Pause() {
 }
 
 std::optional<Stop> InstanceDeploy::Drain() {
+  if (opt_.drain_mode == DrainMode::kAuto) {
+    Step step = Begin("drain",
+                      "until the callers let go, at most " +
+                          FormatDuration(opt_.drain_wait) + " (--drain auto)",
+                      opt_.drain_wait >= Millis(1000));
+    return DrainAuto(step);
+  }
   Step step = Begin("drain",
                     "waiting " + FormatDuration(opt_.drain_wait) +
                         " for callers to drop the instance",
@@ -246,7 +277,11 @@ std::optional<Stop> InstanceDeploy::Drain() {
     End(step, "aborted", s.detail);
     return s;
   }
-  End(step, "ok", "");
+  std::string detail =
+      "waited the fixed " + FormatSeconds(opt_.drain_wait) + " (--drain fixed)";
+  env_.reporter->Drain(label_, "fixed", "fixed", Since(paused_at_),
+                       opt_.drain_wait, detail, {});
+  End(step, "ok", detail);
   return std::nullopt;
 }
 

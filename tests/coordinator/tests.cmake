@@ -21,3 +21,6 @@ zkroll_add_test(NAME coordinator_init_test LABELS zk TIMEOUT 300
 zkroll_add_test(NAME coordinator_switch_test LABELS zk TIMEOUT 600
   SOURCES coordinator/switch_test.cc coordinator/coordinator_fixture.cc
   LIBS zkroll_coordinator_lib)
+zkroll_add_test(NAME coordinator_drain_decision_test LABELS unit TIMEOUT 120
+  SOURCES coordinator/drain_decision_test.cc
+  LIBS zkroll_coordinator_lib)
