@@ -64,8 +64,8 @@ SocketOwners::Answer SocketOwners::Resolve(const std::vector<uint64_t>& inodes) 
   if (unknown && unreadable_ > 0) {
     a.error = "cannot read /proc/<pid>/fd of " + std::to_string(unreadable_) +
               " process(es) (" + strerror(unreadable_errno_) +
-              "): peers of other users get pid 0; the agent needs "
-              "CAP_SYS_PTRACE (or the callers' uid) to map them";
+              "): peers of other users get pid 0; mapping them needs "
+              "CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (or the callers' uid)";
   }
   return a;
 }

@@ -7,12 +7,14 @@
 // it does not hold, at most once per Resolve() call, and not again for
 // inodes a scan already failed to find.
 //
-// Privileges: reading /proc/<pid>/fd of a process needs the same uid (and
-// a dumpable process) or CAP_SYS_PTRACE; without it the kernel answers
-// EACCES. The packaged agent runs as user `zkroll`; to see callers of
-// other users it needs AmbientCapabilities=CAP_SYS_PTRACE (docs/agent.md).
-// Without it those sockets resolve to pid 0 and Resolve() says why, naming
-// the number of processes it could not read and the capability.
+// Privileges: for a process of another user, listing /proc/<pid>/fd (mode
+// 0500, owned by that user) needs CAP_DAC_READ_SEARCH and reading its
+// links needs CAP_SYS_PTRACE (a ptrace read-access check); the same uid
+// needs neither (unless the process made itself non-dumpable). The
+// packaged agent runs as user `zkroll`; to see callers of other users its
+// unit grants both as ambient capabilities (docs/agent.md). Without them
+// those sockets resolve to pid 0 and Resolve() says why, naming the number
+// of processes it could not read and the capabilities.
 //
 // Threading: not thread-safe; one owner (the traffic sampler).
 #ifndef ZKROLL_AGENT_OBSERVE_SOCKET_OWNERS_H_

@@ -30,6 +30,9 @@ bool Accepts(int port) {
 
 class TrafficObserveTest : public AgentTest {
  protected:
+  // Started through this (e.g. setpriv), if not empty.
+  virtual std::vector<std::string> AgentWrapper() { return {}; }
+
   void SetUp() override {
     AgentTest::SetUp();
     port_ = PickFreePort();
@@ -43,7 +46,8 @@ class TrafficObserveTest : public AgentTest {
     StartAgent({"--host", "h1", "--interval", "100ms", "--timeout", "200ms",
                 "--rise", "1", "--fall", "2", "--resync", "500ms",
                 "--session-timeout", "4s", "--check", check_, "--instance",
-                svc_ + "@127.0.0.1:" + std::to_string(port_)});
+                svc_ + "@127.0.0.1:" + std::to_string(port_)},
+               AgentWrapper());
     ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port_); }, kDeadline));
     address_ = InstanceAddress::FromParts("127.0.0.1", port_).value();
     service_name_ = ServiceName::Parse(svc_).value();
@@ -262,6 +266,77 @@ TEST_F(TrafficObserveHttpCheckTest, OwnHttpChecksAreNotTraffic) {
     const auto* p = PeerWithPid(*r, caller_->pid());
     return p && p->connections_total() == 1 && r->quiet_ms() < 1000;
   }, kDeadline)) << "last report: " << ToJson(seen);
+}
+
+// Privileges. The packaged agent runs as an unprivileged user; these tests
+// run it as `nobody` (setpriv) against a caller of another user (root, the
+// test's own user), once without capabilities and once with the ambient
+// CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH that docs/agent.md tells systemd
+// to grant.
+constexpr char kSetpriv[] = "/usr/bin/setpriv";
+
+bool CanChangeUser() { return getuid() == 0 && access(kSetpriv, X_OK) == 0; }
+
+class TrafficObserveUnprivilegedTest : public TrafficObserveTest {
+ protected:
+  std::vector<std::string> AgentWrapper() override {
+    return {kSetpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--"};
+  }
+  void SetUp() override {
+    if (!CanChangeUser()) {
+      GTEST_SKIP() << "needs root and " << kSetpriv
+                   << " to run the agent as another user";
+    }
+    TrafficObserveTest::SetUp();
+  }
+};
+
+TEST_F(TrafficObserveUnprivilegedTest, OtherUsersPeersArePidZeroAndSaySo) {
+  StartCaller();
+  Request(zk_.get(), RequestJson("d-5"));
+  proto::TrafficReport seen;
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = Report();
+    if (!r) return false;
+    seen = *r;
+    return r->bytes_received() > 0 && r->peers_size() > 0;
+  }, kDeadline)) << "last report: " << ToJson(seen) << "\n" << AgentLog(0);
+  // Traffic is still seen; only the process is not.
+  EXPECT_EQ(seen.source(), "sock_diag");
+  EXPECT_FALSE(seen.pids_known());
+  EXPECT_NE(seen.error().find("CAP_SYS_PTRACE"), std::string::npos)
+      << seen.error();
+  EXPECT_EQ(PeerWithPid(seen, caller_->pid()), nullptr);
+  EXPECT_NE(PeerWithPid(seen, 0), nullptr);
+  ASSERT_TRUE(WaitFor([&] {
+    return AgentLog(0).find("observed in part") != std::string::npos;
+  }, kDeadline)) << AgentLog(0);
+}
+
+class TrafficObservePtraceTest : public TrafficObserveUnprivilegedTest {
+ protected:
+  std::vector<std::string> AgentWrapper() override {
+    return {kSetpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+            "--inh-caps=+sys_ptrace,+dac_read_search",
+            "--ambient-caps=+sys_ptrace,+dac_read_search",
+            "--bounding-set=-all,+sys_ptrace,+dac_read_search", "--"};
+  }
+};
+
+TEST_F(TrafficObservePtraceTest, AmbientCapabilitiesMapOtherUsersPeers) {
+  StartCaller();
+  Request(zk_.get(), RequestJson("d-6"));
+  proto::TrafficReport seen;
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = Report();
+    if (!r) return false;
+    seen = *r;
+    const auto* p = PeerWithPid(*r, caller_->pid());
+    return p && p->bytes_received() > 0;
+  }, kDeadline)) << "last report: " << ToJson(seen) << "\n" << AgentLog(0);
+  EXPECT_TRUE(seen.pids_known()) << seen.error();
+  EXPECT_TRUE(seen.error().empty()) << seen.error();
 }
 
 }  // namespace
