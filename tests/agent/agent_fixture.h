@@ -37,8 +37,11 @@ class AgentTest : public ZooKeeperTest {
   void SetUp() override;
   void TearDown() override;
 
-  // Starts zkroll-agent with `args` plus --zk; output in log(i).
-  ChildProcess* StartAgent(const std::vector<std::string>& args);
+  // Starts zkroll-agent with `args` plus --zk; output in log(i). With a
+  // `wrapper` (e.g. setpriv and its flags, absolute path first) the agent
+  // is started through it.
+  ChildProcess* StartAgent(const std::vector<std::string>& args,
+                           const std::vector<std::string>& wrapper = {});
   std::string AgentLog(size_t i) const;
 
   bool Registered(const std::string& service, int port);
