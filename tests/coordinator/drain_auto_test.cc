@@ -14,6 +14,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "common/paths.h"
@@ -32,12 +33,16 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// The coordinator's "drain" JSON event (one per instance), or "".
+// The coordinator's "drain" JSON event (one per instance), or "". Printed,
+// so the test log shows why each drain ended.
 std::string DrainEvent(const std::string& output) {
   std::istringstream in(output);
   std::string line;
   while (std::getline(in, line)) {
-    if (line.find("\"event\":\"drain\"") != std::string::npos) return line;
+    if (line.find("\"event\":\"drain\"") != std::string::npos) {
+      std::cout << "drain event: " << line << std::endl;
+      return line;
+    }
   }
   return "";
 }
