@@ -112,6 +112,13 @@ DrainDecision DecideDrain(const DrainConfig& config, const DrainInputs& in) {
     unobserved = "traffic not observed: the agent reports no source" +
                  (t->report.error().empty() ? std::string()
                                             : " (" + t->report.error() + ")");
+  } else if (t->report.source().rfind("sock_diag", 0) != 0) {
+    // The forwarder's counters alone count connections but name no peer,
+    // so an unknown caller could not be seen.
+    unobserved = "traffic observed without peers (source " +
+                 t->report.source() + "): unknown callers cannot be ruled out" +
+                 (t->report.error().empty() ? std::string()
+                                            : " (" + t->report.error() + ")");
   }
   uint64_t quiet_ms = 0;
   if (!unobserved.empty()) {

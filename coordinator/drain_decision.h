@@ -21,8 +21,9 @@
 //     tell processes of one host apart, see the design doc);
 //  4. `min` has passed.
 // Where traffic cannot be observed (no report, a report for another
-// deploy, source "none") conditions 2 and 3 cannot hold: the drain runs to
-// the cap and the reason says why.
+// deploy, source "none", or "forwarder" alone, which names no peers)
+// conditions 2 and 3 cannot hold: the drain runs to the cap and the reason
+// says why.
 #ifndef ZKROLL_COORDINATOR_DRAIN_DECISION_H_
 #define ZKROLL_COORDINATOR_DRAIN_DECISION_H_
 

@@ -166,6 +166,17 @@ TEST(DrainDecisionTest, UnobservableTrafficRunsToTheCapAndSaysWhy) {
       << d.reason;
 
   in.traffic = Report(900);
+  in.traffic->report.set_source("forwarder");
+  d = DecideDrain(cfg, in);
+  EXPECT_NE(d.reason.find("traffic observed without peers (source forwarder)"),
+            std::string::npos)
+      << d.reason;
+  in.traffic->report.set_source("sock_diag+forwarder");
+  in.now = Millis(10);
+  EXPECT_TRUE(DecideDrain(cfg, in).done);
+  in.now = Millis(3000);
+
+  in.traffic = Report(900);
   in.traffic->report.set_deploy_id("other");
   in.now = Millis(10);
   d = DecideDrain(cfg, in);
@@ -267,7 +278,10 @@ bool ReferenceAllHold(const Sim& s) {
   }
   if (!in.traffic) return false;
   const auto& r = in.traffic->report;
-  if (r.deploy_id() != in.deploy_id || r.source() != "sock_diag") return false;
+  if (r.deploy_id() != in.deploy_id) return false;
+  if (r.source() != "sock_diag" && r.source() != "sock_diag+forwarder") {
+    return false;
+  }
   if (!in.traffic->written_after_pause) return false;
   if (static_cast<int64_t>(r.quiet_ms()) < s.cfg.quiet.count()) return false;
   if (r.peers_truncated()) return false;
@@ -359,6 +373,7 @@ TEST(DrainDecisionTest, RandomTimelinesNeverEndEarlyAndNeverLaterThanTheCap) {
           TrafficObservation t = Report(0, chance(90));
           if (chance(3)) t.report.set_deploy_id("other");
           if (chance(3)) t.report.set_source("none");
+          if (chance(3)) t.report.set_source("forwarder");
           if (chance(2)) t.report.set_peers_truncated(true);
           if (chance(30)) {
             last_activity = static_cast<uint64_t>(s.in.now.count());
