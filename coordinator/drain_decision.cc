@@ -173,8 +173,9 @@ DrainDecision DecideDrain(const DrainConfig& config, const DrainInputs& in) {
         who += " pid " + std::to_string(p.pid());
       } else if (IsLoopback(p.ip()) || local_ips.count(p.ip()) != 0) {
         who += " (on the agent's host, process unknown" +
-               std::string(r.pids_known() ? "" : ": the agent cannot map "
-                                                 "sockets to processes") +
+               std::string(r.pids_known() ? ""
+                                          : ": the agent cannot map "
+                                            "sockets to processes") +
                ")";
       }
       unknown.push_back(
@@ -232,11 +233,11 @@ DrainDecision DecideDrain(const DrainConfig& config, const DrainInputs& in) {
       if (i > 0) text += "; ";
       text += missing[i];
     }
-    d.reason = (d.done ? "drain ran to the " + FormatSeconds(config.cap) +
-                             " cap: "
-                       : "draining for " + FormatSeconds(in.now) + " of " +
-                             FormatSeconds(config.cap) + ": ") +
-               text;
+    d.reason =
+        (d.done ? "drain ran to the " + FormatSeconds(config.cap) + " cap: "
+                : "draining for " + FormatSeconds(in.now) + " of " +
+                      FormatSeconds(config.cap) + ": ") +
+        text;
   }
   return d;
 }

@@ -40,9 +40,9 @@
 namespace zkroll::coordinator {
 
 struct DrainConfig {
-  Millis cap{20000};    // --drain-wait
-  Millis quiet{500};    // --drain-quiet, > 0
-  Millis min{0};        // --drain-min, <= cap
+  Millis cap{20000};  // --drain-wait
+  Millis quiet{500};  // --drain-quiet, > 0
+  Millis min{0};      // --drain-min, <= cap
 };
 
 // One caller node as last read. Times are on the coordinator's clock,

@@ -44,8 +44,8 @@ void InstanceDeploy::StartObservation() {
       [&] { return env_.session->EnsurePathSync(dir, env_.drain_acl); });
   if (!made.ok()) {
     observation_.note = "cannot create " + dir + ": " + made.ToString();
-    env_.reporter->Notice(label_ + ": traffic will not be observed: " +
-                          observation_.note);
+    env_.reporter->Notice(
+        label_ + ": traffic will not be observed: " + observation_.note);
     return;
   }
   proto::DrainRequest req;
@@ -55,9 +55,9 @@ void InstanceDeploy::StartObservation() {
   req.set_since(NowRfc3339());
   req.set_interval_ms(100);
   const int64_t sid = env_.session->session_id();
-  auto created = env_.session->CreateSync(observation_.request_path,
-                                          ToJson(req), CreateMode::kEphemeral,
-                                          env_.drain_acl);
+  auto created =
+      env_.session->CreateSync(observation_.request_path, ToJson(req),
+                               CreateMode::kEphemeral, env_.drain_acl);
   if (!created.ok()) {
     // A retryable failure may have created it; an existing node is ours
     // only if our session owns it.
@@ -71,8 +71,8 @@ void InstanceDeploy::StartObservation() {
               ? "another coordinator holds " + observation_.request_path
               : "cannot create " + observation_.request_path + ": " +
                     created.status().ToString();
-      env_.reporter->Notice(label_ + ": traffic will not be observed: " +
-                            observation_.note);
+      env_.reporter->Notice(
+          label_ + ": traffic will not be observed: " + observation_.note);
       return;
     }
   }
@@ -226,7 +226,8 @@ std::optional<Stop> InstanceDeploy::DrainAuto(Step& step) {
         sid = env_.session->session_id();
         watches->children = true;
         watches->traffic = true;
-        for (const auto& [name, obs] : in.callers) watches->callers.insert(name);
+        for (const auto& [name, obs] : in.callers)
+          watches->callers.insert(name);
       }
       read_children = read_children || watches->children;
       read_traffic = read_traffic || watches->traffic;
@@ -340,8 +341,8 @@ std::optional<Stop> InstanceDeploy::DrainAuto(Step& step) {
             in.traffic = std::move(t);
             had_report = true;
           } else {
-            observation_.note = "unreadable traffic report: " +
-                                report.status().message();
+            observation_.note =
+                "unreadable traffic report: " + report.status().message();
             in.traffic.reset();
           }
         } else if (data.status().code() != StatusCode::kNotFound) {

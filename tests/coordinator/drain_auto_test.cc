@@ -1,8 +1,8 @@
 // `zkroll deploy --drain auto` with real processes: a ZooKeeper server, a
 // zkroll-agent (which observes the instance's traffic while the
-// coordinator's DrainRequest exists), zkroll-demo-service instances (keep-alive HTTP), and
-// zkroll-loadgen callers that use the discovery client (watching, polling
-// every second, reading without acknowledging) or a fixed list (a stale
+// coordinator's DrainRequest exists), zkroll-demo-service instances (keep-alive
+// HTTP), and zkroll-loadgen callers that use the discovery client (watching,
+// polling every second, reading without acknowledging) or a fixed list (a stale
 // cache). Everything is observed from outside: the coordinator's JSON
 // events, its journal and ZooKeeper. No fixed sleeps: every wait is for a
 // condition with a deadline.
@@ -60,19 +60,19 @@ class DrainAutoTest : public CoordinatorTest {
     port_ = service_->port();
     agent_ = StartAgent("host-a", {svc_ + "@" + Addr(port_),
                                    svc_ + "@" + Addr(other_->port())});
-    ASSERT_TRUE(WaitFor(
-        [&] { return Registered(port_) && Registered(other_->port()); },
-        milliseconds(20000)))
+    ASSERT_TRUE(
+        WaitFor([&] { return Registered(port_) && Registered(other_->port()); },
+                milliseconds(20000)))
         << AgentLogs();
   }
 
   // Whether the agent built here observes traffic: it answers a drain
   // request (of the other instance, made by the test) with a report.
   bool AgentAnswersDrainRequests() {
-    const std::string req = "/drain/" + svc_ + "/127.0.0.1_" +
-                            std::to_string(other_->port());
-    const std::string report = "/traffic/" + svc_ + "/127.0.0.1_" +
-                               std::to_string(other_->port());
+    const std::string req =
+        "/drain/" + svc_ + "/127.0.0.1_" + std::to_string(other_->port());
+    const std::string report =
+        "/traffic/" + svc_ + "/127.0.0.1_" + std::to_string(other_->port());
     if (!zk_->EnsurePathSync("/drain/" + svc_, OpenAcl()).ok()) return false;
     proto::DrainRequest r;
     r.set_deploy_id("probe");
@@ -98,18 +98,23 @@ class DrainAutoTest : public CoordinatorTest {
   // A zkroll-loadgen caller of svc_ at a modest rate; `extra` picks its
   // kind (--mode poll, --no-acknowledge, --targets ...).
   ChildProcess* StartCaller(std::vector<std::string> extra) {
-    std::vector<std::string> argv = {ZKROLL_LOADGEN_BIN, "--rate", "100",
-                                     "--duration", "120s", "--timeout",
-                                     "500ms", "--quiet", "--stop-file",
+    std::vector<std::string> argv = {ZKROLL_LOADGEN_BIN,
+                                     "--rate",
+                                     "100",
+                                     "--duration",
+                                     "120s",
+                                     "--timeout",
+                                     "500ms",
+                                     "--quiet",
+                                     "--stop-file",
                                      dir_.File("stop-callers")};
     bool fixed = false;
     for (const auto& a : extra) fixed = fixed || a == "--targets";
     if (!fixed) {
-      argv.insert(argv.end(), {"--zk", connect_string(), "--service", svc_,
-                               "--list-log",
-                               dir_.File("list-" +
-                                         std::to_string(callers_.size() + 1) +
-                                         ".csv")});
+      argv.insert(
+          argv.end(),
+          {"--zk", connect_string(), "--service", svc_, "--list-log",
+           dir_.File("list-" + std::to_string(callers_.size() + 1) + ".csv")});
     } else {
       argv.insert(argv.end(), {"--service", svc_});
     }
@@ -120,9 +125,8 @@ class DrainAutoTest : public CoordinatorTest {
                            ".json")});
     callers_.push_back(std::make_unique<ChildProcess>());
     ChildProcess* p = callers_.back().get();
-    Status s = p->Start(argv, dir_.File("caller-" +
-                                        std::to_string(callers_.size()) +
-                                        ".log"));
+    Status s = p->Start(
+        argv, dir_.File("caller-" + std::to_string(callers_.size()) + ".log"));
     EXPECT_TRUE(s.ok()) << s.ToString();
     return p;
   }
@@ -142,9 +146,9 @@ class DrainAutoTest : public CoordinatorTest {
   // The deploy argv with --drain auto.
   std::vector<std::string> AutoDeploy(const std::string& cap,
                                       std::vector<std::string> extra = {}) {
-    std::vector<std::string> opts = {"--drain", "auto", "--drain-wait", cap,
-                                     "--drain-quiet", "300ms", "--output",
-                                     "json"};
+    std::vector<std::string> opts = {
+        "--drain",       "auto",  "--drain-wait", cap,
+        "--drain-quiet", "300ms", "--output",     "json"};
     opts.insert(opts.end(), extra.begin(), extra.end());
     return Deploy(port_, opts, {"/bin/true"});
   }
@@ -153,12 +157,15 @@ class DrainAutoTest : public CoordinatorTest {
   // every --drain auto drain then runs to its cap by design, which proves
   // nothing about evidence.
   bool AgentObserves(const std::string& output) {
-    return output.find("did not answer the drain request") ==
-           std::string::npos;
+    return output.find("did not answer the drain request") == std::string::npos;
   }
 
-  std::string DrainPath() const { return "/drain/" + svc_ + "/127.0.0.1_" + std::to_string(port_); }
-  std::string TrafficPath() const { return "/traffic/" + svc_ + "/127.0.0.1_" + std::to_string(port_); }
+  std::string DrainPath() const {
+    return "/drain/" + svc_ + "/127.0.0.1_" + std::to_string(port_);
+  }
+  std::string TrafficPath() const {
+    return "/traffic/" + svc_ + "/127.0.0.1_" + std::to_string(port_);
+  }
 
   // Stops every caller and returns how many of their requests failed
   // (from their summaries); -1 if a summary is missing.
@@ -183,18 +190,18 @@ class DrainAutoTest : public CoordinatorTest {
   std::vector<std::unique_ptr<ChildProcess>> callers_;
 };
 
-#define SKIP_UNLESS_AGENT_OBSERVES(output)                                   \
-  if (!AgentObserves(output)) {                                              \
-    GTEST_SKIP() << "the zkroll-agent built here does not publish traffic "  \
+#define SKIP_UNLESS_AGENT_OBSERVES(output)                                    \
+  if (!AgentObserves(output)) {                                               \
+    GTEST_SKIP() << "the zkroll-agent built here does not publish traffic "   \
                     "reports (/traffic): the coordinator's drain cannot end " \
-                    "on evidence. Output:\n"                                 \
-                 << output;                                                  \
+                    "on evidence. Output:\n"                                  \
+                 << output;                                                   \
   }
-#define SKIP_UNLESS_AGENT_ANSWERS()                                           \
-  if (!AgentAnswersDrainRequests()) {                                         \
-    GTEST_SKIP() << "the zkroll-agent built here does not answer a drain "   \
-                    "request with a traffic report within 5s (no traffic "    \
-                    "observation): this test needs it";                       \
+#define SKIP_UNLESS_AGENT_ANSWERS()                                        \
+  if (!AgentAnswersDrainRequests()) {                                      \
+    GTEST_SKIP() << "the zkroll-agent built here does not answer a drain " \
+                    "request with a traffic report within 5s (no traffic " \
+                    "observation): this test needs it";                    \
   }
 
 TEST_F(DrainAutoTest, WatchingAndPollingCallersEndTheDrainEarly) {
@@ -202,7 +209,9 @@ TEST_F(DrainAutoTest, WatchingAndPollingCallersEndTheDrainEarly) {
   ChildProcess* watch = StartCaller({"--mode", "watch"});
   ChildProcess* poll = StartCaller({"--mode", "poll", "--poll-interval", "1s"});
   ASSERT_TRUE(WaitFor(
-      [&] { return CallerRegistered(watch->pid()) && CallerRegistered(poll->pid()); },
+      [&] {
+        return CallerRegistered(watch->pid()) && CallerRegistered(poll->pid());
+      },
       milliseconds(20000)))
       << watch->Output() << poll->Output();
   RunResult r = Zkroll(AutoDeploy("30s"));
@@ -211,8 +220,7 @@ TEST_F(DrainAutoTest, WatchingAndPollingCallersEndTheDrainEarly) {
   const std::string drain = DrainEvent(r.output);
   ASSERT_FALSE(drain.empty()) << r.output;
   EXPECT_NE(drain.find("\"ended\":\"evidence\""), std::string::npos) << drain;
-  EXPECT_NE(drain.find("2/2 callers acknowledged"), std::string::npos)
-      << drain;
+  EXPECT_NE(drain.find("2/2 callers acknowledged"), std::string::npos) << drain;
   EXPECT_NE(drain.find("no traffic for"), std::string::npos) << drain;
   // The journal says the same, and nothing of the drain is left behind.
   auto journal = LastJournal();
@@ -226,11 +234,10 @@ TEST_F(DrainAutoTest, WatchingAndPollingCallersEndTheDrainEarly) {
   }
   EXPECT_TRUE(journalled);
   EXPECT_FALSE(Exists(DrainPath()));
-  EXPECT_TRUE(WaitFor([&] { return !Exists(TrafficPath()); },
-                      milliseconds(10000)))
+  EXPECT_TRUE(
+      WaitFor([&] { return !Exists(TrafficPath()); }, milliseconds(10000)))
       << "the agent kept observing after the request was deleted";
-  EXPECT_EQ(FailedRequests(), 0)
-      << watch->Output() << poll->Output();
+  EXPECT_EQ(FailedRequests(), 0) << watch->Output() << poll->Output();
 }
 
 TEST_F(DrainAutoTest, ACallerThatNeverAcknowledgesHoldsTheDrainToTheCap) {
@@ -283,7 +290,10 @@ TEST_F(DrainAutoTest, ACallerWhoseSessionExpiresCountsAsGone) {
   ChildProcess* watch = StartCaller({"--mode", "watch"});
   ChildProcess* frozen = StartCaller({"--mode", "poll"});
   ASSERT_TRUE(WaitFor(
-      [&] { return CallerRegistered(watch->pid()) && CallerRegistered(frozen->pid()); },
+      [&] {
+        return CallerRegistered(watch->pid()) &&
+               CallerRegistered(frozen->pid());
+      },
       milliseconds(20000)));
   frozen->Signal(SIGSTOP);
   RunResult r = Zkroll(AutoDeploy("40s"));
@@ -304,8 +314,8 @@ TEST_F(DrainAutoTest, TheAgentDyingMidDrainRunsTheDrainToTheCap) {
   ASSERT_TRUE(WaitFor([&] { return CallerRegistered(watch->pid()); },
                       milliseconds(20000)));
   // --drain-min holds the drain open until the agent is gone.
-  std::vector<std::string> args = AutoDeploy(
-      "8s", {"--drain-min", "6s", "--register-timeout", "1s"});
+  std::vector<std::string> args =
+      AutoDeploy("8s", {"--drain-min", "6s", "--register-timeout", "1s"});
   ChildProcess* z = StartZkroll(args);
   ASSERT_TRUE(WaitFor([&] { return Paused(port_) && Exists(TrafficPath()); },
                       milliseconds(20000)))
@@ -330,16 +340,17 @@ TEST_F(DrainAutoTest, KillingTheCoordinatorMidDrainEndsTheObservation) {
   SKIP_UNLESS_AGENT_ANSWERS();
   ChildProcess* z = StartZkroll(AutoDeploy("30s", {"--drain-min", "25s"}));
   ASSERT_TRUE(WaitFor(
-      [&] { return Paused(port_) && Exists(DrainPath()) && Exists(TrafficPath()); },
+      [&] {
+        return Paused(port_) && Exists(DrainPath()) && Exists(TrafficPath());
+      },
       milliseconds(20000)))
       << z->Output() << AgentLogs();
   z->Signal(SIGKILL);
   z->Wait(milliseconds(10000));
-  EXPECT_TRUE(WaitFor(
-      [&] { return !Paused(port_) && !Exists(DrainPath()); },
-      milliseconds(20000)));
-  EXPECT_TRUE(WaitFor([&] { return !Exists(TrafficPath()); },
-                      milliseconds(20000)))
+  EXPECT_TRUE(WaitFor([&] { return !Paused(port_) && !Exists(DrainPath()); },
+                      milliseconds(20000)));
+  EXPECT_TRUE(
+      WaitFor([&] { return !Exists(TrafficPath()); }, milliseconds(20000)))
       << "the agent kept observing after the request vanished\n"
       << AgentLogs();
   // And the agent puts the instance back.
@@ -377,9 +388,8 @@ TEST_F(DrainAutoTest, HostileCallerPayloadsAreSkippedAndNamed) {
 
 // --drain fixed (the default) keeps today's wait and says so.
 TEST_F(DrainAutoTest, FixedDrainSaysItWaited) {
-  RunResult r = Zkroll(Deploy(port_, {"--drain-wait", "300ms", "--output",
-                                      "json"},
-                              {"/bin/true"}));
+  RunResult r = Zkroll(Deploy(
+      port_, {"--drain-wait", "300ms", "--output", "json"}, {"/bin/true"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string drain = DrainEvent(r.output);
   EXPECT_NE(drain.find("\"ended\":\"fixed\""), std::string::npos) << drain;

@@ -13,8 +13,8 @@ namespace {
 
 constexpr int64_t kPausePzxid = 1000;
 
-proto::CallerRecord Caller(const std::string& host, int64_t pid,
-                           int64_t pzxid, const std::string& ip = "127.0.0.1",
+proto::CallerRecord Caller(const std::string& host, int64_t pid, int64_t pzxid,
+                           const std::string& ip = "127.0.0.1",
                            const std::string& mode = "watch") {
   proto::CallerRecord r;
   r.set_host(host);
@@ -329,7 +329,7 @@ TEST(DrainDecisionTest, RandomTimelinesNeverEndEarlyAndNeverLaterThanTheCap) {
     }
     bool ended = false;
     Millis end_time{0};
-    uint64_t last_activity = 0;  // ms since the pause of the last byte
+    uint64_t last_activity = 0;       // ms since the pause of the last byte
     bool reached_cap_before = false;  // an earlier event was at the cap
     while (!ended) {
       ++steps;
@@ -341,8 +341,8 @@ TEST(DrainDecisionTest, RandomTimelinesNeverEndEarlyAndNeverLaterThanTheCap) {
           if (s.in.callers.empty()) break;
           auto it = s.in.callers.begin();
           std::advance(it, pick(0, static_cast<int>(s.in.callers.size()) - 1));
-          it->second.record.set_list_pzxid(
-              chance(85) ? kPausePzxid + pick(0, 3) : kPausePzxid - 1);
+          it->second.record.set_list_pzxid(chance(85) ? kPausePzxid + pick(0, 3)
+                                                      : kPausePzxid - 1);
           if (it->second.record.list_pzxid() >= kPausePzxid &&
               !it->second.acked_at) {
             it->second.acked_at = s.in.now;
@@ -384,8 +384,8 @@ TEST(DrainDecisionTest, RandomTimelinesNeverEndEarlyAndNeverLaterThanTheCap) {
             if (chance(50)) AddPeer(&t, "127.0.0.1", obs.record.pid());
           }
           if (chance(8)) AddPeer(&t, "127.0.0.1", pick(1, 99));  // unknown
-          if (chance(5)) AddPeer(&t, "127.0.0.1", 0);           // no pid
-          if (chance(5)) AddPeer(&t, "10.9.9.9", 0);            // remote
+          if (chance(5)) AddPeer(&t, "127.0.0.1", 0);            // no pid
+          if (chance(5)) AddPeer(&t, "10.9.9.9", 0);             // remote
           s.in.traffic = t;
           break;
         }
@@ -396,8 +396,8 @@ TEST(DrainDecisionTest, RandomTimelinesNeverEndEarlyAndNeverLaterThanTheCap) {
       const bool reference_done = s.in.now >= s.cfg.cap;
       // Never before every condition holds, unless the cap says so.
       if (d.done && !reference_done) {
-        ASSERT_TRUE(all_hold) << "ended early at " << s.in.now.count()
-                              << "ms: " << d.reason;
+        ASSERT_TRUE(all_hold)
+            << "ended early at " << s.in.now.count() << "ms: " << d.reason;
       }
       // Always by the cap; and, when every condition holds, at once.
       if (reference_done || all_hold) {
