@@ -2,7 +2,9 @@
 // only the intended identities can write each part of the tree.
 #include <gtest/gtest.h>
 
+#include "client/discovery.h"
 #include "common/paths.h"
+#include "common/payload.h"
 #include "common/registry.h"
 #include "coordinator/init.h"
 #include "tests/agent/agent_fixture.h"
@@ -249,6 +251,42 @@ TEST_F(AclTest, WithoutACallerIdentityCallersCannotAcknowledge) {
           << e.scheme << ":" << e.id;
     }
   }
+}
+
+// The discovery client in a secured tree: with the caller identity it
+// acknowledges, its node carrying the ACL of /callers; without it the
+// write is refused and the list is served all the same.
+TEST_F(AclTest, DiscoveryClientAcknowledgesOnlyWithTheCallerIdentity) {
+  ASSERT_TRUE(RegisterAs(agent_.get()).ok());
+  client::ServiceDiscovery::Options o;
+  o.service = svc_name_;
+  auto with = client::ServiceDiscovery::Create(io().executor(), caller_.get(), o);
+  auto without = client::ServiceDiscovery::Create(io().executor(), anon_.get(), o);
+  with->Start();
+  without->Start();
+  const std::string with_node =
+      paths::CallerNode(svc_name_, HostId::Parse(with->caller_id()).value());
+  const std::string without_node = paths::CallerNode(
+      svc_name_, HostId::Parse(without->caller_id()).value());
+  EXPECT_TRUE(WaitFor([&] { return anon_->ExistsSync(with_node)->has_value(); },
+                      milliseconds(10000)));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto v = without->Snapshot();
+        return v->loaded && !v->stale && v->Contains(addr_);
+      },
+      milliseconds(10000)))
+      << "a refused acknowledgement must not stop the list";
+  EXPECT_FALSE(anon_->ExistsSync(without_node)->has_value());
+  auto acl = anon_->GetAclSync(with_node);
+  ASSERT_TRUE(acl.ok());
+  bool world_write = false;
+  for (const auto& e : *acl) {
+    if (e.scheme == "world" && (e.perms & ~perms::kRead) != 0) world_write = true;
+  }
+  EXPECT_FALSE(world_write) << "a caller node must not be world-writable";
+  with->Stop();
+  without->Stop();
 }
 
 TEST_F(AclTest, RealAgentRegistersInSecuredTreeWithInheritedAcl) {
