@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "agent/traffic_observer.h"
 #include "common/clock.h"
 #include "common/instance_record.h"
 #include "common/paths.h"
@@ -39,6 +40,8 @@ struct Agent::Instance {
   WallTime last_check_at{};
   std::string node;          // /services/<service>/<ip>_<port>
   std::shared_ptr<ForwardedInstance> forward;  // forwarding mode only
+  std::shared_ptr<TrafficObserver> observer;   // while a drain request exists
+  int64_t observer_owner = 0;                  // session of that request
 };
 
 Agent::Agent(boost::asio::io_context& io, AgentConfig config,
@@ -53,14 +56,18 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig config,
       connect_log_timer_(io) {
   started_at_ = NowRfc3339();
   start_time_ = std::chrono::steady_clock::now();
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) == 0) hostname_ = name;
 }
 
 Agent::~Agent() {
   for (auto& [id, inst] : instances_) {
     if (inst->monitor) inst->monitor->Stop();
     if (inst->forward) inst->forward->Stop();
+    if (inst->observer) inst->observer->Stop("agent stopped");
   }
   for (auto& [s, w] : pauses_) w->Stop();
+  for (auto& [s, w] : drains_) w->Stop();
 }
 
 Status Agent::Start() {
@@ -107,6 +114,7 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
       LOG(INFO) << "reconnected to ZooKeeper; session and registrations "
                    "survived; re-reading pause flags";
       for (auto& [s, w] : pauses_) w->Refresh();
+      for (auto& [s, w] : drains_) w->Refresh();
       for (auto& [id, inst] : instances_) {
         if (inst->forward) inst->forward->OnReconnected();
         // A delete made while we were away may have fired nothing we saw.
@@ -132,8 +140,12 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
         inst->op_in_flight = false;
         inst->replace_version.reset();
         inst->watch_armed = false;  // watches went with the session
+        if (inst->observer) inst->observer->OnExpired();
       }
       for (auto& [s, w] : pauses_) w->Invalidate();
+      // Requests may have gone with their coordinators' sessions; the new
+      // session reads them again and stops what is no longer asked for.
+      for (auto& [s, w] : drains_) w->Invalidate();
       break;
     case SessionEvent::Kind::kAuthFailed:
       LOG(ERROR) << "ZooKeeper refused our credentials; check --auth-file";
@@ -150,8 +162,13 @@ void Agent::OnNewSession() {
     w->Invalidate();
     w->Refresh();
   }
+  for (auto& [s, w] : drains_) {
+    w->Invalidate();
+    w->Refresh();
+  }
   for (auto& [id, inst] : instances_) {
     if (inst->forward) inst->forward->OnNewSession();
+    if (inst->observer) inst->observer->OnNewSession();
   }
   PublishSoon();
 }
@@ -274,6 +291,71 @@ void Agent::OnPauseUpdate(const ServiceName& service,
   StateChanged();
 }
 
+std::shared_ptr<DrainWatcher> Agent::DrainFor(const ServiceName& service) {
+  auto it = drains_.find(service.str());
+  if (it != drains_.end()) return it->second;
+  auto w = DrainWatcher::Create(
+      &session_, io_.get_executor(), service, config_.resync,
+      [this, service](const DrainView& view) { OnDrainUpdate(service, view); });
+  drains_[service.str()] = w;
+  w->Start();
+  return w;
+}
+
+void Agent::UpdateDrainInstances(const ServiceName& service) {
+  std::set<std::string> mine;
+  for (const auto& [id, inst] : instances_) {
+    if (id.service == service && !inst->stopped) {
+      mine.insert(id.address.NodeName());
+    }
+  }
+  DrainFor(service)->SetInstances(std::move(mine));
+}
+
+void Agent::OnDrainUpdate(const ServiceName& service, const DrainView& view) {
+  if (shutting_down_) return;
+  for (auto& [id, inst] : instances_) {
+    if (!(id.service == service) || inst->stopped) continue;
+    auto it = view.requests.find(id.address.NodeName());
+    const DrainRequestView* req =
+        it != view.requests.end() && it->second.valid ? &it->second : nullptr;
+    if (inst->observer) {
+      // Same request (deploy and coordinator session): keep observing.
+      if (req && req->request.deploy_id() == inst->observer->deploy_id() &&
+          req->owner == inst->observer_owner) {
+        continue;
+      }
+      inst->observer->Stop(req ? "replaced by the request of deploy " +
+                                     req->request.deploy_id()
+                               : "the drain request is gone");
+      inst->observer.reset();
+    }
+    if (req) StartObserving(inst, *req);
+  }
+}
+
+void Agent::StartObserving(const InstancePtr& inst,
+                           const DrainRequestView& req) {
+  TrafficObserverOptions o;
+  o.id = inst->cfg.id;
+  o.host = config_.host;
+  o.hostname = hostname_;
+  o.request = req.request;
+  auto sampler = std::make_shared<observe::TrafficSampler>(inst->cfg.id.address);
+  o.sample = [sampler] { return sampler->Take(); };
+  if (inst->forward) {
+    std::weak_ptr<ForwardedInstance> fwd = inst->forward;
+    o.forwarder = [fwd]() -> std::optional<ForwarderCounts> {
+      auto f = fwd.lock();
+      return f ? f->Counts() : std::nullopt;
+    };
+  }
+  inst->observer = TrafficObserver::Create(&session_, io_.get_executor(),
+                                           std::move(o));
+  inst->observer_owner = req.owner;
+  inst->observer->Start();
+}
+
 void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy,
                           std::shared_ptr<ForwardedInstance> forward) {
   auto inst = std::make_shared<Instance>();
@@ -309,6 +391,7 @@ void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy,
         Reconcile(inst);
       });
   instances_[cfg.id] = inst;
+  UpdateDrainInstances(cfg.id.service);
   auto watcher = PauseFor(cfg.id.service);
   inst->was_paused = watcher->snapshot().known &&
                      watcher->snapshot().Forbids(cfg.id.address,
@@ -334,6 +417,10 @@ void Agent::StopInstance(const InstancePtr& inst, bool deregister) {
   inst->stopped = true;
   if (inst->monitor) inst->monitor->Stop();
   if (inst->forward) inst->forward->Stop();
+  if (inst->observer) {
+    inst->observer->Stop("the instance is no longer managed");
+    inst->observer.reset();
+  }
   if (deregister && inst->registered) {
     session_.Delete(inst->node, -1, [id = inst->cfg.id](Status s) {
       if (s.ok() || s.code() == StatusCode::kNotFound) {
@@ -662,11 +749,19 @@ void Agent::Reload(AgentConfig config) {
       if (old->forward && old->cfg.forward == w->second.forward) {
         keep = std::move(old->forward);
       }
+      // An observation under way keeps its aggregates, unless the
+      // forwarder it reads is replaced (then the watcher starts it anew).
+      std::shared_ptr<TrafficObserver> observer;
+      if (keep || (!old->forward && !w->second.forward)) {
+        observer = std::move(old->observer);
+      }
       StopInstance(old, false);
       // Keep the registration and the health verdict; the new checks
       // continue from it rather than from "unknown".
       StartInstance(w->second, old->healthy, keep);
       instances_[w->first]->registered = old->registered;
+      instances_[w->first]->observer = std::move(observer);
+      instances_[w->first]->observer_owner = old->observer_owner;
       ++changed;
     }
     ++it;
@@ -678,6 +773,10 @@ void Agent::Reload(AgentConfig config) {
     }
   }
   config_.instances = config.instances;
+  for (auto& [svc, w] : drains_) {
+    UpdateDrainInstances(ServiceName::Parse(svc).value());
+    w->Refresh();
+  }
   LOG(INFO) << "reload applied: " << added << " added, " << removed
             << " removed, " << changed << " changed, " << instances_.size()
             << " managed";
@@ -738,6 +837,7 @@ void Agent::Shutdown(Millis deadline, std::function<void()> done) {
   resync_timer_.cancel();
   connect_log_timer_.cancel();
   for (auto& [s, w] : pauses_) w->Stop();
+  for (auto& [s, w] : drains_) w->Stop();
   auto remaining = std::make_shared<int>(1);
   auto finished = std::make_shared<bool>(false);
   auto timer = std::make_shared<boost::asio::steady_timer>(io_);
@@ -750,6 +850,10 @@ void Agent::Shutdown(Millis deadline, std::function<void()> done) {
   for (auto& [id, inst] : instances_) {
     inst->stopped = true;
     if (inst->monitor) inst->monitor->Stop();
+    if (inst->observer) {
+      // Its report node goes with the session, which closes next.
+      inst->observer->Stop("shutting down");
+    }
     if (!inst->registered) continue;
     ++*remaining;
     session_.Delete(inst->node, -1, [id = id, finish](Status s) {

@@ -29,6 +29,14 @@
 // runs its forwarder (agent/forwarding.h). Registration rules do not
 // change; the health check reaches the backend through the forwarder.
 //
+// Drain on evidence: while a coordinator's request
+// /drain/<service>/<ip>_<port> exists for one of its instances, the agent
+// observes that instance's inbound traffic and publishes
+// /traffic/<service>/<ip>_<port> (agent/drain_watcher.h,
+// agent/traffic_observer.h). A request that vanishes (its coordinator
+// finished, or its session ended) stops the observation and removes the
+// report.
+//
 // Threading: everything runs on the io_context given at construction.
 #ifndef ZKROLL_AGENT_AGENT_H_
 #define ZKROLL_AGENT_AGENT_H_
@@ -42,6 +50,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "agent/config.h"
+#include "agent/drain_watcher.h"
 #include "agent/ephemeral_node.h"
 #include "agent/forwarding.h"
 #include "agent/pause_watcher.h"
@@ -97,6 +106,11 @@ class Agent {
   void StopInstance(const InstancePtr& inst, bool deregister);
   std::shared_ptr<PauseWatcher> PauseFor(const ServiceName& service);
   void OnPauseUpdate(const ServiceName& service, const PauseSnapshot& snap);
+  std::shared_ptr<DrainWatcher> DrainFor(const ServiceName& service);
+  // Tells the service's drain watcher which instances are ours.
+  void UpdateDrainInstances(const ServiceName& service);
+  void OnDrainUpdate(const ServiceName& service, const DrainView& view);
+  void StartObserving(const InstancePtr& inst, const DrainRequestView& req);
   void Reconcile(const InstancePtr& inst);
   void Register(const InstancePtr& inst, const registry::GuardVersion& guard);
   void OnRegisterFailed(const InstancePtr& inst, const MultiResult& r);
@@ -126,6 +140,8 @@ class Agent {
   ZkSession session_;
   std::map<InstanceId, InstancePtr> instances_;
   std::map<std::string, std::shared_ptr<PauseWatcher>> pauses_;
+  std::map<std::string, std::shared_ptr<DrainWatcher>> drains_;
+  std::string hostname_;  // gethostname(), for traffic reports
   boost::asio::steady_timer publish_timer_;
   boost::asio::steady_timer resync_timer_;
   boost::asio::steady_timer connect_log_timer_;

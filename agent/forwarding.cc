@@ -103,6 +103,16 @@ std::string ForwardedInstance::backend_text() const {
   return decision_ ? decision_->backend.ToString() : "";
 }
 
+std::optional<ForwarderCounts> ForwardedInstance::Counts() const {
+  if (!forwarder_) return std::nullopt;
+  ForwarderCounts c;
+  c.active = forwarder_->open_connections();
+  for (const forward::BackendStats& b : forwarder_->Stats()) {
+    c.connections += b.connections;
+  }
+  return c;
+}
+
 void ForwardedInstance::LearnAcl() {
   // The state node takes the ACL of /forwarders (set by `zkroll init`);
   // nothing is created until it is known, so a secured tree never gets an

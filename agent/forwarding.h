@@ -38,6 +38,7 @@
 #include "agent/ephemeral_node.h"
 #include "agent/forward/forwarder.h"
 #include "agent/switch_watcher.h"
+#include "agent/traffic_observer.h"
 #include "common/zk_session.h"
 
 namespace zkroll::agent {
@@ -60,6 +61,10 @@ class ForwardedInstance
 
   // The backend new connections go to ("" before the first view).
   std::string backend_text() const;
+
+  // The forwarder's counters summed over its backends (read only, for the
+  // traffic observer); nullopt while it is not listening.
+  std::optional<ForwarderCounts> Counts() const;
 
  private:
   ForwardedInstance(ZkSession* session, boost::asio::any_io_executor ex,

@@ -1,6 +1,10 @@
 #include "client/discovery.h"
 
+#include <arpa/inet.h>
 #include <glog/logging.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -70,6 +74,41 @@ struct ServiceDiscovery::Published {
 
 namespace {
 
+// Numbers the discovery clients of this process: <hostname>-<pid>-<n>.
+std::atomic<uint64_t> next_caller_number{1};
+
+std::string Hostname() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) return "";
+  return host;
+}
+
+// This host's addresses, for matching remote peers of an instance with
+// their caller (the coordinator cannot tell processes of one host apart by
+// address; the design doc says what that means).
+std::vector<std::string> HostAddresses() {
+  std::set<std::string> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return {};
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr) continue;
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (a->ifa_addr->sa_family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(a->ifa_addr);
+      if (!inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf)) continue;
+    } else if (a->ifa_addr->sa_family == AF_INET6) {
+      auto* in = reinterpret_cast<sockaddr_in6*>(a->ifa_addr);
+      if (!inet_ntop(AF_INET6, &in->sin6_addr, buf, sizeof buf)) continue;
+    } else {
+      continue;
+    }
+    auto canonical = CanonicalIp(buf);
+    if (canonical.ok()) out.insert(*canonical);
+  }
+  freeifaddrs(list);
+  return {out.begin(), out.end()};
+}
+
 bool SameInstances(const std::vector<DiscoveredInstance>& a,
                    const std::vector<DiscoveredInstance>& b) {
   if (a.size() != b.size()) return false;
@@ -99,6 +138,23 @@ ServiceDiscovery::ServiceDiscovery(asio::any_io_executor executor,
       strand_(asio::make_strand(executor)),
       timer_(strand_),
       session_(session) {
+  if (options_.acknowledge) {
+    host_ = Hostname();
+    const std::string id = host_ + "-" + std::to_string(::getpid()) + "-" +
+                           std::to_string(next_caller_number.fetch_add(1));
+    auto valid = HostId::Parse(id);
+    if (valid.ok()) {
+      caller_id_ = id;
+      caller_path_ = paths::CallerNode(options_.service, *valid);
+      ips_ = HostAddresses();
+    } else {
+      LOG(WARNING) << "not acknowledging the list of " << dir_
+                   << ": the hostname makes no valid caller id ("
+                   << valid.status().message()
+                   << "); deploys with --drain auto will see this caller as "
+                      "unknown";
+    }
+  }
   auto view = std::make_shared<ServiceView>();
   view->service = options_.service;
   view->stale_reason = stale_reason_;
@@ -157,6 +213,11 @@ void ServiceDiscovery::Start() {
 void ServiceDiscovery::Stop() {
   {
     std::lock_guard<std::mutex> l(zk_mu_);
+    // A caller that stops serving the list is gone: say so at once rather
+    // than when the session ends. The completion is not ours to wait for.
+    if (session_ != nullptr && !caller_path_.empty() && started_) {
+      session_->Delete(caller_path_, -1, [](Status) {});
+    }
     session_ = nullptr;
   }
   stopped_ = true;
@@ -211,11 +272,16 @@ void ServiceDiscovery::OnSessionEvent(const SessionEvent& e) {
         ++entry.dirty_seq;
       }
       if (watch) ReadChildren();
+      // Our /callers node died with the old session.
+      ack_session_ = 0;
+      ack_refused_ = false;
+      MaybeAcknowledge();
       break;
     case SessionEvent::Kind::kReconnected:
       // The client library re-registers our watches, but a change made
       // while we were away may have fired for a connection we never saw.
       if (watch) ReadChildren();
+      MaybeAcknowledge();  // a write that failed with the connection
       break;
   }
 }
@@ -251,6 +317,7 @@ void ServiceDiscovery::OnChildren(const Result<Children>& r, bool with_watch) {
   if (r.ok()) {
     if (with_watch) children_armed_ = true;
     service_exists_ = true;
+    children_pzxid_ = r->stat.pzxid;
     ApplyChildren(r->names);
   } else if (r.status().code() == StatusCode::kNotFound) {
     service_exists_ = false;
@@ -587,6 +654,9 @@ void ServiceDiscovery::Publish(bool list_too) {
       }
     }
     list_dirty_ = false;
+    // Every entry is a child of the last children read (entries only leave
+    // between reads), so the list served now is no older than that read.
+    served_pzxid_ = children_pzxid_;
   } else {
     view->instances = prev->view->instances;
     view->skipped = prev->view->skipped;
@@ -616,6 +686,158 @@ void ServiceDiscovery::Publish(bool list_too) {
     VLOG(1) << dir_ << ": " << view->Describe();
     for (auto& listener : listeners_) listener(view);
   }
+  MaybeAcknowledge();
+}
+
+void ServiceDiscovery::MaybeAcknowledge() {
+  if (caller_id_.empty() || !loaded_ || stopped_ || ack_in_flight_ ||
+      ack_refused_) {
+    return;  // an in-flight write calls us again when it completes
+  }
+  int64_t sid = 0;
+  bool connected = false;
+  CallZk([&](ZkSession* s) {
+    sid = s->session_id();
+    connected = s->connected();
+  });
+  if (!connected) return;  // kReconnected / kNewSession call us again
+  // Only a new children read can make the list lose (or gain) an
+  // instance for good: a removal seen first through a data watch is
+  // confirmed by the children read that follows, and writing both would
+  // cost two writes per change. Record-only changes (a weight) need none.
+  if (ack_session_ == sid && acked_pzxid_ == served_pzxid_) return;
+  WriteAcknowledgement();
+}
+
+void ServiceDiscovery::WriteAcknowledgement() {
+  proto::CallerRecord record;
+  record.set_service(options_.service.str());
+  record.set_caller_id(caller_id_);
+  record.set_host(host_);
+  for (const auto& ip : ips_) record.add_ips(ip);
+  record.set_pid(::getpid());
+  record.set_mode(DiscoveryModeName(options_.mode));
+  record.set_refresh_interval_ms(static_cast<uint64_t>(
+      (options_.mode == DiscoveryMode::kPoll ? options_.poll_interval
+                                             : options_.resync)
+          .count()));
+  record.set_list_pzxid(served_pzxid_);
+  std::shared_ptr<const Published> p = std::atomic_load(&published_);
+  record.set_instances(static_cast<uint32_t>(p->view->instances.size()));
+  record.set_updated_at(NowRfc3339());
+  const std::string json = ToJson(record);
+  const uint64_t generation = generation_;
+  const int64_t pzxid = served_pzxid_;
+  int64_t sid = 0;
+  CallZk([&](ZkSession* s) { sid = s->session_id(); });
+  ack_in_flight_ = true;
+
+  if (ack_session_ == sid) {
+    auto done = OnStrand<Result<NodeStat>>(
+        [generation, pzxid, sid](ServiceDiscovery* self,
+                                 const Result<NodeStat>& r) {
+          if (!r.ok() && r.status().code() == StatusCode::kNotFound) {
+            self->ack_session_ = 0;  // gone (deleted by hand): create again
+          }
+          self->OnAcknowledged(r.ok() ? Status::Ok() : r.status(), generation,
+                               pzxid, sid);
+        });
+    if (!CallZk([&](ZkSession* s) { s->Set(caller_path_, json, -1, done); })) {
+      ack_in_flight_ = false;
+    }
+    return;
+  }
+  // A new node: its ACL is that of /callers (what `zkroll init` set), so
+  // the tree's owner decides who may read it; open without init.
+  auto with_acl = OnStrand<Result<AclList>>(
+      [json, generation, pzxid, sid](ServiceDiscovery* self,
+                                     const Result<AclList>& acl) {
+        AclList use = acl.ok() && !acl->empty() ? *acl : OpenAcl();
+        auto ensured = self->OnStrand<Status>(
+            [json, generation, pzxid, sid, use](ServiceDiscovery* self,
+                                                const Status& st) {
+              if (!st.ok()) {
+                self->OnAcknowledged(st, generation, pzxid, sid);
+                return;
+              }
+              self->CreateCallerNode(json, generation, pzxid, sid, use,
+                                     /*replace=*/true);
+            });
+        const std::string dir = paths::CallersDir(self->options_.service);
+        if (!self->CallZk(
+                [&](ZkSession* s) { s->EnsurePath(dir, use, ensured); })) {
+          self->ack_in_flight_ = false;
+        }
+      });
+  if (!CallZk([&](ZkSession* s) { s->GetAcl(paths::kCallersRoot, with_acl); })) {
+    ack_in_flight_ = false;
+  }
+}
+
+void ServiceDiscovery::CreateCallerNode(const std::string& json,
+                                        uint64_t generation, int64_t pzxid,
+                                        int64_t sid, const AclList& acl,
+                                        bool replace) {
+  auto created = OnStrand<Result<std::string>>(
+      [json, generation, pzxid, sid, acl, replace](
+          ServiceDiscovery* self, const Result<std::string>& r) {
+        if (r.ok()) {
+          self->ack_session_ = sid;
+          self->OnAcknowledged(Status::Ok(), generation, pzxid, sid);
+        } else if (r.status().code() == StatusCode::kAlreadyExists &&
+                   replace) {
+          // A node of ours from a create that raced a connection loss (or
+          // from a session the server has not yet expired): our id is
+          // unique to this process, so replace it once.
+          auto deleted = self->OnStrand<Status>(
+              [json, generation, pzxid, sid, acl](ServiceDiscovery* self,
+                                                  const Status&) {
+                self->CreateCallerNode(json, generation, pzxid, sid, acl,
+                                       /*replace=*/false);
+              });
+          if (!self->CallZk([&](ZkSession* s) {
+                s->Delete(self->caller_path_, -1, deleted);
+              })) {
+            self->ack_in_flight_ = false;
+          }
+        } else {
+          self->OnAcknowledged(r.status(), generation, pzxid, sid);
+        }
+      });
+  if (!CallZk([&](ZkSession* s) {
+        s->Create(caller_path_, json, CreateMode::kEphemeral, acl, created);
+      })) {
+    ack_in_flight_ = false;
+  }
+}
+
+void ServiceDiscovery::OnAcknowledged(const Status& s, uint64_t generation,
+                                      int64_t pzxid, int64_t sid) {
+  ack_in_flight_ = false;
+  if (s.ok()) {
+    acked_generation_ = generation;
+    acked_pzxid_ = pzxid;
+    VLOG(1) << caller_path_ << ": acknowledged list pzxid " << pzxid
+            << " (generation " << generation << ", session " << sid << ")";
+    MaybeAcknowledge();  // the latest state, if it changed meanwhile
+    return;
+  }
+  if (s.code() == StatusCode::kPermissionDenied ||
+      s.code() == StatusCode::kInvalidArgument) {
+    ack_refused_ = true;
+    LOG(WARNING) << "cannot acknowledge the list of " << dir_ << " in "
+                 << caller_path_ << ": " << s.ToString()
+                 << "; serving the list anyway. Give this caller a "
+                    "credential that may write /callers, or turn "
+                    "acknowledgements off; until then deploys with --drain "
+                    "auto run to their cap when this caller talks to the "
+                    "instance";
+    return;
+  }
+  // Connection trouble: kReconnected or kNewSession writes again. A write
+  // that failed on a live connection (e.g. the parent vanished) is retried
+  // with the next change.
+  VLOG(1) << caller_path_ << ": acknowledgement failed: " << s.ToString();
 }
 
 void ServiceDiscovery::ArmTimer() {

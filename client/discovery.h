@@ -25,6 +25,25 @@
 // or no /services/<service> node), or that nothing has been read yet
 // (ServiceView::loaded is false).
 //
+// Acknowledgements (Options::acknowledge, on by default). Once the first
+// list is served, the client keeps an ephemeral node
+// /callers/<service>/<caller-id> (caller id <hostname>-<pid>-<n>) holding a
+// CallerRecord: this host, its addresses, pid, mode, refresh interval and
+// list_pzxid, the pzxid of /services/<service> in the children read behind
+// the list served now. A `zkroll deploy --drain auto` ends its drain once
+// every caller acknowledges a list read after its pause (docs/design.md,
+// "Drain on evidence"). The node is rewritten when the children read behind
+// the served list changes (an instance added or removed; a record-only
+// change such as a weight needs no acknowledgement): one write at a time, and while one is in flight
+// only the latest state is kept and written after it, so a burst of changes
+// costs at most two writes. It is re-created on a new session, deleted by
+// Stop(). Writes are asynchronous: Pick() never waits for them. A refused
+// write (no right to /callers) is logged once and tried again only on a new
+// session; the list is served regardless. Callers that must not write to
+// ZooKeeper set acknowledge = false: they then count as unknown callers and
+// hold a `--drain auto` drain to its cap whenever they talk to the
+// instance.
+//
 // Bad children (a node name that is not a canonical <ip>_<port>, a payload
 // that does not parse or names another address or service in zkroll's or
 // Curator's fields: common/instance_record.h) are skipped,
@@ -143,6 +162,7 @@ class ServiceDiscovery : public std::enable_shared_from_this<ServiceDiscovery> {
     DiscoveryMode mode = DiscoveryMode::kWatch;
     Millis poll_interval{1000};  // kPoll: time between reads of the list
     Millis resync{30000};        // both: slow full re-check; 0 disables
+    bool acknowledge = true;     // keep /callers/<service>/<caller-id>
   };
   using ChangeListener =
       std::function<void(const std::shared_ptr<const ServiceView>&)>;
@@ -172,6 +192,9 @@ class ServiceDiscovery : public std::enable_shared_from_this<ServiceDiscovery> {
   uint64_t generation() const { return Snapshot()->generation; }
 
   const Options& options() const { return options_; }
+  // <hostname>-<pid>-<n>, the name of our /callers node; empty when not
+  // acknowledging (turned off, or the hostname makes no valid id).
+  const std::string& caller_id() const { return caller_id_; }
 
  private:
   struct Entry;
@@ -203,6 +226,15 @@ class ServiceDiscovery : public std::enable_shared_from_this<ServiceDiscovery> {
   void Publish(bool list_too = false);
   void ArmTimer();
   void OnTimer();
+  // Acknowledgements: writes our CallerRecord if what is served differs
+  // from what was last written (or our node is not of this session).
+  void MaybeAcknowledge();
+  void WriteAcknowledgement();
+  void CreateCallerNode(const std::string& json, uint64_t generation,
+                        int64_t pzxid, int64_t sid, const AclList& acl,
+                        bool replace);
+  void OnAcknowledged(const Status& s, uint64_t generation, int64_t pzxid,
+                      int64_t sid);
 
   // Issues one ZooKeeper call unless stopped; false if stopped.
   template <typename Fn>
@@ -247,6 +279,19 @@ class ServiceDiscovery : public std::enable_shared_from_this<ServiceDiscovery> {
   std::string stale_reason_ = "not read yet";
   std::optional<WallTime> stale_since_;
   std::chrono::steady_clock::time_point last_verify_;
+
+  // Acknowledgement state (strand, except the constants).
+  std::string caller_id_;  // empty: not acknowledging
+  std::string caller_path_;
+  std::string host_;
+  std::vector<std::string> ips_;
+  int64_t children_pzxid_ = 0;  // of the last children read
+  int64_t served_pzxid_ = 0;    // of the read behind the list served now
+  int64_t ack_session_ = 0;     // session our node was created in; 0: none
+  bool ack_in_flight_ = false;
+  bool ack_refused_ = false;    // ZooKeeper refused; until a new session
+  uint64_t acked_generation_ = 0;
+  int64_t acked_pzxid_ = -1;    // -1: nothing written
 
   std::shared_ptr<const Published> published_;  // atomic_load/atomic_store
   std::atomic<uint64_t> next_pick_{0};

@@ -128,9 +128,19 @@ po::options_description DeployOptionsDescription() {
   auto add = d.add_options();
   add("reason", po::value<std::string>(),
       "why, stored in the pause flag (default: the deploy id)");
+  add("drain", po::value<std::string>()->default_value("fixed"),
+      "fixed: wait --drain-wait after the pause; auto: end the drain as soon "
+      "as every registered caller acknowledged a list without the instance "
+      "and its agent saw no traffic for --drain-quiet, no traffic from "
+      "unknown callers, and at most --drain-wait");
   add("drain-wait", po::value<std::string>()->default_value("20s"),
-      "wait this long after the pause so callers drop the instance; set it "
-      "to the callers' registry refresh interval");
+      "fixed: wait this long after the pause so callers drop the instance "
+      "(set it to the callers' registry refresh interval); auto: the cap");
+  add("drain-quiet", po::value<std::string>()->default_value("500ms"),
+      "auto: the instance must have had no new connection and no received "
+      "byte for this long (more than 0)");
+  add("drain-min", po::value<std::string>()->default_value("0s"),
+      "auto: never end the drain before this (at most --drain-wait)");
   add("exec-timeout", po::value<std::string>()->default_value("10m"),
       "COMMAND is stopped (SIGTERM, SIGKILL 2s later) after this long and "
       "the deploy fails");
@@ -324,6 +334,49 @@ void ParseSwitchOptions(const po::variables_map& vm, DeployOptions* o) {
   if (vm.count("stop-old")) sw.stop_old = CommandOption(vm, "stop-old");
 }
 
+// --drain and its options. --drain-quiet and --drain-min only mean
+// something with --drain auto and are refused without it, so a typo'd mode
+// never silently becomes a fixed wait.
+void ParseDrainOptions(const po::variables_map& vm, DeployOptions* o) {
+  const std::string mode = Get(vm, "drain");
+  if (mode == "fixed") {
+    o->drain_mode = DrainMode::kFixed;
+  } else if (mode == "auto") {
+    o->drain_mode = DrainMode::kAuto;
+  } else {
+    throw UsageError{"--drain must be fixed or auto, not " +
+                     QuoteForMessage(mode)};
+  }
+  o->drain_wait = DurationOption(vm, "drain-wait", true);
+  if (o->drain_mode == DrainMode::kFixed) {
+    for (const char* name : {"drain-quiet", "drain-min"}) {
+      if (!vm[name].defaulted()) {
+        throw UsageError{std::string("--") + name + " " +
+                         QuoteForMessage(Get(vm, name)) +
+                         " needs --drain auto"};
+      }
+    }
+    return;
+  }
+  if (vm.count("switch") && vm["switch"].as<bool>()) {
+    throw UsageError{
+        "--drain auto does not apply to --switch (the instance is never "
+        "paused; its old backend drains by its connections)"};
+  }
+  o->drain_quiet = DurationOption(vm, "drain-quiet", true);
+  if (o->drain_quiet.count() == 0) {
+    throw UsageError{"--drain-quiet " + QuoteForMessage(Get(vm, "drain-quiet")) +
+                     " must be more than 0: a quiet period of nothing proves "
+                     "nothing"};
+  }
+  o->drain_min = DurationOption(vm, "drain-min", true);
+  if (o->drain_min > o->drain_wait) {
+    throw UsageError{"--drain-min " + QuoteForMessage(Get(vm, "drain-min")) +
+                     " is above the cap --drain-wait " +
+                     FormatDuration(o->drain_wait)};
+  }
+}
+
 // Deploy options shared by deploy and rollout.
 DeployOptions ParseDeployOptions(const po::variables_map& vm,
                                  const std::vector<std::string>& command,
@@ -338,7 +391,7 @@ DeployOptions ParseDeployOptions(const po::variables_map& vm,
   Status exe = CheckExecutable(command[0]);
   if (!exe.ok()) throw UsageError{"COMMAND: " + exe.message()};
   o.command = command;
-  o.drain_wait = DurationOption(vm, "drain-wait", true);
+  ParseDrainOptions(vm, &o);
   o.exec_timeout = DurationOption(vm, "exec-timeout", false);
   auto check = health::ParseCheckSpec(Get(vm, "check"));
   if (!check.ok()) throw UsageError{"--check: " + check.status().message()};
@@ -573,6 +626,7 @@ DeployEnvironment MakeEnvironment(Session& s, const ServiceName& service,
   env.lock = prep.lock.get();
   env.acl = s.connection.AclFor(paths::kPauseRoot);
   env.switch_acl = s.connection.AclFor(paths::kSwitchRoot);
+  env.drain_acl = s.connection.AclFor(paths::kDrainRoot);
   return env;
 }
 
@@ -838,6 +892,12 @@ int RunInit(const po::variables_map& vm) {
                        OptionalString(vm, "coordinator-id"), "coordinator");
   if (!coordinator.ok()) throw UsageError{coordinator.status().message()};
   ids.coordinator_id = *coordinator;
+  if (vm.count("caller-auth") || vm.count("caller-id")) {
+    auto caller = IdentityFromFlag(OptionalString(vm, "caller-auth"),
+                                   OptionalString(vm, "caller-id"), "caller");
+    if (!caller.ok()) throw UsageError{caller.status().message()};
+    ids.caller_id = *caller;
+  }
 
   Session s(g.format);
   if (auto code = Open(s, g)) return *code;
@@ -851,6 +911,12 @@ int RunInit(const po::variables_map& vm) {
   }
   if (changed->empty()) {
     s.reporter.Notice("the tree already has the right ACLs; nothing changed");
+  }
+  if (ids.caller_id.empty()) {
+    s.reporter.Notice(
+        "no caller identity (--caller-auth/--caller-id): only the admin may "
+        "write /callers, so callers cannot acknowledge and deploys with "
+        "--drain auto run to their cap");
   }
   if (s.reporter.json()) s.reporter.Result("ok", kExitOk, "initialized");
   return kExitOk;
@@ -902,9 +968,11 @@ const Subcommand kSubcommands[] = {
      false},
     {"init",
      "zkroll init --admin-auth ADMIN (--agent-auth FILE | --agent-id ID) "
-     "(--coordinator-auth FILE | --coordinator-id ID)\n\nCreates /services, "
-     "/agents, /pause, /deploys and /locks with their ACLs\n(docs/design.md, "
-     "security model); re-ACLs them if they exist. Idempotent.",
+     "(--coordinator-auth FILE | --coordinator-id ID) [--caller-auth FILE | "
+     "--caller-id ID]\n\nCreates /services, /agents, /pause, /deploys, "
+     "/locks, /switch,\n/forwarders, /drain, /traffic and /callers with their "
+     "ACLs (docs/design.md,\nsecurity model); re-ACLs them if they exist. "
+     "Idempotent.",
      false},
 };
 
@@ -963,6 +1031,11 @@ po::options_description OptionsFor(const std::string& name) {
     add("coordinator-auth", po::value<std::string>(),
         "credential file of the coordinators' identity");
     add("coordinator-id", po::value<std::string>(),
+        "or their digest id USER:BASE64SHA1");
+    add("caller-auth", po::value<std::string>(),
+        "credential file of the callers' identity: it may write only under "
+        "/callers (acknowledgements for --drain auto)");
+    add("caller-id", po::value<std::string>(),
         "or their digest id USER:BASE64SHA1");
   }
   all.add(own);

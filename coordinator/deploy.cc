@@ -87,8 +87,14 @@ DeployResult InstanceDeploy::Run() {
     return finish(DeployOutcome::kAborted,
                   "stopped before it started; nothing was touched");
   }
-  if (auto stop = Pause()) return finish(stop->outcome, stop->detail);
-  if (auto stop = Drain()) {
+  if (opt_.drain_mode == DrainMode::kAuto) StartObservation();
+  if (auto stop = Pause()) {
+    StopObservation();
+    return finish(stop->outcome, stop->detail);
+  }
+  auto drained = Drain();
+  StopObservation();
+  if (auto stop = drained) {
     AbortPath(*stop);
     return finish(stop->outcome, stop->detail);
   }
@@ -197,6 +203,11 @@ std::optional<Stop> InstanceDeploy::Pause() {
     MultiResult m = env_.session->MultiSync(
         registry::PauseOps(env_.service, address_, ToJson(flag),
                            CreateMode::kEphemeral, *ctx, env_.acl));
+    int64_t flag_czxid = 0;
+    for (const ZkOpResult& op : m.results) {
+      // Every op of a multi shares its zxid; a set-data result carries it.
+      if (op.status.ok() && op.stat.mzxid != 0) flag_czxid = op.stat.mzxid;
+    }
 
     if (!m.status.ok()) {
       if (m.status.IsRetryable()) {
@@ -232,6 +243,30 @@ std::optional<Stop> InstanceDeploy::Pause() {
         return Stop{DeployOutcome::kSessionLost, why};
       }
     }
+    paused_at_ = Clock::now();
+    if (flag_czxid == 0) {
+      // The reply was lost or the session changed: the flag we adopted
+      // carries the pause's zxid.
+      auto mine = Retrying([&] { return env_.session->GetSync(flag_path_); });
+      if (!mine.ok() || mine->stat.ephemeral_owner != paused_session_) {
+        std::string why = "our pause flag " + flag_path_ +
+                          " vanished right after it was created (the "
+                          "session changed); nothing was run";
+        End(step, "aborted", why);
+        return Stop{DeployOutcome::kSessionLost, why};
+      }
+      flag_czxid = mine->stat.czxid;
+    }
+    pause_zxid_ = flag_czxid;
+    // Deleting the registration set the pzxid of /services/<service> to
+    // the pause's zxid. If there was none to delete, a list read at the
+    // directory's current pzxid is already without the instance.
+    pause_pzxid_ = pause_zxid_;
+    if (!ctx->registered) {
+      auto dir = Retrying(
+          [&] { return env_.session->ExistsSync(paths::ServiceDir(env_.service)); });
+      if (dir.ok() && dir->has_value()) pause_pzxid_ = (*dir)->pzxid;
+    }
     flag_created_ = true;
     End(step, "ok",
         std::string(ctx->registered ? "registration removed"
@@ -245,6 +280,13 @@ std::optional<Stop> InstanceDeploy::Pause() {
 }
 
 std::optional<Stop> InstanceDeploy::Drain() {
+  if (opt_.drain_mode == DrainMode::kAuto) {
+    Step step = Begin("drain",
+                      "until the callers let go, at most " +
+                          FormatDuration(opt_.drain_wait) + " (--drain auto)",
+                      opt_.drain_wait >= Millis(1000));
+    return DrainAuto(step);
+  }
   Step step = Begin("drain",
                     "waiting " + FormatDuration(opt_.drain_wait) +
                         " for callers to drop the instance",
@@ -254,7 +296,11 @@ std::optional<Stop> InstanceDeploy::Drain() {
     End(step, "aborted", s.detail);
     return s;
   }
-  End(step, "ok", "");
+  std::string detail =
+      "waited the fixed " + FormatSeconds(opt_.drain_wait) + " (--drain fixed)";
+  env_.reporter->Drain(label_, "fixed", "fixed", Since(paused_at_),
+                       opt_.drain_wait, detail, {});
+  End(step, "ok", detail);
   return std::nullopt;
 }
 

@@ -10,7 +10,15 @@
 // pause      One multi (registry::PauseOps) creates /pause/S/<ip>_<port>
 //            as an ephemeral node of our session, bumps the registration
 //            guard and deletes /services/S/<ip>_<port> if present.
-// drain      Waits --drain-wait so callers drop their cached lists.
+// drain      --drain fixed: waits --drain-wait so callers drop their
+//            cached lists. --drain auto: before the pause, asks the
+//            instance's agent to observe its traffic (an ephemeral
+//            /drain/S/<ip>_<port>, deleted after the drain) and waits,
+//            bounded, for its first report; after the pause, ends when the
+//            callers acknowledged a list without the instance and the
+//            traffic is quiet and known (drain_decision.h), at
+//            --drain-wait at the latest. The step's detail says why it
+//            ended.
 // verify     Immediately before COMMAND: the service lock must still be
 //            ours (if the environment has one), and after a ZooKeeper sync
 //            (so a follower that lags cannot answer for the leader) the flag
@@ -108,12 +116,22 @@
 namespace zkroll::coordinator {
 
 class ServiceLock;
+// --drain: fixed waits --drain-wait; auto ends the drain on evidence
+// (coordinator/drain_decision.h), --drain-wait being the cap.
+enum class DrainMode { kFixed, kAuto };
 
 struct DeployOptions {
   std::vector<std::string> command;     // argv after `--`
   std::vector<std::string> on_failure;  // empty: none
   std::string reason;                   // the flag's "why"
-  Millis drain_wait{20000};
+  DrainMode drain_mode = DrainMode::kFixed;
+  Millis drain_wait{20000};   // fixed: the wait; auto: the cap
+  Millis drain_quiet{500};    // auto: no new connection or byte this long
+  Millis drain_min{0};        // auto: never end before this
+  // auto: how long to wait, before the pause, for the agent's first
+  // traffic report (an older agent never answers; the drain then runs to
+  // the cap).
+  Millis drain_observe_timeout{2000};
   Millis exec_timeout{600000};
   health::CheckSpec check;
   int health_attempts = 6;
@@ -147,6 +165,7 @@ struct DeployEnvironment {
   ServiceLock* lock = nullptr;
   AclList acl;         // for pause flags
   AclList switch_acl;  // for /switch nodes
+  AclList drain_acl;   // for /drain nodes (--drain auto)
   ServiceName service;
   DeployId deploy_id;
 };

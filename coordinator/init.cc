@@ -13,6 +13,10 @@ std::vector<std::pair<std::string, AclList>> RootAcls(
   const AclEntry coord{perms::kAll, "digest", ids.coordinator_id};
   const AclEntry coord_delete{perms::kDelete | perms::kRead, "digest",
                               ids.coordinator_id};
+  AclList callers = {world, admin};
+  if (!ids.caller_id.empty()) {
+    callers.push_back(AclEntry{perms::kAll, "digest", ids.caller_id});
+  }
   return {
       {paths::kServicesRoot, {world, agent, coord_delete, admin}},
       {paths::kAgentsRoot, {world, agent, admin}},
@@ -21,6 +25,9 @@ std::vector<std::pair<std::string, AclList>> RootAcls(
       {paths::kLocksRoot, {world, coord, admin}},
       {paths::kSwitchRoot, {world, coord, admin}},
       {paths::kForwardersRoot, {world, agent, admin}},
+      {paths::kDrainRoot, {world, coord, admin}},
+      {paths::kTrafficRoot, {world, agent, admin}},
+      {paths::kCallersRoot, callers},
   };
 }
 

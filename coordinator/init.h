@@ -9,6 +9,15 @@
 //   /locks      read   -                all              all
 //   /switch     read   -                all              all
 //   /forwarders read   all              -                all
+//   /drain      read   -                all              all
+//   /traffic    read   all              -                all
+//   /callers    read   -                -                all    caller: all
+//
+// /callers is written by the discovery clients of callers (their
+// acknowledgements, docs/design.md "Drain on evidence") under their own
+// caller identity, which may write nothing else. Without a caller identity
+// only the admin may write there, so callers cannot acknowledge and
+// `--drain auto` drains run to their cap.
 //
 // Nodes below inherit their root's ACL: the agent copies the ACL of
 // /services and /agents onto what it creates, the coordinator that of
@@ -35,6 +44,7 @@ struct InitIdentities {
   std::string admin_id;        // digest ids: "user:base64(sha1(user:pw))"
   std::string agent_id;
   std::string coordinator_id;
+  std::string caller_id;  // empty: no caller identity (see above)
 };
 
 // The ACL of each root, by path.

@@ -18,6 +18,7 @@
 #include "coordinator/command.h"
 #include "coordinator/connection.h"
 #include "coordinator/deploy.h"
+#include "coordinator/drain_decision.h"
 #include "zkroll.pb.h"
 
 namespace zkroll::coordinator::detail {
@@ -80,6 +81,16 @@ class InstanceDeploy {
 
   std::optional<Stop> Pause();
   std::optional<Stop> Drain();
+
+  // --- drain on evidence (drain_step.cc) ---------------------------------
+  // Creates our DrainRequest and waits (at most
+  // DeployOptions::drain_observe_timeout) for the agent's first report, so
+  // the agent has seen who talks to the instance before the pause.
+  void StartObservation();
+  // Deletes our DrainRequest if it is still ours. Idempotent.
+  void StopObservation();
+  // The auto drain: feeds DecideDrain with what ZooKeeper's watches report.
+  std::optional<Stop> DrainAuto(Step& step);
   std::optional<Stop> Verify();
   std::optional<Stop> Command();
   std::optional<Stop> Health();
@@ -192,6 +203,19 @@ class InstanceDeploy {
   int64_t paused_session_ = 0;
   bool flag_created_ = false;
   int64_t fence_zxid_ = 0;  // czxid of our flag, read by Verify
+  // The pause transaction's zxid (the czxid of our flag), and the pzxid of
+  // /services/<service> a caller's list must have been read at to be
+  // without the instance.
+  int64_t pause_zxid_ = 0;
+  int64_t pause_pzxid_ = 0;
+  Clock::time_point paused_at_;
+  struct Observation {
+    std::string request_path;  // /drain/S/<ip>_<port>
+    std::string traffic_path;  // /traffic/S/<ip>_<port>
+    int64_t session = 0;       // owner of our request node
+    bool requested = false;    // we created it and have not deleted it
+    std::string note;          // why there may be no report
+  } observation_;
   DeployResult result_;
 };
 

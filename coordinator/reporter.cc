@@ -42,6 +42,18 @@ JsonLine& JsonLine::Add(std::string_view key, bool value) {
   return *this;
 }
 
+JsonLine& JsonLine::Add(std::string_view key,
+                        const std::vector<std::string>& values) {
+  Key(key);
+  body_ += "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) body_ += ",";
+    body_ += JsonQuote(values[i]);
+  }
+  body_ += "]";
+  return *this;
+}
+
 JsonLine& JsonLine::AddRaw(std::string_view key, std::string_view raw_json) {
   Key(key);
   body_.append(raw_json);
@@ -108,6 +120,24 @@ void Reporter::StepEnded(const std::string& instance, const std::string& step,
   Write(out_, Elapsed() + "  " + PadRight(instance, 24) + " " +
                   PadRight(step, 11) + " " + PadRight(verdict, 8) + " " +
                   PadRight(FormatDuration(took), 8) + " " + detail);
+}
+
+void Reporter::Drain(const std::string& instance, const std::string& mode,
+                     const std::string& ended, Millis took, Millis cap,
+                     const std::string& reason,
+                     const std::vector<std::string>& missing) {
+  if (!json()) return;
+  Write(out_, JsonLine()
+                  .Add("event", "drain")
+                  .Add("time", NowRfc3339())
+                  .Add("instance", instance)
+                  .Add("mode", mode)
+                  .Add("ended", ended)
+                  .Add("duration_ms", static_cast<int64_t>(took.count()))
+                  .Add("cap_ms", static_cast<int64_t>(cap.count()))
+                  .Add("reason", reason)
+                  .Add("missing", missing)
+                  .str());
 }
 
 void Reporter::Output(const std::string& instance, const std::string& label,

@@ -4,7 +4,7 @@
 // the time since the coordinator started, in the spirit of `kubectl rollout
 // status`; COMMAND's output is copied to stdout/stderr with a
 // "[service@ip:port] " prefix. JSON format (--output json): stdout carries
-// only JSON objects, one per line, each with an "event" field: "step",
+// only JSON objects, one per line, each with an "event" field: "step", "drain",
 // "output", "notice", "batch", "result". Diagnostics (glog, usage errors)
 // always go to stderr.
 //
@@ -42,6 +42,7 @@ class JsonLine {
     return Add(key, static_cast<int64_t>(value));
   }
   JsonLine& Add(std::string_view key, bool value);
+  JsonLine& Add(std::string_view key, const std::vector<std::string>& values);
   // `raw_json` must already be valid JSON (an object or array).
   JsonLine& AddRaw(std::string_view key, std::string_view raw_json);
   std::string str() const { return "{" + body_ + "}"; }
@@ -69,6 +70,14 @@ class Reporter {
   void StepEnded(const std::string& instance, const std::string& step,
                  const std::string& verdict, Millis took,
                  const std::string& detail);
+  // How a drain ended: `mode` fixed | auto, `ended` fixed | evidence |
+  // cap, `reason` the drain step's detail, `missing` what was still
+  // missing at the cap. JSON: a "drain" event, for tools that chart drain
+  // times. Text: nothing (the drain step's line carries `reason`).
+  void Drain(const std::string& instance, const std::string& mode,
+             const std::string& ended, Millis took, Millis cap,
+             const std::string& reason,
+             const std::vector<std::string>& missing);
   // One line of a child's output.
   void Output(const std::string& instance, const std::string& label,
               OutputStream stream, std::string_view line);

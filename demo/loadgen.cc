@@ -306,6 +306,7 @@ struct Flags {
   std::string list_log;
   bool new_connection_per_request = false;
   bool quiet = false;
+  bool acknowledge = true;
 };
 
 // Parses the command line. Returns nullopt and sets *exit_code on --help
@@ -352,6 +353,9 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int* exit_code) {
      "stop sending early once this file exists (it must not exist at start)")
     ("startup-timeout", po::value<std::string>()->default_value("10s"),
      "how long to wait for the first read of the list")
+    ("no-acknowledge",
+     "do not acknowledge the list in /callers (a caller that reads the "
+     "registry but never tells a `--drain auto` deploy it let go)")
     ("quiet", "no per-second lines, only the total");
   // clang-format on
   auto bad = [exit_code](const std::string& message) -> std::optional<Flags> {
@@ -378,6 +382,11 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int* exit_code) {
       return bad(
           "--targets and --zk exclude each other: --targets sends to a fixed "
           "list without ZooKeeper, --zk finds the instances in ZooKeeper");
+    }
+    if (vm.count("no-acknowledge")) {
+      return bad(
+          "--no-acknowledge applies to ZooKeeper discovery (--zk) only, not "
+          "to --targets");
     }
     for (const char* zk_only :
          {"mode", "poll-interval", "resync", "list-log", "startup-timeout"}) {
@@ -410,6 +419,7 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int* exit_code) {
   if (!mode.ok()) return bad("--mode: " + mode.status().message());
   f.mode = *mode;
   f.new_connection_per_request = vm.count("new-connection-per-request") != 0;
+  f.acknowledge = vm.count("no-acknowledge") == 0;
   struct DurationFlag {
     const char* name;
     Millis* out;
@@ -618,6 +628,7 @@ int LoadgenMain(int argc, char** argv) {
     d.mode = f.mode;
     d.poll_interval = f.poll_interval;
     d.resync = f.resync;
+    d.acknowledge = f.acknowledge;
     discovery =
         client::ServiceDiscovery::Create(io.get_executor(), session.get(), d);
     source = std::make_shared<DiscoverySource>(discovery);

@@ -10,8 +10,11 @@
 # standing for two hosts, four instances of a demo HTTP service at version 1
 # and a load generator whose callers cache the instance list and refresh it
 # every second (poll mode). Then `zkroll rollout` upgrades every instance to
-# version 2, one at a time, with a drain wait longer than the callers'
-# refresh. Prints the rollout's progress and the load generator's summary,
+# version 2, one at a time, ending each drain on evidence (--drain auto: the
+# callers acknowledged a list without the instance and its traffic went
+# quiet; 20 s at most); --drain-wait D keeps the fixed wait of D instead
+# (longer than the callers' refresh). Prints the rollout's progress, why
+# each drain ended and the load generator's summary,
 # writes a timeline (CSV) and a chart (SVG), and stops everything it
 # started on exit, also on Ctrl-C and on failure.
 #
@@ -31,9 +34,9 @@ ROOT=$PWD
 . scripts/lib/zk.sh
 . scripts/lib/procs.sh
 
-ZK="" RATE=1000 DRAIN=3s OUT=demo-out REFRESH=1s MODE=poll REQUESTS=0 NAIVE=0
+ZK="" RATE=1000 DRAIN="" DRAIN_CAP=20s OUT=demo-out REFRESH=1s MODE=poll REQUESTS=0 NAIVE=0
 CALLER=loadgen
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --zk) ZK=$2; shift 2 ;;
@@ -52,7 +55,16 @@ case $RATE in (''|*[!0-9]*|0) echo "demo.sh: --rate must be a whole number above
 case $REQUESTS in (''|*[!0-9]*) echo "demo.sh: --requests must be a whole number" >&2; exit 2 ;; esac
 case $MODE in (poll|watch) ;; (*) echo "demo.sh: --mode must be poll or watch" >&2; exit 2 ;; esac
 case $CALLER in (loadgen|curator) ;; (*) echo "demo.sh: --caller must be loadgen or curator, not '$CALLER'" >&2; exit 2 ;; esac
-case $DRAIN in (*[!0-9a-z]*|'') echo "demo.sh: bad --drain-wait '$DRAIN' (e.g. 3s)" >&2; exit 2 ;; esac
+case $DRAIN in (*[!0-9a-z.]*) echo "demo.sh: bad --drain-wait '$DRAIN' (e.g. 3s)" >&2; exit 2 ;; esac
+# No --drain-wait: --drain auto with a 20 s cap. A fixed wait paces the
+# naive variant too; without one it waits 3 s per instance.
+if [ -n "$DRAIN" ]; then
+  DRAIN_ARGS=(--drain fixed --drain-wait "$DRAIN") DRAIN_TEXT="drain $DRAIN (fixed)"
+else
+  DRAIN_ARGS=(--drain auto --drain-wait "$DRAIN_CAP")
+  DRAIN_TEXT="drain on evidence (--drain auto, at most $DRAIN_CAP)"
+fi
+NAIVE_PACE=${DRAIN:-3s}
 DURATION=10m
 if [ "$REQUESTS" -gt 0 ]; then DURATION=$(( (REQUESTS + RATE - 1) / RATE ))s; fi
 
@@ -206,14 +218,14 @@ if [ "$NAIVE" = 1 ]; then
     echo "  restarting 127.0.0.1:$p"
     ZKROLL_PORT=$p ZKROLL_IP=127.0.0.1 "$ROOT/scripts/lib/demo-upgrade.sh" | sed 's/^/    /' || ROLLOUT_RC=1
     # Same pacing as the zkroll rollout: one instance per drain period.
-    sleep "${DRAIN%s}"
+    sleep "${NAIVE_PACE%s}"
   done
   set -e
 else
-say "rollout $SERVICE v1 -> v2: one instance at a time, at least 3 registered, drain $DRAIN"
+say "rollout $SERVICE v1 -> v2: one instance at a time, at least 3 registered, $DRAIN_TEXT"
 set +e
 "$ZKROLL" rollout --service "$SERVICE" --batch 1 --min-healthy 3 \
-  --drain-wait "$DRAIN" --check http:/healthz --health-attempts 20 \
+  "${DRAIN_ARGS[@]}" --check http:/healthz --health-attempts 20 \
   --health-interval 250ms --register-timeout 30s --reason "demo v1->v2" \
   --output json -- "$ROOT/scripts/lib/demo-upgrade.sh" >"$OUT/rollout.jsonl" \
   2>"$WORK/rollout.log" &
@@ -282,6 +294,18 @@ PY
   echo "  127.0.0.1:$p -> $v"
   [ "$v" = v2 ] && upgraded=$((upgraded + 1))
 done
+
+if [ "$NAIVE" != 1 ]; then
+  say "why each drain ended"
+  python3 - "$OUT/rollout.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    try: e = json.loads(line)
+    except ValueError: continue
+    if e.get("event") == "drain":
+        print(f"  {e['instance'].split('@', 1)[1]:<16} {e['reason']}")
+PY
+fi
 
 if [ "$CALLER" = curator ]; then
 say "Curator caller summary"

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "common/health/check_session.h"
+#include "common/health/own_connections.h"
 
 namespace zkroll::health::internal {
 namespace {
@@ -66,6 +67,8 @@ class TcpCheck final : public CheckSession {
   void OnConnect(error_code ec) {
     if (finished()) return;
     auto took = Elapsed();
+    // So a traffic observer does not count the check as a caller.
+    if (!ec) RecordOwnConnection(socket_);
     if (ec) {
       Finish(false, ErrorText(ec));
     } else if (max_connect_time_ && took > *max_connect_time_) {

@@ -51,8 +51,13 @@ void AgentTest::TearDown() {
 }
 
 ChildProcess* AgentTest::StartAgent(const std::vector<std::string>& args,
-                                    const std::map<std::string, std::string>& env) {
-  std::vector<std::string> argv = {ZKROLL_AGENT_BIN, "--zk", connect_string()};
+                                    const std::map<std::string, std::string>& env,
+                                    const std::vector<std::string>& wrapper) {
+  std::vector<std::string> argv = wrapper;
+  for (const std::string& a : {std::string(ZKROLL_AGENT_BIN), std::string("--zk"),
+                               connect_string()}) {
+    argv.push_back(a);
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   auto p = std::make_unique<ChildProcess>();
   Status s = p->Start(argv, dir_.File("agent" + std::to_string(agents_.size()) + ".log"),

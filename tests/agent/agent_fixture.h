@@ -39,9 +39,11 @@ class AgentTest : public ZooKeeperTest {
   void TearDown() override;
 
   // Starts zkroll-agent with `args` plus --zk and `env` added to the
-  // environment; output in log(i).
+  // environment; output in log(i). With a `wrapper` (e.g. setpriv and its
+  // flags, absolute path first) the agent is started through it.
   ChildProcess* StartAgent(const std::vector<std::string>& args,
-                           const std::map<std::string, std::string>& env = {});
+                           const std::map<std::string, std::string>& env = {},
+                           const std::vector<std::string>& wrapper = {});
   std::string AgentLog(size_t i) const;
 
   bool Registered(const std::string& service, int port);

@@ -10,3 +10,9 @@ zkroll_add_test(NAME pause_guard_stress_test LABELS zk faults TIMEOUT 900
 zkroll_add_test(NAME agent_systemd_test LABELS zk TIMEOUT 300
   SOURCES agent/systemd_test.cc agent/agent_fixture.cc
   LIBS zkroll_agent_lib DEPENDS zkroll-agent zkroll-tiny-service)
+zkroll_add_test(NAME traffic_observe_test LABELS zk TIMEOUT 300
+  SOURCES agent/traffic_observe_test.cc agent/agent_fixture.cc
+  LIBS zkroll_agent_lib
+  DEPENDS zkroll-agent zkroll-tiny-service zkroll-demo-service zkroll-test-caller)
+target_compile_definitions(traffic_observe_test PRIVATE
+  ZKROLL_DEMO_SERVICE_BIN="$<TARGET_FILE:zkroll-demo-service>")

@@ -13,6 +13,9 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <unistd.h>
+#include <algorithm>
+#include <optional>
 
 #include "common/instance_record.h"
 #include "common/paths.h"
@@ -104,6 +107,28 @@ class DiscoveryTest : public testing::ZooKeeperTest {
                         std::set<int> ports) {
     auto v = d->Snapshot();
     return v->loaded && !v->stale && Ports(*v) == ports;
+  }
+
+  // Our /callers node's record and stat, if it exists.
+  std::optional<std::pair<proto::CallerRecord, NodeStat>> CallerNode(
+      const std::shared_ptr<ServiceDiscovery>& d) {
+    if (d->caller_id().empty()) return std::nullopt;
+    auto data = owner_->GetSync(paths::CallerNode(
+        service_, HostId::Parse(d->caller_id()).value()));
+    if (!data.ok()) return std::nullopt;
+    auto r = ParsePayload<proto::CallerRecord>(data->data, "caller");
+    if (!r.ok()) return std::nullopt;
+    return std::make_pair(*r, data->stat);
+  }
+  int64_t ServicePzxid() {
+    return (*owner_->ExistsSync(paths::ServiceDir(service_)).value()).pzxid;
+  }
+  // The caller's node acknowledges the current children of the service.
+  bool AcknowledgesCurrentList(const std::shared_ptr<ServiceDiscovery>& d,
+                               uint32_t instances) {
+    auto node = CallerNode(d);
+    return node && node->first.list_pzxid() == ServicePzxid() &&
+           node->first.instances() == instances;
   }
 
   ServiceName service_;
@@ -528,6 +553,105 @@ TEST_F(DiscoveryTest, SessionExpiryKeepsTheListAndRebuildsWatches) {
         return Lists(d, {9002, 9004});
       },
       milliseconds(5000)));
+}
+
+TEST_P(BothModesTest, AcknowledgesTheListItServesOncePerChange) {
+  Register(9001);
+  Register(9002);
+  // Watch mode re-reads on its resync; both re-read every 200ms.
+  auto d = Start(GetParam(), Millis(200), Millis(200));
+  ASSERT_FALSE(d->caller_id().empty());
+  ASSERT_TRUE(WaitFor([&] { return AcknowledgesCurrentList(d, 2); },
+                      milliseconds(10000)));
+  auto node = CallerNode(d);
+  ASSERT_TRUE(node.has_value());
+  const proto::CallerRecord& r = node->first;
+  EXPECT_EQ(r.service(), service_.str());
+  EXPECT_EQ(r.caller_id(), d->caller_id());
+  EXPECT_EQ(r.pid(), ::getpid());
+  EXPECT_EQ(r.mode(), DiscoveryModeName(GetParam()));
+  EXPECT_FALSE(r.host().empty());
+  EXPECT_NE(std::find(r.ips().begin(), r.ips().end(), "127.0.0.1"),
+            r.ips().end());
+  EXPECT_EQ(node->second.ephemeral_owner, caller_->session_id());
+  EXPECT_EQ(d->caller_id().rfind(r.host() + "-" + std::to_string(::getpid()) +
+                                     "-",
+                                 0),
+            0u);
+  const int32_t version = node->second.version;
+  // A removal: the caller acknowledges a list read after it, at most once
+  // per change.
+  Deregister(9002);
+  const int64_t removal = ServicePzxid();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto n = CallerNode(d);
+        return n && n->first.list_pzxid() >= removal &&
+               n->first.instances() == 1;
+      },
+      milliseconds(10000)));
+  EXPECT_FALSE(d->Snapshot()->Contains(Local(9002)));
+  // Reads that change nothing write nothing.
+  uint64_t refreshes = d->Snapshot()->refreshes;
+  ASSERT_TRUE(WaitFor([&] { return d->Snapshot()->refreshes >= refreshes + 3; },
+                      milliseconds(10000)));
+  EXPECT_EQ(CallerNode(d)->second.version, version + 1);
+}
+
+TEST_F(DiscoveryTest, AcknowledgementsCoalesceABurstOfChanges) {
+  Register(9001);
+  auto d = Start(DiscoveryMode::kWatch);
+  ASSERT_TRUE(WaitFor([&] { return AcknowledgesCurrentList(d, 1); },
+                      milliseconds(10000)));
+  const int32_t version = CallerNode(d)->second.version;
+  constexpr int kChanges = 20;
+  for (int i = 0; i < kChanges; ++i) Register(9100 + i);
+  ASSERT_TRUE(WaitFor([&] { return AcknowledgesCurrentList(d, 1 + kChanges); },
+                      milliseconds(10000)));
+  const int32_t writes = CallerNode(d)->second.version - version;
+  EXPECT_GE(writes, 1);
+  EXPECT_LE(writes, kChanges) << "more than one write per change";
+}
+
+TEST_F(DiscoveryTest, AcknowledgementIsRecreatedOnANewSessionAndGoesOnStop) {
+  Register(9001);
+  auto d = Start(DiscoveryMode::kWatch);
+  ASSERT_TRUE(WaitFor([&] { return AcknowledgesCurrentList(d, 1); },
+                      milliseconds(10000)));
+  const int64_t old_session = caller_->session_id();
+  ASSERT_TRUE(
+      server()->ExpireSession(old_session, caller_->session_password()).ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto n = CallerNode(d);
+        return caller_->session_id() != old_session && n &&
+               n->second.ephemeral_owner == caller_->session_id() &&
+               n->first.list_pzxid() == ServicePzxid();
+      },
+      milliseconds(30000)));
+  d->Stop();
+  EXPECT_TRUE(WaitFor([&] { return !CallerNode(d).has_value(); },
+                      milliseconds(10000)))
+      << "Stop() leaves the caller's node behind";
+}
+
+TEST_F(DiscoveryTest, AcknowledgementsCanBeTurnedOff) {
+  Register(9001);
+  ServiceDiscovery::Options o;
+  o.service = service_;
+  o.acknowledge = false;
+  auto d = ServiceDiscovery::Create(io().executor(), caller_.get(), o);
+  d->Start();
+  discoveries_.push_back(d);
+  auto on = Start(DiscoveryMode::kWatch);  // one that does, to wait for
+  ASSERT_TRUE(WaitFor([&] { return AcknowledgesCurrentList(on, 1); },
+                      milliseconds(10000)));
+  ASSERT_TRUE(WaitFor([&] { return FreshWith(d, {9001}); },
+                      milliseconds(10000)));
+  EXPECT_TRUE(d->caller_id().empty());
+  auto kids = owner_->GetChildrenSync(paths::CallersDir(service_));
+  ASSERT_TRUE(kids.ok());
+  EXPECT_EQ(kids->names, std::vector<std::string>{on->caller_id()});
 }
 
 TEST_F(DiscoveryTest, ChangeListenersSeeEveryNewGeneration) {

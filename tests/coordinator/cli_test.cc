@@ -135,6 +135,34 @@ TEST_F(CliTest, BadInputOfEachKindExitsTwoBeforeConnecting) {
       {{"rollout", "--zk", zk, "--service", "level", "--min-healthy", "1",
         "--switch", "--stop-old", "/nonexistent/stop", "--", "/bin/true"},
        "--stop-old: "},
+      // Drain on evidence.
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--drain", "sometimes", "--", "/bin/true"},
+       "--drain must be fixed or auto, not 'sometimes'"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--drain", "auto", "--drain-quiet", "0", "--",
+        "/bin/true"},
+       "--drain-quiet: bad duration '0'"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--drain", "auto", "--drain-quiet", "0ms", "--",
+        "/bin/true"},
+       "--drain-quiet '0ms' must be more than 0"},
+      {{"rollout", "--zk", zk, "--service", "level", "--min-healthy", "1",
+        "--drain", "auto", "--drain-min", "30s", "--", "/bin/true"},
+       "--drain-min '30s' is above the cap --drain-wait 20s"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--drain", "auto", "--drain-wait", "2s",
+        "--drain-min", "2s500ms", "--", "/bin/true"},
+       "--drain-min '2s500ms' is above the cap --drain-wait 2s"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--drain-quiet", "1s", "--", "/bin/true"},
+       "--drain-quiet '1s' needs --drain auto"},
+      {{"rollout", "--zk", zk, "--service", "level", "--min-healthy", "1",
+        "--drain-min", "1s", "--", "/bin/true"},
+       "--drain-min '1s' needs --drain auto"},
+      {{"deploy", "--zk", zk, "--service", "level", "--instance",
+        "127.0.0.1:80", "--drain", "auto", "--switch", "--", "/bin/true"},
+       "--drain auto does not apply to --switch"},
       {{"frobnicate"}, "unknown subcommand 'frobnicate'"},
       {{}, "usage: zkroll"},
   };
@@ -166,6 +194,28 @@ TEST_F(CliTest, FractionalAndCombinedDurationsAreAccepted) {
   }
 }
 
+// `--drain auto` alone is valid (the cap is --drain-wait's 20s default), as
+// is a floor equal to the cap: validation passes and the coordinator goes
+// on to connect, which fails on the dead --zk with exit 3.
+TEST_F(CliTest, DrainAutoWithDefaultsPassesValidation) {
+  for (std::vector<std::string> extra :
+       {std::vector<std::string>{"--drain", "auto"},
+        std::vector<std::string>{"--drain", "auto", "--drain-wait", "3s",
+                                 "--drain-min", "3s", "--drain-quiet",
+                                 "200ms"}}) {
+    std::vector<std::string> args = {"deploy", "--zk", dead_zk_,
+                                     "--connect-timeout", "500ms",
+                                     "--service", "level", "--instance",
+                                     "127.0.0.1:80"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {"--", "/bin/true"});
+    RunResult r = Run(args);
+    EXPECT_EQ(r.exit_code, 3) << r.output;
+    EXPECT_NE(r.output.find("cannot reach ZooKeeper"), std::string::npos)
+        << r.output;
+  }
+}
+
 TEST_F(CliTest, HelpAndVersion) {
   RunResult v = Run({"--version"});
   EXPECT_EQ(v.exit_code, 0);
@@ -181,7 +231,8 @@ TEST_F(CliTest, HelpAndVersion) {
   }
   RunResult d = Run({"deploy", "--help"});
   EXPECT_EQ(d.exit_code, 0);
-  for (const char* want : {"--drain-wait", "--exec-timeout", "--check",
+  for (const char* want : {"--drain-wait", "--drain ", "--drain-quiet",
+                           "--drain-min", "--exec-timeout", "--check",
                            "--health-attempts", "--on-failure", "--zk"}) {
     EXPECT_NE(d.output.find(want), std::string::npos) << want;
   }

@@ -54,6 +54,27 @@ TEST(ReporterTest, JsonModeWritesOneObjectPerLine) {
   EXPECT_NE(lines[2].find("\"deploy_id\":\"d1\""), std::string::npos);
 }
 
+TEST(ReporterTest, DrainEventCarriesWhyAndWhatWasMissing) {
+  std::string json = Capture(OutputFormat::kJson, [](Reporter& r) {
+    r.Drain("level@127.0.0.1:9000", "auto", "cap", Millis(20000),
+            Millis(20000), "drain ran to the 20 s cap: peer \"x\"",
+            {"1 peer belongs to no registered caller", "quote \" and \\"});
+  });
+  EXPECT_EQ(json,
+            "{\"event\":\"drain\",\"time\":\"" + json.substr(25, 24) +
+                "\",\"instance\":\"level@127.0.0.1:9000\",\"mode\":\"auto\","
+                "\"ended\":\"cap\",\"duration_ms\":20000,\"cap_ms\":20000,"
+                "\"reason\":\"drain ran to the 20 s cap: peer \\\"x\\\"\","
+                "\"missing\":[\"1 peer belongs to no registered caller\","
+                "\"quote \\\" and \\\\\"]}\n");
+  // Text mode: the drain step's own line carries the reason.
+  std::string text = Capture(OutputFormat::kText, [](Reporter& r) {
+    r.Drain("level@127.0.0.1:9000", "auto", "evidence", Millis(610),
+            Millis(20000), "drained", {});
+  });
+  EXPECT_EQ(text, "");
+}
+
 TEST(ReporterTest, TextModePrefixesCommandOutput) {
   std::string out = Capture(OutputFormat::kText, [](Reporter& r) {
     r.Output("level@10.0.0.1:9000", "command", OutputStream::kStdout, "hello");

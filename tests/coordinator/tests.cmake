@@ -29,3 +29,15 @@ zkroll_add_test(NAME coordinator_protocol_race_test LABELS zk faults
   TIMEOUT 300
   SOURCES coordinator/protocol_race_test.cc coordinator/coordinator_fixture.cc
   LIBS zkroll_coordinator_lib DEPENDS zkroll)
+zkroll_add_test(NAME coordinator_drain_decision_test LABELS unit TIMEOUT 120
+  SOURCES coordinator/drain_decision_test.cc
+  LIBS zkroll_coordinator_lib)
+# --drain auto with real agents, demo services and loadgen callers.
+zkroll_add_test(NAME coordinator_drain_auto_test LABELS zk faults TIMEOUT 600
+  SOURCES coordinator/drain_auto_test.cc coordinator/coordinator_fixture.cc
+          demo/demo_fixture.cc
+  LIBS zkroll_coordinator_lib zkroll_client
+  DEPENDS zkroll zkroll-agent zkroll-loadgen zkroll-demo-service)
+target_compile_definitions(coordinator_drain_auto_test PRIVATE
+  ZKROLL_DEMO_SERVICE_BIN="$<TARGET_FILE:zkroll-demo-service>"
+  ZKROLL_LOADGEN_BIN="$<TARGET_FILE:zkroll-loadgen>")
