@@ -13,3 +13,6 @@ zkroll_add_test(NAME traffic_observe_test LABELS zk TIMEOUT 300
   DEPENDS zkroll-agent zkroll-tiny-service zkroll-demo-service zkroll-test-caller)
 target_compile_definitions(traffic_observe_test PRIVATE
   ZKROLL_DEMO_SERVICE_BIN="$<TARGET_FILE:zkroll-demo-service>")
+zkroll_add_test(NAME traffic_observer_test LABELS zk
+  SOURCES agent/traffic_observer_test.cc
+  LIBS zkroll_agent_lib)

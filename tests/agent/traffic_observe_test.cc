@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "common/clock.h"
 #include "tests/agent/agent_fixture.h"
 
@@ -33,21 +35,49 @@ class TrafficObserveTest : public AgentTest {
   // Started through this (e.g. setpriv), if not empty.
   virtual std::vector<std::string> AgentWrapper() { return {}; }
 
+  // Forwarding mode: the agent listens on port_ and forwards to the
+  // service on backend_port_.
+  virtual bool Forwarded() { return false; }
+
   void SetUp() override {
     AgentTest::SetUp();
     port_ = PickFreePort();
+    int service_port = port_;
+    if (Forwarded()) {
+      do {
+        backend_port_ = PickFreePort();
+      } while (backend_port_ == port_);
+      service_port = backend_port_;
+    }
     ASSERT_TRUE(service_
                     .Start({ZKROLL_DEMO_SERVICE_BIN, "--port",
-                            std::to_string(port_), "--version", "v1"},
+                            std::to_string(service_port), "--version", "v1"},
                            dir_.File("service.log"))
                     .ok());
-    ASSERT_TRUE(WaitFor([&] { return Accepts(port_); }, kDeadline));
+    ASSERT_TRUE(WaitFor([&] { return Accepts(service_port); }, kDeadline));
     // Checks every 100 ms: the agent's own connections must not count.
-    StartAgent({"--host", "h1", "--interval", "100ms", "--timeout", "200ms",
-                "--rise", "1", "--fall", "2", "--resync", "500ms",
-                "--session-timeout", "4s", "--check", check_, "--instance",
-                svc_ + "@127.0.0.1:" + std::to_string(port_)},
-               AgentWrapper());
+    std::vector<std::string> args = {"--host", "h1", "--resync", "500ms",
+                                     "--session-timeout", "4s"};
+    if (Forwarded()) {
+      std::ostringstream c;
+      c << "[instance.fwd]\nservice = " << svc_
+        << "\nip = 127.0.0.1\nport = " << port_ << "\ncheck = " << check_
+        << "\ninterval = 100ms\ntimeout = 200ms\nrise = 1\nfall = 2\n"
+        << "forward_backend = 127.0.0.1:" << backend_port_ << "\n";
+      args.push_back("--config");
+      args.push_back(dir_.Write("agent.conf", c.str()));
+    } else {
+      for (const std::string& a :
+           {std::string("--interval"), std::string("100ms"),
+            std::string("--timeout"), std::string("200ms"),
+            std::string("--rise"), std::string("1"), std::string("--fall"),
+            std::string("2"), std::string("--check"), check_,
+            std::string("--instance"),
+            svc_ + "@127.0.0.1:" + std::to_string(port_)}) {
+        args.push_back(a);
+      }
+    }
+    StartAgent(args, AgentWrapper());
     ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port_); }, kDeadline));
     address_ = InstanceAddress::FromParts("127.0.0.1", port_).value();
     service_name_ = ServiceName::Parse(svc_).value();
@@ -122,6 +152,7 @@ class TrafficObserveTest : public AgentTest {
   }
 
   int port_ = 0;
+  int backend_port_ = 0;
   std::string check_ = "tcp";
   InstanceAddress address_;
   ServiceName service_name_;
@@ -266,6 +297,40 @@ TEST_F(TrafficObserveHttpCheckTest, OwnHttpChecksAreNotTraffic) {
     const auto* p = PeerWithPid(*r, caller_->pid());
     return p && p->connections_total() == 1 && r->quiet_ms() < 1000;
   }, kDeadline)) << "last report: " << ToJson(seen);
+}
+
+class TrafficObserveForwardedTest : public TrafficObserveTest {
+ protected:
+  bool Forwarded() override { return true; }
+};
+
+TEST_F(TrafficObserveForwardedTest, ForwardedInstanceAddsForwarderCounters) {
+  StartCaller();
+  Request(zk_.get(), RequestJson("d-7"));
+  proto::TrafficReport seen;
+  // The caller talks to the agent's forwarder on the public port; its pid
+  // is still found, and the forwarder's own counters come along.
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = Report();
+    if (!r) return false;
+    seen = *r;
+    const auto* p = PeerWithPid(*r, caller_->pid());
+    return p && p->bytes_received() > 0 && r->forwarder_active() >= 1;
+  }, kDeadline)) << "last report: " << ToJson(seen) << "\n" << AgentLog(0);
+  EXPECT_EQ(seen.source(), "sock_diag+forwarder");
+  EXPECT_TRUE(seen.pids_known()) << seen.error();
+  EXPECT_EQ(seen.connections(), 1u) << ToJson(seen);
+  // Silent caller: the socket view goes quiet although the agent's checks
+  // pass through the forwarder every 100 ms.
+  caller_->Signal(SIGUSR1);
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = Report();
+    if (!r) return false;
+    seen = *r;
+    return r->quiet_ms() >= 1000;
+  }, kDeadline)) << "last report: " << ToJson(seen);
+  EXPECT_GE(seen.forwarder_active(), 1u);
+  EXPECT_EQ(seen.connections_total(), 0u) << ToJson(seen);
 }
 
 // Privileges. The packaged agent runs as an unprivileged user; these tests
