@@ -292,7 +292,12 @@ Status ParseInetDiagReply(const uint8_t* data, size_t len, uint32_t seq,
   return Status::Ok();
 }
 
-Result<std::vector<TcpSocket>> DumpTcpKernelFiltered(uint16_t port) {
+Result<std::vector<TcpSocket>> DumpTcpKernelFiltered(uint16_t port,
+                                                     int family) {
+  if (family != 0 && family != AF_INET && family != AF_INET6) {
+    return InvalidArgument("address family " + std::to_string(family) +
+                           ": expected AF_INET, AF_INET6 or 0 (both)");
+  }
   Fd fd(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
   if (fd.get() < 0) return ErrnoStatus("socket(NETLINK_SOCK_DIAG)", errno);
   timeval tv{1, 0};
@@ -300,13 +305,17 @@ Result<std::vector<TcpSocket>> DumpTcpKernelFiltered(uint16_t port) {
     return ErrnoStatus("setsockopt(SO_RCVTIMEO) on the sock_diag socket", errno);
   }
   std::vector<TcpSocket> all;
-  ZKROLL_RETURN_IF_ERROR(DumpFamily(fd.get(), AF_INET, port, &all));
-  ZKROLL_RETURN_IF_ERROR(DumpFamily(fd.get(), AF_INET6, port, &all));
+  if (family != AF_INET6) {
+    ZKROLL_RETURN_IF_ERROR(DumpFamily(fd.get(), AF_INET, port, &all));
+  }
+  if (family != AF_INET) {
+    ZKROLL_RETURN_IF_ERROR(DumpFamily(fd.get(), AF_INET6, port, &all));
+  }
   return all;
 }
 
-Result<std::vector<TcpSocket>> DumpTcpByPort(uint16_t port) {
-  auto all = DumpTcpKernelFiltered(port);
+Result<std::vector<TcpSocket>> DumpTcpByPort(uint16_t port, int family) {
+  auto all = DumpTcpKernelFiltered(port, family);
   if (!all.ok()) return all.status();
   // The kernel filtered already; a socket it let through wrongly would be
   // counted as traffic, so check again.

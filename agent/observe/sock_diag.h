@@ -3,7 +3,7 @@
 // interface `ss` uses. No process is started and nothing in the data path
 // is touched: the kernel answers from its socket tables.
 //
-// One dump asks for IPv4 and IPv6 sockets whose local OR remote port is
+// One dump asks for IPv4 and/or IPv6 sockets whose local OR remote port is
 // the given port (an inet_diag bytecode filter run by the kernel; the
 // result is checked again here), in the states a drain cares about:
 // SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, FIN_WAIT1/2, CLOSING and
@@ -76,8 +76,11 @@ struct TcpSocket {
   std::optional<uint32_t> last_data_recv_ms;
 };
 
-// Sockets whose local or remote port is `port`, IPv4 and IPv6.
-Result<std::vector<TcpSocket>> DumpTcpByPort(uint16_t port);
+// Sockets whose local or remote port is `port`, of `family`: AF_INET,
+// AF_INET6, or 0 for both. Each family is one walk of the kernel's whole
+// TCP hash table (the main cost of a dump), so a caller that needs only one
+// asks for one.
+Result<std::vector<TcpSocket>> DumpTcpByPort(uint16_t port, int family = 0);
 
 // Parses one buffer of netlink messages answering an inet_diag dump with
 // sequence number `seq`, appending sockets to `out`. Sets `*done` when the
@@ -88,7 +91,8 @@ Status ParseInetDiagReply(const uint8_t* data, size_t len, uint32_t seq,
 
 // DumpTcpByPort without the second check in user space: what the kernel's
 // filter let through. Exposed for tests of the filter.
-Result<std::vector<TcpSocket>> DumpTcpKernelFiltered(uint16_t port);
+Result<std::vector<TcpSocket>> DumpTcpKernelFiltered(uint16_t port,
+                                                     int family = 0);
 
 // The inet_diag bytecode that keeps sockets whose source (local) or
 // destination (remote) port equals `port`. Exposed for tests.

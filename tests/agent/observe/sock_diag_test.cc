@@ -254,6 +254,33 @@ TEST(TrafficSamplerTest, SeesPeerPidAndSkipsOwnProcess) {
   EXPECT_TRUE(r->connections.empty());
 }
 
+TEST(TrafficSamplerTest, FindsAnIpv6CallerOfAnIpv4Instance) {
+  auto l = Listener::Open(AF_INET);
+  ASSERT_TRUE(l);
+  // An IPv6 socket connected to the IPv4 listener through a mapped address,
+  // as Java clients connect by default.
+  Sock c(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_GE(c.fd(), 0);
+  sockaddr_in6 to{};
+  to.sin6_family = AF_INET6;
+  to.sin6_port = htons(l->port);
+  ASSERT_EQ(inet_pton(AF_INET6, "::ffff:127.0.0.1", &to.sin6_addr), 1);
+  if (connect(c.fd(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    GTEST_SKIP() << "no IPv4-mapped IPv6 connect here: " << strerror(errno);
+  }
+  Sock s(accept4(l->sock.fd(), nullptr, nullptr, SOCK_CLOEXEC));
+  Send(c, 5);
+  TrafficSampler sampler(InstanceAddress::FromParts(l->ip, l->port).value(),
+                         /*self=*/-1);
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = sampler.Take();
+    if (!r.ok() || r->connections.size() != 1) return false;
+    const auto& conn = r->connections[0];
+    return conn.peer_pid == getpid() && conn.peer_ip == "127.0.0.1" &&
+           conn.peer_port == LocalPort(c) && conn.bytes_received == 5u;
+  }, kDeadline));
+}
+
 // --- the parser on hand-made replies ---------------------------------------
 
 std::vector<uint8_t> Message(uint16_t type, uint32_t seq,
