@@ -153,6 +153,8 @@ void DrainWatcher::ReadRequests(uint64_t epoch, std::vector<std::string> names) 
         if (with_watch) self->data_armed_.insert(name);
         DrainRequestView v = ValidateDrainRequest(d->data, path);
         v.owner = d->stat.ephemeral_owner;
+        // Bounded: a writer rewriting bad payloads cannot grow it forever.
+        if (self->reported_bad_.size() > 1000) self->reported_bad_.clear();
         if (!v.valid &&
             self->reported_bad_.insert({path, d->stat.mzxid}).second) {
           LOG(WARNING) << "drain request " << path

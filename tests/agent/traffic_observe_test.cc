@@ -236,6 +236,31 @@ TEST_F(TrafficObserveTest, ExpiredRequesterStopsObservation) {
             std::string::npos);
 }
 
+TEST_F(TrafficObserveTest, AgentSessionExpiryRepublishesTheReport) {
+  Request(zk_.get(), RequestJson("d-8"));
+  std::optional<proto::TrafficReport> before;
+  ASSERT_TRUE(WaitFor([&] {
+    before = Report();
+    return before && before->samples() >= 2;
+  }, kDeadline)) << AgentLog(0);
+  // Frozen past its session timeout (4 s): the server expires the agent's
+  // session, and the report, an ephemeral of that session, goes with it.
+  agents_[0]->Signal(SIGSTOP);
+  bool gone = WaitFor([&] { return !TrafficNodeExists(); }, kDeadline);
+  agents_[0]->Signal(SIGCONT);
+  ASSERT_TRUE(gone);
+  // Back on a new session: the request is read again and the report comes
+  // back, continuing the same observation.
+  std::optional<proto::TrafficReport> after;
+  ASSERT_TRUE(WaitFor([&] {
+    after = Report();
+    return after && after->deploy_id() == "d-8";
+  }, kDeadline)) << AgentLog(0);
+  EXPECT_GT(after->observed_ms(), before->observed_ms() + 3000)
+      << "observation went on across the expiry";
+  EXPECT_NE(AgentLog(0).find("session expired"), std::string::npos);
+}
+
 TEST_F(TrafficObserveTest, HostileRequestsAreSkippedAndAgentKeepsRunning) {
   const std::vector<std::string> hostile = {
       "{not json",
