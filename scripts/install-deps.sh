@@ -16,6 +16,8 @@ packages=(
   libprotobuf-dev protobuf-compiler
   clang libclang-rt-14-dev     # libFuzzer targets
   procps iproute2 python3
+  util-linux                   # setpriv: traffic_observe_test runs the agent as another user
+  python3-kazoo                # bench/observe writes a drain request as a coordinator would
   haproxy wrk nginx            # benchmarks: bench/forward (reference proxy, load, backend)
 )
 
