@@ -57,7 +57,7 @@ enum class TcpState : uint8_t {
 std::string TcpStateName(TcpState s);
 
 struct TcpSocket {
-  int family = 0;             // AF_INET or AF_INET6
+  int family = 0;  // AF_INET or AF_INET6
   TcpState state = TcpState::kClose;
   // Addresses in text; an IPv4-mapped IPv6 address (::ffff:a.b.c.d, an IPv4
   // caller of a dual-stack listener) is written as the IPv4 address, so
@@ -66,7 +66,7 @@ struct TcpSocket {
   uint16_t local_port = 0;
   std::string remote_ip;
   uint16_t remote_port = 0;
-  uint64_t inode = 0;         // 0 for TIME_WAIT (and orphaned sockets)
+  uint64_t inode = 0;  // 0 for TIME_WAIT (and orphaned sockets)
   uint32_t uid = 0;
   // From tcp_info; absent for TIME_WAIT and on kernels too old to report
   // the field (tcpi_bytes_received appeared in Linux 4.1).

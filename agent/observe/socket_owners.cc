@@ -39,7 +39,8 @@ uint64_t SocketInode(const char* link, ssize_t len) {
 SocketOwners::SocketOwners(std::string proc_root)
     : proc_root_(std::move(proc_root)) {}
 
-SocketOwners::Answer SocketOwners::Resolve(const std::vector<uint64_t>& inodes) {
+SocketOwners::Answer SocketOwners::Resolve(
+    const std::vector<uint64_t>& inodes) {
   bool need_scan = false;
   for (uint64_t inode : inodes) {
     if (inode != 0 && !owner_.count(inode) && !missing_.count(inode)) {

@@ -120,8 +120,8 @@ void TrafficAggregator::Fill(MonoTime now, size_t max_peers,
   for (const auto& [key, peer] : peers_) {
     // A peer known only from a TIME_WAIT socket of the baseline: it closed
     // at some time before observation, and nothing was seen since.
-    uint64_t idle = peer.last_active ? Ms(now - *peer.last_active)
-                                     : Ms(now - start_);
+    uint64_t idle =
+        peer.last_active ? Ms(now - *peer.last_active) : Ms(now - start_);
     rows.push_back({&key, &peer, idle});
   }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {

@@ -28,8 +28,10 @@ TEST(DrainRequestTest, ValidRequestKeepsItsFields) {
 }
 
 TEST(DrainRequestTest, IntervalIsClamped) {
-  EXPECT_EQ(ValidateDrainRequest(Json("d", 0), kPath).request.interval_ms(), 100u);
-  EXPECT_EQ(ValidateDrainRequest(Json("d", 1), kPath).request.interval_ms(), 100u);
+  EXPECT_EQ(ValidateDrainRequest(Json("d", 0), kPath).request.interval_ms(),
+            100u);
+  EXPECT_EQ(ValidateDrainRequest(Json("d", 1), kPath).request.interval_ms(),
+            100u);
   EXPECT_EQ(ValidateDrainRequest(Json("d", 99999), kPath).request.interval_ms(),
             10000u);
 }

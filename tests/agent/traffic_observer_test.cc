@@ -6,10 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/asio/post.hpp>
 #include <future>
 #include <mutex>
-
-#include <boost/asio/post.hpp>
 
 #include "common/paths.h"
 #include "common/payload.h"
@@ -18,8 +17,8 @@
 namespace zkroll::agent {
 namespace {
 
-using testing::WaitFor;
 using std::chrono::milliseconds;
+using testing::WaitFor;
 
 constexpr milliseconds kDeadline(20000);
 
@@ -101,12 +100,14 @@ class TrafficObserverTest : public testing::ZooKeeperTest {
 TEST_F(TrafficObserverTest, FailedDumpPublishesNoneWithTheError) {
   Start(Options());
   proto::TrafficReport seen;
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Report();
-    if (!r) return false;
-    seen = *r;
-    return r->sequence() >= 2;
-  }, kDeadline));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        if (!r) return false;
+        seen = *r;
+        return r->sequence() >= 2;
+      },
+      kDeadline));
   EXPECT_EQ(seen.source(), "none");
   EXPECT_NE(seen.error().find("Operation not permitted"), std::string::npos)
       << seen.error();
@@ -115,12 +116,14 @@ TEST_F(TrafficObserverTest, FailedDumpPublishesNoneWithTheError) {
   EXPECT_EQ(seen.samples(), 0u);
   // Time passes, nothing is seen: that is not quiet.
   Advance(milliseconds(5000));
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Report();
-    if (!r) return false;
-    seen = *r;
-    return r->observed_ms() >= 5000;
-  }, kDeadline));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        if (!r) return false;
+        seen = *r;
+        return r->observed_ms() >= 5000;
+      },
+      kDeadline));
   EXPECT_EQ(seen.quiet_ms(), 0u);
   // Stop: the report goes.
   OnIo([&] { observer_->Stop("request gone"); });
@@ -144,12 +147,14 @@ TEST_F(TrafficObserverTest, FailedDumpFallsBackToForwarderCounters) {
   Start(std::move(o));
   proto::TrafficReport seen;
   auto wait = [&](const std::function<bool(const proto::TrafficReport&)>& f) {
-    return WaitFor([&] {
-      auto r = Report();
-      if (!r) return false;
-      seen = *r;
-      return f(*r);
-    }, kDeadline);
+    return WaitFor(
+        [&] {
+          auto r = Report();
+          if (!r) return false;
+          seen = *r;
+          return f(*r);
+        },
+        kDeadline);
   };
   Advance(milliseconds(700));
   ASSERT_TRUE(wait([](const auto& r) { return r.quiet_ms() == 700; }))

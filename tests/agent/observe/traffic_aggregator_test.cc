@@ -151,9 +151,9 @@ TEST_F(AggregatorTest, PeersAreBounded) {
   TrafficAggregator a(At(0));
   std::vector<ObservedConnection> sample;
   for (int i = 0; i < 300; ++i) {
-    sample.push_back(Conn("10.0." + std::to_string(i / 250) + "." +
-                              std::to_string(i % 250),
-                          5000, 0, 0, static_cast<uint32_t>(i)));
+    sample.push_back(
+        Conn("10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250),
+             5000, 0, 0, static_cast<uint32_t>(i)));
   }
   a.Add(sample, At(0));
   auto r = Report(a, 0, 100);
@@ -167,9 +167,9 @@ TEST_F(AggregatorTest, PeersAreBounded) {
   b.Add({}, At(0));
   std::vector<ObservedConnection> many;
   for (size_t i = 0; i < TrafficAggregator::kMaxPeers + 10; ++i) {
-    many.push_back(Conn("10.1." + std::to_string(i / 250) + "." +
-                            std::to_string(i % 250),
-                        5000, 0, 1, 0));
+    many.push_back(
+        Conn("10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250),
+             5000, 0, 1, 0));
   }
   b.Add(many, At(100));
   auto rb = Report(b, 100, 10);
