@@ -187,6 +187,12 @@ void SeesConnectionsBytesAndOwners(int family) {
   answer = owners.Resolve({client1->inode});
   EXPECT_EQ(owners.scans(), 1u);
   EXPECT_EQ(answer.pids[client1->inode], getpid());
+  // A new connection of a process already seen is found by reading that
+  // process alone, without a full scan.
+  auto [c4, s4] = l->Connect();
+  answer = owners.Resolve({Inode(c4)});
+  EXPECT_EQ(answer.pids[Inode(c4)], getpid());
+  EXPECT_EQ(owners.scans(), 1u);
 }
 
 TEST(SockDiagTest, SeesIpv4ConnectionsBytesAndOwner) {
@@ -223,6 +229,17 @@ TEST(SockDiagTest, UnknownInodeIsPidZeroAndScannedOnce) {
   EXPECT_EQ(owners.scans(), 1u);
   a = owners.Resolve({bogus});
   EXPECT_EQ(owners.scans(), 1u) << "a known miss must not rescan /proc";
+}
+
+TEST(SockDiagTest, FullScansAreRateLimited) {
+  SocketOwners owners("/proc", std::chrono::hours(1));
+  auto a = owners.Resolve({0xfffffffff1ull});
+  EXPECT_EQ(owners.scans(), 1u);
+  // Another unknown inode within the interval: no second full scan; it is
+  // pid 0 for now.
+  a = owners.Resolve({0xfffffffff2ull});
+  EXPECT_EQ(owners.scans(), 1u);
+  EXPECT_EQ(a.pids[0xfffffffff2ull], 0);
 }
 
 TEST(SockDiagTest, UnreadableProcRootIsReported) {

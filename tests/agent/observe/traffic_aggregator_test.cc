@@ -136,6 +136,24 @@ TEST_F(AggregatorTest, ActivityIsNeverDatedBeforeThePreviousSample) {
   EXPECT_EQ(Report(a, 100).bytes_received(), 10u);
 }
 
+TEST_F(AggregatorTest, NewConnectionMappedLaterMovesItsCounts) {
+  TrafficAggregator a(At(0));
+  a.Add({}, At(0));
+  // New at 100 ms, its process not found yet; found at 200 ms.
+  a.Add({Conn("127.0.0.1", 5000, 0, 40, 10)}, At(100));
+  a.Add({Conn("127.0.0.1", 5000, 42, 60, 5)}, At(200));
+  auto r = Report(a, 200);
+  EXPECT_EQ(PeerOf(r, "127.0.0.1", 0), nullptr)
+      << "no unknown process left behind: " << r.DebugString();
+  const auto* known = PeerOf(r, "127.0.0.1", 42);
+  ASSERT_NE(known, nullptr);
+  EXPECT_EQ(known->connections_total(), 1u);
+  EXPECT_EQ(known->bytes_received(), 60u);
+  EXPECT_EQ(known->idle_ms(), 5u);
+  EXPECT_EQ(r.connections_total(), 1u);
+  EXPECT_EQ(r.bytes_received(), 60u);
+}
+
 TEST_F(AggregatorTest, PidLearntLaterMovesTheConnection) {
   TrafficAggregator a(At(0));
   a.Add({Conn("127.0.0.1", 5000, 0, 0, 0)}, At(0));
