@@ -115,6 +115,7 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
                    "survived; re-reading pause flags";
       for (auto& [s, w] : pauses_) w->Refresh();
       for (auto& [s, w] : drains_) w->Refresh();
+      SweepTrafficReports();
       for (auto& [id, inst] : instances_) {
         if (inst->forward) inst->forward->OnReconnected();
         // A delete made while we were away may have fired nothing we saw.
@@ -331,6 +332,25 @@ void Agent::OnDrainUpdate(const ServiceName& service, const DrainView& view) {
       inst->observer.reset();
     }
     if (req) StartObserving(inst, *req);
+  }
+}
+
+void Agent::SweepTrafficReports() {
+  // An observation stopped while ZooKeeper was unreachable could not
+  // delete its report, which would stay as long as our session lives.
+  for (auto& entry : instances_) {
+    InstancePtr inst = entry.second;
+    if (inst->observer || inst->stopped) continue;
+    const std::string path =
+        paths::TrafficNode(inst->cfg.id.service, inst->cfg.id.address);
+    session_.Exists(path, nullptr,
+                    [this, inst, path](Result<std::optional<NodeStat>> r) {
+      if (!r.ok() || !r->has_value() || inst->observer) return;
+      if ((*r)->ephemeral_owner != session_.session_id()) return;
+      session_.Delete(path, (*r)->version, [path](Status s) {
+        if (s.ok()) LOG(INFO) << "deleted the stale traffic report " << path;
+      });
+    });
   }
 }
 

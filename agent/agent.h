@@ -111,6 +111,8 @@ class Agent {
   void UpdateDrainInstances(const ServiceName& service);
   void OnDrainUpdate(const ServiceName& service, const DrainView& view);
   void StartObserving(const InstancePtr& inst, const DrainRequestView& req);
+  // Deletes reports of ours that no observation owns (after a reconnect).
+  void SweepTrafficReports();
   void Reconcile(const InstancePtr& inst);
   void Register(const InstancePtr& inst, const registry::GuardVersion& guard);
   void OnRegisterFailed(const InstancePtr& inst, const MultiResult& r);

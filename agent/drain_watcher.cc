@@ -111,8 +111,7 @@ void DrainWatcher::Read(uint64_t epoch) {
         }
         // No /drain/<service> yet: wait for it with an exists watch.
         self->session_->Exists(
-            dir, on_children,
-            [self, epoch](Result<std::optional<NodeStat>> e) {
+            dir, on_children, [self, epoch](Result<std::optional<NodeStat>> e) {
               if (!self->loop_.Current(epoch)) return;
               if (!e.ok()) return self->Fail(epoch, e.status());
               if (e->has_value()) {
@@ -125,7 +124,8 @@ void DrainWatcher::Read(uint64_t epoch) {
       });
 }
 
-void DrainWatcher::ReadRequests(uint64_t epoch, std::vector<std::string> names) {
+void DrainWatcher::ReadRequests(uint64_t epoch,
+                                std::vector<std::string> names) {
   if (names.empty()) return Finish(epoch, DrainView{});
   struct Pending {
     DrainView view;
@@ -146,30 +146,34 @@ void DrainWatcher::ReadRequests(uint64_t epoch, std::vector<std::string> names) 
         }
       };
     }
-    session_->Get(path, watch, [self, epoch, pending, name, path,
-                                with_watch](Result<NodeData> d) {
-      if (!self->loop_.Current(epoch)) return;
-      if (d.ok()) {
-        if (with_watch) self->data_armed_.insert(name);
-        DrainRequestView v = ValidateDrainRequest(d->data, path);
-        v.owner = d->stat.ephemeral_owner;
-        if (!v.valid &&
-            self->reported_bad_.insert({path, d->stat.mzxid}).second) {
-          LOG(WARNING) << "drain request " << path
-                       << " is not valid; not observing traffic for it: "
-                       << v.error;
-        }
-        pending->view.requests[name] = std::move(v);
-      } else if (d.status().code() != StatusCode::kNotFound) {
-        // Unreadable: keep what we knew, so a transient error does not
-        // stop an observation under way.
-        auto it = self->view_.requests.find(name);
-        if (it != self->view_.requests.end()) {
-          pending->view.requests[name] = it->second;
-        }
-      }
-      if (--pending->left == 0) self->Finish(epoch, std::move(pending->view));
-    });
+    session_->Get(
+        path, watch,
+        [self, epoch, pending, name, path, with_watch](Result<NodeData> d) {
+          if (!self->loop_.Current(epoch)) return;
+          if (d.ok()) {
+            if (with_watch) self->data_armed_.insert(name);
+            DrainRequestView v = ValidateDrainRequest(d->data, path);
+            v.owner = d->stat.ephemeral_owner;
+            // Bounded: a writer rewriting bad payloads cannot grow it forever.
+            if (self->reported_bad_.size() > 1000) self->reported_bad_.clear();
+            if (!v.valid &&
+                self->reported_bad_.insert({path, d->stat.mzxid}).second) {
+              LOG(WARNING) << "drain request " << path
+                           << " is not valid; not observing traffic for it: "
+                           << v.error;
+            }
+            pending->view.requests[name] = std::move(v);
+          } else if (d.status().code() != StatusCode::kNotFound) {
+            // Unreadable: keep what we knew, so a transient error does not
+            // stop an observation under way.
+            auto it = self->view_.requests.find(name);
+            if (it != self->view_.requests.end()) {
+              pending->view.requests[name] = it->second;
+            }
+          }
+          if (--pending->left == 0)
+            self->Finish(epoch, std::move(pending->view));
+        });
   }
 }
 

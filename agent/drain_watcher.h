@@ -20,13 +20,12 @@
 #ifndef ZKROLL_AGENT_DRAIN_WATCHER_H_
 #define ZKROLL_AGENT_DRAIN_WATCHER_H_
 
+#include <boost/asio/any_io_executor.hpp>
 #include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
-
-#include <boost/asio/any_io_executor.hpp>
 
 #include "common/names.h"
 #include "common/refresh_loop.h"
@@ -65,7 +64,8 @@ class DrainWatcher : public std::enable_shared_from_this<DrainWatcher> {
   static std::shared_ptr<DrainWatcher> Create(ZkSession* session,
                                               boost::asio::any_io_executor ex,
                                               ServiceName service,
-                                              Millis resync, OnUpdate on_update);
+                                              Millis resync,
+                                              OnUpdate on_update);
   void SetInstances(std::set<std::string> mine);
   void Start();
   void Stop();
@@ -87,8 +87,8 @@ class DrainWatcher : public std::enable_shared_from_this<DrainWatcher> {
   RefreshLoop loop_;
   DrainView view_;
   std::set<std::string> mine_;
-  bool armed_ = false;                  // children (or exists) watch set
-  std::set<std::string> data_armed_;    // children with a data watch set
+  bool armed_ = false;                // children (or exists) watch set
+  std::set<std::string> data_armed_;  // children with a data watch set
   std::set<std::pair<std::string, int64_t>> reported_bad_;  // path, mzxid
 };
 

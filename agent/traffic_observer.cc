@@ -72,8 +72,8 @@ void TrafficObserver::LearnAcl() {
     self->session_->GetAcl(paths::kTrafficRoot, [self](Result<AclList> r) {
       if (self->stopped_) return;
       if (!r.ok() && r.status().code() != StatusCode::kNotFound) {
-        LOG(WARNING) << "cannot read the ACL of " << paths::kTrafficRoot
-                     << " (" << r.status().ToString()
+        LOG(WARNING) << "cannot read the ACL of " << paths::kTrafficRoot << " ("
+                     << r.status().ToString()
                      << "); publishing traffic reports with an open ACL";
       }
       self->acl_ = (r.ok() && !r->empty()) ? *r : OpenAcl();
@@ -83,7 +83,8 @@ void TrafficObserver::LearnAcl() {
 
 void TrafficObserver::ArmTick() {
   std::weak_ptr<TrafficObserver> weak = shared_from_this();
-  timer_.expires_after(std::chrono::milliseconds(options_.request.interval_ms()));
+  timer_.expires_after(
+      std::chrono::milliseconds(options_.request.interval_ms()));
   timer_.async_wait([weak](const boost::system::error_code& ec) {
     auto self = weak.lock();
     if (ec || !self || self->stopped_) return;
@@ -197,8 +198,8 @@ void TrafficObserver::Publish() {
     if (!self) return;
     if (self->stopped_) return done();
     if (!s.ok()) {
-      LOG_EVERY_N(WARNING, 50) << "cannot create " << dir << ": "
-                               << s.ToString();
+      LOG_EVERY_N(WARNING, 50)
+          << "cannot create " << dir << ": " << s.ToString();
       return done();
     }
     self->dir_ready_ = true;

@@ -30,13 +30,12 @@
 #ifndef ZKROLL_AGENT_TRAFFIC_OBSERVER_H_
 #define ZKROLL_AGENT_TRAFFIC_OBSERVER_H_
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "agent/ephemeral_node.h"
 #include "agent/observe/traffic_aggregator.h"
@@ -55,8 +54,8 @@ struct ForwarderCounts {
 
 struct TrafficObserverOptions {
   InstanceId id;
-  std::string host;      // the agent's host id
-  std::string hostname;  // gethostname()
+  std::string host;             // the agent's host id
+  std::string hostname;         // gethostname()
   proto::DrainRequest request;  // validated (agent/drain_watcher.h)
   // One sample of the instance's connections (normally a TrafficSampler).
   std::function<Result<observe::TrafficSample>()> sample;
@@ -112,8 +111,8 @@ class TrafficObserver : public std::enable_shared_from_this<TrafficObserver> {
   std::string degraded_;  // the error last logged, to log each change once
   bool stopped_ = false;
   bool in_flight_ = false;
-  bool dirty_ = false;       // a report waits for the write in flight
-  bool dir_ready_ = false;   // /traffic/<service> exists (this session)
+  bool dirty_ = false;      // a report waits for the write in flight
+  bool dir_ready_ = false;  // /traffic/<service> exists (this session)
   std::optional<AclList> acl_;
 };
 

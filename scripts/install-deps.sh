@@ -19,13 +19,14 @@ packages=(
   dpkg-dev                     # dpkg-shlibdeps: the .deb packages' dependencies (scripts/package.sh)
   procps iproute2 python3
   spin                         # model checker: tests/model (ctest -L model)
+  util-linux                   # setpriv: traffic_observe_test runs the agent as another user
   haproxy wrk nginx            # benchmarks: bench/forward (reference proxy, load, backend)
   # Callers that are not zkroll's client (tests/callers, docs/callers.md):
   # a Java caller on Apache Curator's service discovery (its ServiceCache
   # needs the recipes jar, which the discovery package does not pull in),
   # and the kazoo example.
   default-jdk-headless libcurator-discovery-java libcurator-recipes-java
-  libslf4j-java python3-kazoo
+  libslf4j-java python3-kazoo  # (kazoo also: bench/observe writes a drain request)
 )
 
 missing=()

@@ -19,15 +19,14 @@ namespace zkroll::observe {
 namespace {
 
 // Every state but LISTEN, SYN_SENT (our own outgoing connects) and CLOSE.
-constexpr uint32_t kStates =
-    (1u << static_cast<int>(TcpState::kEstablished)) |
-    (1u << static_cast<int>(TcpState::kSynRecv)) |
-    (1u << static_cast<int>(TcpState::kFinWait1)) |
-    (1u << static_cast<int>(TcpState::kFinWait2)) |
-    (1u << static_cast<int>(TcpState::kTimeWait)) |
-    (1u << static_cast<int>(TcpState::kCloseWait)) |
-    (1u << static_cast<int>(TcpState::kLastAck)) |
-    (1u << static_cast<int>(TcpState::kClosing));
+constexpr uint32_t kStates = (1u << static_cast<int>(TcpState::kEstablished)) |
+                             (1u << static_cast<int>(TcpState::kSynRecv)) |
+                             (1u << static_cast<int>(TcpState::kFinWait1)) |
+                             (1u << static_cast<int>(TcpState::kFinWait2)) |
+                             (1u << static_cast<int>(TcpState::kTimeWait)) |
+                             (1u << static_cast<int>(TcpState::kCloseWait)) |
+                             (1u << static_cast<int>(TcpState::kLastAck)) |
+                             (1u << static_cast<int>(TcpState::kClosing));
 
 // Large enough for one batch of the kernel's dump (it fills up to the
 // smaller of our buffer and 32 KiB per recv).
@@ -65,8 +64,8 @@ std::string AddressText(int family, const uint32_t words[4]) {
     return buf;
   }
   const auto* bytes = reinterpret_cast<const uint8_t*>(words);
-  static const uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                            0xff, 0xff};
+  static const uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0,    0,
+                                            0, 0, 0, 0, 0xff, 0xff};
   if (memcmp(bytes, kMappedPrefix, sizeof kMappedPrefix) == 0) {
     inet_ntop(AF_INET, bytes + 12, buf, sizeof buf);
     return buf;
@@ -76,8 +75,7 @@ std::string AddressText(int family, const uint32_t words[4]) {
 }
 
 // Appends one op of the inet_diag filter language.
-void AddOp(std::vector<uint8_t>* out, uint8_t code, uint8_t yes,
-           uint16_t no) {
+void AddOp(std::vector<uint8_t>* out, uint8_t code, uint8_t yes, uint16_t no) {
   inet_diag_bc_op op{};
   op.code = code;
   op.yes = yes;
@@ -139,8 +137,8 @@ Status DumpFamily(int fd, uint8_t family, uint16_t port,
                       std::to_string(buf.size()) + " bytes in one message)");
     }
     if (from.nl_pid != 0) continue;  // not from the kernel
-    ZKROLL_RETURN_IF_ERROR(
-        ParseInetDiagReply(buf.data(), static_cast<size_t>(n), seq, out, &done));
+    ZKROLL_RETURN_IF_ERROR(ParseInetDiagReply(
+        buf.data(), static_cast<size_t>(n), seq, out, &done));
   }
   return Status::Ok();
 }
@@ -149,17 +147,28 @@ Status DumpFamily(int fd, uint8_t family, uint16_t port,
 
 std::string TcpStateName(TcpState s) {
   switch (s) {
-    case TcpState::kEstablished: return "ESTABLISHED";
-    case TcpState::kSynSent: return "SYN_SENT";
-    case TcpState::kSynRecv: return "SYN_RECV";
-    case TcpState::kFinWait1: return "FIN_WAIT1";
-    case TcpState::kFinWait2: return "FIN_WAIT2";
-    case TcpState::kTimeWait: return "TIME_WAIT";
-    case TcpState::kClose: return "CLOSE";
-    case TcpState::kCloseWait: return "CLOSE_WAIT";
-    case TcpState::kLastAck: return "LAST_ACK";
-    case TcpState::kListen: return "LISTEN";
-    case TcpState::kClosing: return "CLOSING";
+    case TcpState::kEstablished:
+      return "ESTABLISHED";
+    case TcpState::kSynSent:
+      return "SYN_SENT";
+    case TcpState::kSynRecv:
+      return "SYN_RECV";
+    case TcpState::kFinWait1:
+      return "FIN_WAIT1";
+    case TcpState::kFinWait2:
+      return "FIN_WAIT2";
+    case TcpState::kTimeWait:
+      return "TIME_WAIT";
+    case TcpState::kClose:
+      return "CLOSE";
+    case TcpState::kCloseWait:
+      return "CLOSE_WAIT";
+    case TcpState::kLastAck:
+      return "LAST_ACK";
+    case TcpState::kListen:
+      return "LISTEN";
+    case TcpState::kClosing:
+      return "CLOSING";
   }
   return "STATE_" + std::to_string(static_cast<int>(s));
 }
@@ -177,7 +186,7 @@ std::vector<uint8_t> PortFilterBytecode(uint16_t port) {
   //   20: dport >= port ? 28 : drop  28: dport <= port ? keep : drop
   constexpr uint8_t kOp = sizeof(inet_diag_bc_op);
   constexpr uint8_t kCmp = 2 * kOp;
-  constexpr uint16_t kDport = 2 * kCmp + kOp;  // 20
+  constexpr uint16_t kDport = 2 * kCmp + kOp;   // 20
   constexpr uint16_t kLen = kDport + 2 * kCmp;  // 36
   std::vector<uint8_t> out;
   AddOp(&out, INET_DIAG_BC_S_GE, kCmp, kDport);
@@ -276,12 +285,14 @@ Status ParseInetDiagReply(const uint8_t* data, size_t len, uint32_t seq,
             offsetof(tcp_info, tcpi_last_data_recv) + sizeof(uint32_t);
         if (payload_len >= kBytesEnd) {
           uint64_t v;
-          memcpy(&v, payload + offsetof(tcp_info, tcpi_bytes_received), sizeof v);
+          memcpy(&v, payload + offsetof(tcp_info, tcpi_bytes_received),
+                 sizeof v);
           s.bytes_received = v;
         }
         if (payload_len >= kLastRecvEnd) {
           uint32_t v;
-          memcpy(&v, payload + offsetof(tcp_info, tcpi_last_data_recv), sizeof v);
+          memcpy(&v, payload + offsetof(tcp_info, tcpi_last_data_recv),
+                 sizeof v);
           s.last_data_recv_ms = v;
         }
       }
@@ -292,28 +303,39 @@ Status ParseInetDiagReply(const uint8_t* data, size_t len, uint32_t seq,
   return Status::Ok();
 }
 
-Result<std::vector<TcpSocket>> DumpTcpKernelFiltered(uint16_t port) {
+Result<std::vector<TcpSocket>> DumpTcpKernelFiltered(uint16_t port,
+                                                     int family) {
+  if (family != 0 && family != AF_INET && family != AF_INET6) {
+    return InvalidArgument("address family " + std::to_string(family) +
+                           ": expected AF_INET, AF_INET6 or 0 (both)");
+  }
   Fd fd(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
   if (fd.get() < 0) return ErrnoStatus("socket(NETLINK_SOCK_DIAG)", errno);
   timeval tv{1, 0};
   if (setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) {
-    return ErrnoStatus("setsockopt(SO_RCVTIMEO) on the sock_diag socket", errno);
+    return ErrnoStatus("setsockopt(SO_RCVTIMEO) on the sock_diag socket",
+                       errno);
   }
   std::vector<TcpSocket> all;
-  ZKROLL_RETURN_IF_ERROR(DumpFamily(fd.get(), AF_INET, port, &all));
-  ZKROLL_RETURN_IF_ERROR(DumpFamily(fd.get(), AF_INET6, port, &all));
+  if (family != AF_INET6) {
+    ZKROLL_RETURN_IF_ERROR(DumpFamily(fd.get(), AF_INET, port, &all));
+  }
+  if (family != AF_INET) {
+    ZKROLL_RETURN_IF_ERROR(DumpFamily(fd.get(), AF_INET6, port, &all));
+  }
   return all;
 }
 
-Result<std::vector<TcpSocket>> DumpTcpByPort(uint16_t port) {
-  auto all = DumpTcpKernelFiltered(port);
+Result<std::vector<TcpSocket>> DumpTcpByPort(uint16_t port, int family) {
+  auto all = DumpTcpKernelFiltered(port, family);
   if (!all.ok()) return all.status();
   // The kernel filtered already; a socket it let through wrongly would be
   // counted as traffic, so check again.
   std::vector<TcpSocket> out;
   out.reserve(all->size());
   for (auto& s : *all) {
-    if (s.local_port == port || s.remote_port == port) out.push_back(std::move(s));
+    if (s.local_port == port || s.remote_port == port)
+      out.push_back(std::move(s));
   }
   return out;
 }

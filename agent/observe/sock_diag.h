@@ -3,7 +3,7 @@
 // interface `ss` uses. No process is started and nothing in the data path
 // is touched: the kernel answers from its socket tables.
 //
-// One dump asks for IPv4 and IPv6 sockets whose local OR remote port is
+// One dump asks for IPv4 and/or IPv6 sockets whose local OR remote port is
 // the given port (an inet_diag bytecode filter run by the kernel; the
 // result is checked again here), in the states a drain cares about:
 // SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, FIN_WAIT1/2, CLOSING and
@@ -57,7 +57,7 @@ enum class TcpState : uint8_t {
 std::string TcpStateName(TcpState s);
 
 struct TcpSocket {
-  int family = 0;             // AF_INET or AF_INET6
+  int family = 0;  // AF_INET or AF_INET6
   TcpState state = TcpState::kClose;
   // Addresses in text; an IPv4-mapped IPv6 address (::ffff:a.b.c.d, an IPv4
   // caller of a dual-stack listener) is written as the IPv4 address, so
@@ -66,7 +66,7 @@ struct TcpSocket {
   uint16_t local_port = 0;
   std::string remote_ip;
   uint16_t remote_port = 0;
-  uint64_t inode = 0;         // 0 for TIME_WAIT (and orphaned sockets)
+  uint64_t inode = 0;  // 0 for TIME_WAIT (and orphaned sockets)
   uint32_t uid = 0;
   // From tcp_info; absent for TIME_WAIT and on kernels too old to report
   // the field (tcpi_bytes_received appeared in Linux 4.1).
@@ -76,8 +76,11 @@ struct TcpSocket {
   std::optional<uint32_t> last_data_recv_ms;
 };
 
-// Sockets whose local or remote port is `port`, IPv4 and IPv6.
-Result<std::vector<TcpSocket>> DumpTcpByPort(uint16_t port);
+// Sockets whose local or remote port is `port`, of `family`: AF_INET,
+// AF_INET6, or 0 for both. Each family is one walk of the kernel's whole
+// TCP hash table (the main cost of a dump), so a caller that needs only one
+// asks for one.
+Result<std::vector<TcpSocket>> DumpTcpByPort(uint16_t port, int family = 0);
 
 // Parses one buffer of netlink messages answering an inet_diag dump with
 // sequence number `seq`, appending sockets to `out`. Sets `*done` when the
@@ -88,7 +91,8 @@ Status ParseInetDiagReply(const uint8_t* data, size_t len, uint32_t seq,
 
 // DumpTcpByPort without the second check in user space: what the kernel's
 // filter let through. Exposed for tests of the filter.
-Result<std::vector<TcpSocket>> DumpTcpKernelFiltered(uint16_t port);
+Result<std::vector<TcpSocket>> DumpTcpKernelFiltered(uint16_t port,
+                                                     int family = 0);
 
 // The inet_diag bytecode that keeps sockets whose source (local) or
 // destination (remote) port equals `port`. Exposed for tests.

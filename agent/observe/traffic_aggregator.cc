@@ -32,6 +32,30 @@ void TrafficAggregator::Active(Peer* peer, MonoTime when) {
   }
 }
 
+void TrafficAggregator::MoveToPid(Conn* conn, pid_t pid) {
+  auto old = peers_.find(conn->peer);
+  if (old != peers_.end()) {
+    Peer& p = old->second;
+    if (conn->counted_new && p.connections_total > 0) --p.connections_total;
+    p.bytes_received -= std::min(p.bytes_received, conn->bytes_counted);
+    // A pid-0 peer that was only this connection would otherwise stay
+    // listed as an unknown process that talked recently.
+    if (p.connections == 0 && p.connections_total == 0 &&
+        p.bytes_received == 0) {
+      peers_.erase(old);
+    }
+  }
+  conn->peer.second = pid;
+  Peer* now = FindOrAddPeer(conn->peer);
+  if (!now) return;
+  if (conn->counted_new) ++now->connections_total;
+  now->bytes_received += conn->bytes_counted;
+  if (conn->last_active &&
+      (!now->last_active || *conn->last_active > *now->last_active)) {
+    now->last_active = conn->last_active;
+  }
+}
+
 void TrafficAggregator::Add(const std::vector<ObservedConnection>& sample,
                             MonoTime now) {
   const bool baseline = samples_ == 0;
@@ -47,10 +71,11 @@ void TrafficAggregator::Add(const std::vector<ObservedConnection>& sample,
     auto prev = conns_.find(key);
     Conn conn;
     if (prev != conns_.end()) {
-      conn.peer = prev->second.peer;
-      // A pid learnt later (the peer's socket was found only now).
+      conn = prev->second;
+      // A pid learnt later (the peer's socket was found only now): what
+      // this connection counted moves to its process.
       if (conn.peer.second == 0 && c.peer_pid != 0) {
-        conn.peer.second = c.peer_pid;
+        MoveToPid(&conn, c.peer_pid);
       }
     } else {
       conn.peer = {c.peer_ip, c.peer_pid};
@@ -82,12 +107,19 @@ void TrafficAggregator::Add(const std::vector<ObservedConnection>& sample,
         ++peer->connections_total;
         peer->bytes_received += bytes;
       }
+      conn.counted_new = true;
+      conn.bytes_counted = bytes;
+      conn.last_active = dated;
       Active(peer, dated);
     } else if (c.bytes_received && prev->second.bytes &&
                *c.bytes_received > *prev->second.bytes) {
       uint64_t delta = *c.bytes_received - *prev->second.bytes;
       bytes_received_ += delta;
       if (peer) peer->bytes_received += delta;
+      conn.bytes_counted += delta;
+      if (!conn.last_active || dated > *conn.last_active) {
+        conn.last_active = dated;
+      }
       Active(peer, dated);
     }
     seen.emplace(std::move(key), std::move(conn));
@@ -120,8 +152,8 @@ void TrafficAggregator::Fill(MonoTime now, size_t max_peers,
   for (const auto& [key, peer] : peers_) {
     // A peer known only from a TIME_WAIT socket of the baseline: it closed
     // at some time before observation, and nothing was seen since.
-    uint64_t idle = peer.last_active ? Ms(now - *peer.last_active)
-                                     : Ms(now - start_);
+    uint64_t idle =
+        peer.last_active ? Ms(now - *peer.last_active) : Ms(now - start_);
     rows.push_back({&key, &peer, idle});
   }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {

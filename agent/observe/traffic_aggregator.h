@@ -16,6 +16,8 @@
 //     sample (all of it for a new connection);
 //   - activity = a new connection or received bytes; it is dated by the
 //     kernel's last-receive time where that is known, else by the sample.
+// A connection first seen without its process (pid 0) and mapped later
+// moves what it counted to its process's peer.
 // quiet = time since the later of observation start and the last activity.
 //
 // Connections of this process's own health checks (`own` in the sample)
@@ -88,9 +90,15 @@ class TrafficAggregator {
   };
   struct Conn {
     PeerKey peer;
-    std::optional<uint64_t> bytes;
+    std::optional<uint64_t> bytes;  // tcpi_bytes_received at the last sample
+    // What this connection added to its peer, to move it when its pid is
+    // learnt after it was first seen.
+    bool counted_new = false;
+    uint64_t bytes_counted = 0;
+    std::optional<MonoTime> last_active;
   };
   Peer* FindOrAddPeer(const PeerKey& key);
+  void MoveToPid(Conn* conn, pid_t pid);
   void Active(Peer* peer, MonoTime when);
 
   MonoTime start_;

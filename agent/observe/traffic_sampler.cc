@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <map>
@@ -50,21 +51,45 @@ TrafficSampler::TrafficSampler(InstanceAddress instance, pid_t self)
 bool TrafficSampler::IsLocalAddress(const std::string& ip) {
   if (IsLoopback(ip)) return true;
   if (local_addresses_.count(ip)) return true;
-  // Addresses change rarely; read them again only for an unknown one.
-  local_addresses_ = HostAddresses();
+  // Addresses change rarely: read them again for an unknown one, at most
+  // once per sample (remote peers are unknown every time).
+  if (!addresses_read_) {
+    local_addresses_ = HostAddresses();
+    addresses_read_ = true;
+  }
   return local_addresses_.count(ip) > 0;
 }
 
 Result<TrafficSample> TrafficSampler::Take() {
   const uint16_t port = instance_.port();
-  auto dump = DumpTcpByPort(port);
+  addresses_read_ = false;
+  // The instance's sockets are of its address's family (a dual-stack ::
+  // listener's IPv4 callers included, as mapped addresses). One family is
+  // one walk of the kernel's table, so the other is read only when needed.
+  const bool v6 = instance_.ip().find(':') != std::string::npos;
+  auto dump = DumpTcpByPort(port, v6 ? AF_INET6 : AF_INET);
   if (!dump.ok()) return dump.status();
 
   // Peers' own sockets on this host: (their ip, their port, instance ip).
   std::map<std::tuple<std::string, uint16_t, std::string>, uint64_t> peer_side;
+  auto add_peer_sides = [&](const std::vector<TcpSocket>& sockets) {
+    for (const TcpSocket& s : sockets) {
+      if (s.remote_port == port && s.inode != 0) {
+        peer_side[{s.local_ip, s.local_port, s.remote_ip}] = s.inode;
+      }
+    }
+  };
+  add_peer_sides(*dump);
+  // A local caller connected now whose socket is not of that family: an
+  // IPv6 socket connected to an IPv4 address (what Java makes by default),
+  // or the reverse. Its socket is in the other family's table.
   for (const TcpSocket& s : *dump) {
-    if (s.remote_port == port && s.inode != 0) {
-      peer_side[{s.local_ip, s.local_port, s.remote_ip}] = s.inode;
+    if (s.local_port == port && s.state == TcpState::kEstablished &&
+        IsLocalAddress(s.remote_ip) &&
+        !peer_side.count({s.remote_ip, s.remote_port, s.local_ip})) {
+      auto other = DumpTcpByPort(port, v6 ? AF_INET : AF_INET6);
+      if (other.ok()) add_peer_sides(*other);
+      break;
     }
   }
 

@@ -1,7 +1,11 @@
 // TrafficSampler: one sample of an instance's inbound connections, with the
 // process of each peer that runs on this host.
 //
-// Take() dumps the TCP sockets of the instance's port (sock_diag.h). The
+// Take() dumps the TCP sockets of the instance's port (sock_diag.h), of the
+// instance address's family, and of the other family only when a local
+// peer's socket is missing from the first (a peer whose socket family
+// differs from the instance's, e.g. an IPv6 socket with a mapped IPv4
+// address). The
 // instance's side of a connection is a socket whose local address is the
 // instance's (any local address when the instance listens on 0.0.0.0 or
 // ::) and local port its port. When the peer's address is one of this
@@ -55,6 +59,7 @@ class TrafficSampler {
   bool any_address_;  // the instance listens on 0.0.0.0 or ::
   SocketOwners owners_;
   std::set<std::string> local_addresses_;
+  bool addresses_read_ = false;  // in this Take()
 };
 
 }  // namespace zkroll::observe

@@ -14,11 +14,10 @@
 #ifndef ZKROLL_COMMON_HEALTH_OWN_CONNECTIONS_H_
 #define ZKROLL_COMMON_HEALTH_OWN_CONNECTIONS_H_
 
+#include <boost/asio/ip/tcp.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <string>
-
-#include <boost/asio/ip/tcp.hpp>
 
 namespace zkroll::health {
 

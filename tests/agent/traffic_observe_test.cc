@@ -3,11 +3,12 @@
 // process (zkroll-test-caller). The test writes /drain/<service>/<ip>_<port>
 // as a coordinator would and reads the agent's /traffic report.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
+#include <sstream>
 
 #include "common/clock.h"
 #include "tests/agent/agent_fixture.h"
@@ -33,21 +34,49 @@ class TrafficObserveTest : public AgentTest {
   // Started through this (e.g. setpriv), if not empty.
   virtual std::vector<std::string> AgentWrapper() { return {}; }
 
+  // Forwarding mode: the agent listens on port_ and forwards to the
+  // service on backend_port_.
+  virtual bool Forwarded() { return false; }
+
   void SetUp() override {
     AgentTest::SetUp();
     port_ = PickFreePort();
+    int service_port = port_;
+    if (Forwarded()) {
+      do {
+        backend_port_ = PickFreePort();
+      } while (backend_port_ == port_);
+      service_port = backend_port_;
+    }
     ASSERT_TRUE(service_
                     .Start({ZKROLL_DEMO_SERVICE_BIN, "--port",
-                            std::to_string(port_), "--version", "v1"},
+                            std::to_string(service_port), "--version", "v1"},
                            dir_.File("service.log"))
                     .ok());
-    ASSERT_TRUE(WaitFor([&] { return Accepts(port_); }, kDeadline));
+    ASSERT_TRUE(WaitFor([&] { return Accepts(service_port); }, kDeadline));
     // Checks every 100 ms: the agent's own connections must not count.
-    StartAgent({"--host", "h1", "--interval", "100ms", "--timeout", "200ms",
-                "--rise", "1", "--fall", "2", "--resync", "500ms",
-                "--session-timeout", "4s", "--check", check_, "--instance",
-                svc_ + "@127.0.0.1:" + std::to_string(port_)},
-               {}, AgentWrapper());
+    std::vector<std::string> args = {
+        "--host", "h1", "--resync", "500ms", "--session-timeout", "4s"};
+    if (Forwarded()) {
+      std::ostringstream c;
+      c << "[instance.fwd]\nservice = " << svc_
+        << "\nip = 127.0.0.1\nport = " << port_ << "\ncheck = " << check_
+        << "\ninterval = 100ms\ntimeout = 200ms\nrise = 1\nfall = 2\n"
+        << "forward_backend = 127.0.0.1:" << backend_port_ << "\n";
+      args.push_back("--config");
+      args.push_back(dir_.Write("agent.conf", c.str()));
+    } else {
+      for (const std::string& a :
+           {std::string("--interval"), std::string("100ms"),
+            std::string("--timeout"), std::string("200ms"),
+            std::string("--rise"), std::string("1"), std::string("--fall"),
+            std::string("2"), std::string("--check"), check_,
+            std::string("--instance"),
+            svc_ + "@127.0.0.1:" + std::to_string(port_)}) {
+        args.push_back(a);
+      }
+    }
+    StartAgent(args, {}, AgentWrapper());
     ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port_); }, kDeadline));
     address_ = InstanceAddress::FromParts("127.0.0.1", port_).value();
     service_name_ = ServiceName::Parse(svc_).value();
@@ -62,15 +91,18 @@ class TrafficObserveTest : public AgentTest {
   // Starts the caller and returns once it is connected.
   void StartCaller() {
     caller_ = std::make_unique<ChildProcess>();
-    ASSERT_TRUE(caller_
-                    ->Start({ZKROLL_TEST_CALLER_BIN, "--connect",
-                             "127.0.0.1:" + std::to_string(port_),
-                             "--every-ms", "20"},
-                            dir_.File("caller.log"))
-                    .ok());
-    ASSERT_TRUE(WaitFor([&] {
-      return caller_->Output().find("connected") != std::string::npos;
-    }, kDeadline)) << caller_->Output();
+    ASSERT_TRUE(
+        caller_
+            ->Start({ZKROLL_TEST_CALLER_BIN, "--connect",
+                     "127.0.0.1:" + std::to_string(port_), "--every-ms", "20"},
+                    dir_.File("caller.log"))
+            .ok());
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          return caller_->Output().find("connected") != std::string::npos;
+        },
+        kDeadline))
+        << caller_->Output();
   }
 
   std::string RequestPath() const {
@@ -83,7 +115,8 @@ class TrafficObserveTest : public AgentTest {
   // Writes a drain request as the coordinator does: ephemeral, owned by
   // `who`.
   void Request(ZkSession* who, const std::string& payload) {
-    ASSERT_TRUE(who->EnsurePathSync(paths::DrainDir(service_name_), OpenAcl()).ok());
+    ASSERT_TRUE(
+        who->EnsurePathSync(paths::DrainDir(service_name_), OpenAcl()).ok());
     auto r = who->CreateSync(RequestPath(), payload, CreateMode::kEphemeral,
                              OpenAcl());
     ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -122,6 +155,7 @@ class TrafficObserveTest : public AgentTest {
   }
 
   int port_ = 0;
+  int backend_port_ = 0;
   std::string check_ = "tcp";
   InstanceAddress address_;
   ServiceName service_name_;
@@ -135,13 +169,17 @@ TEST_F(TrafficObserveTest, ReportsCallerPidBytesAndQuietThenStops) {
 
   // The caller's process, its bytes, and its established connection.
   proto::TrafficReport seen;
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Report();
-    if (!r) return false;
-    seen = *r;
-    const auto* p = PeerWithPid(*r, caller_->pid());
-    return p && p->bytes_received() > 0 && p->connections() == 1;
-  }, kDeadline)) << "last report: " << ToJson(seen) << "\n" << AgentLog(0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        if (!r) return false;
+        seen = *r;
+        const auto* p = PeerWithPid(*r, caller_->pid());
+        return p && p->bytes_received() > 0 && p->connections() == 1;
+      },
+      kDeadline))
+      << "last report: " << ToJson(seen) << "\n"
+      << AgentLog(0);
   EXPECT_EQ(seen.deploy_id(), "d-1");
   EXPECT_EQ(seen.source(), "sock_diag");
   EXPECT_TRUE(seen.pids_known()) << seen.error();
@@ -149,8 +187,8 @@ TEST_F(TrafficObserveTest, ReportsCallerPidBytesAndQuietThenStops) {
   EXPECT_FALSE(seen.hostname().empty());
   EXPECT_EQ(seen.interval_ms(), 100u);
   EXPECT_GT(seen.bytes_received(), 0u);
-  EXPECT_EQ(seen.connections(), 1u) << "the agent's own checks are left out: "
-                                    << ToJson(seen);
+  EXPECT_EQ(seen.connections(), 1u)
+      << "the agent's own checks are left out: " << ToJson(seen);
   const auto* peer = PeerWithPid(seen, caller_->pid());
   EXPECT_EQ(peer->ip(), "127.0.0.1");
   uint64_t first_sequence = seen.sequence();
@@ -158,15 +196,18 @@ TEST_F(TrafficObserveTest, ReportsCallerPidBytesAndQuietThenStops) {
   // The caller goes silent but keeps its connection: quiet grows past a
   // second although the agent checks the port every 100 ms.
   caller_->Signal(SIGUSR1);
-  ASSERT_TRUE(WaitFor([&] {
-    return caller_->Output().find("silent") != std::string::npos;
-  }, kDeadline));
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Report();
-    if (!r) return false;
-    seen = *r;
-    return r->quiet_ms() >= 1000;
-  }, kDeadline)) << "last report: " << ToJson(seen);
+  ASSERT_TRUE(WaitFor(
+      [&] { return caller_->Output().find("silent") != std::string::npos; },
+      kDeadline));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        if (!r) return false;
+        seen = *r;
+        return r->quiet_ms() >= 1000;
+      },
+      kDeadline))
+      << "last report: " << ToJson(seen);
   EXPECT_GT(seen.sequence(), first_sequence);
   EXPECT_EQ(seen.connections(), 1u) << "silent, still established";
   peer = PeerWithPid(seen, caller_->pid());
@@ -179,10 +220,13 @@ TEST_F(TrafficObserveTest, ReportsCallerPidBytesAndQuietThenStops) {
   // The request goes: the report goes, and sampling stops.
   ASSERT_TRUE(zk_->DeleteSync(RequestPath(), -1).ok());
   ASSERT_TRUE(WaitFor([&] { return !TrafficNodeExists(); }, kDeadline));
-  ASSERT_TRUE(WaitFor([&] {
-    return AgentLog(0).find("stopped observing the traffic of " + svc_) !=
-           std::string::npos;
-  }, kDeadline)) << AgentLog(0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return AgentLog(0).find("stopped observing the traffic of " + svc_) !=
+               std::string::npos;
+      },
+      kDeadline))
+      << AgentLog(0);
   EXPECT_NE(AgentLog(0).find("the drain request is gone"), std::string::npos);
   EXPECT_FALSE(TrafficNodeExists()) << "nothing publishes after the stop";
 }
@@ -190,10 +234,13 @@ TEST_F(TrafficObserveTest, ReportsCallerPidBytesAndQuietThenStops) {
 TEST_F(TrafficObserveTest, ExpiredRequesterStopsObservation) {
   auto coordinator = Connect();
   Request(coordinator.get(), RequestJson("d-2"));
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Report();
-    return r && r->deploy_id() == "d-2" && r->samples() >= 2;
-  }, kDeadline)) << AgentLog(0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        return r && r->deploy_id() == "d-2" && r->samples() >= 2;
+      },
+      kDeadline))
+      << AgentLog(0);
   // The coordinator's session ends: its request goes with it.
   ASSERT_TRUE(server()
                   ->ExpireSession(coordinator->session_id(),
@@ -203,6 +250,37 @@ TEST_F(TrafficObserveTest, ExpiredRequesterStopsObservation) {
       << AgentLog(0);
   EXPECT_NE(AgentLog(0).find("stopped observing the traffic of " + svc_),
             std::string::npos);
+}
+
+TEST_F(TrafficObserveTest, AgentSessionExpiryRepublishesTheReport) {
+  Request(zk_.get(), RequestJson("d-8"));
+  std::optional<proto::TrafficReport> before;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        before = Report();
+        return before && before->samples() >= 2;
+      },
+      kDeadline))
+      << AgentLog(0);
+  // Frozen past its session timeout (4 s): the server expires the agent's
+  // session, and the report, an ephemeral of that session, goes with it.
+  agents_[0]->Signal(SIGSTOP);
+  bool gone = WaitFor([&] { return !TrafficNodeExists(); }, kDeadline);
+  agents_[0]->Signal(SIGCONT);
+  ASSERT_TRUE(gone);
+  // Back on a new session: the request is read again and the report comes
+  // back, continuing the same observation.
+  std::optional<proto::TrafficReport> after;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        after = Report();
+        return after && after->deploy_id() == "d-8";
+      },
+      kDeadline))
+      << AgentLog(0);
+  EXPECT_GT(after->observed_ms(), before->observed_ms() + 3000)
+      << "observation went on across the expiry";
+  EXPECT_NE(AgentLog(0).find("session expired"), std::string::npos);
 }
 
 TEST_F(TrafficObserveTest, HostileRequestsAreSkippedAndAgentKeepsRunning) {
@@ -216,17 +294,20 @@ TEST_F(TrafficObserveTest, HostileRequestsAreSkippedAndAgentKeepsRunning) {
   size_t skipped_before = 0;
   for (const std::string& payload : hostile) {
     Request(zk_.get(), payload);
-    ASSERT_TRUE(WaitFor([&] {
-      std::string log = AgentLog(0);
-      size_t n = 0;
-      for (size_t at = log.find("is not valid; not observing");
-           at != std::string::npos;
-           at = log.find("is not valid; not observing", at + 1)) {
-        ++n;
-      }
-      return n > skipped_before;
-    }, kDeadline)) << "payload " << payload.substr(0, 60) << "\n"
-                   << AgentLog(0);
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          std::string log = AgentLog(0);
+          size_t n = 0;
+          for (size_t at = log.find("is not valid; not observing");
+               at != std::string::npos;
+               at = log.find("is not valid; not observing", at + 1)) {
+            ++n;
+          }
+          return n > skipped_before;
+        },
+        kDeadline))
+        << "payload " << payload.substr(0, 60) << "\n"
+        << AgentLog(0);
     ++skipped_before;
     EXPECT_FALSE(TrafficNodeExists());
     ASSERT_TRUE(zk_->DeleteSync(RequestPath(), -1).ok());
@@ -234,10 +315,13 @@ TEST_F(TrafficObserveTest, HostileRequestsAreSkippedAndAgentKeepsRunning) {
   EXPECT_TRUE(agents_[0]->running());
   // Still serving: a good request is observed.
   Request(zk_.get(), RequestJson("d-3"));
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Report();
-    return r && r->deploy_id() == "d-3";
-  }, kDeadline)) << AgentLog(0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        return r && r->deploy_id() == "d-3";
+      },
+      kDeadline))
+      << AgentLog(0);
   EXPECT_TRUE(Registered(svc_, port_));
 }
 
@@ -249,23 +333,71 @@ class TrafficObserveHttpCheckTest : public TrafficObserveTest {
 TEST_F(TrafficObserveHttpCheckTest, OwnHttpChecksAreNotTraffic) {
   Request(zk_.get(), RequestJson("d-4"));
   proto::TrafficReport seen;
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Report();
-    if (!r) return false;
-    seen = *r;
-    return r->quiet_ms() >= 1000;
-  }, kDeadline)) << "last report: " << ToJson(seen) << "\n" << AgentLog(0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        if (!r) return false;
+        seen = *r;
+        return r->quiet_ms() >= 1000;
+      },
+      kDeadline))
+      << "last report: " << ToJson(seen) << "\n"
+      << AgentLog(0);
   EXPECT_EQ(seen.connections_total(), 0u) << ToJson(seen);
   EXPECT_EQ(seen.bytes_received(), 0u) << ToJson(seen);
   // A caller that connects now is seen as a new connection.
   StartCaller();
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Report();
-    if (!r) return false;
-    seen = *r;
-    const auto* p = PeerWithPid(*r, caller_->pid());
-    return p && p->connections_total() == 1 && r->quiet_ms() < 1000;
-  }, kDeadline)) << "last report: " << ToJson(seen);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        if (!r) return false;
+        seen = *r;
+        const auto* p = PeerWithPid(*r, caller_->pid());
+        return p && p->connections_total() == 1 && r->quiet_ms() < 1000;
+      },
+      kDeadline))
+      << "last report: " << ToJson(seen);
+}
+
+class TrafficObserveForwardedTest : public TrafficObserveTest {
+ protected:
+  bool Forwarded() override { return true; }
+};
+
+TEST_F(TrafficObserveForwardedTest, ForwardedInstanceAddsForwarderCounters) {
+  StartCaller();
+  Request(zk_.get(), RequestJson("d-7"));
+  proto::TrafficReport seen;
+  // The caller talks to the agent's forwarder on the public port; its pid
+  // is still found, and the forwarder's own counters come along.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        if (!r) return false;
+        seen = *r;
+        const auto* p = PeerWithPid(*r, caller_->pid());
+        return p && p->bytes_received() > 0 && r->forwarder_active() >= 1;
+      },
+      kDeadline))
+      << "last report: " << ToJson(seen) << "\n"
+      << AgentLog(0);
+  EXPECT_EQ(seen.source(), "sock_diag+forwarder");
+  EXPECT_TRUE(seen.pids_known()) << seen.error();
+  EXPECT_EQ(seen.connections(), 1u) << ToJson(seen);
+  // Silent caller: the socket view goes quiet although the agent's checks
+  // pass through the forwarder every 100 ms.
+  caller_->Signal(SIGUSR1);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        if (!r) return false;
+        seen = *r;
+        return r->quiet_ms() >= 1000;
+      },
+      kDeadline))
+      << "last report: " << ToJson(seen);
+  EXPECT_GE(seen.forwarder_active(), 1u);
+  EXPECT_EQ(seen.connections_total(), 0u) << ToJson(seen);
 }
 
 // Privileges. The packaged agent runs as an unprivileged user; these tests
@@ -280,8 +412,13 @@ bool CanChangeUser() { return getuid() == 0 && access(kSetpriv, X_OK) == 0; }
 class TrafficObserveUnprivilegedTest : public TrafficObserveTest {
  protected:
   std::vector<std::string> AgentWrapper() override {
-    return {kSetpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--"};
+    return {kSetpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--"};
   }
   void SetUp() override {
     if (!CanChangeUser()) {
@@ -296,12 +433,16 @@ TEST_F(TrafficObserveUnprivilegedTest, OtherUsersPeersArePidZeroAndSaySo) {
   StartCaller();
   Request(zk_.get(), RequestJson("d-5"));
   proto::TrafficReport seen;
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Report();
-    if (!r) return false;
-    seen = *r;
-    return r->bytes_received() > 0 && r->peers_size() > 0;
-  }, kDeadline)) << "last report: " << ToJson(seen) << "\n" << AgentLog(0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        if (!r) return false;
+        seen = *r;
+        return r->bytes_received() > 0 && r->peers_size() > 0;
+      },
+      kDeadline))
+      << "last report: " << ToJson(seen) << "\n"
+      << AgentLog(0);
   // Traffic is still seen; only the process is not.
   EXPECT_EQ(seen.source(), "sock_diag");
   EXPECT_FALSE(seen.pids_known());
@@ -309,18 +450,23 @@ TEST_F(TrafficObserveUnprivilegedTest, OtherUsersPeersArePidZeroAndSaySo) {
       << seen.error();
   EXPECT_EQ(PeerWithPid(seen, caller_->pid()), nullptr);
   EXPECT_NE(PeerWithPid(seen, 0), nullptr);
-  ASSERT_TRUE(WaitFor([&] {
-    return AgentLog(0).find("observed in part") != std::string::npos;
-  }, kDeadline)) << AgentLog(0);
+  ASSERT_TRUE(WaitFor(
+      [&] { return AgentLog(0).find("observed in part") != std::string::npos; },
+      kDeadline))
+      << AgentLog(0);
 }
 
 class TrafficObservePtraceTest : public TrafficObserveUnprivilegedTest {
  protected:
   std::vector<std::string> AgentWrapper() override {
-    return {kSetpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+    return {kSetpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
             "--inh-caps=+sys_ptrace,+dac_read_search",
             "--ambient-caps=+sys_ptrace,+dac_read_search",
-            "--bounding-set=-all,+sys_ptrace,+dac_read_search", "--"};
+            "--bounding-set=-all,+sys_ptrace,+dac_read_search",
+            "--"};
   }
 };
 
@@ -328,13 +474,17 @@ TEST_F(TrafficObservePtraceTest, AmbientCapabilitiesMapOtherUsersPeers) {
   StartCaller();
   Request(zk_.get(), RequestJson("d-6"));
   proto::TrafficReport seen;
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Report();
-    if (!r) return false;
-    seen = *r;
-    const auto* p = PeerWithPid(*r, caller_->pid());
-    return p && p->bytes_received() > 0;
-  }, kDeadline)) << "last report: " << ToJson(seen) << "\n" << AgentLog(0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        if (!r) return false;
+        seen = *r;
+        const auto* p = PeerWithPid(*r, caller_->pid());
+        return p && p->bytes_received() > 0;
+      },
+      kDeadline))
+      << "last report: " << ToJson(seen) << "\n"
+      << AgentLog(0);
   EXPECT_TRUE(seen.pids_known()) << seen.error();
   EXPECT_TRUE(seen.error().empty()) << seen.error();
 }

@@ -39,12 +39,15 @@ int main(int argc, char** argv) {
   int every_ms = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
-    if (k == "--connect") target = argv[i + 1];
-    else if (k == "--every-ms") every_ms = std::atoi(argv[i + 1]);
+    if (k == "--connect")
+      target = argv[i + 1];
+    else if (k == "--every-ms")
+      every_ms = std::atoi(argv[i + 1]);
   }
   size_t colon = target.rfind(':');
   if (target.empty() || colon == std::string::npos || every_ms <= 0) {
-    std::fprintf(stderr, "usage: zkroll-test-caller --connect IP:PORT [--every-ms N]\n");
+    std::fprintf(
+        stderr, "usage: zkroll-test-caller --connect IP:PORT [--every-ms N]\n");
     return 2;
   }
   std::string ip = target.substr(0, colon);
@@ -88,9 +91,10 @@ int main(int argc, char** argv) {
     }
     int wait_ms = -1;
     if (sending) {
-      wait_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     next - std::chrono::steady_clock::now())
-                                     .count());
+      wait_ms = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+              next - std::chrono::steady_clock::now())
+              .count());
       if (wait_ms < 0) wait_ms = 0;
     }
     pollfd fds[2] = {{fd, POLLIN, 0}, {signal_pipe[0], POLLIN, 0}};

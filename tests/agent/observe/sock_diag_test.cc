@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gtest/gtest.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -17,8 +18,6 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "agent/observe/socket_owners.h"
 #include "agent/observe/traffic_sampler.h"
 #include "tests/support/wait.h"
@@ -26,8 +25,8 @@
 namespace zkroll::observe {
 namespace {
 
-using testing::WaitFor;
 using std::chrono::milliseconds;
+using testing::WaitFor;
 
 constexpr milliseconds kDeadline(10000);
 
@@ -120,8 +119,7 @@ uint64_t Inode(const Sock& s) {
 
 void Send(const Sock& s, size_t n) {
   std::string data(n, 'x');
-  ASSERT_EQ(send(s.fd(), data.data(), data.size(), 0),
-            static_cast<ssize_t>(n));
+  ASSERT_EQ(send(s.fd(), data.data(), data.size(), 0), static_cast<ssize_t>(n));
 }
 
 const TcpSocket* Find(const std::vector<TcpSocket>& all, uint16_t local_port,
@@ -147,15 +145,17 @@ void SeesConnectionsBytesAndOwners(int family) {
   auto [c3, s3] = other->Connect();
 
   std::vector<TcpSocket> all;
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = DumpTcpByPort(l->port);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    if (!r.ok()) return false;
-    all = *r;
-    const TcpSocket* a = Find(all, l->port, p1);
-    const TcpSocket* b = Find(all, l->port, p2);
-    return a && b && a->bytes_received == 1000u && b->bytes_received == 10u;
-  }, kDeadline));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = DumpTcpByPort(l->port);
+        EXPECT_TRUE(r.ok()) << r.status().ToString();
+        if (!r.ok()) return false;
+        all = *r;
+        const TcpSocket* a = Find(all, l->port, p1);
+        const TcpSocket* b = Find(all, l->port, p2);
+        return a && b && a->bytes_received == 1000u && b->bytes_received == 10u;
+      },
+      kDeadline));
   // The kernel's filter alone already keeps only this port's sockets.
   auto raw = DumpTcpKernelFiltered(l->port);
   ASSERT_TRUE(raw.ok()) << raw.status().ToString();
@@ -187,6 +187,12 @@ void SeesConnectionsBytesAndOwners(int family) {
   answer = owners.Resolve({client1->inode});
   EXPECT_EQ(owners.scans(), 1u);
   EXPECT_EQ(answer.pids[client1->inode], getpid());
+  // A new connection of a process already seen is found by reading that
+  // process alone, without a full scan.
+  auto [c4, s4] = l->Connect();
+  answer = owners.Resolve({Inode(c4)});
+  EXPECT_EQ(answer.pids[Inode(c4)], getpid());
+  EXPECT_EQ(owners.scans(), 1u);
 }
 
 TEST(SockDiagTest, SeesIpv4ConnectionsBytesAndOwner) {
@@ -204,13 +210,15 @@ TEST(SockDiagTest, ServerCloseFirstLeavesTimeWait) {
   const uint16_t peer = LocalPort(c);
   s.Close();  // the instance closes first: its side ends in TIME_WAIT
   c.Close();
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = DumpTcpByPort(l->port);
-    if (!r.ok()) return false;
-    const TcpSocket* t = Find(*r, l->port, peer);
-    return t && t->state == TcpState::kTimeWait && t->inode == 0 &&
-           !t->bytes_received.has_value();
-  }, kDeadline));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = DumpTcpByPort(l->port);
+        if (!r.ok()) return false;
+        const TcpSocket* t = Find(*r, l->port, peer);
+        return t && t->state == TcpState::kTimeWait && t->inode == 0 &&
+               !t->bytes_received.has_value();
+      },
+      kDeadline));
 }
 
 TEST(SockDiagTest, UnknownInodeIsPidZeroAndScannedOnce) {
@@ -221,6 +229,17 @@ TEST(SockDiagTest, UnknownInodeIsPidZeroAndScannedOnce) {
   EXPECT_EQ(owners.scans(), 1u);
   a = owners.Resolve({bogus});
   EXPECT_EQ(owners.scans(), 1u) << "a known miss must not rescan /proc";
+}
+
+TEST(SockDiagTest, FullScansAreRateLimited) {
+  SocketOwners owners("/proc", std::chrono::hours(1));
+  auto a = owners.Resolve({0xfffffffff1ull});
+  EXPECT_EQ(owners.scans(), 1u);
+  // Another unknown inode within the interval: no second full scan; it is
+  // pid 0 for now.
+  a = owners.Resolve({0xfffffffff2ull});
+  EXPECT_EQ(owners.scans(), 1u);
+  EXPECT_EQ(a.pids[0xfffffffff2ull], 0);
 }
 
 TEST(SockDiagTest, UnreadableProcRootIsReported) {
@@ -238,20 +257,51 @@ TEST(TrafficSamplerTest, SeesPeerPidAndSkipsOwnProcess) {
   auto address = InstanceAddress::FromParts(l->ip, l->port).value();
   // As an observer in another process would see us.
   TrafficSampler other(address, /*self=*/-1);
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = other.Take();
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    if (!r.ok() || r->connections.size() != 1) return false;
-    const auto& conn = r->connections[0];
-    return conn.peer_pid == getpid() && conn.bytes_received == 123u &&
-           conn.peer_port == LocalPort(c) && conn.peer_ip == "127.0.0.1" &&
-           r->pids_known;
-  }, kDeadline));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = other.Take();
+        EXPECT_TRUE(r.ok()) << r.status().ToString();
+        if (!r.ok() || r->connections.size() != 1) return false;
+        const auto& conn = r->connections[0];
+        return conn.peer_pid == getpid() && conn.bytes_received == 123u &&
+               conn.peer_port == LocalPort(c) && conn.peer_ip == "127.0.0.1" &&
+               r->pids_known;
+      },
+      kDeadline));
   // The agent's own connections are not traffic.
   TrafficSampler own(address);
   auto r = own.Take();
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(r->connections.empty());
+}
+
+TEST(TrafficSamplerTest, FindsAnIpv6CallerOfAnIpv4Instance) {
+  auto l = Listener::Open(AF_INET);
+  ASSERT_TRUE(l);
+  // An IPv6 socket connected to the IPv4 listener through a mapped address,
+  // as Java clients connect by default.
+  Sock c(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_GE(c.fd(), 0);
+  sockaddr_in6 to{};
+  to.sin6_family = AF_INET6;
+  to.sin6_port = htons(l->port);
+  ASSERT_EQ(inet_pton(AF_INET6, "::ffff:127.0.0.1", &to.sin6_addr), 1);
+  if (connect(c.fd(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    GTEST_SKIP() << "no IPv4-mapped IPv6 connect here: " << strerror(errno);
+  }
+  Sock s(accept4(l->sock.fd(), nullptr, nullptr, SOCK_CLOEXEC));
+  Send(c, 5);
+  TrafficSampler sampler(InstanceAddress::FromParts(l->ip, l->port).value(),
+                         /*self=*/-1);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = sampler.Take();
+        if (!r.ok() || r->connections.size() != 1) return false;
+        const auto& conn = r->connections[0];
+        return conn.peer_pid == getpid() && conn.peer_ip == "127.0.0.1" &&
+               conn.peer_port == LocalPort(c) && conn.bytes_received == 5u;
+      },
+      kDeadline));
 }
 
 // --- the parser on hand-made replies ---------------------------------------
@@ -301,7 +351,8 @@ TEST(InetDiagParserTest, ParsesRecordsAndDone) {
   buf.insert(buf.end(), done.begin(), done.end());
   std::vector<TcpSocket> out;
   bool finished = false;
-  ASSERT_TRUE(ParseInetDiagReply(buf.data(), buf.size(), 5, &out, &finished).ok());
+  ASSERT_TRUE(
+      ParseInetDiagReply(buf.data(), buf.size(), 5, &out, &finished).ok());
   EXPECT_TRUE(finished);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].local_port, 80);
@@ -318,10 +369,12 @@ TEST(InetDiagParserTest, RefusesEveryBadLength) {
   // Shorter than a header.
   Status s = ParseInetDiagReply(good.data(), 10, 1, &out, &done);
   EXPECT_EQ(s.code(), StatusCode::kInternal);
-  EXPECT_NE(s.message().find("shorter than a netlink header"), std::string::npos);
+  EXPECT_NE(s.message().find("shorter than a netlink header"),
+            std::string::npos);
   // A header claiming more than the buffer holds.
   s = ParseInetDiagReply(good.data(), good.size() - 4, 1, &out, &done);
-  EXPECT_NE(s.message().find("message length"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("message length"), std::string::npos)
+      << s.message();
   // A record too short for inet_diag_msg.
   auto shortrec = Message(SOCK_DIAG_BY_FAMILY, 1, std::vector<uint8_t>(8));
   s = ParseInetDiagReply(shortrec.data(), shortrec.size(), 1, &out, &done);
@@ -343,8 +396,9 @@ TEST(InetDiagParserTest, RefusesEveryBadLength) {
   memcpy(info.data(), &shortinfo, sizeof shortinfo);
   auto oldkernel = Message(SOCK_DIAG_BY_FAMILY, 1, Record(80, 4000, info));
   out.clear();
-  ASSERT_TRUE(ParseInetDiagReply(oldkernel.data(), oldkernel.size(), 1, &out,
-                                 &done).ok());
+  ASSERT_TRUE(
+      ParseInetDiagReply(oldkernel.data(), oldkernel.size(), 1, &out, &done)
+          .ok());
   ASSERT_EQ(out.size(), 1u);
   EXPECT_FALSE(out[0].bytes_received.has_value());
   EXPECT_TRUE(out.size() == 1 && !done);

@@ -136,6 +136,24 @@ TEST_F(AggregatorTest, ActivityIsNeverDatedBeforeThePreviousSample) {
   EXPECT_EQ(Report(a, 100).bytes_received(), 10u);
 }
 
+TEST_F(AggregatorTest, NewConnectionMappedLaterMovesItsCounts) {
+  TrafficAggregator a(At(0));
+  a.Add({}, At(0));
+  // New at 100 ms, its process not found yet; found at 200 ms.
+  a.Add({Conn("127.0.0.1", 5000, 0, 40, 10)}, At(100));
+  a.Add({Conn("127.0.0.1", 5000, 42, 60, 5)}, At(200));
+  auto r = Report(a, 200);
+  EXPECT_EQ(PeerOf(r, "127.0.0.1", 0), nullptr)
+      << "no unknown process left behind: " << r.DebugString();
+  const auto* known = PeerOf(r, "127.0.0.1", 42);
+  ASSERT_NE(known, nullptr);
+  EXPECT_EQ(known->connections_total(), 1u);
+  EXPECT_EQ(known->bytes_received(), 60u);
+  EXPECT_EQ(known->idle_ms(), 5u);
+  EXPECT_EQ(r.connections_total(), 1u);
+  EXPECT_EQ(r.bytes_received(), 60u);
+}
+
 TEST_F(AggregatorTest, PidLearntLaterMovesTheConnection) {
   TrafficAggregator a(At(0));
   a.Add({Conn("127.0.0.1", 5000, 0, 0, 0)}, At(0));
@@ -151,9 +169,9 @@ TEST_F(AggregatorTest, PeersAreBounded) {
   TrafficAggregator a(At(0));
   std::vector<ObservedConnection> sample;
   for (int i = 0; i < 300; ++i) {
-    sample.push_back(Conn("10.0." + std::to_string(i / 250) + "." +
-                              std::to_string(i % 250),
-                          5000, 0, 0, static_cast<uint32_t>(i)));
+    sample.push_back(
+        Conn("10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250),
+             5000, 0, 0, static_cast<uint32_t>(i)));
   }
   a.Add(sample, At(0));
   auto r = Report(a, 0, 100);
@@ -167,9 +185,9 @@ TEST_F(AggregatorTest, PeersAreBounded) {
   b.Add({}, At(0));
   std::vector<ObservedConnection> many;
   for (size_t i = 0; i < TrafficAggregator::kMaxPeers + 10; ++i) {
-    many.push_back(Conn("10.1." + std::to_string(i / 250) + "." +
-                            std::to_string(i % 250),
-                        5000, 0, 1, 0));
+    many.push_back(
+        Conn("10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250),
+             5000, 0, 1, 0));
   }
   b.Add(many, At(100));
   auto rb = Report(b, 100, 10);

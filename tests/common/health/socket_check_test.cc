@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/health/check.h"
+#include "common/health/own_connections.h"
 
 namespace zkroll::health {
 namespace {
@@ -194,6 +195,33 @@ TEST(TcpCheckTest, PassesWhenSomethingListens) {
       Check(io, Tcp(), {"127.0.0.1", listener.local_endpoint().port()}, 2s);
   EXPECT_TRUE(r.healthy) << r.reason;
   EXPECT_TRUE(StartsWith(r.reason, "ok (connect ")) << r.reason;
+}
+
+TEST(TcpCheckTest, RecordsItsOwnConnection) {
+  asio::io_context io;
+  tcp::acceptor listener(io,
+                         tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  CheckResult r =
+      Check(io, Tcp(), {"127.0.0.1", listener.local_endpoint().port()}, 2s);
+  ASSERT_TRUE(r.healthy) << r.reason;
+  // The check's connection waits in the backlog (closed by now).
+  tcp::socket accepted = listener.accept();
+  auto peer = accepted.remote_endpoint();
+  EXPECT_TRUE(IsOwnConnection(peer.address().to_string(), peer.port()));
+  // Someone else's connection is not ours.
+  tcp::socket other(io);
+  other.connect(listener.local_endpoint());
+  auto local = other.local_endpoint();
+  EXPECT_FALSE(IsOwnConnection(local.address().to_string(), local.port()));
+}
+
+TEST(OwnConnectionsTest, RemembersAtMostTheBound) {
+  RecordOwnConnection("192.0.2.1", 1);
+  for (size_t i = 0; i < kMaxRemembered; ++i) {
+    RecordOwnConnection("192.0.2.2", static_cast<uint16_t>(1 + i % 60000));
+  }
+  EXPECT_FALSE(IsOwnConnection("192.0.2.1", 1)) << "the oldest is forgotten";
+  EXPECT_TRUE(IsOwnConnection("192.0.2.2", 1));
 }
 
 TEST(TcpCheckTest, RefusedWhenNothingListens) {

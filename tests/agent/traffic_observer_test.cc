@@ -1,0 +1,181 @@
+// TrafficObserver against a real ZooKeeper server, with injected samples and
+// clock: what it publishes when the kernel's socket table cannot be read,
+// with and without a forwarder's counters.
+#include "agent/traffic_observer.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <future>
+#include <mutex>
+
+#include "common/paths.h"
+#include "common/payload.h"
+#include "tests/support/zk_fixture.h"
+
+namespace zkroll::agent {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::WaitFor;
+
+constexpr milliseconds kDeadline(20000);
+
+class TrafficObserverTest : public testing::ZooKeeperTest {
+ protected:
+  void SetUp() override {
+    ZooKeeperTest::SetUp();
+    session_ = Connect();
+    std::string name;
+    for (char c : std::string(
+             ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+      if (isalnum(static_cast<unsigned char>(c))) name += c;
+    }
+    id_ = InstanceId::Parse(name + "@127.0.0.1:4000").value();
+  }
+
+  void TearDown() override {
+    if (observer_) OnIo([&] { observer_->Stop("test over"); });
+    observer_.reset();
+    session_.reset();
+  }
+
+  void OnIo(std::function<void()> f) {
+    std::promise<void> done;
+    boost::asio::post(io().executor(), [&] {
+      f();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+
+  TrafficObserverOptions Options() {
+    TrafficObserverOptions o;
+    o.id = id_;
+    o.host = "h1";
+    o.hostname = "vm";
+    o.request.set_deploy_id("d-1");
+    o.request.set_interval_ms(100);
+    o.sample = []() -> Result<observe::TrafficSample> {
+      return Status(StatusCode::kPermissionDenied,
+                    "socket(NETLINK_SOCK_DIAG): Operation not permitted");
+    };
+    o.now = [this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      return now_;
+    };
+    return o;
+  }
+
+  void Start(TrafficObserverOptions o) {
+    OnIo([&] {
+      observer_ = TrafficObserver::Create(session_.get(), io().executor(),
+                                          std::move(o));
+      observer_->Start();
+    });
+  }
+
+  void Advance(milliseconds d) {
+    std::lock_guard<std::mutex> lock(mu_);
+    now_ += d;
+  }
+
+  std::optional<proto::TrafficReport> Report() {
+    auto path = paths::TrafficNode(id_.service, id_.address);
+    auto d = session_->GetSync(path);
+    if (!d.ok()) return std::nullopt;
+    auto r = ParsePayload<proto::TrafficReport>(d->data, path);
+    if (!r.ok()) return std::nullopt;
+    return *r;
+  }
+
+  std::unique_ptr<ZkSession> session_;
+  InstanceId id_;
+  std::shared_ptr<TrafficObserver> observer_;
+  std::mutex mu_;
+  observe::MonoTime now_ = observe::MonoTime() + std::chrono::hours(1);
+};
+
+TEST_F(TrafficObserverTest, FailedDumpPublishesNoneWithTheError) {
+  Start(Options());
+  proto::TrafficReport seen;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        if (!r) return false;
+        seen = *r;
+        return r->sequence() >= 2;
+      },
+      kDeadline));
+  EXPECT_EQ(seen.source(), "none");
+  EXPECT_NE(seen.error().find("Operation not permitted"), std::string::npos)
+      << seen.error();
+  EXPECT_FALSE(seen.pids_known());
+  EXPECT_EQ(seen.deploy_id(), "d-1");
+  EXPECT_EQ(seen.samples(), 0u);
+  // Time passes, nothing is seen: that is not quiet.
+  Advance(milliseconds(5000));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Report();
+        if (!r) return false;
+        seen = *r;
+        return r->observed_ms() >= 5000;
+      },
+      kDeadline));
+  EXPECT_EQ(seen.quiet_ms(), 0u);
+  // Stop: the report goes.
+  OnIo([&] { observer_->Stop("request gone"); });
+  ASSERT_TRUE(WaitFor([&] { return !Report().has_value(); }, kDeadline));
+}
+
+TEST_F(TrafficObserverTest, FailedDumpFallsBackToForwarderCounters) {
+  auto counts = std::make_shared<std::mutex>();
+  auto fwd = std::make_shared<ForwarderCounts>();
+  fwd->connections = 10;  // before observation: not counted
+  auto o = Options();
+  o.forwarder = [counts, fwd]() -> std::optional<ForwarderCounts> {
+    std::lock_guard<std::mutex> lock(*counts);
+    return *fwd;
+  };
+  auto set = [&](uint32_t active, uint64_t total) {
+    std::lock_guard<std::mutex> lock(*counts);
+    fwd->active = active;
+    fwd->connections = total;
+  };
+  Start(std::move(o));
+  proto::TrafficReport seen;
+  auto wait = [&](const std::function<bool(const proto::TrafficReport&)>& f) {
+    return WaitFor(
+        [&] {
+          auto r = Report();
+          if (!r) return false;
+          seen = *r;
+          return f(*r);
+        },
+        kDeadline);
+  };
+  Advance(milliseconds(700));
+  ASSERT_TRUE(wait([](const auto& r) { return r.quiet_ms() == 700; }))
+      << ToJson(seen);
+  EXPECT_EQ(seen.source(), "forwarder");
+  EXPECT_FALSE(seen.error().empty());
+  EXPECT_EQ(seen.connections_total(), 0u);
+  // An open forwarded connection may carry bytes we cannot see.
+  set(1, 11);
+  ASSERT_TRUE(wait([](const auto& r) {
+    return r.forwarder_active() == 1 && r.quiet_ms() == 0;
+  })) << ToJson(seen);
+  EXPECT_EQ(seen.forwarder_connections_total(), 1u);
+  EXPECT_EQ(seen.connections_total(), 1u);
+  // Closed: quiet counts from the last new connection.
+  set(0, 11);
+  Advance(milliseconds(300));
+  ASSERT_TRUE(wait([](const auto& r) {
+    return r.forwarder_active() == 0 && r.quiet_ms() == 300;
+  })) << ToJson(seen);
+}
+
+}  // namespace
+}  // namespace zkroll::agent
