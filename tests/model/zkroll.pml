@@ -11,14 +11,16 @@
  *              coordinator SIGKILL, and the coordinators' clients learning
  *              that their session is gone.
  *   agent      health, its view of the pause flags, the guarded
- *              registration, the exists-watch on its registration (F3).
+ *              registration and the learning of one whose reply was lost,
+ *              the exists-watch on its registration (F3).
  *   coord(A), coord(B)
  *              a deploy each: lock, pause, (drain), verify, COMMAND, resume.
  *   operator   `zkroll pause --ttl`, `zkroll resume`, `zkroll status`.
  *   monitor    safety invariants that must hold in every state.
  *   rest       what must hold whenever the system comes to rest.
  *
- * Every fix of issue 18 is a switch (spin -a -DFIX_x=0 turns it off):
+ * Every fix (issue 18's F1 to F4, and the ones the model found since) is a
+ * switch (spin -a -DFIX_x=0 turns it off):
  *   FIX_RESUME_SESSION  F1a: a deploy deletes its flag only on the session
  *                       that created it; a retry on a new session does not.
  *   FIX_RESUME_GUARD    F1a: that delete is a multi {check /pause/<svc> at
