@@ -52,7 +52,9 @@ void AgentTest::TearDown() {
 
 ChildProcess* AgentTest::StartAgent(const std::vector<std::string>& args,
                                     const std::map<std::string, std::string>& env) {
-  std::vector<std::string> argv = {ZKROLL_AGENT_BIN, "--zk", connect_string()};
+  std::vector<std::string> argv = {
+      ZKROLL_AGENT_BIN, "--zk",
+      agent_zk_.empty() ? connect_string() : agent_zk_};
   argv.insert(argv.end(), args.begin(), args.end());
   auto p = std::make_unique<ChildProcess>();
   Status s = p->Start(argv, dir_.File("agent" + std::to_string(agents_.size()) + ".log"),
