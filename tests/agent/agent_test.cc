@@ -273,7 +273,7 @@ TEST_F(AgentTest, RegistrationWhoseReplyWasLostIsLearnedAndRemoved) {
               "--session-timeout", "30s", "--instance",
               svc_ + "@127.0.0.1:" + std::to_string(port)});
   ASSERT_TRUE(WaitFor([&] { return proxy.dropped(); }, kDeadline))
-      << AgentLog(0);
+      << proxy.Describe() << "\n" << AgentLog(0);
   ASSERT_EQ(proxy.dropped_error(), 0) << "the server applied the registration";
   auto node = InstanceNode(svc_, port);
   ASSERT_TRUE(node) << "registered at the server, reply lost";
@@ -290,8 +290,8 @@ TEST_F(AgentTest, RegistrationWhoseReplyWasLostIsLearnedAndRemoved) {
   proxy.Release();
 
   ASSERT_TRUE(WaitFor([&] { return !Registered(svc_, port); }, kDeadline))
-      << "an unhealthy instance stayed registered; agent log:\n"
-      << AgentLog(0);
+      << "an unhealthy instance stayed registered; " << proxy.Describe()
+      << "; agent log:\n" << AgentLog(0);
   // The agent's own delete removed it (its log line may trail the delete).
   const std::string deregistered =
       "deregistered " + svc_ + "@127.0.0.1:" + std::to_string(port);

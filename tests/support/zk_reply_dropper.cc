@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace zkroll::testing {
@@ -93,6 +94,17 @@ void ZkReplyDropper::DropReplyTo(const std::string& path) {
 
 void ZkReplyDropper::Release() { holding_ = false; }
 
+std::string ZkReplyDropper::Describe() const {
+  return "proxy " + connect_string() + " -> 127.0.0.1:" +
+         std::to_string(server_port_) + ": " + std::to_string(accepted_) +
+         " connections accepted, " + std::to_string(refused_) +
+         " refused while holding, " + std::to_string(server_failures_) +
+         " could not reach the server (last: " +
+         std::strerror(server_errno_) + "), reply " +
+         (dropped_ ? "dropped (error " + std::to_string(dropped_error_) + ")"
+                   : "not dropped");
+}
+
 void ZkReplyDropper::Run() {
   while (!stop_) {
     std::vector<pollfd> fds;
@@ -128,7 +140,9 @@ void ZkReplyDropper::Run() {
 void ZkReplyDropper::Accept() {
   int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
   if (c < 0) return;
+  ++accepted_;
   if (holding_) {  // the client sees its connection fail and tries again
+    ++refused_;
     ::close(c);
     return;
   }
@@ -138,6 +152,8 @@ void ZkReplyDropper::Accept() {
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(static_cast<uint16_t>(server_port_));
   if (s < 0 || ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    server_errno_ = errno;
+    ++server_failures_;
     if (s >= 0) ::close(s);
     ::close(c);
     return;

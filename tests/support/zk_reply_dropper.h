@@ -42,6 +42,9 @@ class ZkReplyDropper {
   // The reply was dropped; its error code (0: the server applied it).
   bool dropped() const { return dropped_; }
   int32_t dropped_error() const { return dropped_error_; }
+  // Connections accepted, refused while holding, and failed to reach the
+  // server (with the last errno), for failure messages.
+  std::string Describe() const;
 
  private:
   struct Pair;
@@ -61,6 +64,10 @@ class ZkReplyDropper {
   std::atomic<bool> holding_{false};
   std::atomic<bool> dropped_{false};
   std::atomic<int32_t> dropped_error_{0};
+  std::atomic<int> accepted_{0};
+  std::atomic<int> refused_{0};
+  std::atomic<int> server_failures_{0};
+  std::atomic<int> server_errno_{0};
   std::vector<std::unique_ptr<Pair>> pairs_;  // the proxy thread's only
 };
 
