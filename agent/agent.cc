@@ -598,6 +598,25 @@ void Agent::OnRegisterFailed(const InstancePtr& inst, const MultiResult& r) {
 void Agent::LearnRegistration(const InstancePtr& inst) {
   inst->op_in_flight = true;
   inst->dirty = false;
+  // Sync first: after a connection loss the client moves to another server,
+  // which need not have applied the registration the leader did. A read
+  // there would say "no node", and an instance that then turns unhealthy
+  // would stay registered.
+  session_.Sync(inst->node, [this, inst](Status synced) {
+    if (!synced.ok()) {
+      // Still unknown; the next check result or reconnect asks again.
+      inst->op_in_flight = false;
+      return;
+    }
+    if (inst->stopped) {
+      inst->op_in_flight = false;
+      return;
+    }
+    ReadRegistrationOutcome(inst);
+  });
+}
+
+void Agent::ReadRegistrationOutcome(const InstancePtr& inst) {
   session_.Get(inst->node, nullptr, [this, inst](Result<NodeData> d) {
     inst->op_in_flight = false;
     if (inst->stopped) return;

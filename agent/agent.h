@@ -116,9 +116,10 @@ class Agent {
   void Reconcile(const InstancePtr& inst);
   void Register(const InstancePtr& inst, const registry::GuardVersion& guard);
   void OnRegisterFailed(const InstancePtr& inst, const MultiResult& r);
-  // After a registration whose reply was lost: reads the node to learn
-  // whether it was applied, then reconciles.
+  // After a registration whose reply was lost: syncs, then reads the node
+  // to learn whether it was applied, then reconciles.
   void LearnRegistration(const InstancePtr& inst);
+  void ReadRegistrationOutcome(const InstancePtr& inst);
   void Deregister(const InstancePtr& inst);
   // Reads our registration node with an exists-watch (one armed at a time
   // per instance). If the node is gone or belongs to another session while

@@ -609,9 +609,21 @@ struct MultiState {
   std::vector<Stat> stats;
 };
 
+// Errors of the whole transaction rather than of one op. The C client
+// copies such an error into every op's result; taken as op 0's own error it
+// would read as "the first op (often a guard check) refused", while the
+// transaction may well have been applied with its reply lost.
+bool TransactionWideError(int rc) {
+  return rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT ||
+         rc == ZSESSIONEXPIRED || rc == ZSESSIONMOVED || rc == ZCLOSING ||
+         rc == ZINVALIDSTATE || rc == ZMARSHALLINGERROR ||
+         rc == ZSYSTEMERROR || rc == ZAUTHFAILED;
+}
+
 MultiResult ToMultiResult(const MultiState& m, int rc) {
   MultiResult out;
   out.results.resize(m.ops.size());
+  const bool whole = TransactionWideError(rc);
   for (size_t i = 0; i < m.ops.size(); ++i) {
     int err = m.results[i].err;
     out.results[i].status = StatusFromZooKeeper(err, m.ops[i].Describe());
@@ -624,7 +636,7 @@ MultiResult ToMultiResult(const MultiState& m, int rc) {
     }
     // Ops after the failing one report "runtime inconsistency"; the first
     // real error is the cause.
-    if (rc != ZOK && out.failed_op < 0 && err != ZOK &&
+    if (rc != ZOK && !whole && out.failed_op < 0 && err != ZOK &&
         err != ZRUNTIMEINCONSISTENCY) {
       out.failed_op = static_cast<int>(i);
     }

@@ -106,9 +106,12 @@ struct ZkOpResult {
   NodeStat stat;             // kSetData
 };
 
-// Outcome of a transaction. status is OK when every op applied; otherwise
-// nothing applied, status is the first failing op's error (its message names
-// the op), failed_op is its index and results[failed_op].status says why.
+// Outcome of a transaction. status is OK when every op applied. When an op
+// failed, nothing applied, status is the first failing op's error (its
+// message names the op), failed_op is its index and results[failed_op].status
+// says why. When the transaction as a whole failed (connection loss, timeout,
+// session expired or moved), failed_op is -1 and status is that error: a
+// connection loss or timeout may have applied it, its reply lost.
 struct MultiResult {
   Status status;
   int failed_op = -1;

@@ -54,8 +54,9 @@ ChildProcess* AgentTest::StartAgent(const std::vector<std::string>& args,
                                     const std::map<std::string, std::string>& env,
                                     const std::vector<std::string>& wrapper) {
   std::vector<std::string> argv = wrapper;
-  for (const std::string& a : {std::string(ZKROLL_AGENT_BIN), std::string("--zk"),
-                               connect_string()}) {
+  for (const std::string& a :
+       {std::string(ZKROLL_AGENT_BIN), std::string("--zk"),
+        agent_zk_.empty() ? connect_string() : agent_zk_}) {
     argv.push_back(a);
   }
   argv.insert(argv.end(), args.begin(), args.end());

@@ -38,9 +38,10 @@ class AgentTest : public ZooKeeperTest {
   void SetUp() override;
   void TearDown() override;
 
-  // Starts zkroll-agent with `args` plus --zk and `env` added to the
-  // environment; output in log(i). With a `wrapper` (e.g. setpriv and its
-  // flags, absolute path first) the agent is started through it.
+  // Starts zkroll-agent with `args` plus --zk (agent_zk_, or the test
+  // server) and `env` added to the environment; output in log(i). With a
+  // `wrapper` (e.g. setpriv and its flags, absolute path first) the agent is
+  // started through it.
   ChildProcess* StartAgent(const std::vector<std::string>& args,
                            const std::map<std::string, std::string>& env = {},
                            const std::vector<std::string>& wrapper = {});
@@ -65,6 +66,7 @@ class AgentTest : public ZooKeeperTest {
   // A service name unique to the running test, so that nodes left by the
   // sessions of earlier tests' killed agents can never collide.
   std::string svc_;
+  std::string agent_zk_;  // --zk for the agents; empty: the test server
   std::unique_ptr<ZkSession> zk_;  // the test's own observer session
   TempDir dir_;
   std::vector<std::unique_ptr<ChildProcess>> agents_;

@@ -8,6 +8,7 @@
 #include "common/version.h"
 #include "common/instance_record.h"
 #include "tests/agent/agent_fixture.h"
+#include "tests/support/zk_reply_dropper.h"
 
 namespace zkroll::testing {
 namespace {
@@ -262,6 +263,59 @@ TEST_F(AgentTest, RegistrationDeletedBySomeoneElseIsRestoredByTheWatch) {
   }
   EXPECT_NE(AgentLog(0).find("was deleted by someone else"), std::string::npos)
       << AgentLog(0);
+}
+
+// A registration multi the server applied whose reply never reaches the
+// agent (the proxy drops it and cuts the connection), then the instance
+// turns unhealthy while the agent cannot reconnect. On reconnecting the
+// agent must learn that its node exists and remove it: before it did, it
+// believed the instance unregistered and left the node there for as long
+// as its session lived.
+TEST_F(AgentTest, RegistrationWhoseReplyWasLostIsLearnedAndRemoved) {
+  int port = PickFreePort();
+  TinyService svc(port);
+  ASSERT_TRUE(svc.Start());
+  ZkReplyDropper proxy(server()->port());
+  ASSERT_TRUE(proxy.ok());
+  proxy.DropReplyTo(InstancePath(svc_, port));
+  agent_zk_ = proxy.connect_string();
+  // A session that outlives the disconnection by far: its expiry would
+  // also remove the node and must not be what the test sees.
+  StartAgent({"--host", "h-lost", "--interval", "100ms", "--timeout",
+              "200ms", "--rise", "1", "--fall", "2", "--resync", "10m",
+              "--session-timeout", "30s", "--instance",
+              svc_ + "@127.0.0.1:" + std::to_string(port)});
+  ASSERT_TRUE(WaitFor([&] { return proxy.dropped(); }, kDeadline))
+      << proxy.Describe() << "\n" << AgentLog(0);
+  ASSERT_EQ(proxy.dropped_error(), 0) << "the server applied the registration";
+  auto node = InstanceNode(svc_, port);
+  ASSERT_TRUE(node) << "registered at the server, reply lost";
+  ASSERT_TRUE(WaitFor([&] {
+    return AgentLog(0).find("could not register") != std::string::npos;
+  }, kDeadline)) << AgentLog(0);
+
+  // Unhealthy while the agent is still cut off from ZooKeeper.
+  svc.Stop();
+  ASSERT_TRUE(WaitFor([&] {
+    return AgentLog(0).find("became unhealthy") != std::string::npos;
+  }, kDeadline)) << AgentLog(0);
+  EXPECT_TRUE(Registered(svc_, port));
+  proxy.Release();
+
+  ASSERT_TRUE(WaitFor([&] { return !Registered(svc_, port); }, kDeadline))
+      << "an unhealthy instance stayed registered; " << proxy.Describe()
+      << "; agent log:\n" << AgentLog(0);
+  // The agent's own delete removed it (its log line may trail the delete).
+  const std::string deregistered =
+      "deregistered " + svc_ + "@127.0.0.1:" + std::to_string(port);
+  EXPECT_TRUE(WaitFor([&] {
+    return AgentLog(0).find(deregistered) != std::string::npos;
+  }, kDeadline)) << AgentLog(0);
+  const std::string log = AgentLog(0);
+  EXPECT_NE(log.find("whose reply was lost: it was applied"),
+            std::string::npos) << log;
+  EXPECT_EQ(log.find("session expired"), std::string::npos)
+      << "the node must go by the agent's delete, not by an expiry:\n" << log;
 }
 
 TEST_F(AgentTest, QuickRestartReplacesOwnStaleNodeWithoutGap) {

@@ -11,20 +11,24 @@
  *              coordinator SIGKILL, and the coordinators' clients learning
  *              that their session is gone.
  *   agent      health, its view of the pause flags, the guarded
- *              registration, the exists-watch on its registration (F3).
+ *              registration and the learning of one whose reply was lost,
+ *              the exists-watch on its registration (F3).
  *   coord(A), coord(B)
  *              a deploy each: lock, pause, (drain), verify, COMMAND, resume.
  *   operator   `zkroll pause --ttl`, `zkroll resume`, `zkroll status`.
  *   monitor    safety invariants that must hold in every state.
  *   rest       what must hold whenever the system comes to rest.
  *
- * Every fix of issue 18 is a switch (spin -a -DFIX_x=0 turns it off):
+ * Every fix (issue 18's F1 to F4, and the ones the model found since) is a
+ * switch (spin -a -DFIX_x=0 turns it off):
  *   FIX_RESUME_SESSION  F1a: a deploy deletes its flag only on the session
  *                       that created it; a retry on a new session does not.
  *   FIX_RESUME_GUARD    F1a: that delete is a multi {check /pause/<svc> at
- *                       the version read with the flag; delete the flag}, so
- *                       a retry after a lost reply cannot take a flag made
- *                       in between (FIX_RESUME sets both).
+ *                       the version read with the flag; delete the flag},
+ *                       and every attempt reads the guard and the flag
+ *                       again, so a retry after a lost reply cannot take a
+ *                       flag made in between (off: the plain delete is
+ *                       resent). FIX_RESUME sets both.
  *   FIX_ADOPT           F1b: the read-back after a session change adopts a
  *                       flag only if its payload (deploy id, pid) is ours.
  *   FIX_GUARD           F1c: every delete of a flag someone else made (the
@@ -35,6 +39,12 @@
  *   FIX_WATCH           F3: the agent's exists-watch on its registration.
  *   FIX_FENCE           F4: the coordinator kills COMMAND once it learns its
  *                       session is lost; the verify also re-checks the lock.
+ *   FIX_LEARN           the agent marks a registration whose reply was lost
+ *                       as of unknown outcome and, before deciding anything
+ *                       else for the instance, syncs and reads the node:
+ *                       owned by its session means registered, otherwise
+ *                       not (Agent::LearnRegistration). LEARN_SYNC=0 reads
+ *                       without the sync.
  * RESYNC=1 adds the agent's slow periodic resync (off: the liveness
  * invariant is "registered without the resync"). AGENT_FOLLOWER=1 connects
  * the agent to a second lagging follower.
@@ -68,6 +78,12 @@
 #endif
 #ifndef FIX_FENCE
 #define FIX_FENCE 1
+#endif
+#ifndef FIX_LEARN
+#define FIX_LEARN 1
+#endif
+#ifndef LEARN_SYNC
+#define LEARN_SYNC FIX_LEARN
 #endif
 #ifndef RESYNC
 #define RESYNC 0
@@ -241,6 +257,11 @@ inline catch_up_agent() {
 #else
 #define catch_up_agent catch_up
 #define AGV(x) F_##x
+#endif
+#if AGENT_FOLLOWER
+#define AGENT_SERVER_LAGS glag = true
+#else
+#define AGENT_SERVER_LAGS lag = true
 #endif
 
 /* A live flag forbids registration; a manual flag whose TTL passed does
@@ -511,7 +532,10 @@ pause_again:
     !cmd[c];
 
 resume:
-    /* InstanceDeploy::Resume. */
+    /* InstanceDeploy::Resume. With the guard (F1a) every attempt starts
+     * here: the guard's version, then the flag, then the guarded delete
+     * bound to our session. Without it, a failed attempt resends the same
+     * plain delete (delete_again). */
 #if FIX_RESUME_GUARD
     rpv = F_pv;
 #endif
@@ -533,7 +557,7 @@ delete_again:
       if
       :: !live[c] -> res = 2
 #if FIX_RESUME_GUARD
-      :: live[c] && L_pv != rpv -> res = 1; catch_up()  /* BadVersion: left alone */
+      :: live[c] && L_pv != rpv -> res = 1; catch_up()  /* Aborted */
 #endif
       :: live[c] && !L_flag && RESUME_GUARD_OK(rpv) -> res = 3; catch_up()  /* NotFound: already gone */
       :: else -> delete_flag(want); catch_up(); maybe_lose(lost);
@@ -541,7 +565,14 @@ delete_again:
       fi
     }
     if
+#if FIX_RESUME_GUARD
+    /* Connection loss or an expired session: read again (on a new session
+     * the check above ends it); Aborted (the guard moved): read again. */
+    :: res == 2 -> res = 0; live[c]; goto resume
+    :: res == 1 -> res = 0; goto resume
+#else
     :: res == 2 -> res = 0; live[c]; goto delete_again  /* Retrying(...) */
+#endif
     :: else -> goto finish
     fi;
 
@@ -571,13 +602,14 @@ proctype agent() {
   byte vpv;              /* the pause guard's version the view was read at */
   byte flips = FLIPS;
   bool lost;
+  bool unknown;          /* outcome_unknown: a registration reply was lost */
 
 end:
   do
   /* Session expired: registrations and watches are gone; start over. */
   :: atomic { !live[AG] ->
-       renew(AG); ag_reg = false; view_ok = false; pw_armed = false;
-       pw_fired = false; rw_armed = false; rw_fired = false }
+       renew(AG); ag_reg = false; unknown = false; view_ok = false;
+       pw_armed = false; pw_fired = false; rw_armed = false; rw_fired = false }
   /* The pause watcher reads the guard's version and the flags (and
    * re-arms its watch): on a watch event, after the guard refused a
    * registration, on a new session. The children and the guard's version
@@ -592,7 +624,7 @@ end:
   /* Reconcile -> Register: check the pause guard, create the ephemeral,
    * bump /services/<svc>. */
   :: atomic { view_ok && ag_healthy && !(vflag && !(vmanual && ttl_over)) &&
-              !ag_reg ->
+              !ag_reg && !unknown ->
        if
        :: !live[AG] -> skip  /* SessionExpired: retried on the new session */
        :: live[AG] && L_pv != vpv -> view_ok = false; catch_up_agent()
@@ -610,12 +642,36 @@ end:
           fi;
           assert(no_registration_while_paused);
           L_reg = true; L_rown = csess[AG]; L_sv++;
-          catch_up_agent();
           maybe_lose(lost);
           if
-          :: !lost -> ag_reg = true; rw_armed = FIX_WATCH
-          :: else -> lost = false  /* "could not register (will retry)" */
+          :: !lost -> catch_up_agent(); ag_reg = true; rw_armed = FIX_WATCH
+          :: else ->
+             /* "could not register (will retry)", yet it applied. The
+              * client reconnects to the next server of its list, which
+              * need not have applied it yet. */
+             lost = false;
+             if
+             :: catch_up_agent()
+             :: AGENT_SERVER_LAGS
+             fi;
+#if FIX_LEARN
+             unknown = true
+#else
+             skip
+#endif
           fi
+       fi }
+  /* LearnRegistration: before any other decision, Get the node; ours only
+   * if its owner is our current session. */
+  :: atomic { view_ok && unknown ->
+#if LEARN_SYNC
+       catch_up_agent();  /* sync(): the server has what the leader had */
+#endif
+       unknown = false;
+       ag_reg = (AGV(reg) && AGV(rown) == csess[AG]);
+       if
+       :: ag_reg -> rw_armed = FIX_WATCH  /* CheckRegistration */
+       :: else -> skip
        fi }
   /* Reconcile -> Deregister (Delete at version -1). */
   :: atomic { view_ok && !(ag_healthy && !(vflag && !(vmanual && ttl_over))) &&
@@ -773,8 +829,9 @@ end:
  * its session expired, the follower caught up, every watch was handled):
  * no pause is left (the manual one has expired), and the instance is
  * registered by the agent's current session if it is healthy, and the
- * agent knows it. No periodic resync exists here (RESYNC=0), so
- * this is "registered again without the resync". */
+ * agent knows it; if it is unhealthy, it is not registered at all. No
+ * periodic resync exists here (RESYNC=0), so this is "registered again
+ * without the resync". */
 proctype rest() {
   timeout ->
   atomic {
@@ -783,13 +840,11 @@ proctype rest() {
     registered_at_rest =
         !ag_healthy || (L_reg && ag_reg && L_rown == csess[AG]);
     assert(registered_at_rest);
-#if CHECK_DEREGISTERED
-    /* Not an invariant of issue 18: an unhealthy instance is deregistered
-     * in the end. Fails today: a registration whose reply was lost leaves
-     * the agent believing it is not registered, so it never deletes it. */
-    deregistered_at_rest = ag_healthy || !L_reg;
+    /* An unhealthy (or paused) instance is not registered. FIX_LEARN off:
+     * a registration whose reply was lost leaves the agent believing it is
+     * not registered, so it never deletes it. */
+    deregistered_at_rest = (ag_healthy && !LIVE_FLAG_AT_LEADER) || !L_reg;
     assert(deregistered_at_rest)
-#endif
   }
 }
 
