@@ -1,0 +1,410 @@
+#!/usr/bin/env python3
+"""History checker: replays every transaction a ZooKeeper ensemble committed
+and checks zkroll's invariants at each one.
+
+    history_check.py --datadir DIR [--datadir DIR ...] --config cluster.json
+                     [--report report.json] [--dump txns.jsonl]
+
+Input
+  --datadir   a server's dataDir (its transaction logs are DIR/version-2/log.*).
+              Give every server of the ensemble: the history is the union of
+              their logs, deduplicated by zxid (see "Completeness").
+  --config    JSON written by the test harness:
+              {"instances": [{"service": S, "ip": IP, "port": P, "host": H}],
+               "healthy": ["S/IP_PORT", ...]}   (healthy at the end of the run)
+
+Completeness
+  A leader commits a proposal only after a quorum has written it to its
+  transaction log (followers log before they ACK), so every committed
+  transaction is in the log of at least one server, as long as no log file
+  is purged (the harness never enables autopurge). A server that was down
+  catches up by DIFF (it logs the missing transactions) or SNAP (it does
+  not): no single server's log is complete after a leader kill, the union is.
+  A proposal logged by a leader that died before committing it is truncated
+  (TRUNC) from that server's log when it rejoins, so the harness reads the
+  logs only after every server is back in the quorum. Two servers holding
+  different transactions under one zxid is reported as a violation.
+
+Checks, transaction by transaction (multi ops in their order)
+  registration-during-pause  an instance node /services/S/IP_PORT is created
+                             while /pause/S/IP_PORT exists (and is not an
+                             expired maintenance flag)
+  foreign-registration       an instance node is created by a session that
+                             never owned /agents/<host of that instance>
+  command-without-flag       a journal write that starts a "command" step of
+                             /deploys/S/ID/IP_PORT while /pause/S/IP_PORT does
+                             not exist, carries another deploy id, or is not
+                             owned by the session that wrote the journal
+  stranded-flag              a pause flag carrying a deploy id still exists
+                             after the last transaction
+  not-registered             a healthy, unpaused instance has no node at the end
+  zxid-conflict              two servers logged different transactions under
+                             one zxid
+
+Exit code 0 when no violation was found, 1 otherwise, 2 on bad input.
+The transaction log format is ZooKeeper's (jute, big endian):
+  file header: magic "ZKLG", int version, long dbid
+  record: long crc, int length, <length bytes>, byte 'B'
+  bytes:  TxnHeader(long session, int cxid, long zxid, long time, int type)
+          then the type's Txn record (then, since 3.6, an optional digest).
+"""
+
+import argparse
+import glob
+import json
+import os
+import struct
+import sys
+import zlib
+from datetime import datetime, timezone
+
+# Operation codes (org.apache.zookeeper.ZooDefs.OpCode).
+OP_NAMES = {
+    -11: "closeSession", -10: "createSession", -1: "error", 1: "create",
+    2: "delete", 5: "setData", 7: "setACL", 9: "sync", 13: "check",
+    14: "multi", 15: "create2", 16: "reconfig", 19: "createContainer",
+    20: "deleteContainer", 21: "createTTL",
+}
+
+
+class Reader:
+    def __init__(self, buf, pos=0):
+        self.buf, self.pos = buf, pos
+
+    def take(self, n):
+        if self.pos + n > len(self.buf):
+            raise ValueError("truncated record")
+        b = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def int(self):
+        return struct.unpack(">i", self.take(4))[0]
+
+    def long(self):
+        return struct.unpack(">q", self.take(8))[0]
+
+    def bool(self):
+        return self.take(1) != b"\0"
+
+    def buffer(self):
+        n = self.int()
+        return b"" if n < 0 else self.take(n)
+
+    def string(self):
+        return self.buffer().decode("utf-8", "replace")
+
+    def acls(self):
+        for _ in range(max(self.int(), 0)):
+            self.int(); self.string(); self.string()
+
+
+def parse_op(op_type, r):
+    """One operation (top level or inside a multi) as a dict."""
+    op = {"type": OP_NAMES.get(op_type, str(op_type))}
+    if op_type in (1, 15):  # CreateTxn
+        op["path"] = r.string(); op["data"] = r.buffer(); r.acls()
+        op["ephemeral"] = r.bool()
+    elif op_type in (19, 21):  # CreateContainerTxn / CreateTTLTxn: never ephemeral
+        op["path"] = r.string(); op["data"] = r.buffer(); r.acls()
+        op["ephemeral"] = False
+    elif op_type in (2, 20):  # DeleteTxn
+        op["path"] = r.string()
+    elif op_type == 5:  # SetDataTxn
+        op["path"] = r.string(); op["data"] = r.buffer()
+    elif op_type == 13:  # CheckVersionTxn
+        op["path"] = r.string()
+    elif op_type == 7:  # SetACLTxn
+        op["path"] = r.string()
+    elif op_type == -1:  # ErrorTxn
+        op["err"] = r.int()
+    elif op_type == 14:  # MultiTxn: vector<Txn{int type, buffer data}>
+        ops = []
+        for _ in range(max(r.int(), 0)):
+            t = r.int()
+            ops.append(parse_op(t, Reader(r.buffer())))
+        op["ops"] = ops
+    # createSession (timeout), closeSession (paths, since 3.6), reconfig:
+    # nothing the checks need; ephemerals are tracked by the replay itself.
+    return op
+
+
+def read_log(path):
+    """Every transaction of one log file, in file order."""
+    with open(path, "rb") as f:
+        buf = f.read()
+    if buf[:4] != b"ZKLG":
+        raise ValueError(f"{path}: not a ZooKeeper transaction log (bad magic)")
+    r = Reader(buf, 16)
+    out = []
+    while r.pos + 12 <= len(buf):
+        start = r.pos
+        crc = r.long()
+        n = r.int()
+        if n <= 0:
+            break  # preallocated zero padding: end of the log
+        if r.pos + n + 1 > len(buf):
+            break  # a record the server was writing when it died: not logged
+        body = r.take(n)
+        if r.take(1) != b"B":
+            raise ValueError(f"{path}: record at byte {start} lacks its end marker")
+        if zlib.adler32(body) & 0xFFFFFFFF != crc & 0xFFFFFFFF:
+            raise ValueError(f"{path}: checksum mismatch at byte {start}")
+        br = Reader(body)
+        txn = {"session": br.long(), "cxid": br.int(), "zxid": br.long(),
+               "time": br.long(), "type_code": br.int()}
+        txn.update(parse_op(txn["type_code"], br))
+        txn["raw"] = body
+        txn["file"] = os.path.basename(path)
+        out.append(txn)
+    return out
+
+
+def collect(datadirs):
+    """The union of the servers' logs by zxid; conflicts listed separately."""
+    by_zxid, conflicts, files = {}, [], 0
+    for d in datadirs:
+        logs = sorted(glob.glob(os.path.join(d, "version-2", "log.*")))
+        if not logs:
+            raise ValueError(f"{d}: no transaction log under version-2/")
+        for path in logs:
+            files += 1
+            for t in read_log(path):
+                seen = by_zxid.get(t["zxid"])
+                if seen is None:
+                    by_zxid[t["zxid"]] = t
+                elif seen["raw"] != t["raw"]:
+                    conflicts.append(t["zxid"])
+    return [by_zxid[z] for z in sorted(by_zxid)], conflicts, files
+
+
+def parse_json(data):
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def rfc3339_ms(text):
+    try:
+        t = datetime.strptime(text.rstrip("Z")[:26], "%Y-%m-%dT%H:%M:%S.%f" if "." in text
+                              else "%Y-%m-%dT%H:%M:%S")
+        return int(t.replace(tzinfo=timezone.utc).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def flag_pauses(node, now_ms):
+    """Same rule as the agent: a flag pauses unless it parses and has an
+    expires_at in the past (an unparsable flag pauses: fail safe)."""
+    rec = parse_json(node["data"])
+    if not isinstance(rec, dict):
+        return True
+    exp = rec.get("expires_at") or ""
+    if not exp:
+        return True
+    ms = rfc3339_ms(exp)
+    return ms is None or ms > now_ms
+
+
+def hexs(s):
+    return "0x%x" % (s & 0xFFFFFFFFFFFFFFFF)
+
+
+class Replay:
+    def __init__(self, config):
+        self.nodes = {}          # path -> {"data", "owner" (0 = persistent), "czxid"}
+        self.violations = []
+        self.host_of = {}        # "S/IP_PORT" -> host
+        for i in config["instances"]:
+            self.host_of[f"{i['service']}/{i['ip']}_{i['port']}"] = i["host"]
+        self.agent_sessions = {}  # host -> sessions that ever owned /agents/<host>
+        self.counts = {"txns": 0, "ops": 0, "registrations": 0, "commands": 0,
+                       "flags_created": 0, "sessions_closed": 0}
+
+    def violate(self, kind, txn, detail):
+        self.violations.append({"kind": kind, "zxid": hexs(txn["zxid"]),
+                                "session": hexs(txn["session"]),
+                                "time_ms": txn["time"], "detail": detail})
+
+    def prepass(self, txns):
+        """Which sessions were agents: the owner of /agents/<host> at any time."""
+        for t in txns:
+            for op in t.get("ops", [t]):
+                p = op.get("path", "")
+                if op["type"] in ("create", "create2") and p.startswith("/agents/") \
+                        and op.get("ephemeral"):
+                    self.agent_sessions.setdefault(p[len("/agents/"):], set()).add(t["session"])
+
+    def apply(self, txn):
+        self.counts["txns"] += 1
+        if txn["type"] == "multi":
+            # A multi that failed is logged as a multi of error results:
+            # nothing of it applied.
+            if any(op["type"] == "error" for op in txn["ops"]):
+                return
+            for op in txn["ops"]:
+                self.apply_op(txn, op)
+        elif txn["type"] == "closeSession":
+            self.counts["sessions_closed"] += 1
+            for p in [p for p, n in self.nodes.items() if n["owner"] == txn["session"]]:
+                del self.nodes[p]
+        else:
+            self.apply_op(txn, txn)
+
+    def apply_op(self, txn, op):
+        self.counts["ops"] += 1
+        t, path = op["type"], op.get("path")
+        if t in ("create", "create2", "createContainer", "createTTL"):
+            self.before_create(txn, op)
+            self.nodes[path] = {"data": op["data"], "czxid": txn["zxid"],
+                                "owner": txn["session"] if op.get("ephemeral") else 0}
+            self.after_write(txn, path, None)
+        elif t in ("delete", "deleteContainer"):
+            self.nodes.pop(path, None)
+        elif t == "setData":
+            old = self.nodes.get(path)
+            prev = old["data"] if old else None
+            if old is not None:
+                old["data"] = op["data"]
+            self.after_write(txn, path, prev)
+
+    def before_create(self, txn, op):
+        parts = op["path"].split("/")
+        if len(parts) == 4 and parts[1] == "services":
+            key = f"{parts[2]}/{parts[3]}"
+            self.counts["registrations"] += 1
+            flag = self.nodes.get(f"/pause/{key}")
+            if flag is not None and flag_pauses(flag, txn["time"]):
+                self.violate("registration-during-pause", txn,
+                             f"{op['path']} created while /pause/{key} exists "
+                             f"(flag created at zxid {hexs(flag['czxid'])} by session "
+                             f"{hexs(flag['owner'])})")
+            host = self.host_of.get(key)
+            if host is None:
+                self.violate("foreign-registration", txn,
+                             f"{op['path']}: not an instance of the test's configuration")
+            elif txn["session"] not in self.agent_sessions.get(host, set()):
+                self.violate("foreign-registration", txn,
+                             f"{op['path']} created by session {hexs(txn['session'])}, "
+                             f"which never owned /agents/{host}")
+        elif len(parts) == 4 and parts[1] == "pause":
+            self.counts["flags_created"] += 1
+
+    def after_write(self, txn, path, prev_data):
+        parts = path.split("/")
+        if not (len(parts) == 5 and parts[1] == "deploys"):
+            return
+        service, deploy_id, inst = parts[2], parts[3], parts[4]
+        new = parse_json(self.nodes[path]["data"]) if path in self.nodes else None
+        old = parse_json(prev_data) if prev_data is not None else None
+
+        def commands(rec):
+            if not isinstance(rec, dict):
+                return 0
+            return sum(1 for s in rec.get("steps", []) if s.get("name") == "command")
+
+        if commands(new) <= commands(old):
+            return
+        # This write records a COMMAND step starting.
+        self.counts["commands"] += 1
+        fpath = f"/pause/{service}/{inst}"
+        flag = self.nodes.get(fpath)
+        if flag is None:
+            self.violate("command-without-flag", txn,
+                         f"{path}: command step starts while {fpath} does not exist")
+            return
+        rec = parse_json(flag["data"])
+        fid = rec.get("deploy_id") if isinstance(rec, dict) else None
+        if fid != deploy_id:
+            self.violate("command-without-flag", txn,
+                         f"{path}: command step starts while {fpath} carries deploy id "
+                         f"{fid!r}, not {deploy_id!r}")
+        elif flag["owner"] != txn["session"]:
+            self.violate("command-without-flag", txn,
+                         f"{path}: command step written by session {hexs(txn['session'])} "
+                         f"but {fpath} is owned by {hexs(flag['owner'])}")
+
+    def finish(self, last_txn, healthy):
+        end = {"zxid": last_txn["zxid"] if last_txn else 0, "session": 0,
+               "time": last_txn["time"] if last_txn else 0}
+        for p, n in sorted(self.nodes.items()):
+            parts = p.split("/")
+            if len(parts) == 4 and parts[1] == "pause":
+                rec = parse_json(n["data"])
+                if isinstance(rec, dict) and rec.get("deploy_id"):
+                    self.violate("stranded-flag", end,
+                                 f"{p} of deploy {rec['deploy_id']} (owner session "
+                                 f"{hexs(n['owner'])}, created at zxid {hexs(n['czxid'])}) "
+                                 "still exists after the last transaction")
+        stuck = []
+        for key in sorted(healthy):
+            if f"/pause/{key}" in self.nodes:
+                continue  # paused: not expected to be registered
+            node = self.nodes.get(f"/services/{key}")
+            if node is None:
+                stuck.append(key)
+                self.violate("not-registered", end,
+                             f"healthy, unpaused instance {key} has no /services node at the end")
+            elif node["owner"] not in self.agent_sessions.get(self.host_of.get(key), set()):
+                stuck.append(key)
+                self.violate("not-registered", end,
+                             f"/services/{key} at the end is owned by {hexs(node['owner'])}, "
+                             "not by its agent")
+        return stuck
+
+
+def check(datadirs, config):
+    txns, conflicts, files = collect(datadirs)
+    replay = Replay(config)
+    replay.prepass(txns)
+    for z in sorted(set(conflicts)):
+        replay.violate("zxid-conflict", {"zxid": z, "session": 0, "time": 0},
+                       "servers logged different transactions under this zxid")
+    for t in txns:
+        replay.apply(t)
+    stuck = replay.finish(txns[-1] if txns else None, config.get("healthy", []))
+    return {"log_files": files, "transactions": len(txns),
+            "first_zxid": hexs(txns[0]["zxid"]) if txns else None,
+            "last_zxid": hexs(txns[-1]["zxid"]) if txns else None,
+            "counts": replay.counts, "stuck": stuck,
+            "violations": replay.violations}, txns
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--datadir", action="append", required=True)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--report")
+    ap.add_argument("--dump", help="write every transaction as one JSON line")
+    a = ap.parse_args()
+    try:
+        config = json.load(open(a.config))
+        report, txns = check(a.datadir, config)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"history_check: {e}", file=sys.stderr)
+        return 2
+    if a.dump:
+        with open(a.dump, "w") as f:
+            for t in txns:
+                row = {k: v for k, v in t.items() if k not in ("raw", "data", "ops")}
+                row["zxid"] = hexs(t["zxid"]); row["session"] = hexs(t["session"])
+                if "data" in t:
+                    row["data"] = t["data"].decode("utf-8", "replace")
+                if "ops" in t:
+                    row["ops"] = [{k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
+                                   for k, v in op.items()} for op in t["ops"]]
+                f.write(json.dumps(row) + "\n")
+    if a.report:
+        with open(a.report, "w") as f:
+            json.dump(report, f, indent=1)
+    print(f"history: {report['transactions']} transactions from {report['log_files']} log "
+          f"files ({report['first_zxid']} .. {report['last_zxid']}), counts {report['counts']}")
+    for v in report["violations"]:
+        print(f"VIOLATION {v['kind']} at zxid {v['zxid']} session {v['session']}: {v['detail']}")
+    print(f"violations: {len(report['violations'])}")
+    return 1 if report["violations"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
