@@ -354,6 +354,30 @@ class Replay:
         return stuck
 
 
+TOOLKIT_CP = ":".join(["/usr/share/java/zookeeper.jar", "/usr/share/java/zookeeper-jute.jar",
+                       "/usr/share/java/slf4j-api.jar"])
+
+
+def toolkit_crosscheck(datadirs):
+    """Counts each log file's transactions with ZooKeeper's own TxnLogToolkit
+    (from the server jar) and compares with this reader: a record this
+    reader skipped or invented would show. Returns a list of mismatches."""
+    import subprocess
+    bad = []
+    for d in datadirs:
+        for path in sorted(glob.glob(os.path.join(d, "version-2", "log.*"))):
+            p = subprocess.run(["java", "-cp", TOOLKIT_CP,
+                                "org.apache.zookeeper.server.persistence.TxnLogToolkit", path],
+                               capture_output=True, text=True, timeout=120)
+            m = [int(x) for x in __import__("re").findall(r"EOF reached after (\d+) txns",
+                                                          p.stdout + p.stderr)]
+            ours = len(read_log(path))
+            if not m or m[-1] != ours:
+                bad.append(f"{path}: TxnLogToolkit counts {m[-1] if m else '?'} "
+                           f"transactions, this reader {ours}")
+    return bad
+
+
 def check(datadirs, config):
     txns, conflicts, files = collect(datadirs)
     replay = Replay(config)
@@ -377,6 +401,8 @@ def main():
     ap.add_argument("--config", required=True)
     ap.add_argument("--report")
     ap.add_argument("--dump", help="write every transaction as one JSON line")
+    ap.add_argument("--toolkit-crosscheck", action="store_true",
+                    help="also count each log's transactions with ZooKeeper's TxnLogToolkit")
     a = ap.parse_args()
     try:
         config = json.load(open(a.config))
@@ -384,6 +410,13 @@ def main():
     except (OSError, ValueError, KeyError) as e:
         print(f"history_check: {e}", file=sys.stderr)
         return 2
+    if a.toolkit_crosscheck:
+        bad = toolkit_crosscheck(a.datadir)
+        for b in bad:
+            print(f"history_check: {b}", file=sys.stderr)
+        if bad:
+            return 2
+        print("TxnLogToolkit agrees on the transaction count of every log file")
     if a.dump:
         with open(a.dump, "w") as f:
             for t in txns:
