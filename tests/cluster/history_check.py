@@ -35,6 +35,14 @@ Checks, transaction by transaction (multi ops in their order)
                              /deploys/S/ID/IP_PORT while /pause/S/IP_PORT does
                              not exist, carries another deploy id, or is not
                              owned by the session that wrote the journal
+  command-outlived-flag      a COMMAND step ended (the journal's ended_at, the
+                             coordinator's clock) more than 250 ms after the
+                             transaction that removed its deploy's flag (delete
+                             or session expiry; the server's clock). Both clocks
+                             are this machine's in the cluster test. While the
+                             flag is gone the agent may register an instance
+                             whose COMMAND still runs: the fence must stop
+                             COMMAND before the session can expire.
   stranded-flag              a pause flag carrying a deploy id still exists
                              after the last transaction
   not-registered             a healthy, unpaused instance has no node at the end
@@ -162,20 +170,23 @@ def read_log(path):
 
 def collect(datadirs):
     """The union of the servers' logs by zxid; conflicts listed separately."""
-    by_zxid, conflicts, files = {}, [], 0
+    by_zxid, conflicts, files, per_server = {}, [], 0, {}
     for d in datadirs:
         logs = sorted(glob.glob(os.path.join(d, "version-2", "log.*")))
         if not logs:
             raise ValueError(f"{d}: no transaction log under version-2/")
+        mine = set()
         for path in logs:
             files += 1
             for t in read_log(path):
+                mine.add(t["zxid"])
                 seen = by_zxid.get(t["zxid"])
                 if seen is None:
                     by_zxid[t["zxid"]] = t
                 elif seen["raw"] != t["raw"]:
                     conflicts.append(t["zxid"])
-    return [by_zxid[z] for z in sorted(by_zxid)], conflicts, files
+        per_server[d] = len(mine)
+    return [by_zxid[z] for z in sorted(by_zxid)], conflicts, files, per_server
 
 
 def parse_json(data):
@@ -219,6 +230,7 @@ class Replay:
         for i in config["instances"]:
             self.host_of[f"{i['service']}/{i['ip']}_{i['port']}"] = i["host"]
         self.agent_sessions = {}  # host -> sessions that ever owned /agents/<host>
+        self.flag_removed = {}    # (service, ip_port, deploy id) -> (zxid, time, how)
         self.counts = {"txns": 0, "ops": 0, "registrations": 0, "commands": 0,
                        "flags_created": 0, "sessions_closed": 0}
 
@@ -248,6 +260,7 @@ class Replay:
         elif txn["type"] == "closeSession":
             self.counts["sessions_closed"] += 1
             for p in [p for p, n in self.nodes.items() if n["owner"] == txn["session"]]:
+                self.removing(txn, p, "expired with its session")
                 del self.nodes[p]
         else:
             self.apply_op(txn, txn)
@@ -261,6 +274,7 @@ class Replay:
                                 "owner": txn["session"] if op.get("ephemeral") else 0}
             self.after_write(txn, path, None)
         elif t in ("delete", "deleteContainer"):
+            self.removing(txn, path, "deleted")
             self.nodes.pop(path, None)
         elif t == "setData":
             old = self.nodes.get(path)
@@ -268,6 +282,14 @@ class Replay:
             if old is not None:
                 old["data"] = op["data"]
             self.after_write(txn, path, prev)
+
+    def removing(self, txn, path, how):
+        parts = path.split("/")
+        if len(parts) == 4 and parts[1] == "pause" and path in self.nodes:
+            rec = parse_json(self.nodes[path]["data"])
+            if isinstance(rec, dict) and rec.get("deploy_id"):
+                self.flag_removed.setdefault((parts[2], parts[3], rec["deploy_id"]),
+                                             (txn["zxid"], txn["time"], how))
 
     def before_create(self, txn, op):
         parts = op["path"].split("/")
@@ -325,9 +347,38 @@ class Replay:
                          f"{path}: command step written by session {hexs(txn['session'])} "
                          f"but {fpath} is owned by {hexs(flag['owner'])}")
 
+    def check_command_ends(self):
+        """Every COMMAND step that ended, against the removal of its flag."""
+        self.counts["commands_unfinished"] = 0
+        for p, n in sorted(self.nodes.items()):
+            parts = p.split("/")
+            if not (len(parts) == 5 and parts[1] == "deploys"):
+                continue
+            rec = parse_json(n["data"])
+            if not isinstance(rec, dict):
+                continue
+            for step in rec.get("steps", []):
+                if step.get("name") != "command":
+                    continue
+                ended = rfc3339_ms(step.get("ended_at") or "")
+                if ended is None:
+                    # The coordinator died while COMMAND ran (nobody recorded
+                    # its end): nothing to compare.
+                    self.counts["commands_unfinished"] += 1
+                    continue
+                gone = self.flag_removed.get((parts[2], parts[4], parts[3]))
+                if gone is not None and ended > gone[1] + 250:
+                    self.violate("command-outlived-flag",
+                                 {"zxid": gone[0], "session": 0, "time": gone[1]},
+                                 f"{p}: COMMAND ended at {step['ended_at']} "
+                                 f"({step.get('verdict')}: {step.get('detail', '')[:90]}), "
+                                 f"{(ended - gone[1]) / 1000:.3f}s after /pause/{parts[2]}/"
+                                 f"{parts[4]} {gone[2]} at zxid {hexs(gone[0])}")
+
     def finish(self, last_txn, healthy):
         end = {"zxid": last_txn["zxid"] if last_txn else 0, "session": 0,
                "time": last_txn["time"] if last_txn else 0}
+        self.check_command_ends()
         for p, n in sorted(self.nodes.items()):
             parts = p.split("/")
             if len(parts) == 4 and parts[1] == "pause":
@@ -379,7 +430,7 @@ def toolkit_crosscheck(datadirs):
 
 
 def check(datadirs, config):
-    txns, conflicts, files = collect(datadirs)
+    txns, conflicts, files, per_server = collect(datadirs)
     replay = Replay(config)
     replay.prepass(txns)
     for z in sorted(set(conflicts)):
@@ -388,7 +439,7 @@ def check(datadirs, config):
     for t in txns:
         replay.apply(t)
     stuck = replay.finish(txns[-1] if txns else None, config.get("healthy", []))
-    return {"log_files": files, "transactions": len(txns),
+    return {"log_files": files, "transactions": len(txns), "per_server": per_server,
             "first_zxid": hexs(txns[0]["zxid"]) if txns else None,
             "last_zxid": hexs(txns[-1]["zxid"]) if txns else None,
             "counts": replay.counts, "stuck": stuck,
@@ -433,6 +484,9 @@ def main():
             json.dump(report, f, indent=1)
     print(f"history: {report['transactions']} transactions from {report['log_files']} log "
           f"files ({report['first_zxid']} .. {report['last_zxid']}), counts {report['counts']}")
+    print("transactions in each server's own logs: " +
+          ", ".join(f"{os.path.basename(os.path.dirname(d.rstrip('/'))) or d}: {n}"
+                    for d, n in report["per_server"].items()))
     for v in report["violations"]:
         print(f"VIOLATION {v['kind']} at zxid {v['zxid']} session {v['session']}: {v['detail']}")
     print(f"violations: {len(report['violations'])}")

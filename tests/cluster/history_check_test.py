@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import zlib
 
@@ -50,9 +51,17 @@ def flag_data(deploy="d-1"):
                        "deploy_id": deploy}).encode()
 
 
-def journal(*steps):
+def journal(*steps, command_ended=None):
+    """Steps by name; command_ended (ms after the log's time base) records the
+    end of the command step."""
+    out = [{"name": s, "verdict": "running"} for s in steps]
+    if command_ended is not None:
+        t = (1_700_000_000_000 + command_ended) / 1000
+        out[-1]["verdict"] = "aborted"
+        out[-1]["ended_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + \
+            ".%03dZ" % (command_ended % 1000)
     return json.dumps({"instance": "10.9.0.11_8080", "outcome": "running",
-                       "steps": [{"name": s, "verdict": "running"} for s in steps]}).encode()
+                       "steps": out}).encode()
 
 
 def write_log(datadir, txns, first_zxid=1):
@@ -211,6 +220,26 @@ class HistoryCheckTest(unittest.TestCase):
             (COORD, delete(FLAG)), (AGENT, create(INST, b"{}", True))]
         rc, report, out = self.run_checker(h)
         self.assertEqual(self.kinds(report), ["command-without-flag"])
+
+    def test_command_outliving_its_flag_is_reported(self):
+        # Transaction times are the log's time base + zxid (ms). The flag
+        # expires with the coordinator's session at zxid 17; COMMAND's end is
+        # recorded at +3000 ms: it ran on without the flag.
+        h = setup() + [
+            (COORD, multi(delete(INST), create(FLAG, flag_data(), True))),  # 15
+            (COORD, create(JOURNAL, journal("pause", "command"))),          # 16
+            (COORD, close_session()),                                       # 17
+            (COORD2, create_session()),                                     # 18
+            (COORD2, set_data(JOURNAL, journal("pause", "command", command_ended=3000))),
+            (AGENT, create(INST, b"{}", True)),
+        ]
+        rc, report, out = self.run_checker(h)
+        self.assertEqual(self.kinds(report), ["command-outlived-flag"], out)
+        self.assertIn("expired with its session", out)
+        # The same COMMAND ending before the flag went is fine.
+        h[-2] = (COORD2, set_data(JOURNAL, journal("pause", "command", command_ended=16)))
+        rc, report, out = self.run_checker(h)
+        self.assertEqual(rc, 0, out)
 
     def test_healthy_instance_not_registered_is_reported(self):
         h = setup() + [
