@@ -419,8 +419,12 @@ def nemesis_and_rollouts(c):
     return codes
 
 
-def attribute_failures(c, summaries):
-    """Each failed request, by caller second and instance, to a fault window."""
+def attribute_failures(faults, summaries):
+    """Each failed request, by caller second and instance, to a fault window:
+    one that overlaps that second (from 1s before the fault to 3s after its
+    recovery) and whose scope is "all" or holds the instance's host address
+    or the instance itself. Returns (attributed count, unexplained rows);
+    adds "failed_requests" to the faults that explain some."""
     attributed, unexplained = 0, []
     for s in summaries:
         start = s["summary"]["started_at_unix_ms"]
@@ -431,7 +435,7 @@ def attribute_failures(c, summaries):
             t = start + int(row["second"]) * 1000
             inst = row.get("instance", "")
             ok = False
-            for f in c.faults:
+            for f in faults:
                 lo = f["start_ms"] - 1000
                 hi = f["end_ms"] + f.get("recovery_ms", 0) + 3000
                 if not (t + 1000 >= lo and t <= hi):
@@ -604,7 +608,7 @@ def scenario(c, t_start):
             return 1
         summaries.append({"name": name, "summary": s,
                           "timeline": read_timeline(f"{c.out}/{name}-timeline.csv")})
-    attributed, unexplained = attribute_failures(c, summaries)
+    attributed, unexplained = attribute_failures(c.faults, summaries)
     sent = sum(s["summary"]["sent"] for s in summaries)
     failed = sum(s["summary"]["failed"] for s in summaries)
     timeline_failed = sum(int(r.get("failed") or 0) for s in summaries for r in s["timeline"])
