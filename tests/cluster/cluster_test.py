@@ -390,6 +390,9 @@ def nemesis_and_rollouts(c):
     codes["rollout1"] = r1.wait(timeout=240)
     log(f"rollout1 exited {codes['rollout1']}")
     if c.faults[-1]["kind"] == "partition-coordinator":
+        # Recovered: the stale coordinator's flags are gone (with its session).
+        wait_for(lambda: not any(v["paused"] for v in c.status().values()), 60,
+                 "the partitioned coordinator's flags are gone")
         c.faults[-1]["recovery_ms"] = now_ms() - c.faults[-1]["end_ms"]
 
     # 5. A new rollout of what is not upgraded yet, killed mid-rollout;
@@ -411,8 +414,12 @@ def nemesis_and_rollouts(c):
                 t0 = now_ms()
                 r.kill()  # SIGKILL of `ip netns exec`, which exec'd zkroll: zkroll itself
                 codes["rollout2"] = r.wait(timeout=20)
-                c.fault("kill-coordinator", "coordinator", t0, t0 + COORD_SESSION_S * 1000,
-                        sorted(running), f"SIGKILL with COMMAND running on {sorted(running)}")
+                f = c.fault("kill-coordinator", "coordinator", t0, now_ms(), sorted(running),
+                            f"SIGKILL with COMMAND running on {sorted(running)}")
+                # Recovered: its flags went with its session (the lock too).
+                wait_for(lambda: not any(v["paused"] for v in c.status().values()), 60,
+                         "the killed coordinator's flags are gone")
+                f["recovery_ms"] = now_ms() - f["end_ms"]
                 continue
         codes[f"rollout{n}"] = r.wait(timeout=300)
         log(f"rollout{n} exited {codes[f'rollout{n}']}")
@@ -647,8 +654,13 @@ def scenario(c, t_start):
         json.dump({"faults": c.faults, "rollouts": codes, "transactions": report["transactions"],
                    "violations": len(report["violations"]), "stuck": stuck, "sent": sent,
                    "failed": failed, "unexplained": unexplained}, f, indent=1)
+    expected = {"partition-agent-host", "kill-zk-leader", "sigstop-agent",
+                "partition-coordinator", "kill-coordinator"}
+    missing = expected - {f["kind"] for f in c.faults}
+    if missing:
+        print(f"faults NOT injected (the rollouts ended too early): {sorted(missing)}")
     ok = (not report["violations"] and not stuck and not unexplained and converged
-          and sent > 0)
+          and sent > 0 and not missing)
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
