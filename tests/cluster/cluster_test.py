@@ -45,6 +45,7 @@ SERVICE = "web"
 AGENT_SESSION_S = 3
 COORD_SESSION_S = 4
 SKIP = 77
+DEADLINE_S = 450  # the whole run, set-up and verdict included
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -512,9 +513,22 @@ def main():
 
     t_start = time.time()
     c = Cluster(a.source, a.build, a.hosts, a.per_host, out)
+
+    # The whole run is bounded (ctest's own timeout would kill us without
+    # the clean-up below).
+    def overtime(signum, frame):
+        raise TimeoutError(f"the cluster test ran longer than {DEADLINE_S}s")
+    signal.signal(signal.SIGALRM, overtime)
+    signal.alarm(DEADLINE_S)
+    rc = 1
     try:
-        return scenario(c, t_start)
+        rc = scenario(c, t_start)
+        return rc
+    except (TimeoutError, RuntimeError, subprocess.TimeoutExpired) as e:
+        print(f"FAIL: {e}")
+        return 1
     finally:
+        signal.alarm(0)
         for p in c.procs.values():
             if p.poll() is None:
                 try:
@@ -525,8 +539,10 @@ def main():
         left = run(["pgrep", "-f", out], check=False).stdout.split()
         if left:
             log(f"WARNING: processes still running after teardown: {left}")
-        if not keep:
+        if not keep and rc == 0:
             shutil.rmtree(out, ignore_errors=True)
+        else:
+            log(f"the run's files (logs, faults.jsonl, history.jsonl) are in {out}")
         log(f"done in {time.time() - t_start:.0f}s; namespaces left: {our_namespaces()}")
 
 
@@ -633,7 +649,8 @@ def scenario(c, t_start):
     print(f"faults injected: {len(c.faults)}")
     for f in c.faults:
         rec = f.get("recovery_ms")
-        print(f"  {f['kind']:<22} {f['target']:<12} {(f['end_ms'] - f['start_ms']) / 1000:5.1f}s"
+        at = time.strftime("%H:%M:%S", time.gmtime(f["start_ms"] / 1000))
+        print(f"  {at} {f['kind']:<22} {f['target']:<12} {(f['end_ms'] - f['start_ms']) / 1000:5.1f}s"
               f"  heal->recovered {'%.1fs' % (rec / 1000) if rec is not None else '-':>6}"
               f"  failed requests {f.get('failed_requests', 0)}  {f['detail']}")
     print(f"transactions checked: {report['transactions']} (from {report['log_files']} log files "
