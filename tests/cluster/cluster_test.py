@@ -430,8 +430,9 @@ def nemesis_and_rollouts(c):
 def attribute_failures(faults, summaries):
     """Each failed request, by caller second and instance, to a fault window:
     one that overlaps that second (from 1s before the fault to 3s after its
-    recovery) and whose scope is "all" or holds the instance's host address
-    or the instance itself. Returns (attributed count, unexplained rows);
+    recovery), whose scope is "all" or holds the instance's host address
+    or the instance itself, and, for a fault of one caller ("caller"), seen
+    by that caller. Returns (attributed count, unexplained rows);
     adds "failed_requests" to the faults that explain some."""
     attributed, unexplained = 0, []
     for s in summaries:
@@ -444,6 +445,8 @@ def attribute_failures(faults, summaries):
             inst = row.get("instance", "")
             ok = False
             for f in faults:
+                if f.get("caller") not in (None, s["name"]):
+                    continue
                 lo = f["start_ms"] - 1000
                 hi = f["end_ms"] + f.get("recovery_ms", 0) + 3000
                 if not (t + 1000 >= lo and t <= hi):
@@ -589,6 +592,19 @@ def scenario(c, t_start):
 
     codes = nemesis_and_rollouts(c)
 
+    # 6. A caller host cut off from one agent host (a blackhole route in the
+    #    caller's namespace): its requests there fail, and the verdict must
+    #    attribute each of them to this window.
+    victim = c.hosts[0]
+    t0 = now_ms()
+    run(["ip", "-n", f"{PREFIX}c1", "route", "add", "blackhole", f"{victim['ip']}/32"])
+    wait_for(lambda: now_ms() - t0 >= 3000, 10, "caller partition hold")
+    run(["ip", "-n", f"{PREFIX}c1", "route", "del", "blackhole", f"{victim['ip']}/32"])
+    f = c.fault("partition-caller", "caller1", t0, now_ms(), [victim["ip"]],
+                f"blackhole route from caller1 to {victim['name']}")
+    f["caller"] = "caller1"
+    f["recovery_ms"] = 2000  # requests cut off end by their 2 s timeout
+
     # Quiescence: every instance on v2, registered, no flag.
     def settled():
         st, v = c.status(), c.versions()
@@ -672,7 +688,7 @@ def scenario(c, t_start):
                    "violations": len(report["violations"]), "stuck": stuck, "sent": sent,
                    "failed": failed, "unexplained": unexplained}, f, indent=1)
     expected = {"partition-agent-host", "kill-zk-leader", "sigstop-agent",
-                "partition-coordinator", "kill-coordinator"}
+                "partition-coordinator", "kill-coordinator", "partition-caller"}
     missing = expected - {f["kind"] for f in c.faults}
     if missing:
         print(f"faults NOT injected (the rollouts ended too early): {sorted(missing)}")

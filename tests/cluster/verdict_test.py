@@ -18,8 +18,8 @@ def fault(kind, start_s, end_s, scope, recovery_s=0):
             "end_ms": T0 + end_s * 1000, "recovery_ms": recovery_s * 1000, "scope": scope}
 
 
-def caller(*rows):
-    return {"name": "caller1", "summary": {"started_at_unix_ms": T0},
+def caller(*rows, name="caller1"):
+    return {"name": name, "summary": {"started_at_unix_ms": T0},
             "timeline": [{"second": str(s), "instance": i, "failed": str(n)} for s, i, n in rows]}
 
 
@@ -43,6 +43,15 @@ class AttributionTest(unittest.TestCase):
             faults, [caller((12, "10.250.16.21:8001", 1), (40, "10.250.16.21:8001", 3))])
         self.assertEqual(n, 1)
         self.assertEqual([u["second"] for u in unexplained], ["40"])
+
+    def test_a_caller_fault_explains_only_that_callers_failures(self):
+        f = fault("partition-caller", 10, 13, ["10.250.16.21"], recovery_s=2)
+        f["caller"] = "caller1"
+        n, unexplained = attribute_failures(
+            [f], [caller((11, "10.250.16.21:8001", 5)),
+                  caller((11, "10.250.16.21:8001", 2), name="caller2")])
+        self.assertEqual(n, 5)
+        self.assertEqual([(u["caller"], u["failed"]) for u in unexplained], [("caller2", 2)])
 
     def test_scope_by_instance(self):
         faults = [fault("kill-coordinator", 5, 9, ["10.250.16.22:8002"])]
