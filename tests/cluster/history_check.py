@@ -342,8 +342,16 @@ class Replay:
         fpath = f"/pause/{service}/{inst}"
         flag = self.nodes.get(fpath)
         if flag is None:
+            # The step's own start time tells a late journal write (the
+            # coordinator could not write it before COMMAND started) from a
+            # COMMAND started without its flag; both are reported.
+            started = [s.get("started_at", "?") for s in new.get("steps", [])
+                       if s.get("name") == "command"][-1]
+            gone = self.flag_removed.get((service, inst, deploy_id))
             self.violate("command-without-flag", txn,
-                         f"{path}: command step starts while {fpath} does not exist")
+                         f"{path}: command step (started_at {started}) is written while "
+                         f"{fpath} does not exist" +
+                         (f" (it {gone[2]} at zxid {hexs(gone[0])})" if gone else ""))
             return
         rec = parse_json(flag["data"])
         fid = rec.get("deploy_id") if isinstance(rec, dict) else None
