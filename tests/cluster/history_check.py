@@ -3,7 +3,8 @@
 and checks zkroll's invariants at each one.
 
     history_check.py --datadir DIR [--datadir DIR ...] --config cluster.json
-                     [--report report.json] [--dump txns.jsonl]
+                     [--commands commands.jsonl] [--report report.json]
+                     [--dump txns.jsonl] [--toolkit-crosscheck]
 
 Input
   --datadir   a server's dataDir (its transaction logs are DIR/version-2/log.*).
@@ -36,7 +37,9 @@ Checks, transaction by transaction (multi ops in their order)
                              /deploys/S/ID/IP_PORT while /pause/S/IP_PORT does
                              not exist, carries another deploy id, or is not
                              owned by the session that wrote the journal
-  command-outlived-flag      a COMMAND step ended (the journal's ended_at, the
+  command-outlived-flag      a COMMAND ended (its own record from --commands,
+                             else the journal's ended_at, which is when the
+                             coordinator judged the step; both on the
                              coordinator's clock) more than command_grace_ms
                              (config; default 250) after the transaction that
                              removed its deploy's flag (delete or session
@@ -49,7 +52,10 @@ Checks, transaction by transaction (multi ops in their order)
                              SIGKILL (T: the coordinator's session timeout);
                              the cluster test passes that bound as the grace,
                              so the check holds the documented claim. Every
-                             such overlap is listed in the report either way.
+                             such overlap is listed in the report either way,
+                             also for COMMANDs whose coordinator died (no
+                             journal end): nothing bounds those, they are
+                             listed and not held to the window.
   stranded-flag              a pause flag carrying a deploy id still exists
                              after the last transaction
   not-registered             a healthy, unpaused instance has no node at the end
@@ -161,10 +167,13 @@ def read_log(path):
         if r.pos + n + 1 > len(buf):
             break  # a record the server was writing when it died: not logged
         body = r.take(n)
-        if r.take(1) != b"B":
-            raise ValueError(f"{path}: record at byte {start} lacks its end marker")
-        if zlib.adler32(body) & 0xFFFFFFFF != crc & 0xFFFFFFFF:
-            raise ValueError(f"{path}: checksum mismatch at byte {start}")
+        marker_ok = r.take(1) == b"B"
+        sum_ok = zlib.adler32(body) & 0xFFFFFFFF == crc & 0xFFFFFFFF
+        if not (marker_ok and sum_ok):
+            if not buf[r.pos:].strip(b"\0"):
+                break  # the last record, caught while being written: not logged yet
+            raise ValueError(f"{path}: " + ("checksum mismatch" if not sum_ok else
+                                            "no end marker") + f" at byte {start}")
         br = Reader(body)
         txn = {"session": br.long(), "cxid": br.int(), "zxid": br.long(),
                "time": br.long(), "type_code": br.int()}
@@ -364,8 +373,10 @@ class Replay:
                          f"{path}: command step written by session {hexs(txn['session'])} "
                          f"but {fpath} is owned by {hexs(flag['owner'])}")
 
-    def check_command_ends(self):
-        """Every COMMAND step that ended, against the removal of its flag."""
+    def check_command_ends(self, commands):
+        """Every COMMAND step, against the removal of its flag. A COMMAND's
+        end is its own record (commands: (service, ip_port, deploy id) ->
+        end ms) when there is one, else the journal's ended_at."""
         self.counts["commands_unfinished"] = 0
         for p, n in sorted(self.nodes.items()):
             parts = p.split("/")
@@ -377,18 +388,25 @@ class Replay:
             for step in rec.get("steps", []):
                 if step.get("name") != "command":
                     continue
-                ended = rfc3339_ms(step.get("ended_at") or "")
+                key = (parts[2], parts[4], parts[3])
+                journal_end = rfc3339_ms(step.get("ended_at") or "")
+                ended = commands.get(key, journal_end)
                 if ended is None:
-                    # The coordinator died while COMMAND ran (nobody recorded
-                    # its end): nothing to compare.
+                    # Nobody recorded its end: nothing to compare.
                     self.counts["commands_unfinished"] += 1
                     continue
-                gone = self.flag_removed.get((parts[2], parts[4], parts[3]))
+                gone = self.flag_removed.get(key)
                 if gone is None or ended <= gone[1]:
                     continue
+                # No journal end: the coordinator died while COMMAND ran.
+                # Nothing in zkroll bounds such a COMMAND (docs/reliability.md):
+                # listed, not held to the window.
+                died = journal_end is None
                 self.outlived.append({"journal": p, "ms": ended - gone[1],
-                                      "flag": gone[2], "zxid": hexs(gone[0])})
-                if ended > gone[1] + self.grace_ms:
+                                      "flag": gone[2], "zxid": hexs(gone[0]),
+                                      "end_from": "COMMAND" if key in commands else "journal",
+                                      "coordinator_died": died})
+                if not died and ended > gone[1] + self.grace_ms:
                     self.violate("command-outlived-flag",
                                  {"zxid": gone[0], "session": 0, "time": gone[1]},
                                  f"{p}: COMMAND ended at {step['ended_at']} "
@@ -396,10 +414,10 @@ class Replay:
                                  f"{(ended - gone[1]) / 1000:.3f}s after /pause/{parts[2]}/"
                                  f"{parts[4]} {gone[2]} at zxid {hexs(gone[0])}")
 
-    def finish(self, last_txn, healthy):
+    def finish(self, last_txn, healthy, commands):
         end = {"zxid": last_txn["zxid"] if last_txn else 0, "session": 0,
                "time": last_txn["time"] if last_txn else 0}
-        self.check_command_ends()
+        self.check_command_ends(commands)
         for p, n in sorted(self.nodes.items()):
             parts = p.split("/")
             if len(parts) == 4 and parts[1] == "pause":
@@ -450,7 +468,22 @@ def toolkit_crosscheck(datadirs):
     return bad
 
 
-def check(datadirs, config):
+def read_commands(path):
+    """COMMANDs' own records (JSON lines: service, instance ip_port,
+    deploy_id, end_ms), as (service, ip_port, deploy id) -> end ms."""
+    out = {}
+    if path:
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    r = json.loads(line)
+                    out[(r["service"], r["instance"], r["deploy_id"])] = int(r["end_ms"])
+                except (ValueError, KeyError, TypeError):
+                    raise ValueError(f"{path}:{n}: not a COMMAND record: {line.strip()!r}")
+    return out
+
+
+def check(datadirs, config, commands=None):
     txns, conflicts, files, per_server = collect(datadirs)
     replay = Replay(config)
     replay.prepass(txns)
@@ -459,7 +492,8 @@ def check(datadirs, config):
                        "servers logged different transactions under this zxid")
     for t in txns:
         replay.apply(t)
-    stuck = replay.finish(txns[-1] if txns else None, config.get("healthy", []))
+    stuck = replay.finish(txns[-1] if txns else None, config.get("healthy", []),
+                          read_commands(commands))
     return {"log_files": files, "transactions": len(txns), "per_server": per_server,
             "first_zxid": hexs(txns[0]["zxid"]) if txns else None,
             "last_zxid": hexs(txns[-1]["zxid"]) if txns else None,
@@ -474,12 +508,13 @@ def main():
     ap.add_argument("--config", required=True)
     ap.add_argument("--report")
     ap.add_argument("--dump", help="write every transaction as one JSON line")
+    ap.add_argument("--commands", help="COMMANDs' own records of when they ended (JSON lines)")
     ap.add_argument("--toolkit-crosscheck", action="store_true",
                     help="also count each log's transactions with ZooKeeper's TxnLogToolkit")
     a = ap.parse_args()
     try:
         config = json.load(open(a.config))
-        report, txns = check(a.datadir, config)
+        report, txns = check(a.datadir, config, a.commands)
     except (OSError, ValueError, KeyError) as e:
         print(f"history_check: {e}", file=sys.stderr)
         return 2
@@ -510,8 +545,10 @@ def main():
           ", ".join(f"{os.path.basename(os.path.dirname(d.rstrip('/'))) or d}: {n}"
                     for d, n in report["per_server"].items()))
     for o in report["command_outlived_flag"]:
-        print(f"COMMAND outlived its flag by {o['ms']} ms (allowed {report['command_grace_ms']} ms): "
-              f"{o['journal']}, flag {o['flag']} at zxid {o['zxid']}")
+        allowed = ("not bounded: its coordinator died" if o["coordinator_died"]
+                   else f"allowed {report['command_grace_ms']} ms")
+        print(f"COMMAND outlived its flag by {o['ms']} ms ({allowed}; end from the "
+              f"{o['end_from']}): {o['journal']}, flag {o['flag']} at zxid {o['zxid']}")
     for v in report["violations"]:
         print(f"VIOLATION {v['kind']} at zxid {v['zxid']} session {v['session']}: {v['detail']}")
     print(f"violations: {len(report['violations'])}")

@@ -109,7 +109,7 @@ CONFIG = {"instances": [{"service": "web", "ip": "10.9.0.11", "port": 8080, "hos
 
 
 class HistoryCheckTest(unittest.TestCase):
-    def run_checker(self, *logs, config=CONFIG):
+    def run_checker(self, *logs, config=CONFIG, commands=None):
         """logs: lists of txns, one data dir each (or (txns, first_zxid))."""
         with tempfile.TemporaryDirectory() as d:
             dirs = []
@@ -124,6 +124,11 @@ class HistoryCheckTest(unittest.TestCase):
             args = [sys.executable, CHECKER, "--config", cfg, "--report", rep]
             for x in dirs:
                 args += ["--datadir", x]
+            if commands is not None:
+                with open(os.path.join(d, "commands.jsonl"), "w") as f:
+                    for c in commands:
+                        f.write(json.dumps(c) + "\n")
+                args += ["--commands", os.path.join(d, "commands.jsonl")]
             p = subprocess.run(args, capture_output=True, text=True)
             report = None
             if os.path.exists(rep):
@@ -244,6 +249,44 @@ class HistoryCheckTest(unittest.TestCase):
         h[-2] = (COORD2, set_data(JOURNAL, journal("pause", "command", command_ended=16)))
         rc, report, out = self.run_checker(h)
         self.assertEqual(rc, 0, out)
+
+    def test_command_end_from_its_own_record(self):
+        # The journal judged the step late (the post-COMMAND check waited for
+        # ZooKeeper), but COMMAND's own record says it ended before the flag
+        # went: no violation. Its own record of a late end is one.
+        h = setup() + [
+            (COORD, multi(delete(INST), create(FLAG, flag_data(), True))),  # 15
+            (COORD, create(JOURNAL, journal("pause", "command"))),          # 16
+            (COORD, close_session()),                                       # 17
+            (COORD2, create_session()),                                     # 18
+            (COORD2, set_data(JOURNAL, journal("pause", "command", command_ended=3000))),
+            (AGENT, create(INST, b"{}", True)),
+        ]
+        rec = {"service": "web", "instance": "10.9.0.11_8080", "deploy_id": "d-1",
+               "end_ms": 1_700_000_000_000 + 17}
+        rc, report, out = self.run_checker(h, commands=[rec])
+        self.assertEqual(rc, 0, out)
+        rec["end_ms"] += 5000
+        rc, report, out = self.run_checker(h, commands=[rec])
+        self.assertEqual(self.kinds(report), ["command-outlived-flag"], out)
+        self.assertEqual(report["command_outlived_flag"][0]["end_from"], "COMMAND")
+
+    def test_command_of_a_dead_coordinator_is_listed_not_held(self):
+        # No journal end (the coordinator was killed); COMMAND's own record
+        # shows it ran 2 s past the flag: listed, not a violation.
+        h = setup() + [
+            (COORD, multi(delete(INST), create(FLAG, flag_data(), True))),  # 15
+            (COORD, create(JOURNAL, journal("pause", "command"))),          # 16
+            (COORD, close_session()),                                       # 17
+            (AGENT, create(INST, b"{}", True)),
+        ]
+        rec = {"service": "web", "instance": "10.9.0.11_8080", "deploy_id": "d-1",
+               "end_ms": 1_700_000_000_000 + 2017}
+        rc, report, out = self.run_checker(h, commands=[rec])
+        self.assertEqual(rc, 0, out)
+        self.assertEqual([(o["ms"], o["coordinator_died"]) for o in report["command_outlived_flag"]],
+                         [(2000, True)])
+        self.assertIn("not bounded: its coordinator died", out)
 
     def test_healthy_instance_not_registered_is_reported(self):
         h = setup() + [
