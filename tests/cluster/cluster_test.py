@@ -690,6 +690,9 @@ def scenario(c, t_start):
               + (f", by {min(outl) / 1000:.2f}-{max(outl) / 1000:.2f}s" if outl else "")
               + ("" if died else f" (allowed {report['command_grace_ms'] / 1000:.2f}s)"))
     print(f"COMMANDs whose end nobody recorded: {report['counts'].get('commands_unfinished', 0)}")
+    ov = report["command_overlaps"]
+    print(f"two COMMANDs at once on one instance: {len(ov)}"
+          + (f" ({sum(o['coordinator_died'] for o in ov)} with a killed coordinator)" if ov else ""))
     print(f"violations: {len(report['violations'])}")
     print(f"instances stuck: {len(stuck)} {stuck if stuck else ''}")
     print(f"requests: {sent} sent, {failed} failed ({attributed} attributed to fault windows)")

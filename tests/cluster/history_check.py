@@ -56,6 +56,10 @@ Checks, transaction by transaction (multi ops in their order)
                              also for COMMANDs whose coordinator died (no
                              journal end): nothing bounds those, they are
                              listed and not held to the window.
+  command-overlap            two COMMANDs ran on one instance at the same time
+                             (their own records, --commands); listed, not a
+                             violation, when one of them belongs to a
+                             coordinator that died (no journal end)
   stranded-flag              a pause flag carrying a deploy id still exists
                              after the last transaction
   not-registered             a healthy, unpaused instance has no node at the end
@@ -249,6 +253,8 @@ class Replay:
         self.flag_removed = {}    # (service, ip_port, deploy id) -> (zxid, time, how)
         self.grace_ms = int(config.get("command_grace_ms", 250))
         self.outlived = []        # COMMANDs that ended after their flag was gone
+        self.dead_coordinator = set()  # COMMAND keys whose journal has no end
+        self.overlaps = []        # two COMMANDs on one instance at once
         self.counts = {"txns": 0, "ops": 0, "registrations": 0, "commands": 0,
                        "flags_created": 0, "sessions_closed": 0}
 
@@ -390,7 +396,9 @@ class Replay:
                     continue
                 key = (parts[2], parts[4], parts[3])
                 journal_end = rfc3339_ms(step.get("ended_at") or "")
-                ended = commands.get(key, journal_end)
+                if journal_end is None:
+                    self.dead_coordinator.add(key)
+                ended = commands[key][1] if key in commands else journal_end
                 if ended is None:
                     # Nobody recorded its end: nothing to compare.
                     self.counts["commands_unfinished"] += 1
@@ -414,10 +422,32 @@ class Replay:
                                  f"{(ended - gone[1]) / 1000:.3f}s after /pause/{parts[2]}/"
                                  f"{parts[4]} {gone[2]} at zxid {hexs(gone[0])}")
 
+    def check_overlaps(self, commands, end):
+        """Two COMMANDs on one instance must not run at once (their own
+        records). With a killed coordinator in the pair it is listed only:
+        nothing in zkroll stops a dead coordinator's COMMAND."""
+        by_instance = {}
+        for key, (start, stop) in commands.items():
+            by_instance.setdefault((key[0], key[1]), []).append((start, stop, key[2]))
+        for (service, inst), runs in sorted(by_instance.items()):
+            runs.sort()
+            for a, b in zip(runs, runs[1:]):
+                if b[0] >= a[1]:
+                    continue
+                died = any((service, inst, r[2]) in self.dead_coordinator for r in (a, b))
+                self.overlaps.append({"instance": f"{service}/{inst}", "deploys": [a[2], b[2]],
+                                      "ms": a[1] - b[0], "coordinator_died": died})
+                if not died:
+                    self.violate("command-overlap", end,
+                                 f"{service}/{inst}: COMMAND of deploy {b[2]} started "
+                                 f"{(a[1] - b[0]) / 1000:.3f}s before the COMMAND of deploy "
+                                 f"{a[2]} ended")
+
     def finish(self, last_txn, healthy, commands):
         end = {"zxid": last_txn["zxid"] if last_txn else 0, "session": 0,
                "time": last_txn["time"] if last_txn else 0}
         self.check_command_ends(commands)
+        self.check_overlaps(commands, end)
         for p, n in sorted(self.nodes.items()):
             parts = p.split("/")
             if len(parts) == 4 and parts[1] == "pause":
@@ -470,14 +500,16 @@ def toolkit_crosscheck(datadirs):
 
 def read_commands(path):
     """COMMANDs' own records (JSON lines: service, instance ip_port,
-    deploy_id, end_ms), as (service, ip_port, deploy id) -> end ms."""
+    deploy_id, start_ms, end_ms), as (service, ip_port, deploy id) ->
+    (start ms, end ms)."""
     out = {}
     if path:
         with open(path) as f:
             for n, line in enumerate(f, 1):
                 try:
                     r = json.loads(line)
-                    out[(r["service"], r["instance"], r["deploy_id"])] = int(r["end_ms"])
+                    out[(r["service"], r["instance"], r["deploy_id"])] = (
+                        int(r["start_ms"]), int(r["end_ms"]))
                 except (ValueError, KeyError, TypeError):
                     raise ValueError(f"{path}:{n}: not a COMMAND record: {line.strip()!r}")
     return out
@@ -499,7 +531,14 @@ def check(datadirs, config, commands=None):
             "last_zxid": hexs(txns[-1]["zxid"]) if txns else None,
             "counts": replay.counts, "stuck": stuck,
             "command_outlived_flag": replay.outlived, "command_grace_ms": replay.grace_ms,
+            "command_overlaps": replay.overlaps,
             "violations": replay.violations}, txns
+
+
+def server_name(datadir):
+    """zk1 for .../zk1/data and for .../zk1."""
+    parts = datadir.rstrip("/").split("/")
+    return parts[-2] if parts[-1] == "data" and len(parts) > 1 else parts[-1]
 
 
 def main():
@@ -542,13 +581,15 @@ def main():
     print(f"history: {report['transactions']} transactions from {report['log_files']} log "
           f"files ({report['first_zxid']} .. {report['last_zxid']}), counts {report['counts']}")
     print("transactions in each server's own logs: " +
-          ", ".join(f"{os.path.basename(os.path.dirname(d.rstrip('/'))) or d}: {n}"
-                    for d, n in report["per_server"].items()))
+          ", ".join(f"{server_name(d)}: {n}" for d, n in report["per_server"].items()))
     for o in report["command_outlived_flag"]:
         allowed = ("not bounded: its coordinator died" if o["coordinator_died"]
                    else f"allowed {report['command_grace_ms']} ms")
         print(f"COMMAND outlived its flag by {o['ms']} ms ({allowed}; end from the "
               f"{o['end_from']}): {o['journal']}, flag {o['flag']} at zxid {o['zxid']}")
+    for o in report["command_overlaps"]:
+        print(f"two COMMANDs at once on {o['instance']} for {o['ms']} ms (deploys "
+              f"{', '.join(o['deploys'])}{'; one coordinator had died' if o['coordinator_died'] else ''})")
     for v in report["violations"]:
         print(f"VIOLATION {v['kind']} at zxid {v['zxid']} session {v['session']}: {v['detail']}")
     print(f"violations: {len(report['violations'])}")

@@ -263,7 +263,7 @@ class HistoryCheckTest(unittest.TestCase):
             (AGENT, create(INST, b"{}", True)),
         ]
         rec = {"service": "web", "instance": "10.9.0.11_8080", "deploy_id": "d-1",
-               "end_ms": 1_700_000_000_000 + 17}
+               "start_ms": 1_700_000_000_000 + 16, "end_ms": 1_700_000_000_000 + 17}
         rc, report, out = self.run_checker(h, commands=[rec])
         self.assertEqual(rc, 0, out)
         rec["end_ms"] += 5000
@@ -281,12 +281,42 @@ class HistoryCheckTest(unittest.TestCase):
             (AGENT, create(INST, b"{}", True)),
         ]
         rec = {"service": "web", "instance": "10.9.0.11_8080", "deploy_id": "d-1",
-               "end_ms": 1_700_000_000_000 + 2017}
+               "start_ms": 1_700_000_000_000 + 16, "end_ms": 1_700_000_000_000 + 2017}
         rc, report, out = self.run_checker(h, commands=[rec])
         self.assertEqual(rc, 0, out)
         self.assertEqual([(o["ms"], o["coordinator_died"]) for o in report["command_outlived_flag"]],
                          [(2000, True)])
         self.assertIn("not bounded: its coordinator died", out)
+
+    def test_two_commands_at_once_on_one_instance_are_reported(self):
+        j2 = "/deploys/web/d-2/10.9.0.11_8080"
+        h = setup() + [
+            (COORD, multi(delete(INST), create(FLAG, flag_data(), True))),       # 15
+            (COORD, create(JOURNAL, journal("pause", "command"))),               # 16
+            (COORD, set_data(JOURNAL, journal("pause", "command", command_ended=18))),
+            (COORD, delete(FLAG)),                                               # 18
+            (COORD2, create_session()),
+            (COORD2, create(FLAG, flag_data("d-2"), True)),                      # 20
+            (COORD2, create(j2, journal("pause", "command"))),                   # 21
+            (COORD2, set_data(j2, journal("pause", "command", command_ended=22))),
+            (COORD2, delete(FLAG)),                                              # 23
+            (AGENT, create(INST, b"{}", True)),
+        ]
+        base = 1_700_000_000_000
+
+        def recs(first_end):
+            return [{"service": "web", "instance": "10.9.0.11_8080", "deploy_id": "d-1",
+                     "start_ms": base + 16, "end_ms": base + first_end},
+                    {"service": "web", "instance": "10.9.0.11_8080", "deploy_id": "d-2",
+                     "start_ms": base + 21, "end_ms": base + 22}]
+        rc, report, out = self.run_checker(h, commands=recs(17))
+        self.assertEqual(rc, 0, out)
+        # d-1's COMMAND still ran when d-2's started (its flag gone at 18,
+        # within the window, so only the overlap is reported).
+        rc, report, out = self.run_checker(h, commands=recs(21 + 1),
+                                           config=dict(CONFIG, command_grace_ms=3500))
+        self.assertEqual(self.kinds(report), ["command-overlap"], out)
+        self.assertEqual(report["command_overlaps"][0]["ms"], 1)
 
     def test_healthy_instance_not_registered_is_reported(self):
         h = setup() + [
