@@ -321,6 +321,18 @@ def commands_running(c, name):
     return running
 
 
+def command_records_since(c, start_ms):
+    """COMMANDs started since start_ms that recorded their end."""
+    n = 0
+    with open(f"{c.out}/commands.jsonl") as f:
+        for line in f:
+            try:
+                n += json.loads(line)["start_ms"] >= start_ms
+            except (ValueError, KeyError):
+                pass
+    return n
+
+
 def commands_started(c, name):
     return sum(1 for e in events(c, name) if e.get("event") == "step"
                and e.get("step") == "command" and e.get("verdict") == "started")
@@ -406,6 +418,7 @@ def nemesis_and_rollouts(c):
         log(f"rollout{n}: {len(rest)} instances not answering v2 yet")
         if not rest:
             break
+        r_start = now_ms()
         r = rollout(c, f"rollout{n}", rest)
         if n == 2:
             wait_for(lambda: commands_running(c, "rollout2") or r.poll() is not None, 120,
@@ -421,6 +434,13 @@ def nemesis_and_rollouts(c):
                 wait_for(lambda: not any(v["paused"] for v in c.status().values()), 60,
                          "the killed coordinator's flags are gone")
                 f["recovery_ms"] = now_ms() - f["end_ms"]
+                # Its COMMANDs run on without it (nothing stops them; see
+                # docs/reliability.md). As an operator would, wait until they
+                # are done before the next rollout: two upgrade scripts on one
+                # instance would fight over its port.
+                started = commands_started(c, "rollout2")
+                wait_for(lambda: command_records_since(c, r_start) >= started, 30,
+                         "the killed coordinator's COMMANDs end")
                 continue
         codes[f"rollout{n}"] = r.wait(timeout=300)
         log(f"rollout{n} exited {codes[f'rollout{n}']}")
