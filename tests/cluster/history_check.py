@@ -24,8 +24,11 @@ Completeness
   not): no single server's log is complete after a leader kill, the union is.
   A proposal logged by a leader that died before committing it is truncated
   (TRUNC) from that server's log when it rejoins, so the harness reads the
-  logs only after every server is back in the quorum. Two servers holding
-  different transactions under one zxid is reported as a violation.
+  logs only after every server is back in the quorum, and copies them first
+  (the servers keep logging; a last record caught half-written counts as
+  not logged). Two servers holding different transactions under one zxid
+  is reported as a violation. --toolkit-crosscheck counts every file again
+  with ZooKeeper's own TxnLogToolkit (from the server jar).
 
 Checks, transaction by transaction (multi ops in their order)
   registration-during-pause  an instance node /services/S/IP_PORT is created
