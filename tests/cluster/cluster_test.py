@@ -12,9 +12,12 @@ Environment: ZKROLL_CLUSTER_HOSTS / ZKROLL_CLUSTER_PER_HOST override the size
 Network: every namespace is named zkcl-*; a bridge lives in a namespace of
 its own (zkcl-br), each host namespace has one veth pair to it and an address
 in 10.250.16.0/24. Nothing is connected to the root namespace, so nothing
-can reach a real network. Partitions are blackhole routes to the three
-ZooKeeper addresses inside the partitioned host's namespace (no iptables
-needed): the host keeps serving its callers but cannot reach the ensemble.
+can reach a real network. Partitions are blackhole routes inside the cut-off
+host's namespace (no iptables or nft on this machine): to the three
+ZooKeeper addresses for an agent or the coordinator (the host keeps serving
+its callers but cannot reach the ensemble), to one agent host for a caller.
+The faults and their times go to faults.jsonl, the COMMANDs' own records of
+when they ran to commands.jsonl, the decoded history to history.jsonl.
 Every process is started inside one of these namespaces; on every exit path
 (and at the start, for a run that was killed) every process in a zkcl-*
 namespace is killed and the namespaces are deleted.
@@ -98,27 +101,53 @@ def our_namespaces():
             if line.startswith(PREFIX)]
 
 
+def namespace_pids(ns):
+    p = run(["ip", "netns", "pids", ns], check=False)
+    return [int(x) for x in p.stdout.split() if x.isdigit()]
+
+
 def kill_namespace_processes(ns):
     """SIGKILL every process inside one of our namespaces (all started by
-    this test: servers, agents, services, callers, coordinators, COMMANDs)."""
+    this test: servers, agents, services, callers, coordinators, COMMANDs).
+    Returns the pids still there after 2 s."""
     for _ in range(20):
-        p = run(["ip", "netns", "pids", ns], check=False)
-        pids = [int(x) for x in p.stdout.split() if x.isdigit()]
+        pids = namespace_pids(ns)
         if not pids:
-            return
+            return []
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         poll_interval(0.1)
+    return namespace_pids(ns)
+
+
+def ancestors():
+    """This process and its parents (their command lines may name the run's
+    directory: they are not strays)."""
+    out, pid = set(), os.getpid()
+    while pid > 1 and pid not in out:
+        out.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return out
 
 
 def teardown():
+    """Kills everything in our namespaces and deletes them. Returns what
+    survived: {namespace: [pids]} and the namespaces left."""
+    survivors = {}
     for ns in our_namespaces():
-        kill_namespace_processes(ns)
+        left = kill_namespace_processes(ns)
+        if left:
+            survivors[ns] = left
     for ns in our_namespaces():
         run(["ip", "netns", "del", ns], check=False)
+    return survivors, our_namespaces()
 
 
 class Cluster:
@@ -546,10 +575,9 @@ def main():
     rc = 1
     try:
         rc = scenario(c, t_start)
-        return rc
     except (TimeoutError, RuntimeError, subprocess.TimeoutExpired) as e:
         print(f"FAIL: {e}")
-        return 1
+        rc = 1
     finally:
         signal.alarm(0)
         for p in c.procs.values():
@@ -558,15 +586,22 @@ def main():
                     os.killpg(p.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        teardown()
-        left = run(["pgrep", "-f", out], check=False).stdout.split()
-        if left:
-            log(f"WARNING: processes still running after teardown: {left}")
-        if not keep and rc == 0:
-            shutil.rmtree(out, ignore_errors=True)
-        else:
-            log(f"the run's files (logs, faults.jsonl, history.jsonl) are in {out}")
-        log(f"done in {time.time() - t_start:.0f}s; namespaces left: {our_namespaces()}")
+        survivors, namespaces_left = teardown()
+        # Processes of ours outside the namespaces would name the run's
+        # directory (servers' configs, COMMAND wrappers' records).
+        strays = [x for x in run(["pgrep", "-f", out], check=False).stdout.split()
+                  if int(x) not in ancestors()]
+        log(f"done in {time.time() - t_start:.0f}s; processes left in our namespaces: "
+            f"{survivors or 'none'}; other processes naming {out}: {strays or 'none'}; "
+            f"namespaces left: {namespaces_left or 'none'}")
+    if survivors or strays or namespaces_left:
+        print("FAIL: the test did not stop everything it started")
+        rc = 1
+    if not keep and rc == 0:
+        shutil.rmtree(out, ignore_errors=True)
+    else:
+        log(f"the run's files (logs, faults.jsonl, history.jsonl) are in {out}")
+    return rc
 
 
 def scenario(c, t_start):
