@@ -7,7 +7,9 @@ ZooKeeper committed (history_check.py).
     cluster_test.py SOURCE_DIR BUILD_DIR [--hosts 5] [--per-host 10] [--out DIR]
 
 Environment: ZKROLL_CLUSTER_HOSTS / ZKROLL_CLUSTER_PER_HOST override the size
-(smaller runs while developing), ZKROLL_CLUSTER_OUT keeps the run's files.
+(smaller runs while developing), ZKROLL_CLUSTER_OUT keeps the run's files,
+ZKROLL_CLUSTER_COORD_CUT=verify cuts the coordinator off right after a
+verify instead of during a COMMAND.
 
 Network: every namespace is named zkcl-*; a bridge lives in a namespace of
 its own (zkcl-br), each host namespace has one veth pair to it and an address
@@ -81,7 +83,7 @@ def poll_interval(seconds):
     threading.Event().wait(seconds)
 
 
-def wait_for(cond, seconds, what):
+def wait_for(cond, seconds, what, interval=0.2):
     """Blocks until cond() is true; raises after `seconds`, naming `what`."""
     deadline = time.time() + seconds
     while True:
@@ -90,7 +92,7 @@ def wait_for(cond, seconds, what):
             return v
         if time.time() > deadline:
             raise TimeoutError(f"{what}: not within {seconds}s")
-        poll_interval(0.2)
+        poll_interval(interval)
 
 
 # --- namespaces --------------------------------------------------------------
@@ -288,9 +290,13 @@ class Cluster:
         return f
 
     def partition(self, ns, on):
-        for ip in ZK_IPS:
-            run(["ip", "-n", ns, "route", "add" if on else "del", "blackhole", f"{ip}/32"],
-                check=on)
+        """Blackhole routes to the three servers in ns (one `ip` call, so
+        the cut lands at once), or their removal."""
+        cmds = "".join(f"route {'add' if on else 'del'} blackhole {ip}/32\n" for ip in ZK_IPS)
+        p = subprocess.run(["ip", "-n", ns, "-force", "-batch", "-"], input=cmds,
+                           capture_output=True, text=True, timeout=30)
+        if on and p.returncode != 0:
+            raise RuntimeError(f"cannot cut {ns} off: {p.stderr.strip()}")
 
     def host_settled(self, ips):
         """Every instance of these hosts is registered, or paused by a deploy."""
@@ -362,6 +368,21 @@ def command_records_since(c, start_ms):
     return n
 
 
+def verified_not_started(c, name):
+    """Instances whose verify step passed and whose COMMAND has not started:
+    the gap between the last read of the flag and COMMAND."""
+    verified = set()
+    for e in events(c, name):
+        if e.get("event") != "step":
+            continue
+        inst = e.get("instance", "").split("@")[-1]
+        if e.get("step") == "verify" and e.get("verdict") == "ok":
+            verified.add(inst)
+        elif e.get("step") == "command":
+            verified.discard(inst)
+    return verified
+
+
 def commands_started(c, name):
     return sum(1 for e in events(c, name) if e.get("event") == "step"
                and e.get("step") == "command" and e.get("verdict") == "started")
@@ -416,10 +437,16 @@ def nemesis_and_rollouts(c):
                 f"agent pid {ap.pid} stopped {(t1 - t0) / 1000:.1f}s (session {AGENT_SESSION_S}s)")
     f["recovery_ms"] = now_ms() - t1
 
-    # 4. Partition the coordinator's host while a COMMAND runs.
+    # 4. Partition the coordinator's host while a COMMAND runs (or, with
+    #    ZKROLL_CLUSTER_COORD_CUT=verify, right after a verify: the gap of
+    #    the open finding in docs/reliability.md, reproduced on demand).
+    at_verify = os.environ.get("ZKROLL_CLUSTER_COORD_CUT", "command") == "verify"
+    moment = verified_not_started if at_verify else commands_running
     if r1.poll() is None:
-        running = wait_for(lambda: commands_running(c, "rollout1") or r1.poll() is not None,
-                           90, "a COMMAND running in rollout1")
+        # The verify -> COMMAND gap lasts milliseconds: look often.
+        running = wait_for(lambda: moment(c, "rollout1") or r1.poll() is not None,
+                           90, "a COMMAND running in rollout1",
+                           interval=0.002 if at_verify else 0.2)
         if r1.poll() is None:
             t0 = now_ms()
             c.partition(f"{PREFIX}co", True)
@@ -428,7 +455,8 @@ def nemesis_and_rollouts(c):
             t1 = now_ms()
             f = c.fault("partition-coordinator", "coordinator", t0, t1,
                         sorted(running),
-                        f"COMMAND running on {sorted(running)}; session {COORD_SESSION_S}s")
+                        f"{'verified, COMMAND not started' if at_verify else 'COMMAND running'}"
+                        f" on {sorted(running)}; session {COORD_SESSION_S}s")
     codes["rollout1"] = r1.wait(timeout=240)
     log(f"rollout1 exited {codes['rollout1']}")
     if c.faults[-1]["kind"] == "partition-coordinator":
