@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo's upgrade command, run by `zkroll rollout` for one instance:
 # stop the running demo service on $ZKROLL_PORT (SIGTERM: it finishes
-# in-flight requests) and start the new version on the same port.
+# in-flight requests) and start the new version on the same address.
 #
 # Environment from zkroll: ZKROLL_IP, ZKROLL_PORT, ZKROLL_SERVICE,
 # ZKROLL_INSTANCE, ZKROLL_DEPLOY_ID. From scripts/demo.sh: DEMO_DIR,
@@ -26,6 +26,7 @@ if [ -f "$pidfile" ]; then
 fi
 echo "starting version $DEMO_NEW_VERSION on port $ZKROLL_PORT"
 # setsid: the new service must outlive this command's process group.
-setsid "$DEMO_SERVICE_BIN" --port "$ZKROLL_PORT" --version "$DEMO_NEW_VERSION" \
+setsid "$DEMO_SERVICE_BIN" --ip "${ZKROLL_IP:-127.0.0.1}" --port "$ZKROLL_PORT" \
+  --version "$DEMO_NEW_VERSION" \
   >>"$DEMO_DIR/instances/$ZKROLL_PORT.log" 2>&1 </dev/null &
 echo $! >"$pidfile"
