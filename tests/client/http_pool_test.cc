@@ -49,6 +49,9 @@ class HttpPoolTest : public testing::ZooKeeperTest {
   }
 
   std::shared_ptr<HttpPool> pool_;
+  // Sessions lent to discoveries_: ServiceDiscovery borrows its session,
+  // which must outlive Stop() (it deletes the caller's node there).
+  std::vector<std::unique_ptr<ZkSession>> sessions_;
   std::vector<std::shared_ptr<ServiceDiscovery>> discoveries_;
 };
 
@@ -115,7 +118,8 @@ TEST_F(HttpPoolTest, FollowsTheListClosingConnectionsAfterInFlightRequests) {
   ASSERT_TRUE(a.Start());
   ASSERT_TRUE(b.Start());
   auto owner = Connect();
-  auto caller = Connect();
+  sessions_.push_back(Connect());
+  ZkSession* caller = sessions_.back().get();
   ServiceName service = ServiceName::Parse("poolfollows").value();
   ASSERT_TRUE(
       owner->EnsurePathSync(paths::ServiceDir(service), OpenAcl()).ok());
@@ -130,7 +134,7 @@ TEST_F(HttpPoolTest, FollowsTheListClosingConnectionsAfterInFlightRequests) {
   }
   ServiceDiscovery::Options o;
   o.service = service;
-  auto d = ServiceDiscovery::Create(io().executor(), caller.get(), o);
+  auto d = ServiceDiscovery::Create(io().executor(), caller, o);
   discoveries_.push_back(d);
   auto pool = pool_;
   auto ex = io().executor();

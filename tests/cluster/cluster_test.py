@@ -30,6 +30,7 @@ Exit code 0: no violation, no stuck instance, no unexplained failed request.
 
 import argparse
 import atexit
+import fcntl
 import json
 import os
 import re
@@ -564,6 +565,25 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: the cluster test needs root (CAP_NET_ADMIN) to create network namespaces")
         return SKIP
+    # One run per machine: the namespaces, the subnet and the clean-up of
+    # leftovers below are machine-wide, so a second run started meanwhile
+    # (another build tree) would kill the first one's processes. It waits.
+    lock = open("/run/lock/zkroll-cluster-test.lock" if os.path.isdir("/run/lock")
+                else "/tmp/zkroll-cluster-test.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log("another cluster run holds the machine-wide lock; waiting for it (at most 15 min)")
+        deadline = time.monotonic() + 900
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    print("cluster_test: another cluster run held the lock for 15 minutes")
+                    return 1
+                poll_interval(0.5)
     if shutil.which("ip") is None:
         print("SKIP: the cluster test needs iproute2 (`ip netns`)")
         return SKIP
@@ -743,6 +763,9 @@ def scenario(c, t_start):
             s = json.load(open(f"{c.out}/{name}-summary.json"))
         except (OSError, ValueError):
             log(f"{name}: no summary")
+            return 1
+        if "started_at_unix_ms" not in s:
+            log(f"{name}: its summary is incomplete (was the load generator killed?)")
             return 1
         summaries.append({"name": name, "summary": s,
                           "timeline": read_timeline(f"{c.out}/{name}-timeline.csv")})

@@ -142,7 +142,7 @@ TEST_F(CliTest, BadInputOfEachKindExitsTwoBeforeConnecting) {
       {{"deploy", "--zk", zk, "--service", "level", "--instance",
         "127.0.0.1:80", "--drain", "auto", "--drain-quiet", "0", "--",
         "/bin/true"},
-       "--drain-quiet: bad duration '0'"},
+       "--drain-quiet '0' must be more than 0"},
       {{"deploy", "--zk", zk, "--service", "level", "--instance",
         "127.0.0.1:80", "--drain", "auto", "--drain-quiet", "0ms", "--",
         "/bin/true"},
