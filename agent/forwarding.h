@@ -60,6 +60,8 @@ class ForwardedInstance
 
   // The backend new connections go to ("" before the first view).
   std::string backend_text() const;
+  // The forwarder's counters per backend (empty until it listens).
+  std::vector<forward::BackendStats> Stats() const;
 
  private:
   ForwardedInstance(ZkSession* session, boost::asio::any_io_executor ex,
