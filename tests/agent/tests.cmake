@@ -10,3 +10,6 @@ zkroll_add_test(NAME pause_guard_stress_test LABELS zk faults TIMEOUT 900
 zkroll_add_test(NAME agent_systemd_test LABELS zk TIMEOUT 300
   SOURCES agent/systemd_test.cc agent/agent_fixture.cc
   LIBS zkroll_agent_lib DEPENDS zkroll-agent zkroll-tiny-service)
+zkroll_add_test(NAME agent_metrics_test LABELS unit
+  SOURCES agent/metrics_test.cc
+  LIBS zkroll_agent_lib)
