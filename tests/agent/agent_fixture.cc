@@ -1,5 +1,6 @@
 #include "tests/agent/agent_fixture.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 
@@ -52,9 +53,12 @@ void AgentTest::TearDown() {
 
 ChildProcess* AgentTest::StartAgent(const std::vector<std::string>& args,
                                     const std::map<std::string, std::string>& env) {
-  // Several agents run at once: each serves its metrics on a free port.
-  std::vector<std::string> argv = {ZKROLL_AGENT_BIN, "--zk", connect_string(),
-                                   "--metrics-listen", "127.0.0.1:0"};
+  std::vector<std::string> argv = {ZKROLL_AGENT_BIN, "--zk", connect_string()};
+  // Several agents run at once: each serves its metrics on a free port,
+  // unless the test chose an address.
+  if (std::find(args.begin(), args.end(), "--metrics-listen") == args.end()) {
+    argv.insert(argv.end(), {"--metrics-listen", "127.0.0.1:0"});
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   auto p = std::make_unique<ChildProcess>();
   Status s = p->Start(argv, dir_.File("agent" + std::to_string(agents_.size()) + ".log"),

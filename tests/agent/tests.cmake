@@ -13,3 +13,8 @@ zkroll_add_test(NAME agent_systemd_test LABELS zk TIMEOUT 300
 zkroll_add_test(NAME agent_metrics_test LABELS unit
   SOURCES agent/metrics_test.cc
   LIBS zkroll_agent_lib)
+# A real Prometheus server (Debian's /usr/bin/prometheus) scrapes a real
+# agent; skipped with a message when it is not installed.
+zkroll_add_test(NAME agent_metrics_endpoint_test LABELS zk TIMEOUT 600
+  SOURCES agent/metrics_endpoint_test.cc agent/agent_fixture.cc
+  LIBS zkroll_agent_lib DEPENDS zkroll-agent zkroll-tiny-service)
