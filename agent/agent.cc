@@ -605,9 +605,12 @@ void Agent::CheckRegistration(const InstancePtr& inst) {
 void Agent::Reload(AgentConfig config) {
   if (config.zk != config_.zk || config.host != config_.host ||
       config.session_timeout != config_.session_timeout ||
-      config.auth_file != config_.auth_file) {
-    LOG(WARNING) << "reload: zk, host, session_timeout and auth_file changes "
-                    "need a restart; keeping the running values";
+      config.auth_file != config_.auth_file ||
+      (config.metrics_listen ? config.metrics_listen->ToString() : "") !=
+          (config_.metrics_listen ? config_.metrics_listen->ToString() : "")) {
+    LOG(WARNING) << "reload: zk, host, session_timeout, auth_file and "
+                    "metrics_listen changes need a restart; keeping the "
+                    "running values";
   }
   std::map<InstanceId, InstanceConfig> wanted;
   for (const auto& c : config.instances) wanted[c.id] = c;
