@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -121,7 +122,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 class MetricsServer::Impl : public std::enable_shared_from_this<Impl> {
  public:
   Impl(asio::io_context& io, std::function<Page()> page)
-      : acceptor_(io), page_(std::move(page)) {}
+      : acceptor_(io), retry_(io), page_(std::move(page)) {}
 
   Status Open(const ListenAddress& address) {
     beast::error_code ec;
@@ -169,16 +170,25 @@ class MetricsServer::Impl : public std::enable_shared_from_this<Impl> {
                                        self->open_)
               ->Read();
         }
-      } else {
-        LOG(WARNING) << "metrics: accept failed: " << ec.message();
+        self->Accept();
+        return;
       }
-      self->Accept();
+      // Out of descriptors, typically: retrying at once would spin and
+      // flood the log.
+      LOG(WARNING) << "metrics: accept failed: " << ec.message()
+                   << "; retrying in 1s";
+      self->retry_.expires_after(std::chrono::seconds(1));
+      self->retry_.async_wait([weak](beast::error_code ec) {
+        auto self = weak.lock();
+        if (self && !ec) self->Accept();
+      });
     });
   }
 
   void Close() {
     beast::error_code ignored;
     acceptor_.close(ignored);
+    retry_.cancel();
   }
 
   uint16_t port() const {
@@ -188,6 +198,7 @@ class MetricsServer::Impl : public std::enable_shared_from_this<Impl> {
 
  private:
   tcp::acceptor acceptor_;
+  asio::steady_timer retry_;
   std::function<Page()> page_;
   std::shared_ptr<int> open_ = std::make_shared<int>(0);
 };
