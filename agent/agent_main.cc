@@ -161,8 +161,10 @@ int AgentMain(int argc, char** argv) {
   // pending is delivered now and waits in its signal_set for async_wait.
   pthread_sigmask(SIG_UNBLOCK, &held, nullptr);
 
-  AgentMetrics metrics;
-  Agent agent(io, *config, credentials, &metrics);
+  // With metrics off nothing is counted at all.
+  std::unique_ptr<AgentMetrics> metrics;
+  if (config->metrics_listen) metrics = std::make_unique<AgentMetrics>();
+  Agent agent(io, *config, credentials, metrics.get());
   // Bound before the agent touches ZooKeeper: an address that cannot be
   // bound stops the agent here, with nothing registered.
   std::unique_ptr<MetricsServer> metrics_server;
@@ -170,7 +172,7 @@ int AgentMain(int argc, char** argv) {
     auto server = MetricsServer::Listen(
         io, *config->metrics_listen, [&agent, &metrics] {
           agent.RefreshMetrics();
-          return MetricsServer::Page{metrics.Serialize(),
+          return MetricsServer::Page{metrics->Serialize(),
                                      AgentMetrics::ContentType()};
         });
     if (!server.ok()) {

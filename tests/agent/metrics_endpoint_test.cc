@@ -226,6 +226,49 @@ TEST_F(MetricsEndpointTest, ReloadRemovesTheSeriesOfARemovedInstance) {
   EXPECT_EQ(Sample(text, "zkroll_agent_instances"), 1.0);
 }
 
+TEST_F(MetricsEndpointTest, ForwardedInstanceShowsTheForwardersCounters) {
+  // The health check itself goes through the forwarder, so its connections
+  // are counted against the backend.
+  TinyService backend(PickFreePort());
+  ASSERT_TRUE(backend.Start());
+  const int public_port = PickFreePort();
+  std::string conf = dir_.Write(
+      "agent.conf", "host = m5\n[instance.f]\nservice = " + svc_ +
+                        "\nip = 127.0.0.1\nport = " +
+                        std::to_string(public_port) +
+                        "\ninterval = 100ms\nrise = 1\nforward_backend = "
+                        "127.0.0.1:" + std::to_string(backend.port()) + "\n");
+  StartAgent({"--config", conf});
+  ASSERT_TRUE(WaitFor([&] { return MetricsPort(0) != 0; }, kDeadline));
+  const int port = MetricsPort(0);
+  const std::string fwd =
+      "{address=\"127.0.0.1:" + std::to_string(public_port) +
+      "\",backend=\"127.0.0.1:" + std::to_string(backend.port()) +
+      "\",service=\"" + svc_ + "\"}";
+  std::string text;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        text = Get(port, "/metrics").body;
+        auto n = Sample(text, "zkroll_agent_forward_connections_total" + fwd);
+        return n && *n >= 2;
+      },
+      kDeadline))
+      << text;
+  EXPECT_EQ(Sample(text, "zkroll_agent_instance_forwarding" + Labels(public_port)), 1.0);
+  EXPECT_EQ(Sample(text, "zkroll_agent_forward_connect_failures_total" + fwd), 0.0);
+
+  // The backend goes away: the forwarder's failed connects are counted.
+  backend.Stop();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        text = Get(port, "/metrics").body;
+        auto n = Sample(text, "zkroll_agent_forward_connect_failures_total" + fwd);
+        return n && *n >= 1;
+      },
+      kDeadline))
+      << text;
+}
+
 // A real Prometheus server scraping the agent every second.
 class Prometheus {
  public:
