@@ -16,10 +16,11 @@
 // labels service and address ("10.0.0.5:9000"); the label is not called
 // `instance`, which Prometheus itself sets to the scraped target.
 //
-// Thread-safety: every method may be called from any thread (the series
-// are prometheus-cpp atomics and locks), but AddInstance/RemoveInstance
-// and the InstanceSeries methods are meant for the agent's executor, which
-// owns the per-instance bookkeeping.
+// Thread-safety: AddInstance, RemoveInstance and the InstanceSeries
+// methods keep per-instance bookkeeping without a lock: call them on one
+// thread (the agent's executor). The observer from zk_observer(), the
+// registration counters and Serialize() may be called from any thread (the
+// series are prometheus-cpp atomics and locks).
 #ifndef ZKROLL_AGENT_METRICS_H_
 #define ZKROLL_AGENT_METRICS_H_
 
