@@ -28,14 +28,14 @@ const pm::Histogram::BucketBoundaries kCheckBuckets = {
 // ZooKeeper calls: sub-millisecond on a quiet LAN ensemble, up to the
 // session timeout while a server is away.
 const pm::Histogram::BucketBoundaries kZkBuckets = {
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1,    0.25,  0.5,    1,     2.5,  5,     10,  30};
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25,   0.5,   1,      2.5,   5,    10,    30};
 
 const char* kSessionStates[] = {"connecting", "connected", "disconnected",
                                 "expired", "auth_failed"};
 
 const char* PublishedState(const InstanceMetricsState& s) {
-  return s.paused ? "paused"
+  return s.paused       ? "paused"
          : s.registered ? "registered"
          : s.healthy    ? "healthy"
                         : "unhealthy";
@@ -50,126 +50,155 @@ double Seconds(std::chrono::nanoseconds d) {
 struct AgentMetrics::Families {
   pm::Registry registry;
 
-  pm::Family<pm::Gauge>& build_info = pm::BuildGauge()
-      .Name("zkroll_agent_build_info")
-      .Help("Always 1; the labels say which zkroll-agent build runs")
-      .Register(registry);
-  pm::Family<pm::Gauge>& start_time = pm::BuildGauge()
-      .Name("zkroll_agent_start_time_seconds")
-      .Help("When the agent started, in seconds since the Unix epoch")
-      .Register(registry);
+  pm::Family<pm::Gauge>& build_info =
+      pm::BuildGauge()
+          .Name("zkroll_agent_build_info")
+          .Help("Always 1; the labels say which zkroll-agent build runs")
+          .Register(registry);
+  pm::Family<pm::Gauge>& start_time =
+      pm::BuildGauge()
+          .Name("zkroll_agent_start_time_seconds")
+          .Help("When the agent started, in seconds since the Unix epoch")
+          .Register(registry);
   pm::Family<pm::Gauge>& instances = pm::BuildGauge()
-      .Name("zkroll_agent_instances")
-      .Help("Instances this agent manages")
-      .Register(registry);
+                                         .Name("zkroll_agent_instances")
+                                         .Help("Instances this agent manages")
+                                         .Register(registry);
 
   // Per instance.
-  pm::Family<pm::Gauge>& healthy = pm::BuildGauge()
-      .Name("zkroll_agent_instance_healthy")
-      .Help("1 while the instance counts as healthy (after rise/fall)")
-      .Register(registry);
-  pm::Family<pm::Gauge>& registered = pm::BuildGauge()
-      .Name("zkroll_agent_instance_registered")
-      .Help("1 while the agent holds the instance's registration")
-      .Register(registry);
-  pm::Family<pm::Gauge>& paused = pm::BuildGauge()
-      .Name("zkroll_agent_instance_paused")
-      .Help("1 while a pause flag keeps the instance unregistered")
-      .Register(registry);
-  pm::Family<pm::Gauge>& forwarding = pm::BuildGauge()
-      .Name("zkroll_agent_instance_forwarding")
-      .Help("1 if the instance is in forwarding mode")
-      .Register(registry);
-  pm::Family<pm::Counter>& state_transitions = pm::BuildCounter()
-      .Name("zkroll_agent_instance_state_transitions_total")
-      .Help("Changes of the published state (paused, registered, healthy, "
-            "unhealthy), by the state entered")
-      .Register(registry);
-  pm::Family<pm::Counter>& health_transitions = pm::BuildCounter()
-      .Name("zkroll_agent_health_transitions_total")
-      .Help("Health flips after rise/fall, by the state entered")
-      .Register(registry);
-  pm::Family<pm::Counter>& checks = pm::BuildCounter()
-      .Name("zkroll_agent_checks_total")
-      .Help("Completed health checks, by result (pass, fail)")
-      .Register(registry);
-  pm::Family<pm::Histogram>& check_duration = pm::BuildHistogram()
-      .Name("zkroll_agent_check_duration_seconds")
-      .Help("Time from the start of a health check to its outcome")
-      .Register(registry);
+  pm::Family<pm::Gauge>& healthy =
+      pm::BuildGauge()
+          .Name("zkroll_agent_instance_healthy")
+          .Help("1 while the instance counts as healthy (after rise/fall)")
+          .Register(registry);
+  pm::Family<pm::Gauge>& registered =
+      pm::BuildGauge()
+          .Name("zkroll_agent_instance_registered")
+          .Help("1 while the agent holds the instance's registration")
+          .Register(registry);
+  pm::Family<pm::Gauge>& paused =
+      pm::BuildGauge()
+          .Name("zkroll_agent_instance_paused")
+          .Help("1 while a pause flag keeps the instance unregistered")
+          .Register(registry);
+  pm::Family<pm::Gauge>& forwarding =
+      pm::BuildGauge()
+          .Name("zkroll_agent_instance_forwarding")
+          .Help("1 if the instance is in forwarding mode")
+          .Register(registry);
+  pm::Family<pm::Counter>& state_transitions =
+      pm::BuildCounter()
+          .Name("zkroll_agent_instance_state_transitions_total")
+          .Help(
+              "Changes of the published state (paused, registered, healthy, "
+              "unhealthy), by the state entered")
+          .Register(registry);
+  pm::Family<pm::Counter>& health_transitions =
+      pm::BuildCounter()
+          .Name("zkroll_agent_health_transitions_total")
+          .Help("Health flips after rise/fall, by the state entered")
+          .Register(registry);
+  pm::Family<pm::Counter>& checks =
+      pm::BuildCounter()
+          .Name("zkroll_agent_checks_total")
+          .Help("Completed health checks, by result (pass, fail)")
+          .Register(registry);
+  pm::Family<pm::Histogram>& check_duration =
+      pm::BuildHistogram()
+          .Name("zkroll_agent_check_duration_seconds")
+          .Help("Time from the start of a health check to its outcome")
+          .Register(registry);
 
   // Forwarding mode, per instance and backend.
-  pm::Family<pm::Counter>& fwd_connections = pm::BuildCounter()
-      .Name("zkroll_agent_forward_connections_total")
-      .Help("Connections the forwarder spliced to the backend")
-      .Register(registry);
-  pm::Family<pm::Gauge>& fwd_active = pm::BuildGauge()
-      .Name("zkroll_agent_forward_active_connections")
-      .Help("Connections spliced to the backend right now")
-      .Register(registry);
-  pm::Family<pm::Counter>& fwd_failures = pm::BuildCounter()
-      .Name("zkroll_agent_forward_connect_failures_total")
-      .Help("Connects to the backend that failed")
-      .Register(registry);
-  pm::Family<pm::Counter>& fwd_fallbacks = pm::BuildCounter()
-      .Name("zkroll_agent_forward_fallbacks_total")
-      .Help("Failed connects to the backend saved by the fallback")
-      .Register(registry);
-  pm::Family<pm::Counter>& fwd_bytes = pm::BuildCounter()
-      .Name("zkroll_agent_forward_bytes_total")
-      .Help("Bytes passed on, by direction (to_backend, from_backend)")
-      .Register(registry);
-  pm::Family<pm::Counter>& fwd_http = pm::BuildCounter()
-      .Name("zkroll_agent_forward_http_responses_total")
-      .Help("HTTP responses from the backend (forward_protocol = http)")
-      .Register(registry);
-  pm::Family<pm::Counter>& fwd_http_5xx = pm::BuildCounter()
-      .Name("zkroll_agent_forward_http_5xx_responses_total")
-      .Help("HTTP 5xx responses from the backend (forward_protocol = http)")
-      .Register(registry);
+  pm::Family<pm::Counter>& fwd_connections =
+      pm::BuildCounter()
+          .Name("zkroll_agent_forward_connections_total")
+          .Help("Connections the forwarder spliced to the backend")
+          .Register(registry);
+  pm::Family<pm::Gauge>& fwd_active =
+      pm::BuildGauge()
+          .Name("zkroll_agent_forward_active_connections")
+          .Help("Connections spliced to the backend right now")
+          .Register(registry);
+  pm::Family<pm::Counter>& fwd_failures =
+      pm::BuildCounter()
+          .Name("zkroll_agent_forward_connect_failures_total")
+          .Help("Connects to the backend that failed")
+          .Register(registry);
+  pm::Family<pm::Counter>& fwd_fallbacks =
+      pm::BuildCounter()
+          .Name("zkroll_agent_forward_fallbacks_total")
+          .Help("Failed connects to the backend saved by the fallback")
+          .Register(registry);
+  pm::Family<pm::Counter>& fwd_bytes =
+      pm::BuildCounter()
+          .Name("zkroll_agent_forward_bytes_total")
+          .Help("Bytes passed on, by direction (to_backend, from_backend)")
+          .Register(registry);
+  pm::Family<pm::Counter>& fwd_http =
+      pm::BuildCounter()
+          .Name("zkroll_agent_forward_http_responses_total")
+          .Help("HTTP responses from the backend (forward_protocol = http)")
+          .Register(registry);
+  pm::Family<pm::Counter>& fwd_http_5xx =
+      pm::BuildCounter()
+          .Name("zkroll_agent_forward_http_5xx_responses_total")
+          .Help("HTTP 5xx responses from the backend (forward_protocol = http)")
+          .Register(registry);
 
   // Agent-wide ZooKeeper and registration counters.
-  pm::Family<pm::Gauge>& session_state = pm::BuildGauge()
-      .Name("zkroll_agent_zookeeper_session_state")
-      .Help("1 for the session's current state, 0 for the others")
-      .Register(registry);
-  pm::Family<pm::Counter>& sessions = pm::BuildCounter()
-      .Name("zkroll_agent_zookeeper_sessions_total")
-      .Help("ZooKeeper sessions established")
-      .Register(registry);
-  pm::Family<pm::Counter>& disconnects = pm::BuildCounter()
-      .Name("zkroll_agent_zookeeper_disconnects_total")
-      .Help("Connection losses of an established session")
-      .Register(registry);
-  pm::Family<pm::Counter>& reconnects = pm::BuildCounter()
-      .Name("zkroll_agent_zookeeper_reconnects_total")
-      .Help("Reconnections that kept the session")
-      .Register(registry);
-  pm::Family<pm::Counter>& expiries = pm::BuildCounter()
-      .Name("zkroll_agent_zookeeper_session_expiries_total")
-      .Help("Sessions that expired")
-      .Register(registry);
-  pm::Family<pm::Counter>& watch_events = pm::BuildCounter()
-      .Name("zkroll_agent_zookeeper_watch_events_total")
-      .Help("Watch events delivered, by type")
-      .Register(registry);
-  pm::Family<pm::Histogram>& op_duration = pm::BuildHistogram()
-      .Name("zkroll_agent_zookeeper_operation_duration_seconds")
-      .Help("Time from submitting a ZooKeeper call to its answer, by "
-            "operation")
-      .Register(registry);
-  pm::Family<pm::Counter>& op_errors = pm::BuildCounter()
-      .Name("zkroll_agent_zookeeper_operation_errors_total")
-      .Help("ZooKeeper calls that failed, by operation and code")
-      .Register(registry);
-  pm::Family<pm::Counter>& registrations = pm::BuildCounter()
-      .Name("zkroll_agent_registrations_total")
-      .Help("Registrations written to ZooKeeper")
-      .Register(registry);
-  pm::Family<pm::Counter>& deregistrations = pm::BuildCounter()
-      .Name("zkroll_agent_deregistrations_total")
-      .Help("Registrations the agent deleted (unhealthy or paused)")
-      .Register(registry);
+  pm::Family<pm::Gauge>& session_state =
+      pm::BuildGauge()
+          .Name("zkroll_agent_zookeeper_session_state")
+          .Help("1 for the session's current state, 0 for the others")
+          .Register(registry);
+  pm::Family<pm::Counter>& sessions =
+      pm::BuildCounter()
+          .Name("zkroll_agent_zookeeper_sessions_total")
+          .Help("ZooKeeper sessions established")
+          .Register(registry);
+  pm::Family<pm::Counter>& disconnects =
+      pm::BuildCounter()
+          .Name("zkroll_agent_zookeeper_disconnects_total")
+          .Help("Connection losses of an established session")
+          .Register(registry);
+  pm::Family<pm::Counter>& reconnects =
+      pm::BuildCounter()
+          .Name("zkroll_agent_zookeeper_reconnects_total")
+          .Help("Reconnections that kept the session")
+          .Register(registry);
+  pm::Family<pm::Counter>& expiries =
+      pm::BuildCounter()
+          .Name("zkroll_agent_zookeeper_session_expiries_total")
+          .Help("Sessions that expired")
+          .Register(registry);
+  pm::Family<pm::Counter>& watch_events =
+      pm::BuildCounter()
+          .Name("zkroll_agent_zookeeper_watch_events_total")
+          .Help("Watch events delivered, by type")
+          .Register(registry);
+  pm::Family<pm::Histogram>& op_duration =
+      pm::BuildHistogram()
+          .Name("zkroll_agent_zookeeper_operation_duration_seconds")
+          .Help(
+              "Time from submitting a ZooKeeper call to its answer, by "
+              "operation")
+          .Register(registry);
+  pm::Family<pm::Counter>& op_errors =
+      pm::BuildCounter()
+          .Name("zkroll_agent_zookeeper_operation_errors_total")
+          .Help("ZooKeeper calls that failed, by operation and code")
+          .Register(registry);
+  pm::Family<pm::Counter>& registrations =
+      pm::BuildCounter()
+          .Name("zkroll_agent_registrations_total")
+          .Help("Registrations written to ZooKeeper")
+          .Register(registry);
+  pm::Family<pm::Counter>& deregistrations =
+      pm::BuildCounter()
+          .Name("zkroll_agent_deregistrations_total")
+          .Help("Registrations the agent deleted (unhealthy or paused)")
+          .Register(registry);
 
   pm::Counter& registrations_total = registrations.Add({});
   pm::Counter& deregistrations_total = deregistrations.Add({});
@@ -193,8 +222,8 @@ struct AgentMetrics::Families {
   }
 
   Families() {
-    build_info.Add({{"version", ZKROLL_VERSION},
-                    {"revision", ZKROLL_GIT_REVISION}})
+    build_info
+        .Add({{"version", ZKROLL_VERSION}, {"revision", ZKROLL_GIT_REVISION}})
         .Set(1);
     start_time.Add({}).Set(static_cast<double>(std::time(nullptr)));
     for (ZkOperation op :

@@ -34,8 +34,8 @@ Result<ListenAddress> ParseListenAddress(const std::string& text) {
   // Port 0 (any free port) is fine for a listener but not for an instance
   // address, whose parser checks the rest.
   const bool any_port = text.substr(colon + 1) == "0";
-  auto addr = InstanceAddress::Parse(
-      any_port ? text.substr(0, colon + 1) + "1" : text);
+  auto addr =
+      InstanceAddress::Parse(any_port ? text.substr(0, colon + 1) + "1" : text);
   if (!addr.ok()) {
     std::string why = addr.status().message();
     size_t sep = why.find(": ");
@@ -52,7 +52,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, std::function<MetricsServer::Page()> page,
              std::shared_ptr<int> open)
-      : stream_(std::move(socket)), page_(std::move(page)),
+      : stream_(std::move(socket)),
+        page_(std::move(page)),
         open_(std::move(open)) {
     ++*open_;
   }
@@ -62,8 +63,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     request_ = {};
     stream_.expires_after(kIdleTimeout);
     http::async_read(stream_, buffer_, request_,
-                     [self = shared_from_this()](beast::error_code ec,
-                                                 size_t) {
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
                        if (!ec) self->Answer();
                      });
   }
@@ -156,33 +156,33 @@ class MetricsServer::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void Accept() {
-    acceptor_.async_accept([weak = weak_from_this()](beast::error_code ec,
-                                                     tcp::socket socket) {
-      auto self = weak.lock();
-      if (!self || ec == asio::error::operation_aborted) return;
-      if (!ec) {
-        if (*self->open_ >= kMaxConnections) {
-          // Prometheus needs one connection; more is a misbehaving client.
-          beast::error_code ignored;
-          socket.close(ignored);
-        } else {
-          std::make_shared<Connection>(std::move(socket), self->page_,
-                                       self->open_)
-              ->Read();
-        }
-        self->Accept();
-        return;
-      }
-      // Out of descriptors, typically: retrying at once would spin and
-      // flood the log.
-      LOG(WARNING) << "metrics: accept failed: " << ec.message()
-                   << "; retrying in 1s";
-      self->retry_.expires_after(std::chrono::seconds(1));
-      self->retry_.async_wait([weak](beast::error_code ec) {
-        auto self = weak.lock();
-        if (self && !ec) self->Accept();
-      });
-    });
+    acceptor_.async_accept(
+        [weak = weak_from_this()](beast::error_code ec, tcp::socket socket) {
+          auto self = weak.lock();
+          if (!self || ec == asio::error::operation_aborted) return;
+          if (!ec) {
+            if (*self->open_ >= kMaxConnections) {
+              // Prometheus needs one connection; more is a misbehaving client.
+              beast::error_code ignored;
+              socket.close(ignored);
+            } else {
+              std::make_shared<Connection>(std::move(socket), self->page_,
+                                           self->open_)
+                  ->Read();
+            }
+            self->Accept();
+            return;
+          }
+          // Out of descriptors, typically: retrying at once would spin and
+          // flood the log.
+          LOG(WARNING) << "metrics: accept failed: " << ec.message()
+                       << "; retrying in 1s";
+          self->retry_.expires_after(std::chrono::seconds(1));
+          self->retry_.async_wait([weak](beast::error_code ec) {
+            auto self = weak.lock();
+            if (self && !ec) self->Accept();
+          });
+        });
   }
 
   void Close() {

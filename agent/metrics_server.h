@@ -21,12 +21,11 @@
 #ifndef ZKROLL_AGENT_METRICS_SERVER_H_
 #define ZKROLL_AGENT_METRICS_SERVER_H_
 
+#include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
 
 #include "common/status.h"
 

@@ -137,17 +137,24 @@ TEST_F(MetricsEndpointTest, ServesTheTextFormatOverHttp) {
       << a.body;
   EXPECT_EQ(a.status, 200);
   EXPECT_EQ(a.content_type, "text/plain; version=0.0.4; charset=utf-8");
-  EXPECT_EQ(Sample(a.body, "zkroll_agent_instance_healthy" + Labels(svc.port())), 1.0);
-  EXPECT_EQ(Sample(a.body, "zkroll_agent_zookeeper_session_state{state=\"connected\"}"), 1.0);
+  EXPECT_EQ(
+      Sample(a.body, "zkroll_agent_instance_healthy" + Labels(svc.port())),
+      1.0);
+  EXPECT_EQ(Sample(a.body,
+                   "zkroll_agent_zookeeper_session_state{state=\"connected\"}"),
+            1.0);
   EXPECT_GE(*Sample(a.body, "zkroll_agent_registrations_total"), 1.0);
-  EXPECT_GE(*Sample(a.body, "zkroll_agent_zookeeper_operation_duration_seconds_count{operation=\"multi\"}"), 1.0);
+  EXPECT_GE(*Sample(a.body,
+                    "zkroll_agent_zookeeper_operation_duration_seconds_count{"
+                    "operation=\"multi\"}"),
+            1.0);
 
   // promtool's own lint of the exposition (names, units, types, HELP).
   if (access(kPromtool, X_OK) == 0) {
     std::string file = dir_.Write("metrics.txt", a.body);
-    auto r = RunCommand({"/bin/sh", "-c", std::string(kPromtool) +
-                                              " check metrics < " + file},
-                        kDeadline);
+    auto r = RunCommand(
+        {"/bin/sh", "-c", std::string(kPromtool) + " check metrics < " + file},
+        kDeadline);
     EXPECT_EQ(r.exit_code, 0) << r.output;
   } else {
     std::cerr << "note: " << kPromtool
@@ -200,12 +207,14 @@ TEST_F(MetricsEndpointTest, ReloadRemovesTheSeriesOfARemovedInstance) {
            "\nip = 127.0.0.1\nport = " + std::to_string(port) +
            "\ninterval = 100ms\nrise = 1\n";
   };
-  std::string conf = dir_.Write(
-      "agent.conf", "host = m3\n" + section("a", a.port()) + section("b", b.port()));
+  std::string conf =
+      dir_.Write("agent.conf", "host = m3\n" + section("a", a.port()) +
+                                   section("b", b.port()));
   ChildProcess* agent = StartAgent({"--config", conf});
   ASSERT_TRUE(WaitFor([&] { return MetricsPort(0) != 0; }, kDeadline));
   const int port = MetricsPort(0);
-  const std::string b_series = "zkroll_agent_instance_healthy" + Labels(b.port());
+  const std::string b_series =
+      "zkroll_agent_instance_healthy" + Labels(b.port());
   ASSERT_TRUE(WaitFor(
       [&] { return Sample(Get(port, "/metrics").body, b_series) == 1.0; },
       kDeadline));
@@ -232,12 +241,13 @@ TEST_F(MetricsEndpointTest, ForwardedInstanceShowsTheForwardersCounters) {
   TinyService backend(PickFreePort());
   ASSERT_TRUE(backend.Start());
   const int public_port = PickFreePort();
-  std::string conf = dir_.Write(
-      "agent.conf", "host = m5\n[instance.f]\nservice = " + svc_ +
-                        "\nip = 127.0.0.1\nport = " +
-                        std::to_string(public_port) +
-                        "\ninterval = 100ms\nrise = 1\nforward_backend = "
-                        "127.0.0.1:" + std::to_string(backend.port()) + "\n");
+  std::string conf =
+      dir_.Write("agent.conf",
+                 "host = m5\n[instance.f]\nservice = " + svc_ +
+                     "\nip = 127.0.0.1\nport = " + std::to_string(public_port) +
+                     "\ninterval = 100ms\nrise = 1\nforward_backend = "
+                     "127.0.0.1:" +
+                     std::to_string(backend.port()) + "\n");
   StartAgent({"--config", conf});
   ASSERT_TRUE(WaitFor([&] { return MetricsPort(0) != 0; }, kDeadline));
   const int port = MetricsPort(0);
@@ -254,15 +264,19 @@ TEST_F(MetricsEndpointTest, ForwardedInstanceShowsTheForwardersCounters) {
       },
       kDeadline))
       << text;
-  EXPECT_EQ(Sample(text, "zkroll_agent_instance_forwarding" + Labels(public_port)), 1.0);
-  EXPECT_EQ(Sample(text, "zkroll_agent_forward_connect_failures_total" + fwd), 0.0);
+  EXPECT_EQ(
+      Sample(text, "zkroll_agent_instance_forwarding" + Labels(public_port)),
+      1.0);
+  EXPECT_EQ(Sample(text, "zkroll_agent_forward_connect_failures_total" + fwd),
+            0.0);
 
   // The backend goes away: the forwarder's failed connects are counted.
   backend.Stop();
   ASSERT_TRUE(WaitFor(
       [&] {
         text = Get(port, "/metrics").body;
-        auto n = Sample(text, "zkroll_agent_forward_connect_failures_total" + fwd);
+        auto n =
+            Sample(text, "zkroll_agent_forward_connect_failures_total" + fwd);
         return n && *n >= 1;
       },
       kDeadline))
@@ -278,13 +292,14 @@ class Prometheus {
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
         "  evaluation_interval: 1s\n"
         "scrape_configs:\n  - job_name: zkroll-agent\n    static_configs:\n"
-        "      - targets: ['127.0.0.1:" + std::to_string(target_port) + "']\n");
-    Status s = proc_.Start(
-        {kPrometheus, "--config.file=" + config,
-         "--storage.tsdb.path=" + dir.File("prometheus-data"),
-         "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-         "--log.level=warn"},
-        dir.File("prometheus.log"));
+        "      - targets: ['127.0.0.1:" +
+            std::to_string(target_port) + "']\n");
+    Status s =
+        proc_.Start({kPrometheus, "--config.file=" + config,
+                     "--storage.tsdb.path=" + dir.File("prometheus-data"),
+                     "--web.listen-address=127.0.0.1:" + std::to_string(port_),
+                     "--log.level=warn"},
+                    dir.File("prometheus.log"));
     EXPECT_TRUE(s.ok()) << s.ToString();
   }
 
@@ -302,8 +317,12 @@ class Prometheus {
     if (!google::protobuf::util::JsonStringToMessage(a.body, &doc).ok()) {
       return std::nullopt;
     }
-    const auto& result = doc.fields().at("data").struct_value().fields().at(
-        "result").list_value();
+    const auto& result = doc.fields()
+                             .at("data")
+                             .struct_value()
+                             .fields()
+                             .at("result")
+                             .list_value();
     if (result.values_size() != 1) return std::nullopt;
     const auto& value =
         result.values(0).struct_value().fields().at("value").list_value();
@@ -333,9 +352,8 @@ TEST_F(MetricsEndpointTest, RealPrometheusSeesTheSeriesAndTheirChange) {
 
   Prometheus prom(dir_, MetricsPort(0));
   ASSERT_TRUE(prom.WaitReady()) << prom.Log();
-  const std::string sel =
-      "{service=\"" + svc_ + "\",address=\"127.0.0.1:" +
-      std::to_string(svc.port()) + "\"}";
+  const std::string sel = "{service=\"" + svc_ + "\",address=\"127.0.0.1:" +
+                          std::to_string(svc.port()) + "\"}";
   auto is = [&](const std::string& q, double want) {
     return WaitFor([&] { return prom.Query(q) == want; }, kDeadline);
   };
@@ -346,17 +364,20 @@ TEST_F(MetricsEndpointTest, RealPrometheusSeesTheSeriesAndTheirChange) {
   EXPECT_TRUE(is("zkroll_agent_instance_healthy" + sel, 1));
   EXPECT_TRUE(is("zkroll_agent_instance_registered" + sel, 1));
   EXPECT_TRUE(is("zkroll_agent_instance_paused" + sel, 0));
-  EXPECT_TRUE(is("zkroll_agent_zookeeper_session_state{state=\"connected\"}", 1));
+  EXPECT_TRUE(
+      is("zkroll_agent_zookeeper_session_state{state=\"connected\"}", 1));
   EXPECT_TRUE(WaitFor(
       [&] {
-        auto n = prom.Query("zkroll_agent_checks_total{result=\"pass\",service=\"" +
-                            svc_ + "\"}");
+        auto n =
+            prom.Query("zkroll_agent_checks_total{result=\"pass\",service=\"" +
+                       svc_ + "\"}");
         return n && *n >= 1;
       },
       kDeadline));
   // No transition yet counts 0 (the series may not exist).
   const std::string transitions =
-      "sum(zkroll_agent_instance_state_transitions_total" + sel + ") or vector(0)";
+      "sum(zkroll_agent_instance_state_transitions_total" + sel +
+      ") or vector(0)";
   std::optional<double> before = prom.Query(transitions);
   ASSERT_TRUE(before);
 
@@ -371,14 +392,16 @@ TEST_F(MetricsEndpointTest, RealPrometheusSeesTheSeriesAndTheirChange) {
       kDeadline));
   EXPECT_TRUE(WaitFor(
       [&] {
-        auto n = prom.Query("zkroll_agent_checks_total{result=\"fail\",service=\"" +
-                            svc_ + "\"}");
+        auto n =
+            prom.Query("zkroll_agent_checks_total{result=\"fail\",service=\"" +
+                       svc_ + "\"}");
         return n && *n >= 1;
       },
       kDeadline));
-  EXPECT_TRUE(is("zkroll_agent_health_transitions_total{to=\"unhealthy\",service=\"" +
-                     svc_ + "\"}",
-                 1));
+  EXPECT_TRUE(
+      is("zkroll_agent_health_transitions_total{to=\"unhealthy\",service=\"" +
+             svc_ + "\"}",
+         1));
   EXPECT_FALSE(Registered(svc_, svc.port()));
 }
 
