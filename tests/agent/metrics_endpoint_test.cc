@@ -283,6 +283,46 @@ TEST_F(MetricsEndpointTest, ForwardedInstanceShowsTheForwardersCounters) {
       << text;
 }
 
+TEST_F(MetricsEndpointTest, SessionStateFollowsAZooKeeperRestart) {
+  TinyService svc(PickFreePort());
+  ASSERT_TRUE(svc.Start());
+  StartAgent({"--host", "m6", "--instance",
+              svc_ + "@127.0.0.1:" + std::to_string(svc.port()), "--interval",
+              "100ms", "--rise", "1", "--session-timeout", "20s"});
+  ASSERT_TRUE(WaitFor([&] { return MetricsPort(0) != 0; }, kDeadline));
+  const int port = MetricsPort(0);
+  auto state_is = [&](const char* state) {
+    return WaitFor(
+        [&] {
+          return Sample(Get(port, "/metrics").body,
+                        std::string("zkroll_agent_zookeeper_session_state{"
+                                    "state=\"") +
+                            state + "\"}") == 1.0;
+        },
+        kDeadline);
+  };
+  ASSERT_TRUE(state_is("connected"));
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, svc.port()); }, kDeadline));
+
+  // The server goes away: the session is disconnected, not expired, and
+  // the registration is kept.
+  server()->Stop();
+  EXPECT_TRUE(state_is("disconnected"));
+  std::string text = Get(port, "/metrics").body;
+  EXPECT_EQ(Sample(text, "zkroll_agent_zookeeper_disconnects_total"), 1.0);
+  EXPECT_EQ(
+      Sample(text, "zkroll_agent_instance_registered" + Labels(svc.port())),
+      1.0);
+
+  ASSERT_TRUE(server()->Start().ok());
+  zk_ = Connect();
+  EXPECT_TRUE(state_is("connected"));
+  text = Get(port, "/metrics").body;
+  EXPECT_EQ(Sample(text, "zkroll_agent_zookeeper_reconnects_total"), 1.0);
+  EXPECT_EQ(Sample(text, "zkroll_agent_zookeeper_sessions_total"), 1.0);
+  EXPECT_EQ(Sample(text, "zkroll_agent_zookeeper_session_expiries_total"), 0.0);
+}
+
 // A real Prometheus server scraping the agent every second.
 class Prometheus {
  public:
