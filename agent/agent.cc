@@ -5,6 +5,7 @@
 #include <set>
 
 #include "agent/traffic_observer.h"
+#include "agent/metrics.h"
 #include "common/clock.h"
 #include "common/instance_record.h"
 #include "common/paths.h"
@@ -42,18 +43,21 @@ struct Agent::Instance {
   std::shared_ptr<ForwardedInstance> forward;  // forwarding mode only
   std::shared_ptr<TrafficObserver> observer;   // while a drain request exists
   int64_t observer_owner = 0;                  // session of that request
+  AgentMetrics::InstanceSeries* metrics = nullptr;  // null: no metrics
 };
 
 Agent::Agent(boost::asio::io_context& io, AgentConfig config,
-             std::vector<Credential> credentials)
+             std::vector<Credential> credentials, AgentMetrics* metrics)
     : io_(io),
       config_(std::move(config)),
       session_(io.get_executor(),
                ZkOptions{config_.zk, config_.session_timeout,
-                         std::move(credentials), true}),
+                         std::move(credentials), true,
+                         metrics ? metrics->zk_observer() : nullptr}),
       publish_timer_(io),
       resync_timer_(io),
-      connect_log_timer_(io) {
+      connect_log_timer_(io),
+      metrics_(metrics) {
   started_at_ = NowRfc3339();
   start_time_ = std::chrono::steady_clock::now();
   char name[256] = {};
@@ -397,12 +401,14 @@ void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy,
         auto inst = weak.lock();
         if (!inst || inst->stopped) return;
         inst->healthy = t.healthy;
+        if (inst->metrics) inst->metrics->OnHealthTransition(t.healthy);
         PublishSoon();
         Reconcile(inst);
       },
       [this, weak](const health::CheckResult& r) {
         auto inst = weak.lock();
         if (!inst || inst->stopped) return;
+        if (inst->metrics) inst->metrics->OnCheckResult(r.healthy, r.elapsed);
         inst->last_check = r.reason;
         inst->last_check_at = std::chrono::system_clock::now();
         if (!r.healthy) inst->failed_check = true;
@@ -410,6 +416,7 @@ void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy,
         // Retry a registration that failed for a transient reason.
         Reconcile(inst);
       });
+  if (metrics_) inst->metrics = &metrics_->AddInstance(cfg.id);
   instances_[cfg.id] = inst;
   UpdateDrainInstances(cfg.id.service);
   auto watcher = PauseFor(cfg.id.service);
@@ -509,6 +516,7 @@ void Agent::Register(const InstancePtr& inst,
     inst->op_in_flight = false;
     if (inst->stopped) return;
     if (r.status.ok()) {
+      if (metrics_) metrics_->OnRegistrationWritten();
       inst->registered = true;
       inst->replace_version.reset();
       inst->conflict_logged = false;
@@ -644,6 +652,7 @@ void Agent::Deregister(const InstancePtr& inst) {
   session_.Delete(inst->node, -1, [this, inst](Status s) {
     inst->op_in_flight = false;
     if (s.ok() || s.code() == StatusCode::kNotFound) {
+      if (metrics_ && s.ok()) metrics_->OnDeregistrationWritten();
       inst->registered = false;
       LOG(INFO) << "deregistered " << inst->cfg.id.ToString() << " ("
                 << (Paused(*inst) ? "paused"
@@ -666,7 +675,9 @@ void Agent::PublishSoon() {
   publish_timer_.expires_after(std::chrono::milliseconds(50));
   publish_timer_.async_wait([this](const boost::system::error_code& ec) {
     publish_pending_ = false;
-    if (!ec) PublishAgentRecord();
+    if (ec) return;
+    ObserveStates();  // counts each change of state the record shows
+    PublishAgentRecord();
   });
 }
 
@@ -762,9 +773,12 @@ void Agent::CheckRegistration(const InstancePtr& inst) {
 void Agent::Reload(AgentConfig config) {
   if (config.zk != config_.zk || config.host != config_.host ||
       config.session_timeout != config_.session_timeout ||
-      config.auth_file != config_.auth_file) {
-    LOG(WARNING) << "reload: zk, host, session_timeout and auth_file changes "
-                    "need a restart; keeping the running values";
+      config.auth_file != config_.auth_file ||
+      (config.metrics_listen ? config.metrics_listen->ToString() : "") !=
+          (config_.metrics_listen ? config_.metrics_listen->ToString() : "")) {
+    LOG(WARNING) << "reload: zk, host, session_timeout, auth_file and "
+                    "metrics_listen changes need a restart; keeping the "
+                    "running values";
   }
   std::map<InstanceId, InstanceConfig> wanted;
   for (const auto& c : config.instances) wanted[c.id] = c;
@@ -775,6 +789,9 @@ void Agent::Reload(AgentConfig config) {
       LOG(INFO) << "reload: " << it->first.ToString()
                 << " removed; deregistering";
       StopInstance(it->second, true);
+      // Its series go with it: a scrape must not show it any more.
+      it->second->metrics = nullptr;
+      if (metrics_) metrics_->RemoveInstance(it->first);
       it = instances_.erase(it);
       ++removed;
       continue;
@@ -840,6 +857,31 @@ void Agent::StateChanged() {
     }
   }
   if (state_listener_) state_listener_();
+}
+
+void Agent::ObserveStates() {
+  if (!metrics_) return;
+  const auto now = std::chrono::system_clock::now();
+  for (const auto& [id, inst] : instances_) {
+    if (!inst->metrics) continue;
+    // Unlike Paused(), flags not read yet do not count as a pause here: a
+    // dashboard would show every instance paused at each agent start.
+    auto w = pauses_.find(id.service.str());
+    const bool paused = w != pauses_.end() && w->second->snapshot().known &&
+                        w->second->snapshot().Forbids(id.address, now);
+    inst->metrics->SetState(InstanceMetricsState{
+        inst->healthy, inst->registered, paused, inst->forward != nullptr});
+  }
+}
+
+void Agent::RefreshMetrics() {
+  if (!metrics_) return;
+  ObserveStates();
+  for (const auto& [id, inst] : instances_) {
+    if (inst->metrics && inst->forward) {
+      inst->metrics->SetForwardStats(inst->forward->Stats());
+    }
+  }
 }
 
 void Agent::SetStateListener(std::function<void()> listener) {

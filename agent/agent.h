@@ -60,10 +60,14 @@
 
 namespace zkroll::agent {
 
+class AgentMetrics;
+
 class Agent {
  public:
+  // `metrics` (may be null) must outlive the agent; the agent reports its
+  // events to it (agent/metrics.h).
   Agent(boost::asio::io_context& io, AgentConfig config,
-        std::vector<Credential> credentials);
+        std::vector<Credential> credentials, AgentMetrics* metrics = nullptr);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -92,6 +96,10 @@ class Agent {
   // `listener` runs on the io_context after anything that may change
   // Summary(): often, so it should coalesce.
   void SetStateListener(std::function<void()> listener);
+
+  // Copies every instance's state and forwarder counters into the metrics
+  // (no-op without them). Runs before each scrape.
+  void RefreshMetrics();
 
  private:
   struct Instance;
@@ -137,6 +145,7 @@ class Agent {
   bool Paused(const Instance& inst) const;
   bool Settled(const Instance& inst) const;
   void StateChanged();
+  void ObserveStates();
 
   boost::asio::io_context& io_;
   AgentConfig config_;
@@ -159,6 +168,7 @@ class Agent {
   bool had_session_ = false;
   bool started_ = false;  // see Summary()
   std::function<void()> state_listener_;
+  AgentMetrics* metrics_;
 };
 
 }  // namespace zkroll::agent

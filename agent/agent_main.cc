@@ -11,6 +11,8 @@
 
 #include "agent/agent.h"
 #include "agent/config.h"
+#include "agent/metrics.h"
+#include "agent/metrics_server.h"
 #include "agent/systemd_notify.h"
 #include "common/version.h"
 
@@ -93,7 +95,11 @@ int AgentMain(int argc, char** argv) {
      "(default 30s; config key: resync)")
     ("auth-file", po::value<std::string>(),
      "file holding 'user:password' for ZooKeeper digest auth; must not be "
-     "readable by group or others (config key: auth_file)");
+     "readable by group or others (config key: auth_file)")
+    ("metrics-listen", po::value<std::string>(),
+     "IP:PORT to serve Prometheus metrics on at /metrics (default "
+     "127.0.0.1:9479; an empty value turns them off; config key: "
+     "metrics_listen)");
   // clang-format on
   po::variables_map vm;
   try {
@@ -123,6 +129,7 @@ int AgentMain(int argc, char** argv) {
   cl.session_timeout = opt("session-timeout");
   cl.resync = opt("resync");
   cl.auth_file = opt("auth-file");
+  cl.metrics_listen = opt("metrics-listen");
   if (vm.count("instance")) {
     cl.instances = vm["instance"].as<std::vector<std::string>>();
   }
@@ -154,7 +161,30 @@ int AgentMain(int argc, char** argv) {
   // pending is delivered now and waits in its signal_set for async_wait.
   pthread_sigmask(SIG_UNBLOCK, &held, nullptr);
 
-  Agent agent(io, *config, credentials);
+  // With metrics off nothing is counted at all.
+  std::unique_ptr<AgentMetrics> metrics;
+  if (config->metrics_listen) metrics = std::make_unique<AgentMetrics>();
+  Agent agent(io, *config, credentials, metrics.get());
+  // Bound before the agent touches ZooKeeper: an address that cannot be
+  // bound stops the agent here, with nothing registered.
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (config->metrics_listen) {
+    auto server = MetricsServer::Listen(
+        io, *config->metrics_listen, [&agent, &metrics] {
+          agent.RefreshMetrics();
+          return MetricsServer::Page{metrics->Serialize(),
+                                     AgentMetrics::ContentType()};
+        });
+    if (!server.ok()) {
+      std::cerr << "zkroll-agent: " << server.status().message() << "\n";
+      return 2;
+    }
+    metrics_server = std::move(*server);
+    ListenAddress bound = *config->metrics_listen;
+    bound.port = metrics_server->port();
+    LOG(INFO) << "serving Prometheus metrics at http://" << bound.ToString()
+              << "/metrics";
+  }
   SystemdNotifier notifier(io, [&agent] { return agent.Summary(); });
   Status started = agent.Start();
   if (!started.ok()) {

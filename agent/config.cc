@@ -263,7 +263,7 @@ Result<FileContents> ParseFile(const std::string& file, bool allow_top,
   std::map<std::string, std::array<std::string, 3>> addr_parts;
   std::vector<std::string> order;
   static const std::set<std::string> kTopKeys = {
-      "zk", "host", "session_timeout", "resync", "auth_file"};
+      "zk", "host", "session_timeout", "resync", "auth_file", "metrics_listen"};
   for (const auto& opt : parsed.options) {
     const std::string& key = opt.string_key;
     std::string value = opt.value.empty() ? "" : opt.value.front();
@@ -294,8 +294,8 @@ Result<FileContents> ParseFile(const std::string& file, bool allow_top,
     } else {
       return ConfigError(file, key,
                          "unknown key; top-level keys are zk, host, "
-                         "session_timeout, resync, auth_file, and instances "
-                         "go in [instance.NAME] sections");
+                         "session_timeout, resync, auth_file, metrics_listen, "
+                         "and instances go in [instance.NAME] sections");
     }
   }
   for (const std::string& name : order) {
@@ -489,6 +489,18 @@ Result<AgentConfig> LoadConfig(const CommandLine& cl) {
     cfg.resync = *d;
   }
   if (auto af = pick(cl.auth_file, "auth_file")) cfg.auth_file = *af;
+  if (auto ml = pick(cl.metrics_listen, "metrics_listen")) {
+    if (ml->empty()) {
+      cfg.metrics_listen.reset();
+    } else {
+      auto a = ParseListenAddress(*ml);
+      if (!a.ok()) {
+        if (cl.metrics_listen) return a.status().WithContext("--metrics-listen");
+        return ConfigError(file, "metrics_listen", a.status().message());
+      }
+      cfg.metrics_listen = *a;
+    }
+  }
   return cfg;
 }
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "agent/forward/forwarder.h"
+#include "agent/metrics_server.h"
 #include "common/duration.h"
 #include "common/health/check.h"
 #include "common/names.h"
@@ -73,7 +74,16 @@ struct AgentConfig {
   Millis session_timeout{10000};
   Millis resync{30000};           // slow periodic re-read of pause flags
   std::string auth_file;          // digest credentials (never on argv)
+  // metrics_listen: where Prometheus scrapes /metrics (agent/metrics.h);
+  // unset when the value is empty (metrics off).
+  std::optional<ListenAddress> metrics_listen =
+      ListenAddress{"127.0.0.1", kDefaultMetricsPort};
   std::vector<InstanceConfig> instances;
+
+  // Loopback only by default: the series name every service on the host.
+  // 9479 is outside the ports of the common exporters (node_exporter 9100,
+  // OpenTelemetry's Prometheus exporter 9464, ...).
+  static constexpr uint16_t kDefaultMetricsPort = 9479;
 };
 
 // The command line, already split by Boost.Program_options in main.
@@ -85,6 +95,7 @@ struct CommandLine {
   std::optional<std::string> session_timeout;
   std::optional<std::string> resync;
   std::optional<std::string> auth_file;
+  std::optional<std::string> metrics_listen;
   std::vector<std::string> instances;   // --instance SERVICE@IP:PORT
   // Defaults for --instance shortcuts.
   std::string check = "tcp";

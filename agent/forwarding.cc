@@ -99,6 +99,11 @@ void ForwardedInstance::OnExpired() {
   watcher_->Invalidate();
 }
 
+std::vector<forward::BackendStats> ForwardedInstance::Stats() const {
+  if (!forwarder_) return {};
+  return forwarder_->Stats();
+}
+
 std::string ForwardedInstance::backend_text() const {
   return decision_ ? decision_->backend.ToString() : "";
 }

@@ -61,6 +61,8 @@ class ForwardedInstance
 
   // The backend new connections go to ("" before the first view).
   std::string backend_text() const;
+  // The forwarder's counters per backend (empty until it listens).
+  std::vector<forward::BackendStats> Stats() const;
 
   // The forwarder's counters summed over its backends (read only, for the
   // traffic observer); nullopt while it is not listening.

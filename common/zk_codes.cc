@@ -44,4 +44,29 @@ Status StatusFromZooKeeper(int rc, const std::string& what) {
                           std::to_string(rc) + ")");
 }
 
+const char* ZooKeeperCodeName(int rc) {
+  switch (rc) {
+    case ZOK: return "ok";
+    case ZNONODE: return "no_node";
+    case ZNODEEXISTS: return "node_exists";
+    case ZBADVERSION: return "bad_version";
+    case ZNOTEMPTY: return "not_empty";
+    case ZNOAUTH: return "no_auth";
+    case ZAUTHFAILED: return "auth_failed";
+    case ZSESSIONCLOSEDREQUIRESASLAUTH: return "sasl_auth_required";
+    case ZCONNECTIONLOSS: return "connection_loss";
+    case ZSESSIONMOVED: return "session_moved";
+    case ZTHROTTLEDOP: return "throttled";
+    case ZOPERATIONTIMEOUT: return "operation_timeout";
+    case ZSESSIONEXPIRED: return "session_expired";
+    case ZINVALIDSTATE: return "invalid_state";
+    case ZCLOSING: return "closing";
+    case ZBADARGUMENTS: return "bad_arguments";
+    case ZINVALIDACL: return "invalid_acl";
+    case ZNOCHILDRENFOREPHEMERALS: return "no_children_for_ephemerals";
+    case ZMARSHALLINGERROR: return "marshalling_error";
+    default: return "other";
+  }
+}
+
 }  // namespace zkroll

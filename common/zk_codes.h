@@ -12,6 +12,12 @@ namespace zkroll {
 // "<what>: <zerror text>". ZOK maps to OK.
 Status StatusFromZooKeeper(int rc, const std::string& what);
 
+// A short stable name of `rc` for metric labels: "ok", "no_node",
+// "node_exists", "bad_version", "not_empty", "no_auth", "connection_loss",
+// "operation_timeout", "session_expired", "invalid_state", ...; "other" for
+// a code not listed here.
+const char* ZooKeeperCodeName(int rc);
+
 }  // namespace zkroll
 
 #endif  // ZKROLL_COMMON_ZK_CODES_H_

@@ -302,6 +302,7 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
   }
 
   void Announce(const SessionEvent& e) {
+    if (options_.observer) options_.observer->OnSessionEvent(e.kind);
     std::vector<SessionListener> listeners;
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -437,6 +438,9 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
           // on kNewSession, so this stale event must not be acted on.
           if (generation != impl->generation_) return;
         }
+        if (impl->options_.observer) {
+          impl->options_.observer->OnWatchEvent(event.type);
+        }
         cb(event);
       });
     }
@@ -452,9 +456,10 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
   // handle never changes its session, so such a call can never run in a
   // later session.
   template <typename SubmitFn>
-  void Submit(const std::string& what, Sink sink, WatchCallback watcher,
-              bool exists_call, SubmitFn submit,
+  void Submit(ZkOperation op, const std::string& what, Sink sink,
+              WatchCallback watcher, bool exists_call, SubmitFn submit,
               int64_t only_in_session = 0) {
+    if (options_.observer) sink = Observed(op, exists_call, std::move(sink));
     std::shared_ptr<Handle> h;
     bool wrong_session = false;
     {
@@ -486,6 +491,21 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
     Reply r;
     r.rc = rc;
     ctx->sink(std::move(r));
+  }
+
+  // `sink`, telling the observer first how the call went and how long it
+  // took (on the completion thread: the observer is thread-safe, and a post
+  // per call would cost the executor more than the count itself).
+  Sink Observed(ZkOperation op, bool exists_call, Sink sink) {
+    return [observer = options_.observer, op, exists_call,
+            start = std::chrono::steady_clock::now(),
+            sink = std::move(sink)](Reply r) {
+      // An exists that finds no node answered the question: not an error.
+      int rc = exists_call && r.rc == ZNONODE ? ZOK : r.rc;
+      observer->OnOperation(op, ZooKeeperCodeName(rc),
+                            std::chrono::steady_clock::now() - start);
+      sink(std::move(r));
+    };
   }
 
   // A sink converting a Reply with `convert` and posting the result to the
@@ -741,6 +761,22 @@ std::string ZkSession::session_password() const {
 }
 const ZkOptions& ZkSession::options() const { return impl_->options_; }
 
+const char* ZkOperationName(ZkOperation op) {
+  switch (op) {
+    case ZkOperation::kCreate: return "create";
+    case ZkOperation::kDelete: return "delete";
+    case ZkOperation::kExists: return "exists";
+    case ZkOperation::kGet: return "get";
+    case ZkOperation::kGetChildren: return "get_children";
+    case ZkOperation::kSet: return "set";
+    case ZkOperation::kMulti: return "multi";
+    case ZkOperation::kSync: return "sync";
+    case ZkOperation::kGetAcl: return "get_acl";
+    case ZkOperation::kSetAcl: return "set_acl";
+  }
+  return "unknown";
+}
+
 // --- async ----------------------------------------------------------------
 
 void ZkSession::Create(const std::string& path, const std::string& data,
@@ -749,7 +785,7 @@ void ZkSession::Create(const std::string& path, const std::string& data,
   auto sink = impl_->AsyncSink<Result<std::string>>(std::move(done),
                                                     ToCreated(path));
   auto c_acl = std::make_shared<CAcl>(acl);
-  impl_->Submit("create " + path, std::move(sink), {}, false,
+  impl_->Submit(ZkOperation::kCreate, "create " + path, std::move(sink), {}, false,
                 [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                   return zoo_acreate(zh, path.c_str(), data.data(),
                                      static_cast<int>(data.size()),
@@ -761,7 +797,7 @@ void ZkSession::Create(const std::string& path, const std::string& data,
 void ZkSession::Delete(const std::string& path, int32_t version,
                        StatusCallback done) {
   auto sink = impl_->AsyncSink<Status>(std::move(done), ToDeleted(path));
-  impl_->Submit("delete " + path, std::move(sink), {}, false,
+  impl_->Submit(ZkOperation::kDelete, "delete " + path, std::move(sink), {}, false,
                 [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                   return zoo_adelete(zh, path.c_str(), version, &Impl::OnVoid,
                                      ctx);
@@ -772,7 +808,7 @@ void ZkSession::Exists(const std::string& path, WatchCallback watcher,
                        Callback<std::optional<NodeStat>> done) {
   auto sink = impl_->AsyncSink<Result<std::optional<NodeStat>>>(
       std::move(done), ToExists(path));
-  impl_->Submit("exists " + path, std::move(sink), std::move(watcher), true,
+  impl_->Submit(ZkOperation::kExists, "exists " + path, std::move(sink), std::move(watcher), true,
                 [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                   if (ctx->watch) {
                     return zoo_awexists(zh, path.c_str(), &Impl::OnWatch,
@@ -786,7 +822,7 @@ void ZkSession::Get(const std::string& path, WatchCallback watcher,
                     Callback<NodeData> done) {
   auto sink = impl_->AsyncSink<Result<NodeData>>(std::move(done),
                                                  ToNodeData(path));
-  impl_->Submit("get " + path, std::move(sink), std::move(watcher), false,
+  impl_->Submit(ZkOperation::kGet, "get " + path, std::move(sink), std::move(watcher), false,
                 [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                   if (ctx->watch) {
                     return zoo_awget(zh, path.c_str(), &Impl::OnWatch,
@@ -800,7 +836,7 @@ void ZkSession::GetChildren(const std::string& path, WatchCallback watcher,
                             Callback<Children> done) {
   auto sink = impl_->AsyncSink<Result<Children>>(
       std::move(done), ToChildren(path));
-  impl_->Submit("get children of " + path, std::move(sink), std::move(watcher),
+  impl_->Submit(ZkOperation::kGetChildren, "get children of " + path, std::move(sink), std::move(watcher),
                 false, [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                   if (ctx->watch) {
                     return zoo_awget_children2(zh, path.c_str(),
@@ -816,7 +852,7 @@ void ZkSession::Set(const std::string& path, const std::string& data,
                     int32_t version, Callback<NodeStat> done) {
   auto sink = impl_->AsyncSink<Result<NodeStat>>(std::move(done),
                                                  ToSetStat(path));
-  impl_->Submit("set " + path, std::move(sink), {}, false,
+  impl_->Submit(ZkOperation::kSet, "set " + path, std::move(sink), {}, false,
                 [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                   return zoo_aset(zh, path.c_str(), data.data(),
                                   static_cast<int>(data.size()), version,
@@ -863,7 +899,7 @@ void SubmitMulti(Impl* impl, std::shared_ptr<MultiState> m,
   }
   Impl::Sink sink = [m, finish](Reply r) { finish(ToMultiResult(*m, r.rc)); };
   impl->Submit(
-      "transaction", std::move(sink), {}, false,
+      ZkOperation::kMulti, "transaction", std::move(sink), {}, false,
       [&](zhandle_t* zh, Impl::CallCtx* ctx) {
         return zoo_amulti(zh, static_cast<int>(n), m->c_ops.data(),
                           m->results.data(), &Impl::OnVoid, ctx);
@@ -888,7 +924,7 @@ void ZkSession::Multi(std::vector<ZkOp> ops,
 
 void ZkSession::Sync(const std::string& path, StatusCallback done) {
   auto sink = impl_->AsyncSink<Status>(std::move(done), ToSynced(path));
-  impl_->Submit("sync " + path, std::move(sink), {}, false,
+  impl_->Submit(ZkOperation::kSync, "sync " + path, std::move(sink), {}, false,
                 [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                   return zoo_async(zh, path.c_str(), &Impl::OnString, ctx);
                 });
@@ -896,7 +932,7 @@ void ZkSession::Sync(const std::string& path, StatusCallback done) {
 
 void ZkSession::GetAcl(const std::string& path, Callback<AclList> done) {
   auto sink = impl_->AsyncSink<Result<AclList>>(std::move(done), ToAcl(path));
-  impl_->Submit("get ACL of " + path, std::move(sink), {}, false,
+  impl_->Submit(ZkOperation::kGetAcl, "get ACL of " + path, std::move(sink), {}, false,
                 [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                   return zoo_aget_acl(zh, path.c_str(), &Impl::OnAcl, ctx);
                 });
@@ -944,7 +980,7 @@ Result<std::string> ZkSession::CreateSync(const std::string& path,
   return impl_->SyncCall<Result<std::string>>(
       ToCreated(path),
       [&](Impl::Sink sink) {
-        impl_->Submit("create " + path, std::move(sink), {}, false,
+        impl_->Submit(ZkOperation::kCreate, "create " + path, std::move(sink), {}, false,
                       [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                         return zoo_acreate(zh, path.c_str(), data.data(),
                                            static_cast<int>(data.size()),
@@ -965,7 +1001,7 @@ Status ZkSession::DeleteInSessionSync(const std::string& path,
       ToDeleted(path),
       [&](Impl::Sink sink) {
         impl_->Submit(
-            "delete " + path, std::move(sink), {}, false,
+            ZkOperation::kDelete, "delete " + path, std::move(sink), {}, false,
             [&](zhandle_t* zh, Impl::CallCtx* ctx) {
               return zoo_adelete(zh, path.c_str(), version, &Impl::OnVoid,
                                  ctx);
@@ -979,7 +1015,7 @@ Status ZkSession::SyncSync(const std::string& path) {
   return impl_->SyncCall<Status>(
       ToSynced(path),
       [&](Impl::Sink sink) {
-        impl_->Submit("sync " + path, std::move(sink), {}, false,
+        impl_->Submit(ZkOperation::kSync, "sync " + path, std::move(sink), {}, false,
                       [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                         return zoo_async(zh, path.c_str(), &Impl::OnString,
                                          ctx);
@@ -993,7 +1029,7 @@ Result<std::optional<NodeStat>> ZkSession::ExistsSync(const std::string& path,
   return impl_->SyncCall<Result<std::optional<NodeStat>>>(
       ToExists(path),
       [&](Impl::Sink sink) {
-        impl_->Submit("exists " + path, std::move(sink), std::move(watcher),
+        impl_->Submit(ZkOperation::kExists, "exists " + path, std::move(sink), std::move(watcher),
                       true, [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                         if (ctx->watch) {
                           return zoo_awexists(zh, path.c_str(), &Impl::OnWatch,
@@ -1011,7 +1047,7 @@ Result<NodeData> ZkSession::GetSync(const std::string& path,
   return impl_->SyncCall<Result<NodeData>>(
       ToNodeData(path),
       [&](Impl::Sink sink) {
-        impl_->Submit("get " + path, std::move(sink), std::move(watcher), false,
+        impl_->Submit(ZkOperation::kGet, "get " + path, std::move(sink), std::move(watcher), false,
                       [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                         if (ctx->watch) {
                           return zoo_awget(zh, path.c_str(), &Impl::OnWatch,
@@ -1029,7 +1065,7 @@ Result<Children> ZkSession::GetChildrenSync(const std::string& path,
   return impl_->SyncCall<Result<Children>>(
       ToChildren(path),
       [&](Impl::Sink sink) {
-        impl_->Submit("get children of " + path, std::move(sink),
+        impl_->Submit(ZkOperation::kGetChildren, "get children of " + path, std::move(sink),
                       std::move(watcher), false,
                       [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                         if (ctx->watch) {
@@ -1049,7 +1085,7 @@ Result<NodeStat> ZkSession::SetSync(const std::string& path,
   return impl_->SyncCall<Result<NodeStat>>(
       ToSetStat(path),
       [&](Impl::Sink sink) {
-        impl_->Submit("set " + path, std::move(sink), {}, false,
+        impl_->Submit(ZkOperation::kSet, "set " + path, std::move(sink), {}, false,
                       [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                         return zoo_aset(zh, path.c_str(), data.data(),
                                         static_cast<int>(data.size()), version,
@@ -1103,7 +1139,7 @@ Result<AclList> ZkSession::GetAclSync(const std::string& path) {
   return impl_->SyncCall<Result<AclList>>(
       ToAcl(path),
       [&](Impl::Sink sink) {
-        impl_->Submit("get ACL of " + path, std::move(sink), {}, false,
+        impl_->Submit(ZkOperation::kGetAcl, "get ACL of " + path, std::move(sink), {}, false,
                       [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                         return zoo_aget_acl(zh, path.c_str(), &Impl::OnAcl,
                                             ctx);
@@ -1120,7 +1156,7 @@ Status ZkSession::SetAclSync(const std::string& path, const AclList& acl,
         return StatusFromZooKeeper(r.rc, "set ACL of " + path);
       },
       [&](Impl::Sink sink) {
-        impl_->Submit("set ACL of " + path, std::move(sink), {}, false,
+        impl_->Submit(ZkOperation::kSetAcl, "set ACL of " + path, std::move(sink), {}, false,
                       [&](zhandle_t* zh, Impl::CallCtx* ctx) {
                         return zoo_aset_acl(zh, path.c_str(), version,
                                             const_cast<ACL_vector*>(c_acl.get()),

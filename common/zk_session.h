@@ -47,12 +47,42 @@
 
 namespace zkroll {
 
+// The calls a session makes, as an observer sees them.
+enum class ZkOperation {
+  kCreate, kDelete, kExists, kGet, kGetChildren, kSet, kMulti, kSync,
+  kGetAcl, kSetAcl,
+};
+// "create", "delete", "exists", "get", "get_children", "set", "multi",
+// "sync", "get_acl", "set_acl": stable, for metric labels.
+const char* ZkOperationName(ZkOperation op);
+
+// Optional hooks through which a daemon counts what its session does
+// (agent/metrics.h), without this layer knowing how it is counted.
+// Implementations must be thread-safe, must not block and must not call
+// back into the session.
+class ZkObserver {
+ public:
+  virtual ~ZkObserver() = default;
+  // Every call once its answer is in (or it was refused before being sent):
+  // on the C client's completion thread, or on the caller's thread.
+  // `code` is "ok" or a ZooKeeperCodeName (common/zk_codes.h); an exists
+  // that finds no node is "ok". `latency` runs from submitting the call.
+  virtual void OnOperation(ZkOperation op, const char* code,
+                           std::chrono::nanoseconds latency) = 0;
+  // A watch fired and is handed to its owner (on the executor; events of
+  // an expired session, which are dropped, are not reported).
+  virtual void OnWatchEvent(WatchEvent::Type type) = 0;
+  // A session event, just before the listeners get it (on the executor).
+  virtual void OnSessionEvent(SessionEvent::Kind kind) = 0;
+};
+
 struct ZkOptions {
   std::string connect_string;           // "host:port[,host:port][/chroot]"
   Millis session_timeout{10000};        // negotiated by the server within
                                         // its min/max bounds
   std::vector<Credential> credentials;  // digest auth, re-sent on reconnect
   bool renew_on_expiry = true;
+  std::shared_ptr<ZkObserver> observer;  // may be null
 };
 
 // Validates a connect string: comma-separated host:port (IPv6 in

@@ -140,8 +140,10 @@ for p in "${PORTS[@]}"; do
   echo $! >"$WORK/instances/$p.pid"
 done
 
+# Two agents on one host: each serves its metrics on a free port (the log
+# says which), not both on the default 127.0.0.1:9479.
 agent_args=(--check http:/healthz --interval 500ms --timeout 500ms --rise 2 --fall 2
-            --resync 5s --session-timeout 6s)
+            --resync 5s --session-timeout 6s --metrics-listen 127.0.0.1:0)
 say "starting agents host-a (${PORTS[0]}, ${PORTS[1]}) and host-b (${PORTS[2]}, ${PORTS[3]})"
 "$AGENT" --zk "$ZK" --host host-a "${agent_args[@]}" \
   --instance "$SERVICE@127.0.0.1:${PORTS[0]}" --instance "$SERVICE@127.0.0.1:${PORTS[1]}" \

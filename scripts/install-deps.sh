@@ -16,6 +16,8 @@ packages=(
   libprotobuf-dev protobuf-compiler
   clang libclang-rt-14-dev     # libFuzzer targets
   libsystemd-dev               # sd_notify: the agent's readiness, status and watchdog
+  prometheus-cpp-dev           # the agent's metrics registry and text format
+  prometheus                   # tests: a real Prometheus scrapes the agent (and promtool)
   dpkg-dev                     # dpkg-shlibdeps: the .deb packages' dependencies (scripts/package.sh)
   procps iproute2 python3
   spin                         # model checker: tests/model (ctest -L model)
@@ -50,11 +52,12 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
-# The benchmarks run their own haproxy and nginx with generated
-# configurations. The system services that the packages' postinst may have
-# started (on a machine whose init allows it; nginx's default site listens
-# on port 80) are not needed, so a fresh install stops and disables them.
-for svc in haproxy nginx; do
+# The benchmarks run their own haproxy and nginx, and the tests their own
+# Prometheus, with generated configurations. The system services that the
+# packages' postinst may have started (on a machine whose init allows it;
+# nginx's default site listens on port 80, Prometheus on 9090) are not
+# needed, so a fresh install stops and disables them.
+for svc in haproxy nginx prometheus; do
   [[ " ${missing[*]} " == *" $svc "* ]] || continue
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true

@@ -77,6 +77,12 @@ constexpr std::chrono::seconds kLogPeriod{10};
 constexpr int kMaxThreads = 16;
 // Reads a connection may pass on in one go before yielding its thread.
 constexpr int kInlineRounds = 8;
+
+// A connection adds its byte counts to its backend's counters when it
+// closes and whenever this much has passed since the last time: no shared
+// counter per read on the hot path, and a long transfer still shows up
+// while it runs.
+constexpr uint64_t kByteFlushThreshold = 1 << 20;
 constexpr size_t kMinBufferBytes = 1024;
 
 // Lets one message through per period and counts the ones held back, so a
@@ -128,6 +134,8 @@ struct Backend {
   std::atomic<uint64_t> http_responses{0};
   std::atomic<uint64_t> http_5xx{0};
   std::atomic<uint64_t> http_unparsed{0};
+  std::atomic<uint64_t> bytes_to_backend{0};
+  std::atomic<uint64_t> bytes_from_backend{0};
 };
 
 // Where a new connection goes, fixed at accept time.
@@ -281,7 +289,15 @@ class Forwarder::Impl::Session : public std::enable_shared_from_this<Session> {
     char* buffer;
     bool requests;      // client -> backend
     bool done = false;  // EOF read and passed on as a shutdown(send)
+    uint64_t unflushed_bytes = 0;  // read, not yet added to the backend
   };
+
+  void FlushBytes(Pipe& p) {
+    if (p.unflushed_bytes == 0 || !target_) return;
+    (p.requests ? target_->bytes_to_backend : target_->bytes_from_backend)
+        .fetch_add(p.unflushed_bytes, std::memory_order_relaxed);
+    p.unflushed_bytes = 0;
+  }
 
   void Connect(std::shared_ptr<Backend> target) {
     target_ = std::move(target);
@@ -444,6 +460,8 @@ class Forwarder::Impl::Session : public std::enable_shared_from_this<Session> {
       // Scanned before it is passed on: the backend cannot answer a request
       // the scanner has not seen.
       if (scanner_) Scan(p, n);
+      p.unflushed_bytes += n;
+      if (p.unflushed_bytes >= kByteFlushThreshold) FlushBytes(p);
       size_t written = p.to->write_some(asio::buffer(p.buffer, n), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
         written = 0;
@@ -547,6 +565,8 @@ class Forwarder::Impl::Session : public std::enable_shared_from_this<Session> {
   void Release() {
     if (released_) return;
     released_ = true;
+    FlushBytes(upstream_);
+    FlushBytes(downstream_);
     if (counted_active_) {
       target_->active.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -728,6 +748,8 @@ std::vector<BackendStats> Forwarder::Impl::Stats() const {
     s.http_responses = b.http_responses.load();
     s.http_5xx = b.http_5xx.load();
     s.http_unparsed = b.http_unparsed.load();
+    s.bytes_to_backend = b.bytes_to_backend.load();
+    s.bytes_from_backend = b.bytes_from_backend.load();
     out.push_back(std::move(s));
   }
   return out;

@@ -58,6 +58,11 @@ struct BackendStats {
   uint64_t http_responses = 0;      // kHttp only
   uint64_t http_5xx = 0;            // kHttp only
   uint64_t http_unparsed = 0;       // kHttp: streams the scanner gave up on
+  // Bytes passed on in each direction, added when a connection closes and
+  // after every MiB it carries (so at most 1 MiB per open connection and
+  // direction is not counted yet).
+  uint64_t bytes_to_backend = 0;
+  uint64_t bytes_from_backend = 0;
 };
 
 struct ForwarderOptions {

@@ -90,7 +90,7 @@ for ((i = 0; i < N; i++)); do
   INSTANCES+=(--instance "$SVC@127.0.0.1:$p")
 done
 "$AGENT" --zk "$ZK" --host bench-host --check tcp --interval 1s \
-  --timeout 500ms --rise 1 --fall 2 --session-timeout 10s \
+  --metrics-listen 127.0.0.1:0 --timeout 500ms --rise 1 --fall 2 --session-timeout 10s \
   "${INSTANCES[@]}" > "$WORK/agent.log" 2>&1 &
 PIDS+=($!)
 registered() {

@@ -173,6 +173,7 @@ declare -A ZK_FWD_PORT HAP_PORT HAP_PID
 {
   echo "zk = 127.0.0.1:$ZK_PORT"
   echo "host = bench-host"
+  echo "metrics_listen = 127.0.0.1:0"
   for t in $THREADS; do
     ZK_FWD_PORT[$t]=$(zk_free_port)
     cat <<CFG

@@ -124,6 +124,7 @@ ZKROLL_NEW_PORT=$B "$VERSION_SH" start v1-backup >/dev/null
 cat >"$WORK/agent.conf" <<CFG
 zk = $ZK
 host = bench-host
+metrics_listen = 127.0.0.1:0
 [instance.web]
 service = $SERVICE
 ip = 127.0.0.1

@@ -40,7 +40,8 @@ void CheckSession::Finish(bool healthy, std::string reason) {
   CheckResult result;
   result.healthy = healthy;
   result.reason = std::move(reason);
-  result.elapsed = std::chrono::duration_cast<Millis>(Elapsed());
+  result.elapsed =
+      std::chrono::duration_cast<std::chrono::microseconds>(Elapsed());
   // Posted rather than called: Finish runs inside Cancel() and inside our
   // own handlers, and the caller's callback may well start the next check or
   // drop the last reference to whatever owns us.

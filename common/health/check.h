@@ -107,8 +107,10 @@ struct CheckResult {
   // contain 'OK'", "exit status 1", "killed at timeout 2s", "exec failed: No
   // such file or directory".
   std::string reason;
-  // Wall time from the start of the check to its outcome.
-  Millis elapsed{0};
+  // Wall time from the start of the check to its outcome (microseconds: a
+  // local check takes well under a millisecond, and the agent's latency
+  // histogram needs to tell those apart).
+  std::chrono::microseconds elapsed{0};
 };
 
 namespace internal {

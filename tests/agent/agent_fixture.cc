@@ -1,5 +1,6 @@
 #include "tests/agent/agent_fixture.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 
@@ -58,6 +59,11 @@ ChildProcess* AgentTest::StartAgent(const std::vector<std::string>& args,
        {std::string(ZKROLL_AGENT_BIN), std::string("--zk"),
         agent_zk_.empty() ? connect_string() : agent_zk_}) {
     argv.push_back(a);
+  }
+  // Several agents run at once: each serves its metrics on a free port,
+  // unless the test chose an address.
+  if (std::find(args.begin(), args.end(), "--metrics-listen") == args.end()) {
+    argv.insert(argv.end(), {"--metrics-listen", "127.0.0.1:0"});
   }
   argv.insert(argv.end(), args.begin(), args.end());
   auto p = std::make_unique<ChildProcess>();

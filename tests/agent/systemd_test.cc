@@ -236,7 +236,8 @@ TEST_F(SystemdTest, SignalsPendingAtTheFirstInstructionAreAppliedNotFatal) {
   ASSERT_TRUE(svc.Start());
   NotifySocket notify(dir_.File("notify.sock"));
   ASSERT_TRUE(notify.bound());
-  std::vector<std::string> argv = {ZKROLL_AGENT_BIN, "--zk", connect_string()};
+  std::vector<std::string> argv = {ZKROLL_AGENT_BIN, "--zk", connect_string(),
+                                   "--metrics-listen", "127.0.0.1:0"};
   for (const auto& a : Args("sd3", {port})) argv.push_back(a);
 
   // SIGHUP is pending when the agent's main() starts (its default action

@@ -20,3 +20,11 @@ target_compile_definitions(traffic_observe_test PRIVATE
 zkroll_add_test(NAME traffic_observer_test LABELS zk
   SOURCES agent/traffic_observer_test.cc
   LIBS zkroll_agent_lib)
+zkroll_add_test(NAME agent_metrics_test LABELS unit
+  SOURCES agent/metrics_test.cc
+  LIBS zkroll_agent_lib)
+# A real Prometheus server (Debian's /usr/bin/prometheus) scrapes a real
+# agent; skipped with a message when it is not installed.
+zkroll_add_test(NAME agent_metrics_endpoint_test LABELS zk TIMEOUT 600
+  SOURCES agent/metrics_endpoint_test.cc agent/agent_fixture.cc
+  LIBS zkroll_agent_lib DEPENDS zkroll-agent zkroll-tiny-service)

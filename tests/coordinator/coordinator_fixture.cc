@@ -190,6 +190,8 @@ ChildProcess* CoordinatorTest::StartAgent(
   std::vector<std::string> argv = {ZKROLL_AGENT_BIN,
                                    "--zk",
                                    connect_string(),
+                                   "--metrics-listen",
+                                   "127.0.0.1:0",
                                    "--host",
                                    host,
                                    "--check",

@@ -97,6 +97,8 @@ TEST_F(EnsembleTest, LeaderKilledDuringRollout) {
   std::vector<std::string> agent = {ZKROLL_AGENT_BIN,
                                     "--zk",
                                     ensemble_->connect_string(),
+                                    "--metrics-listen",
+                                    "127.0.0.1:0",
                                     "--host",
                                     "host-e",
                                     "--check",

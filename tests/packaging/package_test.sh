@@ -94,7 +94,7 @@ coordinator_deb=${coordinator_debs[0]}
 echo "built $(basename "$agent_deb") $(basename "$coordinator_deb")"
 
 depends=$(dpkg-deb -f "$agent_deb" Depends)
-for d in adduser libzookeeper-mt2 libsystemd0 libgoogle-glog0v6 libprotobuf; do
+for d in adduser libzookeeper-mt2 libsystemd0 libgoogle-glog0v6 libprotobuf libprometheus-cpp-core; do
   [[ "$depends" == *"$d"* ]] || fail "zkroll-agent does not depend on $d: $depends"
 done
 

@@ -436,12 +436,17 @@ TEST(ForwarderTest, LargePayloadRoundTripsBothWays) {
   EXPECT_EQ(client.ReadToEnd(&rest), Client::End::kEof);
   EXPECT_EQ(rest, "");
 
-  BackendStats s = WaitForStats(*f, echo.address(), [](const BackendStats& s) {
-    return s.connections == 1 && s.active == 0;
+  // Every byte is counted once the connection closed, in each direction.
+  BackendStats s = WaitForStats(*f, echo.address(), [&](const BackendStats& s) {
+    return s.connections == 1 && s.active == 0 &&
+           s.bytes_to_backend == payload.size() &&
+           s.bytes_from_backend == payload.size();
   });
   EXPECT_EQ(s.connections, 1u);
   EXPECT_EQ(s.active, 0u);
   EXPECT_EQ(s.connect_failures, 0u);
+  EXPECT_EQ(s.bytes_to_backend, payload.size());
+  EXPECT_EQ(s.bytes_from_backend, payload.size());
   EXPECT_TRUE(WaitFor([&] { return f->open_connections() == 0; }, kDeadline));
   EXPECT_TRUE(WaitFor([&] { return changes.load() > 0; }, kDeadline));
 }
