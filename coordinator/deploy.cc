@@ -510,6 +510,13 @@ std::optional<Stop> InstanceDeploy::Command() {
 
 std::optional<Stop> InstanceDeploy::RecordCommandStart(Step& step) {
   std::string why;
+  // A write retried after an expiry may have been answered in a renewed
+  // session: that confirms nothing about the session COMMAND relies on.
+  const int64_t owner = plan_ ? plan_->session : paused_session_;
+  if (step.journalled.ok() && env_.session->session_id() != owner) {
+    step.journalled = Status(StatusCode::kSessionExpired,
+                             "the write was answered in another session");
+  }
   if (env_.journal == nullptr || step.journalled.ok()) {
     if (env_.journal != nullptr && step.journal_sent > confirmed_at_) {
       confirmed_at_ = step.journal_sent;  // the write was answered
@@ -537,6 +544,13 @@ std::optional<Stop> InstanceDeploy::RecordCommandStart(Step& step) {
   }
   const Clock::time_point sent = Clock::now();
   Status again = env_.journal->WriteInstance(address_);
+  if (again.ok() && env_.session->session_id() != owner) {
+    why = "the journal recorded that COMMAND starts only in a new ZooKeeper "
+          "session: our session " + SessionHex(owner) +
+          " ended; COMMAND was not run";
+    End(step, "aborted", why);
+    return Stop{DeployOutcome::kSessionLost, why};
+  }
   if (!again.ok()) {
     why = "cannot record in the journal that COMMAND starts: " +
           again.ToString() + " (first attempt: " + first +
