@@ -34,8 +34,9 @@ InstanceDeploy::Step InstanceDeploy::Begin(const std::string& name,
   // Long steps are journalled when they start too, so a coordinator that
   // dies in one leaves it visible as "running".
   if (env_.journal) {
-    s.journal_index =
-        env_.journal->BeginStep(address_, name, detail, /*persist=*/announce);
+    s.journal_sent = Clock::now();
+    s.journal_index = env_.journal->BeginStep(
+        address_, name, detail, /*persist=*/announce, &s.journalled);
   }
   env_.reporter->StepStarted(label_, name, detail, announce);
   return s;
@@ -103,7 +104,9 @@ DeployResult InstanceDeploy::Run() {
     return finish(stop->outcome, stop->detail);
   }
   if (auto stop = Command()) {
-    if (stop->outcome == DeployOutcome::kFailed) {
+    if (stop->outcome == DeployOutcome::kFailed && !command_started_) {
+      Resume("the deploy failed before COMMAND ran");
+    } else if (stop->outcome == DeployOutcome::kFailed) {
       FailurePath(stop->detail);
     } else {
       AbortPath(*stop);
@@ -362,7 +365,11 @@ bool InstanceDeploy::EphemeralStillOurs(const std::string& path,
            " with the ZooKeeper leader: " + synced.ToString();
     return false;
   }
-  auto node = Retrying([&] { return env_.session->GetSync(path); });
+  Clock::time_point sent;
+  auto node = Retrying([&] {
+    sent = Clock::now();
+    return env_.session->GetSync(path);
+  });
   if (!node.ok()) {
     if (node.status().code() == StatusCode::kNotFound) {
       *why = "our " + what + " " + path +
@@ -386,6 +393,9 @@ bool InstanceDeploy::EphemeralStillOurs(const std::string& path,
            SessionHex(owner) + " to " + SessionHex(env_.session->session_id());
     return false;
   }
+  // The servers answered a request sent at `sent` or later: they cannot
+  // expire the session before sent + T (session_fence.h).
+  if (sent > confirmed_at_) confirmed_at_ = sent;
   if (out != nullptr) *out = *node;
   return true;
 }
@@ -450,12 +460,16 @@ std::optional<Stop> InstanceDeploy::Command() {
   CommandSpec spec = MakeCommand(opt_.command);
   Step step =
       Begin("command", "running " + QuoteForMessage(opt_.command[0]), true);
+  if (auto stop = RecordCommandStart(step)) return stop;
   CommandOutcome outcome;
   std::string fence_reason;
   {
-    // Stops COMMAND as soon as we cannot vouch for our session any more.
+    // Stops COMMAND as soon as we cannot vouch for our session any more,
+    // timed from the last contact the servers confirmed.
     SessionFence fence(env_.session, env_.abort,
-                       plan_ ? plan_->session : paused_session_);
+                       plan_ ? plan_->session : paused_session_,
+                       plan_ ? plan_->deploy_path : flag_path_, confirmed_at_);
+    command_started_ = true;
     outcome = RunCommand(
         spec,
         [&](OutputStream stream, std::string_view line) {
@@ -491,6 +505,60 @@ std::optional<Stop> InstanceDeploy::Command() {
     return Stop{DeployOutcome::kFailed, detail};
   }
   End(step, "ok", described);
+  return std::nullopt;
+}
+
+std::optional<Stop> InstanceDeploy::RecordCommandStart(Step& step) {
+  std::string why;
+  // A write retried after an expiry may have been answered in a renewed
+  // session: that confirms nothing about the session COMMAND relies on.
+  const int64_t owner = plan_ ? plan_->session : paused_session_;
+  if (step.journalled.ok() && env_.session->session_id() != owner) {
+    step.journalled = Status(StatusCode::kSessionExpired,
+                             "the write was answered in another session");
+  }
+  if (env_.journal == nullptr || step.journalled.ok()) {
+    if (env_.journal != nullptr && step.journal_sent > confirmed_at_) {
+      confirmed_at_ = step.journal_sent;  // the write was answered
+    }
+    // --switch has no verify step: confirm the in-flight node (and contact)
+    // here when nothing did yet.
+    if (confirmed_at_ == Clock::time_point{} && !StillOurs(&why)) {
+      why += "; COMMAND was not run";
+      End(step, "aborted", why);
+      return Stop{DeployOutcome::kSessionLost, why};
+    }
+    return std::nullopt;
+  }
+  // The write may have failed because we are cut off from ZooKeeper: then
+  // our session may be expiring right now, and COMMAND must not start on
+  // an unconfirmed session nor without a record that it started.
+  const std::string first = step.journalled.ToString();
+  LOG(WARNING) << label_ << ": the journal could not record that COMMAND "
+               << "starts (" << first << "); confirming our session again";
+  if (!StillOurs(&why)) {
+    why = "the journal could not record that COMMAND starts (" + first +
+          "), and then " + why + "; COMMAND was not run";
+    End(step, "aborted", why);
+    return Stop{DeployOutcome::kSessionLost, why};
+  }
+  const Clock::time_point sent = Clock::now();
+  Status again = env_.journal->WriteInstance(address_);
+  if (again.ok() && env_.session->session_id() != owner) {
+    why = "the journal recorded that COMMAND starts only in a new ZooKeeper "
+          "session: our session " + SessionHex(owner) +
+          " ended; COMMAND was not run";
+    End(step, "aborted", why);
+    return Stop{DeployOutcome::kSessionLost, why};
+  }
+  if (!again.ok()) {
+    why = "cannot record in the journal that COMMAND starts: " +
+          again.ToString() + " (first attempt: " + first +
+          "); COMMAND was not run";
+    End(step, "failed", why);
+    return Stop{DeployOutcome::kFailed, why};
+  }
+  if (sent > confirmed_at_) confirmed_at_ = sent;
   return std::nullopt;
 }
 

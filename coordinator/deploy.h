@@ -32,12 +32,17 @@
 //            ZKROLL_PORT, ZKROLL_INSTANCE, ZKROLL_DEPLOY_ID and ZKROLL_FENCE
 //            (the flag's creation zxid, decimal: an upgrade script can
 //            refuse to act if the flag now there has another one). A
-//            non-zero exit or the --exec-timeout fails the deploy. While it
-//            runs a SessionFence (session_fence.h) watches our session: if
-//            it ends, or the client stays disconnected past two thirds of
-//            the session timeout, COMMAND's process group is stopped and
-//            the deploy ends "aborted" (session lost). The flag is checked
-//            again (with a sync) once COMMAND ended.
+//            non-zero exit or the --exec-timeout fails the deploy. COMMAND
+//            starts only once the journal write recording the step's start
+//            was answered; after a failed write the flag is verified again
+//            (session lost: "aborted", exit 4) and the write retried (still
+//            failing: the deploy fails), COMMAND not run in either case.
+//            While it runs a SessionFence (session_fence.h) reads our flag
+//            every T/6: if the flag is gone or not ours, the session ends,
+//            or 2T/3 pass since the last contact ZooKeeper answered,
+//            COMMAND's process group is stopped and the deploy ends
+//            "aborted" (session lost). The flag is checked again (with a
+//            sync) once COMMAND ended.
 // health     Up to --health-attempts checks, --health-interval apart; one
 //            pass is enough.
 // resume     Deletes our flag, only through the session that created it

@@ -74,6 +74,10 @@ class InstanceDeploy {
     Clock::time_point start;
     int journal_index = -1;
     bool open = false;
+    // A persisted step's journal write: its status (Ok when not persisted
+    // or there is no journal) and a time before it was sent.
+    Status journalled;
+    Clock::time_point journal_sent;
   };
 
   Step Begin(const std::string& name, const std::string& detail, bool announce);
@@ -93,6 +97,11 @@ class InstanceDeploy {
   std::optional<Stop> DrainAuto(Step& step);
   std::optional<Stop> Verify();
   std::optional<Stop> Command();
+  // Makes sure the journal records that COMMAND starts before it does:
+  // after a failed write, re-verifies (session lost: exit 4) and writes
+  // again (still failing: the deploy fails). COMMAND is run only if this
+  // returns nothing; it also leaves confirmed_at_ current.
+  std::optional<Stop> RecordCommandStart(Step& step);
   std::optional<Stop> Health();
   std::optional<Stop> WaitRegistered();
   void Resume(const std::string& why);
@@ -203,6 +212,11 @@ class InstanceDeploy {
   int64_t paused_session_ = 0;
   bool flag_created_ = false;
   int64_t fence_zxid_ = 0;  // czxid of our flag, read by Verify
+  // Last confirmed contact with ZooKeeper: a time before the last answered
+  // request of EphemeralStillOurs or the command step's journal write was
+  // sent. The SessionFence times its limit from here.
+  Clock::time_point confirmed_at_{};
+  bool command_started_ = false;  // COMMAND's process was started
   // The pause transaction's zxid (the czxid of our flag), and the pzxid of
   // /services/<service> a caller's list must have been read at to be
   // without the instance.

@@ -147,7 +147,8 @@ Journal::Node& Journal::NodeFor(const InstanceAddress& instance) {
 }
 
 int Journal::BeginStep(const InstanceAddress& instance, const std::string& name,
-                       const std::string& detail, bool persist) {
+                       const std::string& detail, bool persist,
+                       Status* written) {
   Node& node = NodeFor(instance);
   std::lock_guard<std::mutex> l(node.mu);
   node.progress.set_instance(instance.NodeName());
@@ -157,8 +158,16 @@ int Journal::BeginStep(const InstanceAddress& instance, const std::string& name,
   step->set_started_at(NowRfc3339());
   step->set_verdict("running");
   step->set_detail(detail);
-  if (persist) (void)WriteInstanceLocked(instance, node);
+  Status w = persist ? WriteInstanceLocked(instance, node) : Status::Ok();
+  if (written != nullptr) *written = w;
   return node.progress.steps_size() - 1;
+}
+
+Status Journal::WriteInstance(const InstanceAddress& instance) {
+  Node& node = NodeFor(instance);
+  std::lock_guard<std::mutex> l(node.mu);
+  node.progress.set_instance(instance.NodeName());
+  return WriteInstanceLocked(instance, node);
 }
 
 void Journal::EndStep(const InstanceAddress& instance, int index,

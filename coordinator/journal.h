@@ -12,8 +12,10 @@
 // coordinator that dies leaves "running" behind, which readers show as
 // unfinished.
 //
-// Writing the journal never stops a deploy: a failed write is logged and the
-// whole node is written again at the next update. Writes are version-checked
+// Writing the journal never stops a deploy by itself: a failed write is
+// logged and the whole node is written again at the next update. The one
+// write a caller may wait for is a persisted BeginStep's (`written`): the
+// deploy starts COMMAND only once its start is on record. Writes are version-checked
 // so an unexpected writer is noticed (and logged) rather than silently lost.
 //
 // Thread-safety: all methods are thread-safe (instances of a batch report
@@ -52,9 +54,14 @@ class Journal {
 
   // Appends a step with verdict "running" and returns its index. With
   // `persist` false the step is only written by EndStep: quick steps are
-  // not worth a ZooKeeper write (and its fsync) of their own.
+  // not worth a ZooKeeper write (and its fsync) of their own. `written`
+  // (may be null) gets the status of that write (Ok when not persisted).
   int BeginStep(const InstanceAddress& instance, const std::string& name,
-                const std::string& detail, bool persist);
+                const std::string& detail, bool persist,
+                Status* written = nullptr);
+  // Writes `instance`'s node as it is now (after a failed write the caller
+  // must see succeed), with the same brief retries as the step updates.
+  Status WriteInstance(const InstanceAddress& instance);
   // Completes step `index` (from BeginStep).
   void EndStep(const InstanceAddress& instance, int index,
                const std::string& verdict, const std::string& detail);

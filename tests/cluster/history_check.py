@@ -39,7 +39,10 @@ Checks, transaction by transaction (multi ops in their order)
   command-without-flag       a journal write that starts a "command" step of
                              /deploys/S/ID/IP_PORT while /pause/S/IP_PORT does
                              not exist, carries another deploy id, or is not
-                             owned by the session that wrote the journal
+                             owned by the session that wrote the journal (a
+                             step first written already ended with "COMMAND
+                             was not run" starts nothing: the coordinator
+                             gave up before COMMAND, see not_run())
   command-outlived-flag      a COMMAND ended (its own record from --commands,
                              else the journal's ended_at, which is when the
                              coordinator judged the step; both on the
@@ -351,7 +354,8 @@ class Replay:
         def commands(rec):
             if not isinstance(rec, dict):
                 return 0
-            return sum(1 for s in rec.get("steps", []) if s.get("name") == "command")
+            return sum(1 for s in rec.get("steps", [])
+                       if s.get("name") == "command" and not not_run(s))
 
         if commands(new) <= commands(old):
             return
@@ -398,6 +402,8 @@ class Replay:
                 if step.get("name") != "command":
                     continue
                 key = (parts[2], parts[4], parts[3])
+                if not_run(step) and key not in commands:
+                    continue  # stopped before COMMAND started, and no record of it
                 journal_end = rfc3339_ms(step.get("ended_at") or "")
                 if journal_end is None:
                     self.dead_coordinator.add(key)
@@ -499,6 +505,16 @@ def toolkit_crosscheck(datadirs):
                 bad.append(f"{path}: TxnLogToolkit counts {m[-1] if m else '?'} "
                            f"transactions, this reader {ours}")
     return bad
+
+
+def not_run(step):
+    """A command step the coordinator ended before starting COMMAND: it
+    journals the step first and starts COMMAND only once that write was
+    answered; when it could not (cut off, session lost) it ends the step
+    saying "COMMAND was not run". Such a step is no COMMAND (a COMMAND's
+    own record of the same deploy and instance still counts)."""
+    return bool(step.get("ended_at")) and \
+        "COMMAND was not run" in step.get("detail", "")
 
 
 def read_commands(path):

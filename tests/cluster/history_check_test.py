@@ -51,15 +51,17 @@ def flag_data(deploy="d-1"):
                        "deploy_id": deploy}).encode()
 
 
-def journal(*steps, command_ended=None):
+def journal(*steps, command_ended=None, command_detail=None):
     """Steps by name; command_ended (ms after the log's time base) records the
-    end of the command step."""
+    end of the command step, command_detail its detail."""
     out = [{"name": s, "verdict": "running"} for s in steps]
     if command_ended is not None:
         t = (1_700_000_000_000 + command_ended) / 1000
         out[-1]["verdict"] = "aborted"
         out[-1]["ended_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + \
             ".%03dZ" % (command_ended % 1000)
+    if command_detail is not None:
+        out[-1]["detail"] = command_detail
     return json.dumps({"instance": "10.9.0.11_8080", "outcome": "running",
                        "steps": out}).encode()
 
@@ -225,6 +227,28 @@ class HistoryCheckTest(unittest.TestCase):
             (COORD, delete(FLAG)), (AGENT, create(INST, b"{}", True))]
         rc, report, out = self.run_checker(h)
         self.assertEqual(self.kinds(report), ["command-without-flag"])
+
+    def test_command_step_ended_before_command_started_is_no_command(self):
+        # Cut off between verify and COMMAND: the coordinator's next session
+        # records the command step, already ended without COMMAND.
+        base = setup() + [
+            (COORD, multi(delete(INST), create(FLAG, flag_data(), True))),
+            (COORD, create(JOURNAL, journal("pause"))),
+            (COORD, close_session()), (COORD2, create_session())]
+        not_run = ("the journal could not record that COMMAND starts (...), "
+                   "and then our pause flag is gone; COMMAND was not run")
+        h = base + [(COORD2, set_data(JOURNAL, journal(
+            "pause", "verify", "command", command_ended=2, command_detail=not_run))),
+            (AGENT, create(INST, b"{}", True))]
+        rc, report, out = self.run_checker(h)
+        self.assertEqual(self.kinds(report), [], out)
+        # The same step without that detail is a COMMAND without its flag.
+        h = base + [(COORD2, set_data(JOURNAL, journal(
+            "pause", "verify", "command", command_ended=2,
+            command_detail="COMMAND was stopped"))),
+            (AGENT, create(INST, b"{}", True))]
+        rc, report, out = self.run_checker(h)
+        self.assertIn("command-without-flag", self.kinds(report), out)
 
     def test_command_outliving_its_flag_is_reported(self):
         # Transaction times are the log's time base + zxid (ms). The flag

@@ -18,11 +18,13 @@
 #include "coordinator/abort_signal.h"
 #include "coordinator/deploy.h"
 #include "coordinator/instance_deploy.h"
+#include "coordinator/journal.h"
 #include "coordinator/lock.h"
 #include "coordinator/reporter.h"
 #include "coordinator/session_fence.h"
 #include "tests/coordinator/coordinator_fixture.h"
 #include "tests/support/wait.h"
+#include "tests/support/zk_reply_dropper.h"
 
 namespace zkroll::testing {
 namespace {
@@ -76,11 +78,12 @@ std::string DeployFlagJson(const std::string& svc, int port,
 // the real one's is), stop signal and reporter.
 class InProcessCoordinator {
  public:
+  // `out`: where the reporter writes its text (stdout by default).
   InProcessCoordinator(std::unique_ptr<ZkSession> session,
                        boost::asio::any_io_executor executor,
-                       const std::string& service)
+                       const std::string& service, std::FILE* out = stdout)
       : session_(std::move(session)),
-        reporter_(coordinator::OutputFormat::kText, stdout, stderr),
+        reporter_(coordinator::OutputFormat::kText, out, stderr),
         env_(*ServiceName::Parse(service),
              *DeployId::Parse("20261130T100000Z-test01")) {
     session_->AddListener([this](const SessionEvent&) { abort_.Wake(); });
@@ -112,14 +115,44 @@ class InProcessCoordinator {
   DeployOptions options_;
 };
 
+// A stdio stream that hands every line written to it to `on_line` (on
+// the writer's thread, while it writes) and copies it to stdout: the test
+// acts at the exact moment the coordinator reports a step.
+class LineTap {
+ public:
+  explicit LineTap(std::function<void(const std::string&)> on_line)
+      : on_line_(std::move(on_line)) {
+    cookie_io_functions_t io{};
+    io.write = [](void* self, const char* buf, size_t n) -> ssize_t {
+      auto* tap = static_cast<LineTap*>(self);
+      std::fwrite(buf, 1, n, stdout);
+      tap->on_line_(std::string(buf, n));
+      return static_cast<ssize_t>(n);
+    };
+    file_ = ::fopencookie(this, "w", io);
+    if (file_ != nullptr) std::setvbuf(file_, nullptr, _IONBF, 0);
+  }
+  ~LineTap() {
+    if (file_ != nullptr) std::fclose(file_);
+  }
+  std::FILE* file() const { return file_; }
+
+ private:
+  std::function<void(const std::string&)> on_line_;
+  std::FILE* file_ = nullptr;
+};
+
 class ProtocolRaceTest : public CoordinatorTest {
  protected:
-  std::unique_ptr<InProcessCoordinator> NewCoordinator() {
+  // `connect_string` empty: the test server directly.
+  std::unique_ptr<InProcessCoordinator> NewCoordinator(
+      const std::string& connect_string = "", std::FILE* out = stdout) {
     ZkOptions o;
+    o.connect_string = connect_string;
     o.session_timeout = milliseconds(4000);
     o.renew_on_expiry = true;
     return std::make_unique<InProcessCoordinator>(Connect(o), io().executor(),
-                                                  svc_);
+                                                  svc_, out);
   }
   ServiceName Service() const { return *ServiceName::Parse(svc_); }
   InstanceAddress Address(int port) const {
@@ -453,21 +486,163 @@ TEST_F(ProtocolRaceTest, CommandSeesTheFenceAndIsStoppedWhenTheSessionExpires) {
 // again; the limit is shortened to 300 ms.
 TEST_F(ProtocolRaceTest, FenceFallsAfterALongDisconnect) {
   auto a = NewCoordinator();
+  const std::string node = "/fence-" + svc_;
+  ASSERT_TRUE(a->session()
+                  ->CreateSync(node, "", CreateMode::kEphemeral, OpenAcl())
+                  .ok());
   coordinator::SessionFence fence(a->session(), a->env().abort,
-                                  a->session()->session_id(), Millis(300));
+                                  a->session()->session_id(), node,
+                                  std::chrono::steady_clock::now(),
+                                  Millis(300));
   EXPECT_FALSE(fence.fallen());
-  const auto stopped = std::chrono::steady_clock::now();
   server()->Stop();
   EXPECT_TRUE(WaitFor([&] { return fence.fallen(); }, kDeadline));
-  std::printf("fence fell %lld ms after the server stopped (limit 300 ms)\n",
-              static_cast<long long>(
-                  std::chrono::duration_cast<milliseconds>(
-                      std::chrono::steady_clock::now() - stopped)
-                      .count()));
-  EXPECT_NE(fence.reason().find("disconnected"), std::string::npos)
+  EXPECT_NE(fence.reason().find("since its last confirmed contact"),
+            std::string::npos)
       << fence.reason();
+  EXPECT_EQ(fence.deadline_at_fall(), fence.last_confirmed() + Millis(300));
+  EXPECT_GE(fence.fell_at(), fence.deadline_at_fall());
   ASSERT_TRUE(server()->Start().ok());
   EXPECT_TRUE(WaitFor([&] { return a->session()->connected(); }, kDeadline));
+}
+
+// (fencing, b) The connection is cut while COMMAND runs (the fence's own
+// read of its node is the request whose reply is lost; reconnects are
+// refused). The fence counts from its last confirmed contact, not from when
+// the client noticed the cut: it falls at the last answered read's send
+// time + 2T/3, and COMMAND's process group goes after that.
+TEST_F(ProtocolRaceTest, FenceCountsFromTheLastConfirmedContactWhenCutOff) {
+  ZkReplyDropper proxy(server()->port());
+  ASSERT_TRUE(proxy.ok());
+  auto a = NewCoordinator(proxy.connect_string());
+  const std::string node = "/fence-" + svc_;
+  ASSERT_TRUE(a->session()
+                  ->CreateSync(node, "", CreateMode::kEphemeral, OpenAcl())
+                  .ok());
+  const auto created = std::chrono::steady_clock::now();
+  coordinator::SessionFence fence(a->session(), a->env().abort,
+                                  a->session()->session_id(), node, created);
+  EXPECT_EQ(fence.limit(), a->session()->negotiated_timeout() * 2 / 3);
+
+  Handshake hs(dir_, "cut");
+  coordinator::CommandSpec spec;
+  spec.argv = {"/bin/sh", "-c", hs.Snippet()};
+  spec.timeout = Millis(60000);
+  AbortSignal stop;  // never requested: only the fence may end COMMAND
+  auto run = std::async(std::launch::async, [&] {
+    return coordinator::RunCommand(
+        spec, [](coordinator::OutputStream, std::string_view) {}, &stop,
+        fence.signal());
+  });
+  ASSERT_TRUE(hs.WaitStarted(kDeadline));
+  const pid_t shell = std::stoi(ReadFile(hs.marker()));
+  // The fence confirms contact by itself while COMMAND runs.
+  ASSERT_TRUE(WaitFor([&] { return fence.last_confirmed() > created; },
+                      kDeadline));
+
+  const auto cut = std::chrono::steady_clock::now();
+  proxy.DropReplyTo(node);
+  ASSERT_EQ(run.wait_for(kDeadline), std::future_status::ready)
+      << proxy.Describe();
+  const coordinator::CommandOutcome outcome = run.get();
+  EXPECT_TRUE(proxy.dropped()) << proxy.Describe();
+  EXPECT_EQ(outcome.kind, coordinator::CommandOutcome::Kind::kFenced);
+  EXPECT_NE(fence.reason().find("since its last confirmed contact"),
+            std::string::npos)
+      << fence.reason();
+  // Order: confirmed contact, cut, deadline = contact + limit, fall; the
+  // group is gone once RunCommand returned.
+  const auto confirmed = fence.last_confirmed();
+  EXPECT_LT(confirmed, cut);
+  EXPECT_EQ(fence.deadline_at_fall(), confirmed + fence.limit());
+  EXPECT_LT(fence.deadline_at_fall(), cut + fence.limit())
+      << "the fence gave a fresh limit from the cut";
+  EXPECT_GE(fence.fell_at(), fence.deadline_at_fall());
+  EXPECT_TRUE(WaitFor([&] { return !Alive(shell); }, kDeadline));
+  std::printf("fence fell %lld ms after its last confirmed contact (limit "
+              "%lld ms)\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<milliseconds>(fence.fell_at() -
+                                                           confirmed)
+                      .count()),
+              static_cast<long long>(fence.limit().count()));
+  proxy.Release();
+}
+
+// (fencing, b) Someone else deletes our pause flag while COMMAND runs (an
+// admin session): the session is intact, but what COMMAND relies on is
+// gone. The fence's read notices and stops COMMAND.
+TEST_F(ProtocolRaceTest, FenceFallsWhenTheFlagIsDeletedDuringCommand) {
+  const int port = PickFreePort();
+  Declare(zk_.get(), "host-a", {port});
+  Register(zk_.get(), port);
+  auto a = NewCoordinator();
+  Handshake hs(dir_, "cmd");
+  auto result = a->Start(port, FastOptions({"/bin/sh", "-c", hs.Snippet()}));
+  ASSERT_TRUE(hs.WaitStarted(kDeadline));
+  const pid_t shell = std::stoi(ReadFile(hs.marker()));
+  ASSERT_TRUE(zk_->DeleteSync(FlagPath(port)).ok());
+  ASSERT_EQ(result.wait_for(kDeadline), std::future_status::ready);
+  DeployResult r = result.get();
+  EXPECT_EQ(r.outcome, DeployOutcome::kSessionLost) << r.detail;
+  EXPECT_NE(r.detail.find("COMMAND was stopped"), std::string::npos)
+      << r.detail;
+  EXPECT_NE(r.detail.find("is gone"), std::string::npos) << r.detail;
+  EXPECT_TRUE(WaitFor([&] { return !Alive(shell); }, kDeadline))
+      << "COMMAND's process group survived the loss of its flag";
+}
+
+// (fencing, a) The coordinator is cut off from ZooKeeper right after its
+// verify, before the journal records that COMMAND starts (the reply to
+// that write is lost and reconnects are refused until the session expired
+// at the server). COMMAND must not start: the write failed, and the
+// re-verify finds the flag gone with the session.
+TEST_F(ProtocolRaceTest, CutBeforeTheCommandIsJournalledDoesNotRunCommand) {
+  const int port = PickFreePort();
+  Declare(zk_.get(), "host-a", {port});
+  Register(zk_.get(), port);
+  ZkReplyDropper proxy(server()->port());
+  ASSERT_TRUE(proxy.ok());
+  const DeployId id = *DeployId::Parse("20261130T100000Z-test01");
+  const std::string journal_node =
+      paths::DeployInstanceNode(Service(), id, Address(port));
+  // Armed while the coordinator reports that verify ended ok: the next
+  // request on the journal node is the command step's start.
+  LineTap tap([&](const std::string& line) {
+    if (line.find("flag owned by session") != std::string::npos) {
+      proxy.DropReplyTo(journal_node);
+    }
+  });
+  ASSERT_NE(tap.file(), nullptr);
+  auto a = NewCoordinator(proxy.connect_string(), tap.file());
+  proto::DeployRecord record;
+  record.set_deploy_id(id.str());
+  record.set_service(svc_);
+  auto journal = coordinator::Journal::Start(a->session(), OpenAcl(),
+                                             Service(), record, Millis(20000));
+  ASSERT_TRUE(journal.ok()) << journal.status().ToString();
+  a->env().journal = journal->get();
+
+  const std::string ran = dir_.File("command-ran");
+  DeployOptions options = FastOptions({"/bin/sh", "-c", "touch " + ran});
+  options.zk_retry_window = Millis(30000);  // outlasts the expiry below
+  auto result = a->Start(port, options);
+  ASSERT_TRUE(WaitFor([&] { return proxy.dropped(); }, kDeadline))
+      << proxy.Describe();
+  // The session expires at the server (its flag goes with it) while the
+  // coordinator cannot reach it; then it may reconnect.
+  ASSERT_TRUE(WaitFor([&] { return !Exists(FlagPath(port)); }, kDeadline));
+  proxy.Release();
+  ASSERT_EQ(result.wait_for(kDeadline), std::future_status::ready);
+  DeployResult r = result.get();
+  EXPECT_EQ(r.outcome, DeployOutcome::kSessionLost) << r.detail;
+  EXPECT_NE(r.detail.find("the journal could not record that COMMAND starts"),
+            std::string::npos)
+      << r.detail;
+  EXPECT_NE(r.detail.find("COMMAND was not run"), std::string::npos)
+      << r.detail;
+  EXPECT_FALSE(::access(ran.c_str(), F_OK) == 0) << "COMMAND ran";
+  a->env().journal = nullptr;
 }
 
 // (h) A deploy whose lock was lost before COMMAND does not run COMMAND.
