@@ -7,12 +7,31 @@
 #   zk_free_port        print a free loopback TCP port
 
 zk_free_port() {
+  # Below the kernel's ephemeral range: ports there are handed out to every
+  # connect() and every bind to port 0 (the agents' metrics listeners), so a
+  # port picked in it could be taken before our server binds it.
   python3 - <<'PY'
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()
+import random, socket
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+for _ in range(500):
+    port = random.randint(max(1024, low - 12001), low - 1)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])
+    s.close()
 PY
 }
 

@@ -9,10 +9,12 @@
 #include <unistd.h>
 #include <zookeeper/zookeeper.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <random>
 #include <fstream>
 #include <vector>
 
@@ -61,7 +63,46 @@ std::vector<std::string> JavaServerArgv(const std::string& main_class,
           cfg};
 }
 
+namespace {
+
+// Whether nothing listens on (or holds) 127.0.0.1:port right now.
+bool PortFree(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// The low end of the kernel's ephemeral port range.
+int EphemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0, high = 0;
+  if (in >> low >> high && low > 0) return low;
+  return 32768;
+}
+
+}  // namespace
+
 int PickFreePort() {
+  // Below the kernel's ephemeral range: the kernel hands those ports out to
+  // every connect() and to every bind to port 0 (the agents' metrics
+  // listeners bind 127.0.0.1:0), so a port picked there could be taken
+  // between this choice and the moment the test's server binds it.
+  const int high = EphemeralLow() - 1;
+  const int low = std::max(1024, high - 12000);
+  thread_local std::mt19937 rng(std::random_device{}() ^
+                                static_cast<unsigned>(::getpid()));
+  std::uniform_int_distribution<int> pick(low, high);
+  for (int attempt = 0; attempt < 500 && high > low; ++attempt) {
+    int port = pick(rng);
+    if (PortFree(port)) return port;
+  }
+  // Fall back to a port of the kernel's choosing.
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

@@ -58,7 +58,9 @@ class ZooKeeperTestServer {
   pid_t pid_ = -1;
 };
 
-// A free TCP port on 127.0.0.1 (bound, read, closed).
+// A TCP port free on 127.0.0.1 now (a bind succeeded and was closed), chosen
+// at random below the kernel's ephemeral range so that no connect() or
+// bind to port 0 elsewhere can take it before the caller binds it.
 int PickFreePort();
 
 // Sends a ZooKeeper four-letter word ("ruok", "srvr", ...) to
