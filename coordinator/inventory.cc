@@ -27,6 +27,60 @@ std::vector<InstanceAddress> ServiceInventory::DeclaredInstances() const {
   return out;
 }
 
+proto::PauseView PauseViewOf(const PauseState& pause) {
+  proto::PauseView v;
+  v.set_by(pause.flag.by());
+  v.set_pid(static_cast<int32_t>(pause.flag.pid()));
+  v.set_reason(pause.flag.reason());
+  v.set_since(pause.flag.since());
+  v.set_expires_at(pause.flag.expires_at());
+  v.set_deploy_id(pause.flag.deploy_id());
+  v.set_ephemeral(pause.ephemeral());
+  v.set_expired(pause.expired);
+  return v;
+}
+
+proto::AgentView AgentViewOf(const Declaration& d) {
+  proto::AgentView v;
+  v.set_host(d.host);
+  v.set_alive(true);  // declared in its /agents node, which is ephemeral
+  const std::string& state = d.view.state();
+  v.set_state(state == "healthy" || state == "unhealthy" || state == "paused" ||
+                      state == "registered"
+                  ? state
+                  : "unknown");
+  v.set_healthy(d.view.healthy());
+  v.set_paused(d.view.paused());
+  v.set_registered(d.view.registered());
+  v.set_last_check(d.view.last_check());
+  v.set_last_check_at(d.view.last_check_at());
+  return v;
+}
+
+Status SelectTargets(const ServiceInventory& inv, const ServiceName& service,
+                     bool from_agents, bool force,
+                     std::vector<InstanceAddress>* targets) {
+  if (from_agents) {
+    *targets = inv.DeclaredInstances();
+    if (targets->empty()) {
+      return InvalidArgument(
+          "no agent declares an instance of " + service.str() + " under " +
+          paths::kAgentsRoot +
+          "; start the agents first, or name instances with --instances");
+    }
+  }
+  for (const auto& a : *targets) {
+    if (!inv.Knows(a) && !force) {
+      return InvalidArgument(
+          "no agent declares " + InstanceId{service, a}.ToString() +
+          " and it is not registered; check the address (`zkroll status "
+          "--service " +
+          service.str() + "`) or pass --force. Nothing was touched");
+    }
+  }
+  return Status::Ok();
+}
+
 bool PauseExpired(const proto::PauseFlag& flag, WallTime now) {
   if (flag.expires_at().empty()) return false;
   auto t = ParseRfc3339(flag.expires_at());
