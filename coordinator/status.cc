@@ -317,14 +317,25 @@ Status PrintDeploy(ZkSession* session, const ServiceName& service,
     }
     return rec.status();
   }
+  std::set<std::string> live = LiveDeploys(session, service);
   if (reporter->json()) {
-    // The record itself, on one line (protobuf's JSON mapping, as stored).
-    std::string json = ToJson(*rec);
-    json.erase(std::remove(json.begin(), json.end(), '\n'), json.end());
-    reporter->Line(json);
+    proto::JournalEvent e;
+    Stamp(&e, "journal");
+    e.set_deploy_id(rec->deploy_id());
+    e.set_service(rec->service());
+    e.set_kind(rec->kind());
+    e.set_by(rec->by());
+    e.set_pid(static_cast<int32_t>(rec->pid()));
+    e.set_started_at(rec->started_at());
+    e.set_ended_at(rec->ended_at());
+    e.set_outcome(ShownOutcome(*rec, live));
+    *e.mutable_command() = rec->command();
+    *e.mutable_parameters() = rec->parameters();
+    *e.mutable_instances() = rec->instances();
+    e.set_detail(rec->detail());
+    reporter->Emit(e);
     return Status::Ok();
   }
-  std::set<std::string> live = LiveDeploys(session, service);
   std::string text =
       "deploy " + rec->deploy_id() + " (" + rec->kind() + ") of " +
       rec->service() + ": " + ShownOutcome(*rec, live) + "\n  by " + rec->by() +

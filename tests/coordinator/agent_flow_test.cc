@@ -3,6 +3,7 @@
 // outside through ZooKeeper. No test waits for a fixed time: COMMANDs that
 // must stay running block on a FIFO the test releases (Handshake), and
 // every wait is for a condition with a deadline.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 
 #include "common/clock.h"
 #include "tests/coordinator/coordinator_fixture.h"
+#include "tests/coordinator/event_check.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
@@ -189,6 +191,7 @@ TEST_F(AgentFlowTest, DryRunPrintsThePlanAndWritesNothing) {
   EXPECT_TRUE(first.agents(0).healthy());
   EXPECT_FALSE(first.paused());
   EXPECT_NE(r.output.find("\"outcome\":\"ready\""), std::string::npos);
+  EXPECT_THAT(CheckEventLines(r.output), ::testing::IsEmpty());
   EXPECT_NE(r.output.find("\"batch_size\":2"), std::string::npos) << r.output;
 
   // --min-healthy that no batch of 2 out of 3 can ever keep.
@@ -573,6 +576,15 @@ TEST_F(AgentFlowTest, RolloutUpgradesEveryDeclaredInstanceInBatches) {
     if (line.find("\"event\":\"batch\"") != std::string::npos) ++batches;
   }
   EXPECT_EQ(batches, 2) << "3 instances, 2 at a time";
+  std::map<std::string, int> seen;
+  EXPECT_THAT(CheckEventLines(r.output, &seen), ::testing::IsEmpty());
+  for (const char* e : {"notice", "batch", "step", "result"}) {
+    EXPECT_GT(seen[e], 0) << e;
+  }
+  EXPECT_NE(r.output.find("\"succeeded\":3,\"failed\":0,\"aborted\":0,"
+                          "\"not_started\":0"),
+            std::string::npos)
+      << r.output;
   EXPECT_GT(events, 20);
   EXPECT_NE(r.output.find("\"event\":\"result\""), std::string::npos);
   const std::string order = ReadFile(log);

@@ -26,12 +26,14 @@ namespace zkroll::testing {
 // The documented values of every enum-like field, by "Message.field" (full
 // proto names without the package).
 inline const std::map<std::string, std::set<std::string>>& DocumentedEnums() {
+  static const std::set<std::string> steps = {
+      "pause",       "drain",          "verify",      "command",
+      "health",      "resume",         "registered",  "on-failure",
+      "prepare",     "forward-backup", "forward-new", "commit",
+      "drain-old",   "drain-new",      "stop-old",    "rollback"};
   static const auto* enums = new std::map<std::string, std::set<std::string>>{
-      {"StepEvent.step",
-       {"pause", "drain", "verify", "command", "health", "resume",
-        "registered", "on-failure", "prepare", "forward-backup",
-        "forward-new", "commit", "drain-old", "drain-new", "stop-old",
-        "rollback"}},
+      {"StepEvent.step", steps},
+      {"DeployRecord.Step.name", steps},
       {"StepEvent.verdict", {"started", "ok", "failed", "aborted", "skipped"}},
       {"DrainEvent.mode", {"fixed", "auto"}},
       {"DrainEvent.ended", {"fixed", "evidence", "cap"}},
@@ -49,6 +51,12 @@ inline const std::map<std::string, std::set<std::string>>& DocumentedEnums() {
       {"HistoryEvent.outcome",
        {"running", "succeeded", "failed", "aborted", "unfinished"}},
       {"PlanEvent.kind", {"deploy", "rollout"}},
+      {"JournalEvent.kind", {"deploy", "rollout"}},
+      {"JournalEvent.outcome",
+       {"running", "succeeded", "failed", "aborted", "unfinished"}},
+      {"DeployRecord.InstanceProgress.outcome",
+       {"pending", "running", "succeeded", "failed", "aborted"}},
+      {"DeployRecord.Step.verdict", {"ok", "failed", "aborted", "skipped"}},
   };
   return *enums;
 }
@@ -67,6 +75,7 @@ inline const google::protobuf::Descriptor* EventDescriptor(
           {"instance", proto::StatusEvent::descriptor()},
           {"deploy", proto::HistoryEvent::descriptor()},
           {"plan", proto::PlanEvent::descriptor()},
+          {"journal", proto::JournalEvent::descriptor()},
       };
   auto it = by_name->find(event);
   return it == by_name->end() ? nullptr : it->second;
@@ -99,6 +108,12 @@ inline void CheckObject(const google::protobuf::Descriptor* d,
       if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE &&
           !f->has_presence()) {
         problems->push_back(at + " is missing");
+      }
+      continue;
+    }
+    if (f->is_map()) {
+      if (it->second.kind_case() != Value::kStructValue) {
+        problems->push_back(at + " is not a JSON object");
       }
       continue;
     }

@@ -51,7 +51,7 @@ void ExpectNo64BitFields(const google::protobuf::Descriptor* d) {
 
 TEST(EventSchemaTest, NoEventFieldPrintsANumberAsAString) {
   for (const char* e : {"step", "drain", "output", "notice", "batch", "result",
-                        "instance", "deploy", "plan"}) {
+                        "instance", "deploy", "plan", "journal"}) {
     const auto* d = EventDescriptor(e);
     ASSERT_NE(d, nullptr) << e;
     ASSERT_NE(d->FindFieldByName("schema"), nullptr) << e;
@@ -109,12 +109,26 @@ TEST(EventSchemaTest, EveryReporterEventIsTypedAndDocumented) {
     b->set_batch(1);
     b->add_instances()->set_instance(i);
     r.Emit(p);
+    proto::JournalEvent j;
+    Stamp(&j, "journal");
+    j.set_kind("rollout");
+    j.set_outcome("failed");
+    j.set_pid(9);
+    j.add_command("/bin/true");
+    (*j.mutable_parameters())["batch"] = "2";
+    auto* inst = j.add_instances();
+    inst->set_instance("127.0.0.1_9000");
+    inst->set_outcome("failed");
+    auto* step = inst->add_steps();
+    step->set_name("command");
+    step->set_verdict("failed");
+    r.Emit(j);
   });
   std::map<std::string, int> seen;
   auto problems = CheckEventLines(out, &seen);
   EXPECT_TRUE(problems.empty()) << ::testing::PrintToString(problems);
   for (const char* e : {"step", "drain", "output", "notice", "batch", "result",
-                        "instance", "deploy", "plan"}) {
+                        "instance", "deploy", "plan", "journal"}) {
     EXPECT_GT(seen[e], 0) << "no " << e << " event in\n" << out;
   }
   EXPECT_NE(out.find("\"duration_ms\":1200"), std::string::npos) << out;
