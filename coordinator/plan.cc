@@ -33,8 +33,18 @@ Result<proto::PlanEvent> MakePlan(ZkSession* session,
                                   const PlanRequest& request) {
   auto inv = LoadInventory(session, service);
   if (!inv.ok()) return inv.status();
+  // What --min-healthy counts: every child of /services/<service>, as the
+  // rollout's wait does (a registration zkroll did not write counts too).
+  std::vector<std::string> registered_nodes;
+  auto children = session->GetChildrenSync(paths::ServiceDir(service));
+  if (children.ok()) {
+    registered_nodes = children->names;
+  } else if (children.status().code() != StatusCode::kNotFound) {
+    return children.status();
+  }
   const bool nothing_known = inv->declared.empty() &&
-                             inv->registered.empty() && inv->paused.empty();
+                             inv->registered.empty() && inv->paused.empty() &&
+                             registered_nodes.empty();
   if (nothing_known && !(request.force && !request.from_agents)) {
     return NotFound("service " + service.str() +
                     " does not exist: no agent declares an instance of it "
@@ -72,22 +82,18 @@ Result<proto::PlanEvent> MakePlan(ZkSession* session,
     plan.mutable_lock()->set_held(false);
   }
 
-  // What --min-healthy counts now (registration nodes), and what it could
-  // ever count: instances declared or registered and not held out by a
-  // pause that has not expired.
-  std::vector<std::string> registered_nodes;
-  for (const auto& [a, r] : inv->registered) {
-    registered_nodes.push_back(a.NodeName());
-  }
-  std::vector<std::string> possible_nodes;
-  std::set<InstanceAddress> known;
-  for (const auto& [a, d] : inv->declared) known.insert(a);
-  for (const auto& [a, r] : inv->registered) known.insert(a);
-  for (const InstanceAddress& a : known) {
+  // What --min-healthy could ever count: the registrations there now, and
+  // the instances agents declare that are not held out by a pause that has
+  // not expired.
+  std::set<std::string> possible(registered_nodes.begin(),
+                                 registered_nodes.end());
+  for (const auto& [a, d] : inv->declared) {
     auto p = inv->paused.find(a);
     if (p != inv->paused.end() && !p->second.expired) continue;
-    possible_nodes.push_back(a.NodeName());
+    possible.insert(a.NodeName());
   }
+  const std::vector<std::string> possible_nodes(possible.begin(),
+                                                possible.end());
 
   int expired_flags = 0;
   for (const auto& [a, p] : inv->paused) expired_flags += p.expired;
@@ -128,15 +134,15 @@ Result<proto::PlanEvent> MakePlan(ZkSession* session,
       }
     }
     const int now = RegisteredOutside(registered_nodes, batches[b]);
-    const int possible = RegisteredOutside(possible_nodes, batches[b]);
+    const int could = RegisteredOutside(possible_nodes, batches[b]);
     pb->set_registered_outside(static_cast<uint32_t>(now));
-    pb->set_possible_outside(static_cast<uint32_t>(possible));
+    pb->set_possible_outside(static_cast<uint32_t>(could));
     pb->set_min_healthy_met_now(now >= request.min_healthy);
-    pb->set_min_healthy_possible(possible >= request.min_healthy);
-    if (possible < request.min_healthy) {
+    pb->set_min_healthy_possible(could >= request.min_healthy);
+    if (could < request.min_healthy) {
       plan.add_blockers(
           "batch " + std::to_string(b + 1) + ": at most " +
-          std::to_string(possible) + " instance(s) of " + service.str() +
+          std::to_string(could) + " instance(s) of " + service.str() +
           " outside it can be registered, fewer than --min-healthy " +
           std::to_string(request.min_healthy) +
           "; lower --min-healthy or --batch");
