@@ -1,6 +1,8 @@
 #include "coordinator/reporter.h"
 
 #include <cinttypes>
+#include <memory>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/json_text.h"
@@ -20,6 +22,38 @@ uint32_t Ms(Millis m) {
   if (m.count() <= 0) return 0;
   if (m.count() > static_cast<int64_t>(UINT32_MAX)) return UINT32_MAX;
   return static_cast<uint32_t>(m.count());
+}
+
+// Replaces invalid UTF-8 in every string of `m`, recursively: protobuf
+// refuses to print such a string as JSON, and event text comes from
+// commands and znodes (a JSON escape of a lone surrogate in a payload
+// parses into one).
+void MakeStringsValidUtf8(google::protobuf::Message* m) {
+  const auto* r = m->GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  r->ListFields(*m, &fields);
+  for (const auto* f : fields) {
+    using FD = google::protobuf::FieldDescriptor;
+    if (f->is_map()) continue;  // keys and values: parsed payloads only
+    if (f->cpp_type() == FD::CPPTYPE_STRING) {
+      if (f->is_repeated()) {
+        for (int i = 0; i < r->FieldSize(*m, f); ++i) {
+          r->SetRepeatedString(m, f, i,
+                               ValidUtf8(r->GetRepeatedString(*m, f, i)));
+        }
+      } else {
+        r->SetString(m, f, ValidUtf8(r->GetString(*m, f)));
+      }
+    } else if (f->cpp_type() == FD::CPPTYPE_MESSAGE) {
+      if (f->is_repeated()) {
+        for (int i = 0; i < r->FieldSize(*m, f); ++i) {
+          MakeStringsValidUtf8(r->MutableRepeatedMessage(m, f, i));
+        }
+      } else {
+        MakeStringsValidUtf8(r->MutableMessage(m, f));
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -63,7 +97,10 @@ void Reporter::Write(std::FILE* f, const std::string& line) {
 
 void Reporter::Emit(const google::protobuf::Message& event) {
   if (!json()) return;
-  Write(out_, ToJsonLine(event));
+  std::unique_ptr<google::protobuf::Message> clean(event.New());
+  clean->CopyFrom(event);
+  MakeStringsValidUtf8(clean.get());
+  Write(out_, ToJsonLine(*clean));
 }
 
 void Reporter::StepStarted(const std::string& instance, const std::string& step,
@@ -74,7 +111,7 @@ void Reporter::StepStarted(const std::string& instance, const std::string& step,
     e.set_instance(instance);
     e.set_step(step);
     e.set_verdict("started");
-    e.set_detail(ValidUtf8(detail));
+    e.set_detail(detail);
     Emit(e);
     return;
   }
@@ -94,7 +131,7 @@ void Reporter::StepEnded(const std::string& instance, const std::string& step,
     e.set_step(step);
     e.set_verdict(verdict);
     e.set_duration_ms(Ms(took));
-    e.set_detail(ValidUtf8(detail));
+    e.set_detail(detail);
     Emit(e);
     return;
   }
@@ -115,8 +152,8 @@ void Reporter::Drain(const std::string& instance, const std::string& mode,
   e.set_ended(ended);
   e.set_duration_ms(Ms(took));
   e.set_cap_ms(Ms(cap));
-  e.set_reason(ValidUtf8(reason));
-  for (const auto& m : missing) e.add_missing(ValidUtf8(m));
+  e.set_reason(reason);
+  for (const auto& m : missing) e.add_missing(m);
   Emit(e);
 }
 
@@ -129,7 +166,7 @@ void Reporter::Output(const std::string& instance, const std::string& label,
     e.set_instance(instance);
     e.set_source(label);
     e.set_stream(name);
-    e.set_line(ValidUtf8(line));
+    e.set_line(std::string(line));
     Emit(e);
     return;
   }
@@ -143,7 +180,7 @@ void Reporter::Notice(const std::string& message) {
   if (json()) {
     proto::NoticeEvent e;
     Stamp(&e, "notice");
-    e.set_message(ValidUtf8(message));
+    e.set_message(message);
     Emit(e);
     return;
   }
@@ -175,7 +212,7 @@ void Reporter::Result(const std::string& outcome, int exit_code,
     Stamp(&extra, "result");
     extra.set_outcome(outcome);
     extra.set_exit_code(exit_code);
-    extra.set_message(ValidUtf8(summary));
+    extra.set_message(summary);
     Emit(extra);
     return;
   }

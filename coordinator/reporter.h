@@ -82,7 +82,8 @@ class Reporter {
   void Result(const std::string& outcome, int exit_code,
               const std::string& summary, proto::ResultEvent extra = {});
   // JSON mode: `event` (whose schema, event and time fields, where it has
-  // them, the caller set with Stamp) as one line. Text mode: nothing.
+  // them, the caller set with Stamp) as one line, invalid UTF-8 in any of
+  // its strings replaced by U+FFFD. Text mode: nothing.
   void Emit(const google::protobuf::Message& event);
   // A text line (status and history blocks, the plan).
   void Line(const std::string& text);

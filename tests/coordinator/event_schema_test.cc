@@ -88,7 +88,7 @@ TEST(EventSchemaTest, EveryReporterEventIsTypedAndDocumented) {
     s.set_paused(true);
     s.mutable_pause()->set_pid(42);
     auto* a = s.add_agents();
-    a->set_host("h");
+    a->set_host("h\xc3");  // invalid UTF-8 inside a nested message
     a->set_state("registered");
     s.mutable_last_deploy()->set_kind("rollout");
     s.mutable_last_deploy()->set_outcome("unfinished");
@@ -139,6 +139,7 @@ TEST(EventSchemaTest, EveryReporterEventIsTypedAndDocumented) {
   EXPECT_NE(out.find("bytes \xEF\xBF\xBD\xEF\xBF\xBD are not UTF-8"),
             std::string::npos)
       << out;
+  EXPECT_NE(out.find("\"host\":\"h\xEF\xBF\xBD\""), std::string::npos) << out;
 }
 
 // The checker itself catches what it is there to catch.
