@@ -1,5 +1,7 @@
 #include "coordinator/inventory.h"
 
+#include <cstdint>
+
 #include "common/instance_record.h"
 #include "common/paths.h"
 #include "common/payload.h"
@@ -27,10 +29,28 @@ std::vector<InstanceAddress> ServiceInventory::DeclaredInstances() const {
   return out;
 }
 
+std::string DescribePause(const proto::PauseView& p) {
+  std::string out = "by " + p.by() + " (pid " + std::to_string(p.pid()) +
+                    ") since " + p.since() + ", reason " +
+                    QuoteForMessage(p.reason());
+  if (p.ephemeral()) {
+    out += ", deploy " + p.deploy_id() + " (ends with its coordinator)";
+  } else {
+    out += ", until " + p.expires_at();
+  }
+  if (p.expired()) {
+    out += " [expired, will be removed by the next deploy or `zkroll resume`]";
+  }
+  return out;
+}
+
 proto::PauseView PauseViewOf(const PauseState& pause) {
   proto::PauseView v;
   v.set_by(pause.flag.by());
-  v.set_pid(static_cast<int32_t>(pause.flag.pid()));
+  // A pid is a pid_t; a payload's larger value is shown as -1, not wrapped.
+  const int64_t pid = pause.flag.pid();
+  v.set_pid(pid >= INT32_MIN && pid <= INT32_MAX ? static_cast<int32_t>(pid)
+                                                 : -1);
   v.set_reason(pause.flag.reason());
   v.set_since(pause.flag.since());
   v.set_expires_at(pause.flag.expires_at());

@@ -93,6 +93,9 @@ std::vector<std::string> RemoveExpiredFlags(ZkSession* session,
 // "unknown": the record is the agent's, the enum is ours.
 proto::PauseView PauseViewOf(const PauseState& pause);
 proto::AgentView AgentViewOf(const Declaration& declaration);
+// "by alice@h (pid 42) since ..., reason '...', until ..." for status and
+// the plan.
+std::string DescribePause(const proto::PauseView& pause);
 
 // "agents h1, h2" / "no agent" for messages.
 std::string DescribeDeclarations(const std::vector<Declaration>& d);

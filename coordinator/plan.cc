@@ -13,19 +13,6 @@ namespace {
 
 std::string Yes(bool b) { return b ? "yes" : "no"; }
 
-std::string PauseLine(const proto::PauseView& p) {
-  std::string out = "by " + p.by() + " (pid " + std::to_string(p.pid()) +
-                    ") since " + p.since() + ", reason " +
-                    QuoteForMessage(p.reason());
-  if (p.ephemeral()) {
-    out += ", deploy " + p.deploy_id();
-  } else {
-    out += ", until " + p.expires_at();
-  }
-  if (p.expired()) out += " [expired: the run would remove it first]";
-  return out;
-}
-
 }  // namespace
 
 Result<proto::PlanEvent> MakePlan(ZkSession* session,
@@ -127,7 +114,7 @@ Result<proto::PlanEvent> MakePlan(ZkSession* session,
         *pi->mutable_pause() = PauseViewOf(pause->second);
         if (!pause->second.expired) {
           plan.add_blockers(name + " is already paused " +
-                            PauseLine(pi->pause()) +
+                            DescribePause(pi->pause()) +
                             "; its deploy would fail without touching it. "
                             "Wait for that pause to end or `zkroll resume` it");
         }
@@ -206,7 +193,7 @@ void PrintPlan(const proto::PlanEvent& plan, Reporter* reporter) {
         if (!a.last_check().empty()) text += ", last check: " + a.last_check();
       }
       text += "\n    paused:     " +
-              (i.paused() ? PauseLine(i.pause()) : std::string("no"));
+              (i.paused() ? DescribePause(i.pause()) : std::string("no"));
     }
   }
   for (const auto& n : plan.notes()) text += "\nnote: " + n;

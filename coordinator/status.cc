@@ -50,21 +50,6 @@ std::string ShownOutcome(const proto::DeployRecord& r,
   return r.outcome();
 }
 
-std::string PauseText(const PauseState& p) {
-  std::string out = "by " + p.flag.by() + " (pid " +
-                    std::to_string(p.flag.pid()) + ") since " + p.flag.since() +
-                    ", reason " + QuoteForMessage(p.flag.reason());
-  if (p.ephemeral()) {
-    out += ", deploy " + p.flag.deploy_id() + " (ends with its coordinator)";
-  } else {
-    out += ", until " + p.flag.expires_at();
-  }
-  if (p.expired) {
-    out += " [expired, will be removed by the next deploy or `zkroll resume`]";
-  }
-  return out;
-}
-
 // The forwarding state of a forwarded instance; nullopt for the others.
 std::optional<proto::ForwarderState> ForwardingOf(ZkSession* session,
                                                   const ServiceName& service,
@@ -210,7 +195,7 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
       text += "  registered:  no";
     }
     text += "\n  paused:      " +
-            (pause != inv->paused.end() ? PauseText(pause->second) : "no") +
+            (pause != inv->paused.end() ? DescribePause(PauseViewOf(pause->second)) : "no") +
             "\n";
     if (decl != inv->declared.end()) {
       for (const auto& d : decl->second) {
