@@ -29,15 +29,15 @@ Result<proto::PlanEvent> MakePlan(ZkSession* session,
   } else if (children.status().code() != StatusCode::kNotFound) {
     return children.status();
   }
-  const bool nothing_known = inv->declared.empty() &&
-                             inv->registered.empty() && inv->paused.empty() &&
-                             registered_nodes.empty();
+  const bool nothing_known = inv->declared.empty() && inv->registered.empty() &&
+                             inv->paused.empty() && registered_nodes.empty();
   if (nothing_known && !(request.force && !request.from_agents)) {
     return NotFound("service " + service.str() +
                     " does not exist: no agent declares an instance of it "
                     "under " +
-                    std::string(paths::kAgentsRoot) + ", none is registered under " +
-                    paths::ServiceDir(service) + " and none is paused; check "
+                    std::string(paths::kAgentsRoot) +
+                    ", none is registered under " + paths::ServiceDir(service) +
+                    " and none is paused; check "
                     "the name (--service " +
                     service.str() + ")");
   }
@@ -86,8 +86,7 @@ Result<proto::PlanEvent> MakePlan(ZkSession* session,
   for (const auto& [a, p] : inv->paused) expired_flags += p.expired;
   if (expired_flags > 0) {
     plan.add_notes("would first remove " + std::to_string(expired_flags) +
-                   " expired pause flag(s) under " +
-                   paths::PauseDir(service));
+                   " expired pause flag(s) under " + paths::PauseDir(service));
   }
 
   const auto batches = PlanBatches(targets, request.batch);
@@ -154,8 +153,8 @@ void PrintPlan(const proto::PlanEvent& plan, Reporter* reporter) {
   for (const auto& b : plan.batches()) instances += b.instances_size();
   std::string text = "plan: " + plan.kind() + " of " + plan.service() + ", " +
                      std::to_string(instances) + " instance(s) in " +
-                     std::to_string(plan.batches_size()) + " batch(es) of up to " +
-                     std::to_string(plan.batch_size());
+                     std::to_string(plan.batches_size()) +
+                     " batch(es) of up to " + std::to_string(plan.batch_size());
   if (plan.kind() == "rollout") {
     text += ", --min-healthy " + std::to_string(plan.min_healthy());
   }
@@ -176,14 +175,13 @@ void PrintPlan(const proto::PlanEvent& plan, Reporter* reporter) {
               " registered outside it now, at most " +
               std::to_string(b.possible_outside()) + "; --min-healthy " +
               std::to_string(plan.min_healthy()) + " " +
-              (b.min_healthy_met_now()
-                   ? "met"
-                   : b.min_healthy_possible() ? "not met yet (would wait)"
-                                              : "CANNOT be met");
+              (b.min_healthy_met_now()    ? "met"
+               : b.min_healthy_possible() ? "not met yet (would wait)"
+                                          : "CANNOT be met");
     }
     for (const auto& i : b.instances()) {
-      text += "\n  " + i.instance() + "\n    registered: " +
-              Yes(i.registered());
+      text +=
+          "\n  " + i.instance() + "\n    registered: " + Yes(i.registered());
       if (!i.registered_by().empty()) text += ", by agent " + i.registered_by();
       if (i.agents().empty()) {
         text += "\n    agent:      none declares it";

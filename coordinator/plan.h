@@ -34,7 +34,7 @@
 namespace zkroll::coordinator {
 
 struct PlanRequest {
-  std::string kind;  // deploy | rollout
+  std::string kind;                      // deploy | rollout
   std::vector<InstanceAddress> targets;  // ignored when from_agents
   bool from_agents = false;
   bool force = false;

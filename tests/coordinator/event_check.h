@@ -27,10 +27,10 @@ namespace zkroll::testing {
 // proto names without the package).
 inline const std::map<std::string, std::set<std::string>>& DocumentedEnums() {
   static const std::set<std::string> steps = {
-      "pause",       "drain",          "verify",      "command",
-      "health",      "resume",         "registered",  "on-failure",
-      "prepare",     "forward-backup", "forward-new", "commit",
-      "drain-old",   "drain-new",      "stop-old",    "rollback"};
+      "pause",     "drain",          "verify",      "command",
+      "health",    "resume",         "registered",  "on-failure",
+      "prepare",   "forward-backup", "forward-new", "commit",
+      "drain-old", "drain-new",      "stop-old",    "rollback"};
   static const auto* enums = new std::map<std::string, std::set<std::string>>{
       {"StepEvent.step", steps},
       {"DeployRecord.Step.name", steps},

@@ -68,7 +68,8 @@ TEST(EventSchemaTest, EveryReporterEventIsTypedAndDocumented) {
     r.StepEnded(i, "command", "failed", Millis(1200), "exit status 3");
     r.Drain(i, "auto", "evidence", Millis(610), Millis(20000), "drained",
             {"x"});
-    r.Output(i, "command", OutputStream::kStdout, "bytes \xff\xfe are not UTF-8");
+    r.Output(i, "command", OutputStream::kStdout,
+             "bytes \xff\xfe are not UTF-8");
     r.Output(i, "on-failure", OutputStream::kStderr, "");
     r.Notice("lock taken");
     r.Batch(1, 2, {i});
@@ -163,9 +164,9 @@ TEST(EventSchemaTest, CheckerRefusesStringNumbersAndUndocumentedValues) {
   EXPECT_FALSE(CheckEventLine(replace("\"schema\":1", "\"schema\":2")).empty());
   EXPECT_FALSE(
       CheckEventLine(replace(",\"detail\":\"\"", ",\"extra\":1")).empty());
-  EXPECT_FALSE(CheckEventLine(replace("\"event\":\"step\"",
-                                      "\"event\":\"stepped\""))
-                   .empty());
+  EXPECT_FALSE(
+      CheckEventLine(replace("\"event\":\"step\"", "\"event\":\"stepped\""))
+          .empty());
 }
 
 }  // namespace
