@@ -13,6 +13,11 @@ namespace zkroll {
 // JSON whatever bytes a command printed.
 std::string JsonQuote(std::string_view text);
 
+// `text` with every invalid UTF-8 sequence replaced by U+FFFD: what a
+// protobuf string field must hold before it is printed as JSON (the
+// coordinator's events carry whatever bytes a command printed).
+std::string ValidUtf8(std::string_view text);
+
 }  // namespace zkroll
 
 #endif  // ZKROLL_COMMON_JSON_TEXT_H_

@@ -18,6 +18,18 @@ std::string ToJson(const google::protobuf::Message& message) {
   return out;
 }
 
+std::string ToJsonLine(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.add_whitespace = false;
+  opts.always_print_primitive_fields = true;
+  opts.preserve_proto_field_names = true;
+  std::string out;
+  auto st = google::protobuf::util::MessageToJsonString(message, &out, opts);
+  CHECK(st.ok()) << "cannot serialise " << message.GetTypeName() << ": "
+                 << st.ToString();
+  return out;
+}
+
 bool IsValidUtf8(std::string_view data) {
   size_t i = 0;
   const auto* s = reinterpret_cast<const unsigned char*>(data.data());

@@ -25,6 +25,14 @@ inline constexpr size_t kMaxPayloadBytes = 64 * 1024;
 
 std::string ToJson(const google::protobuf::Message& message);
 
+// `message` as one line of compact JSON with every scalar field printed,
+// defaults included (unset sub-messages and proto3 `optional` fields are
+// left out): the coordinator's --output json events, whose readers may
+// count on every field being there. As in ToJson, 64-bit integers print as
+// strings (protobuf's JSON mapping); declare a field int32, uint32 or double
+// where readers need a JSON number.
+std::string ToJsonLine(const google::protobuf::Message& message);
+
 // Parses `data` (read from znode `path`, used only in the message) into
 // `out`, which is cleared first.
 Status FromJson(std::string_view data, std::string_view path,

@@ -31,6 +31,7 @@
 #include "coordinator/journal.h"
 #include "coordinator/lock.h"
 #include "coordinator/maintenance.h"
+#include "coordinator/plan.h"
 #include "coordinator/reporter.h"
 #include "coordinator/rollout.h"
 #include "coordinator/status.h"
@@ -53,6 +54,8 @@ Subcommands:
   rollout  --service S --min-healthy M [--batch K] [--instances A,B] -- COMMAND
            Deploy every instance the agents declare for S, K at a time,
            never leaving fewer than M registered.
+           With --dry-run (deploy too): print the plan and whether the run
+           could start (exit 0) or not (exit 1, with why); writes nothing.
   status   --service S           Each instance: registered, paused, agent, health.
   history  --service S [--deploy-id ID] [--limit N]
                                  The deploy journal of S.
@@ -78,8 +81,10 @@ Exit codes:
   0    done
   1    a deploy failed and the rollout stopped (COMMAND or health checks
        failed, agent did not re-register, instance already paused, or
-       --min-healthy could not be met in time)
-  2    usage or validation error; nothing in ZooKeeper was touched
+       --min-healthy could not be met in time); with --dry-run: the run
+       could not start (the plan says why)
+  2    usage or validation error, or (--dry-run) a service or instance
+       nothing in ZooKeeper knows; nothing in ZooKeeper was touched
   3    ZooKeeper not reachable within --connect-timeout or refused access,
        or the service's lock is held by another coordinator
   4    aborted: the coordinator lost its ZooKeeper session (its pause flag
@@ -163,6 +168,10 @@ po::options_description DeployOptionsDescription() {
       "journal id (default: generated, <UTC time>-<random>)");
   add("force", po::bool_switch(),
       "deploy instances that no agent declares and that are not registered");
+  add("dry-run", po::bool_switch(),
+      "print the plan (batches, each instance's registration, health and "
+      "pause, the lock holder, --min-healthy) and exit 0 if the run could "
+      "start, 1 if not; writes nothing to ZooKeeper");
   return d;
 }
 
@@ -552,25 +561,9 @@ std::optional<int> Prepare(Session& s, const ServiceName& service,
                       inv.status().ToString() + Hint(inv.status()));
   }
   for (const auto& w : inv->warnings) LOG(WARNING) << w;
-  if (from_agents) {
-    *targets = inv->DeclaredInstances();
-    if (targets->empty()) {
-      return Finish(&s.reporter, kExitUsage,
-                    "no agent declares an instance of " + service.str() +
-                        " under " + paths::kAgentsRoot +
-                        "; start the agents first, or name instances with "
-                        "--instances");
-    }
-  }
-  for (const auto& a : *targets) {
-    if (!inv->Knows(a) && !force) {
-      return Finish(
-          &s.reporter, kExitUsage,
-          "no agent declares " + InstanceId{service, a}.ToString() +
-              " and it is not registered; check the address (`zkroll status "
-              "--service " +
-              service.str() + "`) or pass --force. Nothing was touched");
-    }
+  Status selected = SelectTargets(*inv, service, from_agents, force, targets);
+  if (!selected.ok()) {
+    return Finish(&s.reporter, kExitUsage, selected.message());
   }
   for (const auto& line : RemoveExpiredFlags(zk, service)) {
     s.reporter.Notice(line);
@@ -630,6 +623,37 @@ DeployEnvironment MakeEnvironment(Session& s, const ServiceName& service,
   return env;
 }
 
+// --dry-run: prints the plan of `request` and whether the run could start.
+// Writes nothing to ZooKeeper. Exit 0 could start, 1 could not (the plan
+// says why), 2 unknown service or instance, 3 ZooKeeper unreachable.
+int RunDryRun(const GlobalConfig& g, const ServiceName& service,
+              const PlanRequest& request) {
+  Session s(g.format);
+  if (auto code = Open(s, g)) return *code;
+  auto plan = MakePlan(s.connection.session(), service, request);
+  if (!plan.ok()) {
+    const Status& st = plan.status();
+    return Finish(&s.reporter, ExitCodeFor(st),
+                  "dry-run of " + request.kind + ": " + Explain(st));
+  }
+  PrintPlan(*plan, &s.reporter);
+  if (plan->can_start()) {
+    s.reporter.Result("ready", kExitOk,
+                      "dry-run: the " + request.kind + " of " + service.str() +
+                          " could start now; nothing was written to "
+                          "ZooKeeper");
+    return kExitOk;
+  }
+  std::string why;
+  for (const auto& b : plan->blockers()) why += "\n  " + b;
+  s.reporter.Result("blocked", kExitFailed,
+                    "dry-run: the " + request.kind + " of " + service.str() +
+                        " could not start; nothing was written to "
+                        "ZooKeeper:" +
+                        why);
+  return kExitFailed;
+}
+
 int RunDeploy(const po::variables_map& vm,
               const std::vector<std::string>& command) {
   GlobalConfig g = ParseGlobals(vm);
@@ -639,6 +663,13 @@ int RunDeploy(const po::variables_map& vm,
   DeployId id = DeployIdOption(vm);
   if (opt.reason.empty()) opt.reason = id.str();
   const bool force = vm["force"].as<bool>();
+  if (vm["dry-run"].as<bool>()) {
+    PlanRequest request;
+    request.kind = "deploy";
+    request.targets = {address};
+    request.force = force;
+    return RunDryRun(g, service, request);
+  }
 
   Session s(g.format);
   if (auto code = Open(s, g)) return *code;
@@ -703,14 +734,11 @@ int RunDeploy(const po::variables_map& vm,
                         DeployOutcomeName(r.outcome) +
                         (r.detail.empty() ? "" : ": " + r.detail) + advice +
                         " [" + DescribeTimings(r.steps) + "]";
-  if (s.reporter.json()) {
-    s.reporter.Result(DeployOutcomeName(r.outcome), code, summary,
-                      {{"deploy_id", id.str()},
-                       {"instance", address.ToString()},
-                       {"journal", prep.journal->path()}});
-  } else {
-    s.reporter.Result(DeployOutcomeName(r.outcome), code, summary);
-  }
+  proto::ResultEvent result;
+  result.set_deploy_id(id.str());
+  result.set_instance(address.ToString());
+  result.set_journal(prep.journal->path());
+  s.reporter.Result(DeployOutcomeName(r.outcome), code, summary, result);
   return code;
 }
 
@@ -754,6 +782,16 @@ int RunRolloutCommand(const po::variables_map& vm,
   DeployId id = DeployIdOption(vm);
   if (opt.deploy.reason.empty()) opt.deploy.reason = id.str();
   const bool force = vm["force"].as<bool>();
+  if (vm["dry-run"].as<bool>()) {
+    PlanRequest request;
+    request.kind = "rollout";
+    request.targets = targets;
+    request.from_agents = from_agents;
+    request.force = force;
+    request.batch = opt.batch;
+    request.min_healthy = opt.min_healthy;
+    return RunDryRun(g, service, request);
+  }
 
   Session s(g.format);
   if (auto code = Open(s, g)) return *code;
@@ -786,13 +824,14 @@ int RunRolloutCommand(const po::variables_map& vm,
         "--instances to skip the upgraded ones)";
   }
   for (const auto& f : r.failures) summary += "\n  " + f;
-  s.reporter.Result(r.outcome, code, summary,
-                    {{"deploy_id", id.str()},
-                     {"journal", prep.journal->path()},
-                     {"succeeded", std::to_string(r.succeeded)},
-                     {"failed", std::to_string(r.failed)},
-                     {"aborted", std::to_string(r.aborted)},
-                     {"not_started", std::to_string(r.not_started)}});
+  proto::ResultEvent result;
+  result.set_deploy_id(id.str());
+  result.set_journal(prep.journal->path());
+  result.set_succeeded(static_cast<uint32_t>(r.succeeded));
+  result.set_failed(static_cast<uint32_t>(r.failed));
+  result.set_aborted(static_cast<uint32_t>(r.aborted));
+  result.set_not_started(static_cast<uint32_t>(r.not_started));
+  s.reporter.Result(r.outcome, code, summary, result);
   return code;
 }
 

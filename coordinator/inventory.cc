@@ -1,5 +1,7 @@
 #include "coordinator/inventory.h"
 
+#include <cstdint>
+
 #include "common/instance_record.h"
 #include "common/paths.h"
 #include "common/payload.h"
@@ -25,6 +27,78 @@ std::vector<InstanceAddress> ServiceInventory::DeclaredInstances() const {
   std::vector<InstanceAddress> out;
   for (const auto& [a, d] : declared) out.push_back(a);
   return out;
+}
+
+std::string DescribePause(const proto::PauseView& p) {
+  std::string out = "by " + p.by() + " (pid " + std::to_string(p.pid()) +
+                    ") since " + p.since() + ", reason " +
+                    QuoteForMessage(p.reason());
+  if (p.ephemeral()) {
+    out += ", deploy " + p.deploy_id() + " (ends with its coordinator)";
+  } else {
+    out += ", until " + p.expires_at();
+  }
+  if (p.expired()) {
+    out += " [expired, will be removed by the next deploy or `zkroll resume`]";
+  }
+  return out;
+}
+
+proto::PauseView PauseViewOf(const PauseState& pause) {
+  proto::PauseView v;
+  v.set_by(pause.flag.by());
+  // A pid is a pid_t; a payload's larger value is shown as -1, not wrapped.
+  const int64_t pid = pause.flag.pid();
+  v.set_pid(pid >= INT32_MIN && pid <= INT32_MAX ? static_cast<int32_t>(pid)
+                                                 : -1);
+  v.set_reason(pause.flag.reason());
+  v.set_since(pause.flag.since());
+  v.set_expires_at(pause.flag.expires_at());
+  v.set_deploy_id(pause.flag.deploy_id());
+  v.set_ephemeral(pause.ephemeral());
+  v.set_expired(pause.expired);
+  return v;
+}
+
+proto::AgentView AgentViewOf(const Declaration& d) {
+  proto::AgentView v;
+  v.set_host(d.host);
+  v.set_alive(true);  // declared in its /agents node, which is ephemeral
+  const std::string& state = d.view.state();
+  v.set_state(state == "healthy" || state == "unhealthy" || state == "paused" ||
+                      state == "registered"
+                  ? state
+                  : "unknown");
+  v.set_healthy(d.view.healthy());
+  v.set_paused(d.view.paused());
+  v.set_registered(d.view.registered());
+  v.set_last_check(d.view.last_check());
+  v.set_last_check_at(d.view.last_check_at());
+  return v;
+}
+
+Status SelectTargets(const ServiceInventory& inv, const ServiceName& service,
+                     bool from_agents, bool force,
+                     std::vector<InstanceAddress>* targets) {
+  if (from_agents) {
+    *targets = inv.DeclaredInstances();
+    if (targets->empty()) {
+      return InvalidArgument(
+          "no agent declares an instance of " + service.str() + " under " +
+          paths::kAgentsRoot +
+          "; start the agents first, or name instances with --instances");
+    }
+  }
+  for (const auto& a : *targets) {
+    if (!inv.Knows(a) && !force) {
+      return InvalidArgument(
+          "no agent declares " + InstanceId{service, a}.ToString() +
+          " and it is not registered; check the address (`zkroll status "
+          "--service " +
+          service.str() + "`) or pass --force. Nothing was touched");
+    }
+  }
+  return Status::Ok();
 }
 
 bool PauseExpired(const proto::PauseFlag& flag, WallTime now) {

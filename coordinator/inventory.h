@@ -65,6 +65,15 @@ struct ServiceInventory {
 Result<ServiceInventory> LoadInventory(ZkSession* session,
                                        const ServiceName& service);
 
+// The instances a deploy or rollout of `service` takes, checked against
+// `inv`. `from_agents`: every instance an agent declares, in address order
+// (`*targets` is replaced). Otherwise `*targets` as given, each of which
+// must be declared or registered unless `force`. Errors: InvalidArgument
+// naming the service or the unknown instance and what to do.
+Status SelectTargets(const ServiceInventory& inv, const ServiceName& service,
+                     bool from_agents, bool force,
+                     std::vector<InstanceAddress>* targets);
+
 // True if `flag` carries an expires_at that is before `now` (a flag whose
 // expires_at does not parse counts as not expired, so a typo never lifts a
 // pause).
@@ -77,6 +86,16 @@ bool PauseExpired(const proto::PauseFlag& flag, WallTime now);
 // calls this: reading must not delete.
 std::vector<std::string> RemoveExpiredFlags(ZkSession* session,
                                             const ServiceName& service);
+
+// The views of a pause flag and of an agent's declaration that status and
+// the dry-run plan print (--output json). An agent state outside the
+// documented set (healthy | unhealthy | paused | registered) is shown as
+// "unknown": the record is the agent's, the enum is ours.
+proto::PauseView PauseViewOf(const PauseState& pause);
+proto::AgentView AgentViewOf(const Declaration& declaration);
+// "by alice@h (pid 42) since ..., reason '...', until ..." for status and
+// the plan.
+std::string DescribePause(const proto::PauseView& pause);
 
 // "agents h1, h2" / "no agent" for messages.
 std::string DescribeDeclarations(const std::vector<Declaration>& d);

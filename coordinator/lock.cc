@@ -97,6 +97,43 @@ Result<std::unique_ptr<ServiceLock>> ServiceLock::Acquire(
       Unavailable("the lock nodes under " + dir + " keep changing; try again"));
 }
 
+Result<std::optional<LockHolderView>> ReadLockHolder(
+    ZkSession* session, const ServiceName& service) {
+  const std::string dir = paths::LockDir(service);
+  // A lowest node that vanishes while we look was released; look again.
+  for (int round = 0; round < 20; ++round) {
+    auto children = session->GetChildrenSync(dir);
+    if (!children.ok()) {
+      if (children.status().code() == StatusCode::kNotFound) {
+        return std::optional<LockHolderView>();
+      }
+      return children.status();
+    }
+    int64_t lowest = -1;
+    std::string name;
+    for (const std::string& n : children->names) {
+      int64_t seq = Sequence(n);
+      if (seq >= 0 && (lowest < 0 || seq < lowest)) {
+        lowest = seq;
+        name = n;
+      }
+    }
+    if (lowest < 0) return std::optional<LockHolderView>();
+    LockHolderView view;
+    view.path = dir + "/" + name;
+    auto data = session->GetSync(view.path);
+    if (!data.ok()) {
+      if (data.status().code() == StatusCode::kNotFound) continue;
+      return data.status();
+    }
+    auto holder = ParsePayload<proto::LockHolder>(data->data, view.path);
+    if (holder.ok()) view.holder = *holder;
+    return std::optional<LockHolderView>(std::move(view));
+  }
+  return Unavailable("the lock nodes under " + dir +
+                     " keep changing; try again");
+}
+
 ServiceLock::~ServiceLock() {
   if (!released_) {
     Status s = Release();

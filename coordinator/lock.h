@@ -14,6 +14,7 @@
 #define ZKROLL_COORDINATOR_LOCK_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/names.h"
@@ -56,6 +57,17 @@ class ServiceLock {
   int64_t owner_;
   bool released_ = false;
 };
+
+// Who holds the lock of `service` now, read without writing anything (the
+// dry-run plan): the lowest lock node and its holder record (default when
+// the record does not parse). nullopt when nobody holds it or
+// /locks/<service> does not exist. Errors: ZooKeeper failures.
+struct LockHolderView {
+  std::string path;
+  proto::LockHolder holder;
+};
+Result<std::optional<LockHolderView>> ReadLockHolder(
+    ZkSession* session, const ServiceName& service);
 
 // "alice@build-3, pid 4242, since 2026-11-26T12:17:30.123Z, rollout
 // 20261126T121730Z-abc123" for messages.

@@ -1,63 +1,75 @@
 #include "coordinator/reporter.h"
 
-#include "common/json_text.h"
-
 #include <cinttypes>
+#include <memory>
+#include <vector>
 
 #include "common/clock.h"
+#include "common/json_text.h"
+#include "common/payload.h"
 
 namespace zkroll::coordinator {
 namespace {
-
 
 std::string PadRight(std::string s, size_t width) {
   if (s.size() < width) s.append(width - s.size(), ' ');
   return s;
 }
 
+// Milliseconds as an event's uint32 field: negative durations cannot
+// happen, and 49 days is beyond every timeout zkroll accepts.
+uint32_t Ms(Millis m) {
+  if (m.count() <= 0) return 0;
+  if (m.count() > static_cast<int64_t>(UINT32_MAX)) return UINT32_MAX;
+  return static_cast<uint32_t>(m.count());
+}
+
+// Replaces invalid UTF-8 in every string of `m`, recursively: protobuf
+// refuses to print such a string as JSON, and event text comes from
+// commands and znodes (a JSON escape of a lone surrogate in a payload
+// parses into one).
+void MakeStringsValidUtf8(google::protobuf::Message* m) {
+  const auto* r = m->GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  r->ListFields(*m, &fields);
+  for (const auto* f : fields) {
+    using FD = google::protobuf::FieldDescriptor;
+    if (f->is_map()) continue;  // keys and values: parsed payloads only
+    if (f->cpp_type() == FD::CPPTYPE_STRING) {
+      if (f->is_repeated()) {
+        for (int i = 0; i < r->FieldSize(*m, f); ++i) {
+          r->SetRepeatedString(m, f, i,
+                               ValidUtf8(r->GetRepeatedString(*m, f, i)));
+        }
+      } else {
+        r->SetString(m, f, ValidUtf8(r->GetString(*m, f)));
+      }
+    } else if (f->cpp_type() == FD::CPPTYPE_MESSAGE) {
+      if (f->is_repeated()) {
+        for (int i = 0; i < r->FieldSize(*m, f); ++i) {
+          MakeStringsValidUtf8(r->MutableRepeatedMessage(m, f, i));
+        }
+      } else {
+        MakeStringsValidUtf8(r->MutableMessage(m, f));
+      }
+    }
+  }
+}
+
 }  // namespace
 
-
-void JsonLine::Key(std::string_view key) {
-  if (!body_.empty()) body_ += ",";
-  body_ += JsonQuote(key);
-  body_ += ":";
-}
-
-JsonLine& JsonLine::Add(std::string_view key, std::string_view value) {
-  Key(key);
-  body_ += JsonQuote(value);
-  return *this;
-}
-
-JsonLine& JsonLine::Add(std::string_view key, int64_t value) {
-  Key(key);
-  body_ += std::to_string(value);
-  return *this;
-}
-
-JsonLine& JsonLine::Add(std::string_view key, bool value) {
-  Key(key);
-  body_ += value ? "true" : "false";
-  return *this;
-}
-
-JsonLine& JsonLine::Add(std::string_view key,
-                        const std::vector<std::string>& values) {
-  Key(key);
-  body_ += "[";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) body_ += ",";
-    body_ += JsonQuote(values[i]);
+void Stamp(google::protobuf::Message* event, const char* name) {
+  const auto* d = event->GetDescriptor();
+  const auto* r = event->GetReflection();
+  const auto* schema = d->FindFieldByName("schema");
+  const auto* kind = d->FindFieldByName("event");
+  CHECK(schema != nullptr && kind != nullptr)
+      << d->full_name() << " is not an event message";
+  r->SetUInt32(event, schema, kEventSchema);
+  r->SetString(event, kind, name);
+  if (const auto* time = d->FindFieldByName("time")) {
+    r->SetString(event, time, NowRfc3339());
   }
-  body_ += "]";
-  return *this;
-}
-
-JsonLine& JsonLine::AddRaw(std::string_view key, std::string_view raw_json) {
-  Key(key);
-  body_.append(raw_json);
-  return *this;
 }
 
 Reporter::Reporter(OutputFormat format, std::FILE* out, std::FILE* err)
@@ -83,17 +95,24 @@ void Reporter::Write(std::FILE* f, const std::string& line) {
   std::fflush(f);
 }
 
+void Reporter::Emit(const google::protobuf::Message& event) {
+  if (!json()) return;
+  std::unique_ptr<google::protobuf::Message> clean(event.New());
+  clean->CopyFrom(event);
+  MakeStringsValidUtf8(clean.get());
+  Write(out_, ToJsonLine(*clean));
+}
+
 void Reporter::StepStarted(const std::string& instance, const std::string& step,
                            const std::string& detail, bool announce) {
   if (json()) {
-    Write(out_, JsonLine()
-                    .Add("event", "step")
-                    .Add("time", NowRfc3339())
-                    .Add("instance", instance)
-                    .Add("step", step)
-                    .Add("verdict", "started")
-                    .Add("detail", detail)
-                    .str());
+    proto::StepEvent e;
+    Stamp(&e, "step");
+    e.set_instance(instance);
+    e.set_step(step);
+    e.set_verdict("started");
+    e.set_detail(detail);
+    Emit(e);
     return;
   }
   if (!announce) return;
@@ -106,15 +125,14 @@ void Reporter::StepEnded(const std::string& instance, const std::string& step,
                          const std::string& verdict, Millis took,
                          const std::string& detail) {
   if (json()) {
-    Write(out_, JsonLine()
-                    .Add("event", "step")
-                    .Add("time", NowRfc3339())
-                    .Add("instance", instance)
-                    .Add("step", step)
-                    .Add("verdict", verdict)
-                    .Add("duration_ms", static_cast<int64_t>(took.count()))
-                    .Add("detail", detail)
-                    .str());
+    proto::StepEvent e;
+    Stamp(&e, "step");
+    e.set_instance(instance);
+    e.set_step(step);
+    e.set_verdict(verdict);
+    e.set_duration_ms(Ms(took));
+    e.set_detail(detail);
+    Emit(e);
     return;
   }
   Write(out_, Elapsed() + "  " + PadRight(instance, 24) + " " +
@@ -127,31 +145,29 @@ void Reporter::Drain(const std::string& instance, const std::string& mode,
                      const std::string& reason,
                      const std::vector<std::string>& missing) {
   if (!json()) return;
-  Write(out_, JsonLine()
-                  .Add("event", "drain")
-                  .Add("time", NowRfc3339())
-                  .Add("instance", instance)
-                  .Add("mode", mode)
-                  .Add("ended", ended)
-                  .Add("duration_ms", static_cast<int64_t>(took.count()))
-                  .Add("cap_ms", static_cast<int64_t>(cap.count()))
-                  .Add("reason", reason)
-                  .Add("missing", missing)
-                  .str());
+  proto::DrainEvent e;
+  Stamp(&e, "drain");
+  e.set_instance(instance);
+  e.set_mode(mode);
+  e.set_ended(ended);
+  e.set_duration_ms(Ms(took));
+  e.set_cap_ms(Ms(cap));
+  e.set_reason(reason);
+  for (const auto& m : missing) e.add_missing(m);
+  Emit(e);
 }
 
 void Reporter::Output(const std::string& instance, const std::string& label,
                       OutputStream stream, std::string_view line) {
   const char* name = stream == OutputStream::kStdout ? "stdout" : "stderr";
   if (json()) {
-    Write(out_, JsonLine()
-                    .Add("event", "output")
-                    .Add("time", NowRfc3339())
-                    .Add("instance", instance)
-                    .Add("source", label)
-                    .Add("stream", name)
-                    .Add("line", line)
-                    .str());
+    proto::OutputEvent e;
+    Stamp(&e, "output");
+    e.set_instance(instance);
+    e.set_source(label);
+    e.set_stream(name);
+    e.set_line(std::string(line));
+    Emit(e);
     return;
   }
   std::string prefix =
@@ -162,11 +178,10 @@ void Reporter::Output(const std::string& instance, const std::string& label,
 
 void Reporter::Notice(const std::string& message) {
   if (json()) {
-    Write(out_, JsonLine()
-                    .Add("event", "notice")
-                    .Add("time", NowRfc3339())
-                    .Add("message", message)
-                    .str());
+    proto::NoticeEvent e;
+    Stamp(&e, "notice");
+    e.set_message(message);
+    Emit(e);
     return;
   }
   Write(out_, Elapsed() + "  " + message);
@@ -175,19 +190,12 @@ void Reporter::Notice(const std::string& message) {
 void Reporter::Batch(int index, int count,
                      const std::vector<std::string>& instances) {
   if (json()) {
-    std::string list = "[";
-    for (size_t i = 0; i < instances.size(); ++i) {
-      if (i) list += ",";
-      list += JsonQuote(instances[i]);
-    }
-    list += "]";
-    Write(out_, JsonLine()
-                    .Add("event", "batch")
-                    .Add("time", NowRfc3339())
-                    .Add("batch", index)
-                    .Add("batches", count)
-                    .AddRaw("instances", list)
-                    .str());
+    proto::BatchEvent e;
+    Stamp(&e, "batch");
+    e.set_batch(static_cast<uint32_t>(index));
+    e.set_batches(static_cast<uint32_t>(count));
+    for (const auto& i : instances) e.add_instances(i);
+    Emit(e);
     return;
   }
   std::string names;
@@ -198,18 +206,14 @@ void Reporter::Batch(int index, int count,
                   std::to_string(count) + ": " + names);
 }
 
-void Reporter::Result(
-    const std::string& outcome, int exit_code, const std::string& summary,
-    const std::vector<std::pair<std::string, std::string>>& fields) {
+void Reporter::Result(const std::string& outcome, int exit_code,
+                      const std::string& summary, proto::ResultEvent extra) {
   if (json()) {
-    JsonLine line;
-    line.Add("event", "result")
-        .Add("time", NowRfc3339())
-        .Add("outcome", outcome)
-        .Add("exit_code", exit_code)
-        .Add("message", summary);
-    for (const auto& [k, v] : fields) line.Add(k, v);
-    Write(out_, line.str());
+    Stamp(&extra, "result");
+    extra.set_outcome(outcome);
+    extra.set_exit_code(exit_code);
+    extra.set_message(summary);
+    Emit(extra);
     return;
   }
   Write(exit_code == 0 ? out_ : err_, summary);

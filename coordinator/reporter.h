@@ -4,9 +4,12 @@
 // the time since the coordinator started, in the spirit of `kubectl rollout
 // status`; COMMAND's output is copied to stdout/stderr with a
 // "[service@ip:port] " prefix. JSON format (--output json): stdout carries
-// only JSON objects, one per line, each with an "event" field: "step", "drain",
-// "output", "notice", "batch", "result". Diagnostics (glog, usage errors)
-// always go to stderr.
+// only JSON objects, one per line, each with "schema" (kEventSchema) and
+// "event": "step", "drain", "output", "notice", "batch", "result", and the
+// rows of status ("instance"), history ("deploy") and dry-runs ("plan").
+// Every event is a protobuf message of proto/zkroll.proto printed by
+// ToJsonLine (common/payload.h), so numbers are JSON numbers and every
+// field is present. Diagnostics (glog, usage errors) always go to stderr.
 //
 // Thread-safety: every method may be called from any thread; lines of
 // concurrent instances never interleave within a line.
@@ -24,34 +27,21 @@
 
 #include "common/duration.h"
 #include "coordinator/command.h"
+#include "zkroll.pb.h"
 
 namespace zkroll::coordinator {
 
 enum class OutputFormat { kText, kJson };
 
-// A flat JSON object built field by field, with correct escaping (invalid
-// UTF-8 in values becomes U+FFFD, so the output is always valid JSON).
-class JsonLine {
- public:
-  JsonLine& Add(std::string_view key, std::string_view value);
-  JsonLine& Add(std::string_view key, const char* value) {
-    return Add(key, std::string_view(value));
-  }
-  JsonLine& Add(std::string_view key, int64_t value);
-  JsonLine& Add(std::string_view key, int value) {
-    return Add(key, static_cast<int64_t>(value));
-  }
-  JsonLine& Add(std::string_view key, bool value);
-  JsonLine& Add(std::string_view key, const std::vector<std::string>& values);
-  // `raw_json` must already be valid JSON (an object or array).
-  JsonLine& AddRaw(std::string_view key, std::string_view raw_json);
-  std::string str() const { return "{" + body_ + "}"; }
+// The version of every JSON event's layout, printed as "schema" in each
+// (docs/coordinator.md). Bump it only for an incompatible change: a field
+// removed, renamed or retyped, an enum value removed.
+inline constexpr uint32_t kEventSchema = 1;
 
- private:
-  void Key(std::string_view key);
-  std::string body_;
-};
-
+// Sets the fields every event message of proto/zkroll.proto shares:
+// schema (kEventSchema), event (`name`) and, where the message has one,
+// time (now, RFC 3339 UTC).
+void Stamp(google::protobuf::Message* event, const char* name);
 
 class Reporter {
  public:
@@ -87,11 +77,15 @@ class Reporter {
   // Rollout progress: batch `index` (1-based) of `count` with `instances`.
   void Batch(int index, int count, const std::vector<std::string>& instances);
   // The final word. Text: `summary` on stdout (or stderr when exit_code
-  // is not 0). JSON: a "result" event with the given extra fields.
-  void Result(
-      const std::string& outcome, int exit_code, const std::string& summary,
-      const std::vector<std::pair<std::string, std::string>>& fields = {});
-  // An arbitrary JSON line (status, history rows) or text line.
+  // is not 0). JSON: a "result" event: `extra`'s fields (deploy id,
+  // journal, counts) with outcome, exit_code, message and the stamp set.
+  void Result(const std::string& outcome, int exit_code,
+              const std::string& summary, proto::ResultEvent extra = {});
+  // JSON mode: `event` (whose schema, event and time fields, where it has
+  // them, the caller set with Stamp) as one line, invalid UTF-8 in any of
+  // its strings replaced by U+FFFD. Text mode: nothing.
+  void Emit(const google::protobuf::Message& event);
+  // A text line (status and history blocks, the plan).
   void Line(const std::string& text);
 
  private:

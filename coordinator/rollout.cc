@@ -21,8 +21,6 @@ Status WaitMinHealthy(const DeployEnvironment& env, const RolloutOptions& opt,
   if (opt.min_healthy <= 0) return Status::Ok();
   const std::string dir = paths::ServiceDir(env.service);
   const auto deadline = Clock::now() + opt.min_healthy_timeout;
-  std::set<std::string> in_batch;
-  for (const auto& a : batch) in_batch.insert(a.NodeName());
   bool announced = false;
   int have = 0;
   while (true) {
@@ -45,10 +43,7 @@ Status WaitMinHealthy(const DeployEnvironment& env, const RolloutOptions& opt,
       read_ok = exists.ok();
       have = 0;
     } else if (read_ok) {
-      have = 0;
-      for (const auto& name : children->names) {
-        if (in_batch.count(name) == 0) ++have;
-      }
+      have = RegisteredOutside(children->names, batch);
     } else if (!children.status().IsRetryable()) {
       return children.status();
     }
@@ -89,20 +84,41 @@ Status WaitMinHealthy(const DeployEnvironment& env, const RolloutOptions& opt,
 
 }  // namespace
 
+std::vector<std::vector<InstanceAddress>> PlanBatches(
+    const std::vector<InstanceAddress>& targets, int batch_size) {
+  const size_t size = static_cast<size_t>(std::max(1, batch_size));
+  std::vector<std::vector<InstanceAddress>> batches;
+  for (size_t next = 0; next < targets.size(); next += size) {
+    batches.emplace_back(
+        targets.begin() + static_cast<long>(next),
+        targets.begin() + static_cast<long>(std::min(targets.size(), next + size)));
+  }
+  return batches;
+}
+
+int RegisteredOutside(const std::vector<std::string>& registered_nodes,
+                      const std::vector<InstanceAddress>& batch) {
+  std::set<std::string> in_batch;
+  for (const auto& a : batch) in_batch.insert(a.NodeName());
+  int have = 0;
+  for (const auto& name : registered_nodes) {
+    if (in_batch.count(name) == 0) ++have;
+  }
+  return have;
+}
+
 RolloutResult RunRollout(const DeployEnvironment& env,
                          const RolloutOptions& options,
                          const std::vector<InstanceAddress>& targets,
                          ServiceLock* lock) {
   RolloutResult result;
-  const int batch_size = std::max(1, options.batch);
-  const int batches =
-      static_cast<int>((targets.size() + batch_size - 1) / batch_size);
+  const std::vector<std::vector<InstanceAddress>> plan =
+      PlanBatches(targets, options.batch);
+  const int batches = static_cast<int>(plan.size());
   size_t next = 0;
   std::string stop_reason;
-  for (int b = 1; next < targets.size(); ++b) {
-    std::vector<InstanceAddress> batch(
-        targets.begin() + next,
-        targets.begin() + std::min(targets.size(), next + batch_size));
+  for (int b = 1; b <= batches; ++b) {
+    const std::vector<InstanceAddress>& batch = plan[b - 1];
     if (env.abort->requested()) {
       stop_reason = "stopped by a signal";
       break;

@@ -46,6 +46,17 @@ struct RolloutResult {
   std::vector<std::string> failures;  // "instance: why", one per failure
 };
 
+// The batches RunRollout takes `targets` in: consecutive groups of
+// `batch_size` (values below 1 count as 1), in order. The dry-run plan
+// (plan.h) prints these same batches.
+std::vector<std::vector<InstanceAddress>> PlanBatches(
+    const std::vector<InstanceAddress>& targets, int batch_size);
+
+// What --min-healthy counts for `batch`: the registered instances (node
+// names under /services/<service>) that are not in the batch.
+int RegisteredOutside(const std::vector<std::string>& registered_nodes,
+                      const std::vector<InstanceAddress>& batch);
+
 // Deploys `targets` in order, `options.batch` at a time. `lock` (may be
 // null in tests) is checked before every batch.
 RolloutResult RunRollout(const DeployEnvironment& env,

@@ -50,21 +50,6 @@ std::string ShownOutcome(const proto::DeployRecord& r,
   return r.outcome();
 }
 
-std::string PauseText(const PauseState& p) {
-  std::string out = "by " + p.flag.by() + " (pid " +
-                    std::to_string(p.flag.pid()) + ") since " + p.flag.since() +
-                    ", reason " + QuoteForMessage(p.flag.reason());
-  if (p.ephemeral()) {
-    out += ", deploy " + p.flag.deploy_id() + " (ends with its coordinator)";
-  } else {
-    out += ", until " + p.flag.expires_at();
-  }
-  if (p.expired) {
-    out += " [expired, will be removed by the next deploy or `zkroll resume`]";
-  }
-  return out;
-}
-
 // The forwarding state of a forwarded instance; nullopt for the others.
 std::optional<proto::ForwarderState> ForwardingOf(ZkSession* session,
                                                   const ServiceName& service,
@@ -152,77 +137,48 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
     if (reg != inv->registered.end()) ++registered;
 
     if (reporter->json()) {
-      JsonLine line;
-      line.Add("event", "instance")
-          .Add("service", service.str())
-          .Add("instance", a.ToString())
-          .Add("registered", reg != inv->registered.end());
+      proto::StatusEvent e;
+      Stamp(&e, "instance");
+      e.set_service(service.str());
+      e.set_instance(a.ToString());
+      e.set_registered(reg != inv->registered.end());
       if (reg != inv->registered.end()) {
-        line.Add("registered_by", reg->second.record.host())
-            .Add("registered_at", reg->second.record.registered_at());
+        e.set_registered_by(reg->second.record.host());
+        e.set_registered_at(reg->second.record.registered_at());
       }
-      line.Add("paused", pause != inv->paused.end());
+      e.set_paused(pause != inv->paused.end());
       if (pause != inv->paused.end()) {
-        const auto& f = pause->second.flag;
-        line.AddRaw("pause", JsonLine()
-                                 .Add("by", f.by())
-                                 .Add("pid", static_cast<int64_t>(f.pid()))
-                                 .Add("reason", f.reason())
-                                 .Add("since", f.since())
-                                 .Add("expires_at", f.expires_at())
-                                 .Add("deploy_id", f.deploy_id())
-                                 .Add("ephemeral", pause->second.ephemeral())
-                                 .Add("expired", pause->second.expired)
-                                 .str());
+        *e.mutable_pause() = PauseViewOf(pause->second);
       }
-      std::string agents_json = "[";
       if (decl != inv->declared.end()) {
-        for (size_t i = 0; i < decl->second.size(); ++i) {
-          const auto& d = decl->second[i];
-          if (i) agents_json += ",";
-          agents_json += JsonLine()
-                             .Add("host", d.host)
-                             .Add("alive", true)
-                             .Add("state", d.view.state())
-                             .Add("healthy", d.view.healthy())
-                             .Add("paused", d.view.paused())
-                             .Add("registered", d.view.registered())
-                             .Add("last_check", d.view.last_check())
-                             .Add("last_check_at", d.view.last_check_at())
-                             .str();
-        }
+        for (const auto& d : decl->second) *e.add_agents() = AgentViewOf(d);
       } else if (reg != inv->registered.end() &&
                  !reg->second.record.host().empty()) {
-        agents_json +=
-            JsonLine()
-                .Add("host", reg->second.record.host())
-                .Add("alive", agents.count(reg->second.record.host()) > 0)
-                .str();
+        // Registered by an agent that does not declare it (any more).
+        auto* v = e.add_agents();
+        v->set_host(reg->second.record.host());
+        v->set_alive(agents.count(reg->second.record.host()) > 0);
+        v->set_state("unknown");
       }
-      agents_json += "]";
-      line.AddRaw("agents", agents_json);
       if (fwd) {
-        line.AddRaw("forwarding", JsonLine()
-                                      .Add("backend", fwd->backend())
-                                      .Add("fallback", fwd->fallback())
-                                      .Add("source", fwd->source())
-                                      .Add("generation", fwd->generation())
-                                      .Add("committed", fwd->stable_backend())
-                                      .Add("agent", fwd->host())
-                                      .Add("listening", fwd->listening())
-                                      .Add("error", fwd->error())
-                                      .str());
+        auto* f = e.mutable_forwarding();
+        f->set_backend(fwd->backend());
+        f->set_fallback(fwd->fallback());
+        f->set_source(fwd->source());
+        f->set_generation(fwd->generation());
+        f->set_committed(fwd->stable_backend());
+        f->set_agent(fwd->host());
+        f->set_listening(fwd->listening());
+        f->set_error(fwd->error());
       }
       if (dep != last.end()) {
-        line.AddRaw("last_deploy",
-                    JsonLine()
-                        .Add("deploy_id", dep->second.deploy_id)
-                        .Add("kind", dep->second.kind)
-                        .Add("outcome", dep->second.outcome)
-                        .Add("started_at", dep->second.started_at)
-                        .str());
+        auto* l = e.mutable_last_deploy();
+        l->set_deploy_id(dep->second.deploy_id);
+        l->set_kind(dep->second.kind);
+        l->set_outcome(dep->second.outcome);
+        l->set_started_at(dep->second.started_at);
       }
-      reporter->Line(line.str());
+      reporter->Emit(e);
       continue;
     }
 
@@ -239,7 +195,7 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
       text += "  registered:  no";
     }
     text += "\n  paused:      " +
-            (pause != inv->paused.end() ? PauseText(pause->second) : "no") +
+            (pause != inv->paused.end() ? DescribePause(PauseViewOf(pause->second)) : "no") +
             "\n";
     if (decl != inv->declared.end()) {
       for (const auto& d : decl->second) {
@@ -306,21 +262,21 @@ Status PrintHistory(ZkSession* session, const ServiceName& service, int limit,
     }
     const std::string outcome = ShownOutcome(*rec, live);
     if (reporter->json()) {
-      reporter->Line(JsonLine()
-                         .Add("event", "deploy")
-                         .Add("deploy_id", rec->deploy_id())
-                         .Add("kind", rec->kind())
-                         .Add("outcome", outcome)
-                         .Add("by", rec->by())
-                         .Add("pid", static_cast<int64_t>(rec->pid()))
-                         .Add("started_at", rec->started_at())
-                         .Add("ended_at", rec->ended_at())
-                         .Add("instances", rec->instances_size())
-                         .Add("succeeded", ok)
-                         .Add("failed", failed)
-                         .Add("aborted", aborted)
-                         .Add("detail", rec->detail())
-                         .str());
+      proto::HistoryEvent e;
+      Stamp(&e, "deploy");
+      e.set_deploy_id(rec->deploy_id());
+      e.set_kind(rec->kind());
+      e.set_outcome(outcome);
+      e.set_by(rec->by());
+      e.set_pid(static_cast<int32_t>(rec->pid()));
+      e.set_started_at(rec->started_at());
+      e.set_ended_at(rec->ended_at());
+      e.set_instances(static_cast<uint32_t>(rec->instances_size()));
+      e.set_succeeded(static_cast<uint32_t>(ok));
+      e.set_failed(static_cast<uint32_t>(failed));
+      e.set_aborted(static_cast<uint32_t>(aborted));
+      e.set_detail(rec->detail());
+      reporter->Emit(e);
       continue;
     }
     reporter->Line(rec->deploy_id() + "  " + rec->kind() + "  " + outcome +
@@ -346,14 +302,25 @@ Status PrintDeploy(ZkSession* session, const ServiceName& service,
     }
     return rec.status();
   }
+  std::set<std::string> live = LiveDeploys(session, service);
   if (reporter->json()) {
-    // The record itself, on one line (protobuf's JSON mapping, as stored).
-    std::string json = ToJson(*rec);
-    json.erase(std::remove(json.begin(), json.end(), '\n'), json.end());
-    reporter->Line(json);
+    proto::JournalEvent e;
+    Stamp(&e, "journal");
+    e.set_deploy_id(rec->deploy_id());
+    e.set_service(rec->service());
+    e.set_kind(rec->kind());
+    e.set_by(rec->by());
+    e.set_pid(static_cast<int32_t>(rec->pid()));
+    e.set_started_at(rec->started_at());
+    e.set_ended_at(rec->ended_at());
+    e.set_outcome(ShownOutcome(*rec, live));
+    *e.mutable_command() = rec->command();
+    *e.mutable_parameters() = rec->parameters();
+    *e.mutable_instances() = rec->instances();
+    e.set_detail(rec->detail());
+    reporter->Emit(e);
     return Status::Ok();
   }
-  std::set<std::string> live = LiveDeploys(session, service);
   std::string text =
       "deploy " + rec->deploy_id() + " (" + rec->kind() + ") of " +
       rec->service() + ": " + ShownOutcome(*rec, live) + "\n  by " + rec->by() +

@@ -250,7 +250,7 @@ while True:
         t = e.get("time", "")[11:23]
         if e.get("event") == "step":
             ms = e.get("duration_ms")
-            took = f"{ms}ms" if ms is not None else ""
+            took = f"{ms}ms" if e.get("verdict") != "started" else ""
             print(f"  {t}  {e['instance']:<28} {e['step']:<11} {e['verdict']:<8} {took:>7}  {e.get('detail','')}")
         elif e.get("event") == "output":
             print(f"  {t}  {e['instance']:<28} | {e.get('line','')}")

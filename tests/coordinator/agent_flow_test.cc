@@ -3,16 +3,20 @@
 // outside through ZooKeeper. No test waits for a fixed time: COMMANDs that
 // must stay running block on a FIFO the test releases (Handshake), and
 // every wait is for a condition with a deadline.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <map>
 #include <fstream>
 #include <sstream>
 
 #include "common/clock.h"
 #include "tests/coordinator/coordinator_fixture.h"
+#include "tests/coordinator/event_check.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
@@ -43,14 +47,14 @@ class AgentFlowTest : public CoordinatorTest {
 
   // Starts tiny services on fresh ports and one agent managing them, and
   // waits until the agent has registered every one.
-  void StartFleet(int n) {
+  void StartFleet(int n, std::vector<std::string> agent_extra = {}) {
     std::vector<std::string> instances;
     for (int i = 0; i < n; ++i) {
       services_.push_back(std::make_unique<TinyService>(PickFreePort()));
       ASSERT_TRUE(services_.back()->Start());
       instances.push_back(Instance(services_.back()->port()));
     }
-    StartAgent("host-a", instances);
+    StartAgent("host-a", instances, agent_extra);
     for (const auto& s : services_) {
       int port = s->port();
       ASSERT_TRUE(WaitFor(
@@ -61,8 +65,210 @@ class AgentFlowTest : public CoordinatorTest {
     }
   }
 
+  // Every node of the tree, "/" down, with its data and its stat's
+  // versions and zxids: two equal snapshots mean nothing was written in
+  // between (a create, set or delete changes some node's data, version,
+  // cversion, mzxid or its parent's pzxid).
+  std::map<std::string, std::string> Snapshot() {
+    std::map<std::string, std::string> out;
+    std::vector<std::string> todo = {"/"};
+    while (!todo.empty()) {
+      const std::string path = todo.back();
+      todo.pop_back();
+      auto d = zk_->GetSync(path);
+      auto c = zk_->GetChildrenSync(path);
+      EXPECT_TRUE(d.ok() && c.ok()) << path;
+      if (!d.ok() || !c.ok()) continue;
+      const NodeStat& st = d->stat;
+      out[path] = d->data + "|v" + std::to_string(st.version) + "|cv" +
+                  std::to_string(st.cversion) + "|m" +
+                  std::to_string(st.mzxid) + "|p" + std::to_string(st.pzxid) +
+                  "|o" + std::to_string(st.ephemeral_owner);
+      for (const auto& name : c->names) {
+        todo.push_back(path == "/" ? "/" + name : path + "/" + name);
+      }
+    }
+    return out;
+  }
+
+  // Waits until host-a's record shows every service of the fleet
+  // registered: after that the agent (with a long --resync) writes nothing
+  // while the instances stay healthy.
+  void WaitFleetSettled() {
+    const std::string path = std::string(paths::kAgentsRoot) + "/host-a";
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          auto d = Get(path);
+          if (!d) return false;
+          auto rec = ParsePayload<proto::AgentRecord>(d->data, path);
+          if (!rec.ok() ||
+              rec->instances_size() != static_cast<int>(services_.size())) {
+            return false;
+          }
+          for (const auto& i : rec->instances()) {
+            if (i.state() != "registered") return false;
+          }
+          return true;
+        },
+        milliseconds(20000)))
+        << AgentLogs();
+  }
+
+  // The "plan" event of a --output json dry-run.
+  std::optional<proto::PlanEvent> PlanOf(const std::string& output) {
+    std::istringstream lines(output);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("\"event\":\"plan\"") == std::string::npos) continue;
+      auto plan = ParsePayload<proto::PlanEvent>(line, "stdout");
+      EXPECT_TRUE(plan.ok()) << plan.status().ToString() << "\n" << line;
+      if (plan.ok()) return *plan;
+    }
+    return std::nullopt;
+  }
+
   std::vector<std::unique_ptr<TinyService>> services_;
 };
+
+// --dry-run prints the plan the rollout would follow and whether it could
+// start, and writes nothing to ZooKeeper: the whole tree (data, versions,
+// zxids) is the same before and after, whatever the verdict.
+TEST_F(AgentFlowTest, DryRunPrintsThePlanAndWritesNothing) {
+  StartFleet(3, {"--resync", "1h"});
+  WaitFleetSettled();
+  std::vector<int> ports;
+  for (const auto& s : services_) ports.push_back(s->port());
+  std::sort(ports.begin(), ports.end());
+  const std::string marker = dir_.File("ran");
+  const std::vector<std::string> command = {"--", "/bin/sh", "-c",
+                                            "touch " + marker};
+  auto rollout = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"rollout", "--dry-run", "--service", svc_,
+                                     "--batch", "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), command.begin(), command.end());
+    return args;
+  };
+
+  // Could start: text form.
+  auto before = Snapshot();
+  RunResult r = Zkroll(rollout({"--min-healthy", "1"}));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Snapshot(), before) << "a dry-run wrote to ZooKeeper";
+  EXPECT_NE(r.output.find("3 instance(s) in 2 batch(es)"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("lock: free"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("host-a sees registered"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("could start"), std::string::npos) << r.output;
+
+  // JSON form: the batches in the rollout's order, typed.
+  r = Zkroll(
+      [&] {
+        auto a = rollout({"--min-healthy", "1"});
+        a.insert(a.begin(), {"--output", "json"});
+        return a;
+      }());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Snapshot(), before) << "a dry-run wrote to ZooKeeper";
+  auto plan = PlanOf(r.output);
+  ASSERT_TRUE(plan.has_value()) << r.output;
+  EXPECT_EQ(plan->schema(), 1u);
+  EXPECT_TRUE(plan->can_start());
+  EXPECT_FALSE(plan->lock().held());
+  ASSERT_EQ(plan->batches_size(), 2);
+  ASSERT_EQ(plan->batches(0).instances_size(), 2);
+  ASSERT_EQ(plan->batches(1).instances_size(), 1);
+  EXPECT_EQ(plan->batches(0).instances(0).instance(), Instance(ports[0]));
+  EXPECT_EQ(plan->batches(0).instances(1).instance(), Instance(ports[1]));
+  EXPECT_EQ(plan->batches(1).instances(0).instance(), Instance(ports[2]));
+  EXPECT_EQ(plan->batches(0).registered_outside(), 1u);
+  EXPECT_EQ(plan->batches(1).registered_outside(), 2u);
+  const auto& first = plan->batches(0).instances(0);
+  EXPECT_TRUE(first.registered());
+  EXPECT_EQ(first.registered_by(), "host-a");
+  ASSERT_EQ(first.agents_size(), 1);
+  EXPECT_EQ(first.agents(0).state(), "registered");
+  EXPECT_TRUE(first.agents(0).healthy());
+  EXPECT_FALSE(first.paused());
+  EXPECT_NE(r.output.find("\"outcome\":\"ready\""), std::string::npos);
+  EXPECT_THAT(CheckEventLines(r.output), ::testing::IsEmpty());
+  EXPECT_NE(r.output.find("\"batch_size\":2"), std::string::npos) << r.output;
+
+  // --min-healthy that no batch of 2 out of 3 can ever keep.
+  r = Zkroll(rollout({"--min-healthy", "2"}));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("fewer than --min-healthy 2"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(Snapshot(), before) << "a dry-run wrote to ZooKeeper";
+
+  // The lock held by another coordinator.
+  const auto service = *ServiceName::Parse(svc_);
+  ASSERT_TRUE(zk_->EnsurePathSync(paths::LockDir(service), OpenAcl()).ok());
+  proto::LockHolder holder;
+  holder.set_by("ops@elsewhere");
+  holder.set_pid(4242);
+  holder.set_deploy_id("20261130T000000Z-other");
+  holder.set_purpose("rollout");
+  auto lock = zk_->CreateSync(paths::LockDir(service) + "/lock-", ToJson(holder),
+                              CreateMode::kEphemeralSequential, OpenAcl());
+  ASSERT_TRUE(lock.ok()) << lock.status().ToString();
+  before = Snapshot();
+  r = Zkroll(rollout({"--min-healthy", "1"}));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("is locked by ops@elsewhere, pid 4242"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("lock: held by ops@elsewhere"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(Snapshot(), before) << "a dry-run wrote to ZooKeeper";
+  ASSERT_TRUE(zk_->DeleteSync(*lock).ok());
+
+  // An instance already paused by hand: its deploy would fail.
+  RunResult p = Zkroll({"pause", "--service", svc_, "--instance",
+                        Addr(ports[2]), "--reason", "disk swap", "--ttl",
+                        "1h"});
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  ASSERT_TRUE(WaitFor([&] { return !Registered(ports[2]); },
+                      milliseconds(20000)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto d = Get(std::string(paths::kAgentsRoot) + "/host-a");
+        return d && d->data.find("\"paused\"") != std::string::npos;
+      },
+      milliseconds(20000)));
+  before = Snapshot();
+  r = Zkroll(rollout({"--min-healthy", "0"}));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(Instance(ports[2]) + " is already paused by"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("reason 'disk swap'"), std::string::npos)
+      << r.output;
+  // deploy --dry-run of another instance is not blocked by it.
+  r = Zkroll({"deploy", "--dry-run", "--service", svc_, "--instance",
+              Addr(ports[0]), "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("plan: deploy of " + svc_ + ", 1 instance(s)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(Snapshot(), before) << "a dry-run wrote to ZooKeeper";
+
+  // A service nothing knows: a clear error naming it, exit 2.
+  r = Zkroll({"rollout", "--dry-run", "--service", svc_ + "-nope",
+              "--min-healthy", "0", "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("service " + svc_ + "-nope does not exist"),
+            std::string::npos)
+      << r.output;
+  r = Zkroll({"deploy", "--dry-run", "--service", svc_ + "-nope",
+              "--instance", "127.0.0.1:1", "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  // Every other flag is still validated.
+  r = Zkroll(rollout({"--min-healthy", "1", "--drain-wait", "soon"}));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_EQ(Snapshot(), before) << "a dry-run wrote to ZooKeeper";
+  EXPECT_NE(::access(marker.c_str(), F_OK), 0) << "COMMAND ran";
+}
 
 TEST_F(AgentFlowTest, DeployWithRealAgentTakesOutUpgradesAndRestores) {
   StartFleet(1);
@@ -370,6 +576,15 @@ TEST_F(AgentFlowTest, RolloutUpgradesEveryDeclaredInstanceInBatches) {
     if (line.find("\"event\":\"batch\"") != std::string::npos) ++batches;
   }
   EXPECT_EQ(batches, 2) << "3 instances, 2 at a time";
+  std::map<std::string, int> seen;
+  EXPECT_THAT(CheckEventLines(r.output, &seen), ::testing::IsEmpty());
+  for (const char* e : {"notice", "batch", "step", "result"}) {
+    EXPECT_GT(seen[e], 0) << e;
+  }
+  EXPECT_NE(r.output.find("\"succeeded\":3,\"failed\":0,\"aborted\":0,"
+                          "\"not_started\":0"),
+            std::string::npos)
+      << r.output;
   EXPECT_GT(events, 20);
   EXPECT_NE(r.output.find("\"event\":\"result\""), std::string::npos);
   const std::string order = ReadFile(log);

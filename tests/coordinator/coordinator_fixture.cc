@@ -212,6 +212,19 @@ ChildProcess* CoordinatorTest::StartAgent(
     argv.push_back("--instance");
     argv.push_back(i);
   }
+  // An extra "--flag value" replaces the default of the same flag (the
+  // agent refuses a flag given twice).
+  for (size_t i = 0; i + 1 < extra.size(); ++i) {
+    for (size_t k = 1; k + 1 < argv.size(); ++k) {
+      if (argv[k] == extra[i] && extra[i] != "--instance") {
+        argv[k + 1] = extra[i + 1];
+        extra.erase(extra.begin() + static_cast<long>(i),
+                    extra.begin() + static_cast<long>(i) + 2);
+        --i;
+        break;
+      }
+    }
+  }
   argv.insert(argv.end(), extra.begin(), extra.end());
   children_.push_back(std::make_unique<ChildProcess>());
   ChildProcess* p = children_.back().get();

@@ -87,7 +87,8 @@ class CoordinatorTest : public ZooKeeperTest {
   // Starts zkroll in the background; output in its log file.
   ChildProcess* StartZkroll(std::vector<std::string> args);
   // Starts an agent managing `instances` ("svc@127.0.0.1:port") with fast
-  // checks; its host id is `host`.
+  // checks; its host id is `host`. `extra` options replace the defaults of
+  // the same name.
   ChildProcess* StartAgent(const std::string& host,
                            const std::vector<std::string>& instances,
                            std::vector<std::string> extra = {});

@@ -3,6 +3,7 @@
 // own session). These tests pin down the coordinator's own decisions: the
 // pause transaction, the verify step, the lock, the journal, manual pauses.
 // The flows with a real agent are in agent_flow_test.cc.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 
 #include "common/clock.h"
 #include "tests/coordinator/coordinator_fixture.h"
+#include "tests/coordinator/event_check.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
@@ -410,6 +412,30 @@ TEST_F(CoordinatorZkTest, HistoryAndStatusReportDeploys) {
   EXPECT_NE(js.output.find("\"deploy_id\":\"manual-1\""), std::string::npos)
       << js.output;
   EXPECT_NE(js.output.find("\"outcome\":\"failed\""), std::string::npos);
+  EXPECT_THAT(CheckEventLines(js.output), ::testing::IsEmpty());
+
+  // The JSON forms of history, one journal and a failed deploy: typed and
+  // within the documented values.
+  std::map<std::string, int> seen;
+  RunResult hj = Zkroll({"--output", "json", "history", "--service", svc_});
+  EXPECT_EQ(hj.exit_code, 0) << hj.output;
+  EXPECT_THAT(CheckEventLines(hj.output, &seen), ::testing::IsEmpty());
+  EXPECT_NE(hj.output.find("\"instances\":1,\"succeeded\":0,\"failed\":1"),
+            std::string::npos)
+      << hj.output;
+  RunResult oj = Zkroll({"--output", "json", "history", "--service", svc_,
+                         "--deploy-id", "manual-1"});
+  EXPECT_EQ(oj.exit_code, 0) << oj.output;
+  EXPECT_THAT(CheckEventLines(oj.output, &seen), ::testing::IsEmpty());
+  std::vector<std::string> failing =
+      Deploy(port, {"--deploy-id", "manual-2"}, {"/bin/sh", "-c", "echo out; exit 3"});
+  failing.insert(failing.begin(), {"--output", "json"});
+  RunResult dj = Zkroll(failing);
+  EXPECT_EQ(dj.exit_code, 1) << dj.output;
+  EXPECT_THAT(CheckEventLines(dj.output, &seen), ::testing::IsEmpty());
+  for (const char* e : {"deploy", "journal", "step", "output", "result"}) {
+    EXPECT_GT(seen[e], 0) << e << "\n" << hj.output << oj.output << dj.output;
+  }
 }
 
 // Nodes other writers leave under /services/<service> (Apache Curator's

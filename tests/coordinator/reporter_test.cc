@@ -31,7 +31,9 @@ TEST(ReporterTest, JsonModeWritesOneObjectPerLine) {
     r.StepEnded("level@127.0.0.1:9000", "pause", "ok", Millis(3), "flag \"x\"");
     r.Output("level@127.0.0.1:9000", "command", OutputStream::kStderr,
              "line with \x1b[31m colour");
-    r.Result("succeeded", 0, "done", {{"deploy_id", "d1"}});
+    proto::ResultEvent extra;
+    extra.set_deploy_id("d1");
+    r.Result("succeeded", 0, "done", extra);
   });
   std::vector<std::string> lines;
   size_t start = 0;
@@ -60,8 +62,11 @@ TEST(ReporterTest, DrainEventCarriesWhyAndWhatWasMissing) {
             Millis(20000), "drain ran to the 20 s cap: peer \"x\"",
             {"1 peer belongs to no registered caller", "quote \" and \\"});
   });
+  const size_t at = json.find("\"time\":\"") + 8;
+  ASSERT_NE(at, std::string::npos + 8) << json;
   EXPECT_EQ(json,
-            "{\"event\":\"drain\",\"time\":\"" + json.substr(25, 24) +
+            "{\"schema\":1,\"event\":\"drain\",\"time\":\"" +
+                json.substr(at, 24) +
                 "\",\"instance\":\"level@127.0.0.1:9000\",\"mode\":\"auto\","
                 "\"ended\":\"cap\",\"duration_ms\":20000,\"cap_ms\":20000,"
                 "\"reason\":\"drain ran to the 20 s cap: peer \\\"x\\\"\","

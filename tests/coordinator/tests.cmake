@@ -1,6 +1,7 @@
 # Coordinator (`zkroll`) tests. Included from tests/CMakeLists.txt, so source
 # paths are relative to tests/.
-#  unit: the child-process runner, output formats and argument validation
+#  unit: the child-process runner, output formats (every JSON event against
+#        the documented schema: event_check.h) and argument validation
 #        (real processes, no ZooKeeper).
 #  zk:   the coordinator against a real ZooKeeper server, with the agent
 #        simulated by the test (coordinator_zk_test) or real zkroll-agent
@@ -8,7 +9,8 @@
 #  zk faults: the protocol races of issue 18, forced (protocol_race_test).
 zkroll_add_test(NAME coordinator_unit_test LABELS unit TIMEOUT 120
   SOURCES coordinator/command_test.cc coordinator/reporter_test.cc
-          coordinator/cli_test.cc
+          coordinator/cli_test.cc coordinator/event_schema_test.cc
+          coordinator/rollout_plan_test.cc
   LIBS zkroll_coordinator_lib)
 zkroll_add_test(NAME coordinator_zk_test LABELS zk TIMEOUT 300
   SOURCES coordinator/coordinator_zk_test.cc coordinator/coordinator_fixture.cc
