@@ -10,8 +10,7 @@ namespace zkroll::agent {
 
 SystemdNotifier::SystemdNotifier(boost::asio::io_context& io,
                                  std::function<AgentSummary()> summary)
-    : io_(io),
-      summary_(std::move(summary)),
+    : summary_(std::move(summary)),
       status_timer_(io),
       watchdog_timer_(io) {}
 

@@ -69,7 +69,6 @@ class SystemdNotifier {
   void ArmWatchdog();
   void Send(const std::string& message);
 
-  boost::asio::io_context& io_;
   std::function<AgentSummary()> summary_;
   boost::asio::steady_timer status_timer_;
   boost::asio::steady_timer watchdog_timer_;

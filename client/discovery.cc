@@ -704,8 +704,15 @@ void ServiceDiscovery::MaybeAcknowledge() {
   // Only a new children read can make the list lose (or gain) an
   // instance for good: a removal seen first through a data watch is
   // confirmed by the children read that follows, and writing both would
-  // cost two writes per change. Record-only changes (a weight) need none.
-  if (ack_session_ == sid && acked_pzxid_ == served_pzxid_) return;
+  // cost two writes per change. Record-only changes (a weight) need none;
+  // a record that arrived after its children read (the count served at the
+  // same pzxid grew) costs one more.
+  std::shared_ptr<const Published> p = std::atomic_load(&published_);
+  const auto serving = static_cast<uint32_t>(p->view->instances.size());
+  if (ack_session_ == sid && acked_pzxid_ == served_pzxid_ &&
+      acked_instances_ == serving) {
+    return;
+  }
   WriteAcknowledgement();
 }
 
@@ -723,7 +730,8 @@ void ServiceDiscovery::WriteAcknowledgement() {
           .count()));
   record.set_list_pzxid(served_pzxid_);
   std::shared_ptr<const Published> p = std::atomic_load(&published_);
-  record.set_instances(static_cast<uint32_t>(p->view->instances.size()));
+  writing_instances_ = static_cast<uint32_t>(p->view->instances.size());
+  record.set_instances(writing_instances_);
   record.set_updated_at(NowRfc3339());
   const std::string json = ToJson(record);
   const uint64_t generation = generation_;
@@ -817,6 +825,7 @@ void ServiceDiscovery::OnAcknowledged(const Status& s, uint64_t generation,
   if (s.ok()) {
     acked_generation_ = generation;
     acked_pzxid_ = pzxid;
+    acked_instances_ = writing_instances_;
     VLOG(1) << caller_path_ << ": acknowledged list pzxid " << pzxid
             << " (generation " << generation << ", session " << sid << ")";
     MaybeAcknowledge();  // the latest state, if it changed meanwhile

@@ -292,6 +292,11 @@ class ServiceDiscovery : public std::enable_shared_from_this<ServiceDiscovery> {
   bool ack_refused_ = false;    // ZooKeeper refused; until a new session
   uint64_t acked_generation_ = 0;
   int64_t acked_pzxid_ = -1;    // -1: nothing written
+  // Instances named by the write in flight (one at a time) and by the last
+  // one written: a child's record read after its children read changes the
+  // count at the same pzxid, and the node should not say less than is served.
+  uint32_t writing_instances_ = 0;
+  uint32_t acked_instances_ = 0;
 
   std::shared_ptr<const Published> published_;  // atomic_load/atomic_store
   std::atomic<uint64_t> next_pick_{0};
