@@ -111,7 +111,6 @@ class TrafficObserver : public std::enable_shared_from_this<TrafficObserver> {
   std::string degraded_;  // the error last logged, to log each change once
   bool stopped_ = false;
   bool in_flight_ = false;
-  bool dirty_ = false;      // a report waits for the write in flight
   bool dir_ready_ = false;  // /traffic/<service> exists (this session)
   std::optional<AclList> acl_;
 };
