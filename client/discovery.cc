@@ -704,13 +704,15 @@ void ServiceDiscovery::MaybeAcknowledge() {
   // Only a new children read can make the list lose (or gain) an
   // instance for good: a removal seen first through a data watch is
   // confirmed by the children read that follows, and writing both would
-  // cost two writes per change. Record-only changes (a weight) need none;
-  // a record that arrived after its children read (the count served at the
-  // same pzxid grew) costs one more.
+  // cost two writes per change. Record-only changes (a weight) need none.
+  // A new child's record read after its children read adds an instance at
+  // the same pzxid: that one is written, so the node never says fewer
+  // instances than are served (a removal at the same pzxid is left to the
+  // children read that follows).
   std::shared_ptr<const Published> p = std::atomic_load(&published_);
   const auto serving = static_cast<uint32_t>(p->view->instances.size());
   if (ack_session_ == sid && acked_pzxid_ == served_pzxid_ &&
-      acked_instances_ == serving) {
+      serving <= acked_instances_) {
     return;
   }
   WriteAcknowledgement();
