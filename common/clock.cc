@@ -10,6 +10,18 @@
 
 namespace zkroll {
 
+namespace {
+class RealSteadyClock : public SteadyClock {
+ public:
+  TimePoint Now() const override { return std::chrono::steady_clock::now(); }
+};
+}  // namespace
+
+const SteadyClock& SteadyClock::Real() {
+  static const RealSteadyClock clock;
+  return clock;
+}
+
 std::string FormatRfc3339(WallTime t) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                 t.time_since_epoch())

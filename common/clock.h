@@ -20,6 +20,18 @@ inline std::string NowRfc3339() {
 // Accepts the form FormatRfc3339 writes, with or without milliseconds.
 Result<WallTime> ParseRfc3339(std::string_view text);
 
+// The monotonic clock, behind an interface so that logic which waits or
+// times out (common/retry.h) can be driven by a test's clock instead of the
+// machine's. Implementations must be thread-safe.
+class SteadyClock {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  virtual ~SteadyClock() = default;
+  virtual TimePoint Now() const = 0;
+  // std::chrono::steady_clock; lives for the whole process.
+  static const SteadyClock& Real();
+};
+
 // "user@host" of this process, for payloads that say who did something.
 std::string CurrentUserAtHost();
 

@@ -53,14 +53,27 @@ class [[nodiscard]] Status {
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
 
-  // True for failures that say nothing about the outcome of the operation
-  // and may succeed if repeated on the same session: connection loss and
-  // operation timeout. Session expiry is *not* retryable: the session's
-  // ephemerals and watches are gone and the owner must rebuild them.
-  bool IsRetryable() const {
+  // The one rule for "is this failure transient" (common/retry.h repeats
+  // calls by it). Connection loss and operation timeout say nothing about
+  // the outcome of the call, and the session carries on: a repeat may
+  // succeed in the same session. Session expiry ends the session with its
+  // ephemerals and watches; a repeat can succeed only in a later session,
+  // which exists only where the session renews itself
+  // (ZkOptions::renew_on_expiry): so expiry is transient for kAnySession
+  // and not for kSameSession. Whoever repeats a call in kAnySession must
+  // make sure its meaning does not depend on the session (or bind it:
+  // ZkSession::DeleteInSessionSync, RetryOptions::bound_session). Every
+  // other failure is an answer, not transient.
+  enum class RetryIn { kSameSession, kAnySession };
+  bool IsTransient(RetryIn where) const {
     return code_ == StatusCode::kConnectionLoss ||
-           code_ == StatusCode::kOperationTimeout;
+           code_ == StatusCode::kOperationTimeout ||
+           (where == RetryIn::kAnySession &&
+            code_ == StatusCode::kSessionExpired);
   }
+  // IsTransient(RetryIn::kSameSession): whether the same session may still
+  // succeed (and the outcome of the failed call is unknown).
+  bool IsRetryable() const { return IsTransient(RetryIn::kSameSession); }
 
   // Returns a copy whose message is prefixed with `context: `.
   Status WithContext(const std::string& context) const;

@@ -40,8 +40,26 @@ AclList Connection::AclFor(const std::string& root) {
   return default_acl_;  // not cached: the root may be created meanwhile
 }
 
-bool IsTransient(const Status& s) {
-  return s.IsRetryable() || s.code() == StatusCode::kSessionExpired;
+SessionState SessionRetryContext::session() const {
+  return SessionState{session_->session_id(), session_->connected()};
+}
+
+void SessionRetryContext::WaitForChange(const SessionState& seen,
+                                        SteadyClock::TimePoint until) {
+  // The abort is not a reason to stop waiting here: cleanup calls retry
+  // after a stop too (RetryOptions::stop_on_abort decides), and the wait is
+  // bounded by `until` anyway.
+  auto changed = [&] { return session() != seen; };
+  if (!abort_->requested()) {
+    (void)abort_->WaitUntil(changed, until);
+    if (!abort_->requested()) return;
+  }
+  // After a stop WaitUntil returns at once: wait in short slices instead.
+  while (!changed() && clock().Now() < until) {
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(
+            until - clock().Now(), Millis(20)));
+  }
 }
 
 Connection::Connection(AbortSignal* abort) : abort_(abort) {

@@ -22,9 +22,9 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <type_traits>
 
 #include "common/duration.h"
+#include "common/retry.h"
 #include "common/status.h"
 #include "common/zk_session.h"
 #include "common/zk_types.h"
@@ -39,41 +39,34 @@ struct ConnectOptions {
   std::optional<Credential> credential;
 };
 
-// True for errors after which the same call may succeed soon: connection
-// loss and timeouts (the client reconnects) and session expiry (Connection
-// opens a new session). Decisions that depend on *which* session owns a
-// node must not be retried blindly; they compare session ids instead.
-bool IsTransient(const Status& s);
+// The retry context of the coordinator's threads (common/retry.h): it
+// sleeps on the AbortSignal, which every session event wakes (Open
+// subscribes it), so a reconnect or a renewed session ends the wait at
+// once; stop_requested() is the AbortSignal's. Thread-safe: any number of
+// threads may retry through one context.
+class SessionRetryContext : public RetryContext {
+ public:
+  SessionRetryContext(ZkSession* session, AbortSignal* abort)
+      : session_(session), abort_(abort) {}
+  const SteadyClock& clock() const override { return SteadyClock::Real(); }
+  SessionState session() const override;
+  void WaitForChange(const SessionState& seen,
+                     SteadyClock::TimePoint until) override;
+  bool stop_requested() const override { return abort_->requested(); }
 
-// Repeats `call` (returning Status or Result<T>) while it fails with a
-// transient error, waiting for the session to be connected again between
-// attempts, for at most `window`.
-template <typename Call>
-auto RetryTransient(ZkSession* session, Millis window, Call call)
-    -> decltype(call()) {
-  const auto deadline = std::chrono::steady_clock::now() + window;
-  while (true) {
-    auto r = call();
-    Status s;
-    if constexpr (std::is_same_v<decltype(r), Status>) {
-      s = r;
-    } else {
-      if (!r.ok()) s = r.status();
-    }
-    auto now = std::chrono::steady_clock::now();
-    if (!IsTransient(s) || now >= deadline) return r;
-    Status c = session->WaitConnected(
-        std::chrono::duration_cast<Millis>(deadline - now));
-    if (!c.ok()) return r;
-    // The connection came back; if it was up all along (an operation
-    // timeout), do not spin.
-    if (session->connected()) {
-      auto pause = std::min(std::chrono::duration_cast<Millis>(
-                                deadline - std::chrono::steady_clock::now()),
-                            Millis(50));
-      if (pause.count() > 0) std::this_thread::sleep_for(pause);
-    }
-  }
+ private:
+  ZkSession* session_;
+  AbortSignal* abort_;
+};
+
+// The coordinator's retry options: its session renews itself on expiry
+// (Connection::Open), so expiry is transient (RetryIn::kAnySession) and a
+// call whose meaning depends on the session binds it (bound_session).
+inline RetryOptions CoordinatorRetry(Millis window) {
+  RetryOptions o;
+  o.window = window;
+  o.scope = Status::RetryIn::kAnySession;
+  return o;
 }
 
 class Connection {

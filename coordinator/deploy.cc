@@ -702,7 +702,10 @@ void InstanceDeploy::Resume(const std::string& why) {
       break;
     }
     detail = "cannot delete " + flag_path_ + ": " + s.ToString();
-    if (s.code() != StatusCode::kAborted && !IsTransient(s)) break;
+    if (s.code() != StatusCode::kAborted &&
+        !s.IsTransient(Status::RetryIn::kAnySession)) {
+      break;
+    }
   }
   if (outcome == "failed" && env_.session->session_id() != paused_session_) {
     session_ended();

@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <optional>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "common/paths.h"
@@ -61,7 +60,8 @@ class InstanceDeploy {
         label_(InstanceId{env.service, address}.ToString()),
         flag_path_(paths::PauseFlagNode(env.service, address)),
         node_path_(paths::InstanceNode(env.service, address)),
-        target_{address.ip(), address.port()} {}
+        target_{address.ip(), address.port()},
+        retry_(env.session, env.abort) {}
 
   DeployResult Run();
   // The port-switching sequence (switch_deploy.cc). `busy`: instances
@@ -108,15 +108,22 @@ class InstanceDeploy {
   void FailurePath(const std::string& reason);
   void AbortPath(const Stop& stop);
 
-  // Retries `call` while it fails with a transient error (connection loss,
-  // timeout, or the expiry of a session that Connection is replacing), for
-  // at most the ZooKeeper retry window. Between attempts it waits for a
-  // session event (or 250 ms), so a reconnect is used at once. A retry may
-  // run in a later session than the first attempt: a call whose meaning
-  // depends on the session (deleting a node we created) must be bound to
-  // it (ZkSession::DeleteInSessionSync) or compare session ids itself.
+  // Retry (common/retry.h) with the coordinator's options for at most the
+  // ZooKeeper retry window; waits wake on session events. A retry may run
+  // in a later session than the first attempt: a call whose meaning depends
+  // on the session (deleting a node we created) goes through RetryingIn.
   template <typename Call>
-  auto Retrying(Call call) -> decltype(call());
+  auto Retrying(Call call) -> decltype(call()) {
+    return Retry(retry_, CoordinatorRetry(opt_.zk_retry_window), call);
+  }
+  // The same for a call bound to `session` (ZkSession::*InSessionSync): no
+  // attempt is made once that session is not the current one.
+  template <typename Call>
+  auto RetryingIn(int64_t session, Call call) -> decltype(call()) {
+    RetryOptions o = CoordinatorRetry(opt_.zk_retry_window);
+    o.bound_session = session;
+    return Retry(retry_, o, call);
+  }
 
   // Whether our flag still exists (read after a sync), carries our deploy
   // id, is owned by the session that created it and that session is still
@@ -231,34 +238,8 @@ class InstanceDeploy {
     std::string note;          // why there may be no report
   } observation_;
   DeployResult result_;
+  SessionRetryContext retry_;
 };
-
-template <typename Call>
-auto InstanceDeploy::Retrying(Call call) -> decltype(call()) {
-  const auto deadline = Clock::now() + opt_.zk_retry_window;
-  while (true) {
-    auto r = call();
-    bool retry;
-    if constexpr (std::is_same_v<decltype(r), Status>) {
-      retry = IsTransient(r);
-    } else if constexpr (std::is_same_v<decltype(r), MultiResult>) {
-      retry = IsTransient(r.status);
-    } else {
-      retry = !r.ok() && IsTransient(r.status());
-    }
-    if (!retry || Clock::now() >= deadline) return r;
-    int64_t sid = env_.session->session_id();
-    bool connected = env_.session->connected();
-    // The abort is not a reason to stop retrying: cleanup calls use this
-    // too. Waiting is bounded by the deadline anyway.
-    env_.abort->WaitUntil(
-        [&] {
-          return env_.session->session_id() != sid ||
-                 env_.session->connected() != connected;
-        },
-        std::min(deadline, Clock::now() + Millis(250)));
-  }
-}
 
 }  // namespace zkroll::coordinator::detail
 

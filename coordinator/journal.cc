@@ -22,6 +22,7 @@ Journal::Journal(ZkSession* session, AclList acl, ServiceName service,
                  DeployId id, std::string path, proto::DeployRecord record,
                  int32_t version, Millis retry_window)
     : session_(session),
+      retry_(session),
       acl_(std::move(acl)),
       service_(std::move(service)),
       id_(std::move(id)),
@@ -74,9 +75,9 @@ proto::DeployRecord::InstanceProgress* Journal::RecordEntryLocked(
 Status Journal::WriteRecordLocked(Millis window) {
   const std::string json = ToJson(record_);
   bool transient = false;  // a failed attempt may still have applied
-  auto r = RetryTransient(session_, window, [&] {
+  auto r = Retry(retry_, CoordinatorRetry(window), [&] {
     auto w = session_->SetSync(path_, json, version_);
-    transient = transient || (!w.ok() && IsTransient(w.status()));
+    transient = transient || (!w.ok() && w.status().IsTransient(Status::RetryIn::kAnySession));
     return w;
   });
   if (r.status().code() == StatusCode::kBadVersion) {
@@ -84,7 +85,7 @@ Status Journal::WriteRecordLocked(Millis window) {
       LOG(WARNING) << "journal " << path_
                    << " was changed by someone else; overwriting it";
     }
-    r = RetryTransient(session_, window,
+    r = Retry(retry_, CoordinatorRetry(window),
                        [&] { return session_->SetSync(path_, json, -1); });
   }
   if (!r.ok()) {
@@ -103,9 +104,9 @@ Status Journal::WriteInstanceLocked(const InstanceAddress& instance,
   const Millis window = std::min(retry_window_, kStepRetryWindow);
   bool transient = false;
   if (node.version < 0) {
-    auto created = RetryTransient(session_, window, [&] {
+    auto created = Retry(retry_, CoordinatorRetry(window), [&] {
       auto c = session_->CreateSync(path, json, CreateMode::kPersistent, acl_);
-      transient = transient || (!c.ok() && IsTransient(c.status()));
+      transient = transient || (!c.ok() && c.status().IsTransient(Status::RetryIn::kAnySession));
       return c;
     });
     if (created.ok()) {
@@ -118,9 +119,9 @@ Status Journal::WriteInstanceLocked(const InstanceAddress& instance,
       return created.status();
     }
   }
-  auto r = RetryTransient(session_, window, [&] {
+  auto r = Retry(retry_, CoordinatorRetry(window), [&] {
     auto w = session_->SetSync(path, json, node.version);
-    transient = transient || (!w.ok() && IsTransient(w.status()));
+    transient = transient || (!w.ok() && w.status().IsTransient(Status::RetryIn::kAnySession));
     return w;
   });
   if (r.status().code() == StatusCode::kBadVersion ||
@@ -129,7 +130,7 @@ Status Journal::WriteInstanceLocked(const InstanceAddress& instance,
       LOG(WARNING) << "journal " << path
                    << " was changed by someone else; overwriting it";
     }
-    r = RetryTransient(session_, window,
+    r = Retry(retry_, CoordinatorRetry(window),
                        [&] { return session_->SetSync(path, json, -1); });
   }
   if (!r.ok()) {

@@ -32,6 +32,7 @@
 
 #include "common/duration.h"
 #include "common/names.h"
+#include "common/retry.h"
 #include "common/status.h"
 #include "common/zk_session.h"
 #include "zkroll.pb.h"
@@ -92,6 +93,7 @@ class Journal {
       const InstanceAddress& instance);
 
   ZkSession* session_;
+  ZkRetryContext retry_;  // stateless: shared by the deploy threads
   AclList acl_;
   ServiceName service_;
   DeployId id_;

@@ -145,14 +145,17 @@ Status ServiceLock::Release() {
   released_ = true;
   // After a session expiry the node is gone with the old session; the
   // renewed session sees that once it is connected.
-  auto stat = RetryTransient(session_, Millis(5000),
-                             [&] { return session_->ExistsSync(path_); });
+  ZkRetryContext retry(session_);
+  auto stat = Retry(retry, CoordinatorRetry(Millis(5000)),
+                    [&] { return session_->ExistsSync(path_); });
   if (!stat.ok()) return stat.status().WithContext("releasing lock " + path_);
   if (!stat->has_value()) return Status::Ok();
   // Only delete the node of our own session: after an expiry the same
   // sequential name cannot come back, but stay strict anyway.
   if ((*stat)->ephemeral_owner != owner_) return Status::Ok();
-  Status s = RetryTransient(session_, Millis(5000), [&]() -> Status {
+  RetryOptions bound = CoordinatorRetry(Millis(5000));
+  bound.bound_session = owner_;
+  Status s = Retry(retry, bound, [&]() -> Status {
     if (session_->session_id() != owner_) return Status::Ok();  // gone with it
     return session_->DeleteInSessionSync(path_, (*stat)->version, owner_);
   });

@@ -361,7 +361,7 @@ std::optional<Stop> InstanceDeploy::SwitchCommit(SwitchPlan* plan) {
   // the committed one still names the old backend.
   // Through our session only: a retry in a later session would delete
   // another coordinator's in-flight node.
-  MultiResult m = Retrying([&] {
+  MultiResult m = RetryingIn(plan->session, [&] {
     if (env_.session->session_id() != plan->session) {
       MultiResult lost;
       lost.status = Aborted("the coordinator's ZooKeeper session changed "
@@ -435,7 +435,7 @@ void InstanceDeploy::SwitchRollback(SwitchPlan* plan,
     // Deleted only through the session that created it: after a session
     // change ours is gone with it, and a node there now is another
     // coordinator's.
-    Status d = Retrying([&] {
+    Status d = RetryingIn(plan->session, [&] {
       if (env_.session->session_id() != plan->session) return Status::Ok();
       auto node = env_.session->GetSync(plan->deploy_path);
       if (!node.ok()) return node.status();
