@@ -54,7 +54,11 @@ void PauseWatcher::Invalidate() {
   loop_.Invalidate();
 }
 
-void PauseWatcher::Refresh() { loop_.Refresh(); }
+uint64_t PauseWatcher::Refresh() {
+  const uint64_t next = reads_started_ + 1;
+  loop_.Refresh();
+  return next;
+}
 
 ZkSession::WatchCallback PauseWatcher::MakeWatcher() {
   std::weak_ptr<PauseWatcher> weak = shared_from_this();
@@ -67,6 +71,7 @@ ZkSession::WatchCallback PauseWatcher::MakeWatcher() {
 }
 
 void PauseWatcher::Read(uint64_t epoch) {
+  ++reads_started_;
   auto self = shared_from_this();
   const std::string dir = paths::PauseDir(service_);
   // 1. The version of /pause, read before the children of /pause/<service>.
@@ -167,6 +172,7 @@ void PauseWatcher::ReadFlags(uint64_t epoch, PauseSnapshot snap,
 void PauseWatcher::Finish(uint64_t epoch, PauseSnapshot snap) {
   if (!loop_.End(epoch)) return;
   snap.known = true;
+  snap.read = reads_started_;
   snapshot_ = std::move(snap);
   ArmExpiry();
   on_update_(snapshot_);

@@ -51,6 +51,7 @@ struct PauseSnapshot {
   bool known = false;
   registry::GuardVersion guard;
   std::map<std::string, PauseFlagInfo> flags;  // by node name <ip>_<port>
+  uint64_t read = 0;  // the number of the read that made it (1, 2, ...)
 
   // True if a flag forbids registering `address` at `now`.
   bool Forbids(const InstanceAddress& address, WallTime now) const;
@@ -66,7 +67,10 @@ class PauseWatcher : public std::enable_shared_from_this<PauseWatcher> {
                                               Millis resync, OnUpdate on_update);
   void Start();
   void Stop();
-  void Refresh();
+  // Reads now, or once the running read ends. Returns the number of the
+  // first read that starts after this call: a snapshot whose `read` is at
+  // least that shows the nodes as they are now or later.
+  uint64_t Refresh();
   // Forget the view (session expired: watches are gone, versions unknown).
   void Invalidate();
   const PauseSnapshot& snapshot() const { return snapshot_; }
@@ -89,6 +93,9 @@ class PauseWatcher : public std::enable_shared_from_this<PauseWatcher> {
   boost::asio::steady_timer expiry_timer_;
   PauseSnapshot snapshot_;
   bool armed_ = false;  // a watch on the children (or existence) is set
+  // Reads started so far; at most one runs, so the one that finishes is
+  // always the last one started.
+  uint64_t reads_started_ = 0;
   std::set<std::string> reported_bad_;  // flags already logged as unparsable
 };
 

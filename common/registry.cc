@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <glog/logging.h>
+
 #include "common/paths.h"
 
 namespace zkroll::registry {
@@ -58,36 +60,115 @@ std::vector<ZkOp> PauseOps(const ServiceName& service,
   return ops;
 }
 
-MultiResult Pause(ZkSession& session, const ServiceName& service,
-                  const InstanceAddress& address, const std::string& flag_json,
-                  CreateMode flag_mode, const AclList& pause_acl,
-                  int attempts) {
+PauseOutcome Pause(ZkSession& session, RetryContext& retry,
+                   const RetryOptions& options, const PauseRequest& request) {
+  const ServiceName& service = request.service;
+  const InstanceAddress& address = request.address;
   const std::string flag = paths::PauseFlagNode(service, address);
-  MultiResult last;
-  for (int i = 0; i < attempts; ++i) {
-    auto ctx = ReadPauseContext(session, service, address);
+  PauseOutcome out;
+  for (int attempt = 1; attempt <= request.attempts; ++attempt) {
+    if (retry.stop_requested()) {
+      out.status = Aborted("stopped before the pause of " + flag +
+                           " was sent");
+      return out;
+    }
+    auto read = Retry(retry, options,
+                      [&] { return ReadPauseFlag(session, service, address); });
+    if (!read.ok()) {
+      out.status = read.status().WithContext("cannot read " + flag);
+      return out;
+    }
+    if (read->flag) {
+      if (request.expired && request.expired(*read->flag)) {
+        // Exactly the flag read: a pause made since fails the delete, and
+        // the next attempt reads whatever is there now.
+        Status removal = DeleteReadFlag(session, service, address,
+                                        read->pause_dir,
+                                        read->flag->stat.version);
+        if (request.on_removal) request.on_removal(*read->flag, removal);
+        continue;
+      }
+      out.existing = read->flag;
+      out.status = Status(StatusCode::kAlreadyExists,
+                          flag + " exists: the instance is already paused");
+      return out;
+    }
+    auto ctx = Retry(retry, options, [&] {
+      return ReadPauseContext(session, service, address);
+    });
     if (!ctx.ok()) {
-      last.status = ctx.status();
-      return last;
+      out.status = ctx.status().code() == StatusCode::kNotFound
+                       ? ctx.status()
+                       : ctx.status().WithContext(
+                             "cannot read the registration of " +
+                             paths::InstanceNode(service, address));
+      return out;
     }
-    auto ops = PauseOps(service, address, flag_json, flag_mode, *ctx, pause_acl);
-    last = session.MultiSync(ops);
-    if (last.status.ok()) return last;
-    if (last.failed_op < 0) return last;  // connection trouble, not a race
-    const ZkOp& failed = ops[last.failed_op];
-    StatusCode code = last.status.code();
-    if (failed.kind == ZkOp::Kind::kCreate && failed.path == flag &&
+    const std::string json = request.flag_json();
+    if (request.before_write) request.before_write(attempt);
+    const int64_t sid = session.session_id();
+    MultiResult m = session.MultiSync(PauseOps(
+        service, address, json, request.flag_mode, *ctx, request.acl));
+    if (m.status.ok()) {
+      for (const ZkOpResult& op : m.results) {
+        // Every op of a multi shares its zxid; a set-data result carries it.
+        if (op.status.ok() && op.stat.mzxid != 0) out.zxid = op.stat.mzxid;
+      }
+      out.status = Status::Ok();
+      out.was_registered = ctx->registered;
+      out.session = sid;
+      return out;
+    }
+    if (m.status.IsTransient(options.scope)) {
+      // The transaction may or may not have applied. The flag is ours only
+      // if it carries what we sent and, ephemeral, lives in our session now;
+      // anything else is someone else's flag (or none): read again.
+      auto mine = Retry(retry, options, [&] { return session.GetSync(flag); });
+      const int64_t now_sid = session.session_id();
+      if (mine.ok() && mine->data == json &&
+          (request.flag_mode != CreateMode::kEphemeral ||
+           mine->stat.ephemeral_owner == now_sid)) {
+        out.status = Status::Ok();
+        out.was_registered = ctx->registered;
+        out.zxid = mine->stat.czxid;
+        out.session = request.flag_mode == CreateMode::kEphemeral
+                          ? mine->stat.ephemeral_owner
+                          : now_sid;
+        return out;
+      }
+      continue;
+    }
+    const StatusCode code = m.status.code();
+    if (code == StatusCode::kBadVersion || code == StatusCode::kNotFound ||
         code == StatusCode::kAlreadyExists) {
-      return last;  // somebody else holds the pause
+      // The agent registered or deregistered, or another coordinator
+      // created /pause/<service> or a flag, between our read and our
+      // write: read again.
+      ++out.races;
+      VLOG(1) << flag << ": pause transaction raced (" << m.status.ToString()
+              << "), attempt " << attempt;
+      continue;
     }
-    bool raced = code == StatusCode::kBadVersion ||
-                 code == StatusCode::kNotFound ||
-                 code == StatusCode::kAlreadyExists;
-    if (!raced) return last;
-    // The agent registered or deregistered, or another pause created
-    // /pause/<service>, between our read and our write: read again.
+    out.status = m.status.WithContext("the pause transaction was refused");
+    return out;
   }
-  return last;
+  out.status = Unavailable("the pause transaction of " + flag +
+                           " kept racing with other writers of " +
+                           paths::PauseDir(service) + "; try again");
+  return out;
+}
+
+PauseOutcome Pause(ZkSession& session, const ServiceName& service,
+                   const InstanceAddress& address, const std::string& flag_json,
+                   CreateMode flag_mode, const AclList& pause_acl) {
+  ZkRetryContext retry(&session);
+  PauseRequest request;
+  request.service = service;
+  request.address = address;
+  request.flag_json = [&] { return flag_json; };
+  request.flag_mode = flag_mode;
+  request.acl = pause_acl;
+  return Pause(session, retry, RetryOptions{}, request);
 }
 
 std::vector<ZkOp> RegisterOps(const ServiceName& service,

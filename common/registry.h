@@ -26,11 +26,13 @@
 #ifndef ZKROLL_COMMON_REGISTRY_H_
 #define ZKROLL_COMMON_REGISTRY_H_
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/names.h"
+#include "common/retry.h"
 #include "common/zk_session.h"
 #include "common/zk_types.h"
 
@@ -61,13 +63,66 @@ std::vector<ZkOp> PauseOps(const ServiceName& service,
                            const PauseContext& context,
                            const AclList& pause_acl);
 
-// Reads, pauses, and re-reads and retries while the other side's writes
-// race ours (at most `attempts` times). A flag that already exists is not
-// retried: status AlreadyExists, failed_op names the flag's create.
-MultiResult Pause(ZkSession& session, const ServiceName& service,
-                  const InstanceAddress& address, const std::string& flag_json,
-                  CreateMode flag_mode, const AclList& pause_acl,
-                  int attempts = 10);
+// --- The pause transaction loop ---------------------------------------
+// The one loop that pauses an instance: `zkroll deploy` and `rollout` (an
+// ephemeral flag of the coordinator's session), `zkroll pause` (a
+// persistent flag) and the tests all run it. Each attempt reads the flag
+// (ReadPauseFlag), then the PauseContext, then sends PauseOps:
+// - a flag already there holds the pause: AlreadyExists, nothing touched,
+//   unless `expired` says it ran out; then exactly the incarnation read is
+//   deleted (DeleteReadFlag) and the attempt starts over;
+// - a transaction refused because the other side wrote between our read
+//   and our write (BadVersion, NotFound, AlreadyExists) is read again and
+//   retried, at most `attempts` times in all (then Unavailable);
+// - a transaction whose answer was lost (transient by the retry options'
+//   scope) may have applied: the flag is read back and is ours only if its
+//   payload is exactly the one sent and, for an ephemeral flag, its owner
+//   is the current session. Otherwise the attempt starts over (and finds
+//   someone else's flag, or none). It is never resent blindly.
+// Reads are repeated through Retry (common/retry.h) with `options`.
+struct PauseRequest {
+  ServiceName service;
+  InstanceAddress address;
+  // The flag's payload for one attempt (later attempts may stamp a later
+  // time); called once per transaction sent.
+  std::function<std::string()> flag_json;
+  CreateMode flag_mode = CreateMode::kEphemeral;
+  AclList acl;  // for /pause/<service> and the flag
+  int attempts = 10;
+  // Whether a flag found at the instance's path has run out and may be
+  // removed (the coordinator: an expires_at in the past). None: every flag
+  // found holds the pause.
+  std::function<bool(const NodeData& flag)> expired;
+  // Told the outcome of each removal of an expired flag: Ok, Aborted (a
+  // pause was made since it was read: read again) or ZooKeeper's error.
+  std::function<void(const NodeData& flag, const Status& removal)> on_removal;
+  // Runs after an attempt's reads, just before its transaction (attempts
+  // count from 1). Only tests set it, to force the other side's write into
+  // that gap.
+  std::function<void(int attempt)> before_write;
+};
+
+struct PauseOutcome {
+  // Ok: our flag is there. AlreadyExists: `existing` holds the pause and
+  // nothing was touched. NotFound: /services does not exist (no agent ever
+  // ran). Aborted: a stop was requested (RetryContext::stop_requested)
+  // before a transaction was sent. Unavailable: it kept racing. Otherwise
+  // a refused read or transaction (its message says which).
+  Status status;
+  std::optional<NodeData> existing;
+  bool was_registered = false;  // the transaction deleted the registration
+  int64_t zxid = 0;     // the transaction's zxid, which created our flag
+  int64_t session = 0;  // the session it ran in (an ephemeral flag's owner)
+  int races = 0;        // transactions refused by the other side's writes
+};
+
+PauseOutcome Pause(ZkSession& session, RetryContext& retry,
+                   const RetryOptions& options, const PauseRequest& request);
+
+// The same with a fixed payload, ZkRetryContext and default RetryOptions.
+PauseOutcome Pause(ZkSession& session, const ServiceName& service,
+                   const InstanceAddress& address, const std::string& flag_json,
+                   CreateMode flag_mode, const AclList& pause_acl);
 
 // The agent's registration transaction: check the pause guard, optionally
 // replace a node our previous session left (delete at `stale_version`),

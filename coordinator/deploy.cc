@@ -138,37 +138,49 @@ std::optional<Stop> InstanceDeploy::Pause() {
   });
   if (!root.ok()) return fail("cannot create /pause: " + root.ToString());
 
-  for (int attempt = 1; attempt <= 10; ++attempt) {
-    if (env_.abort->requested()) {
-      Stop s = AbortStop("pause");
-      End(step, "aborted", s.detail + "; nothing was touched");
-      return s;
+  registry::PauseRequest request;
+  request.service = env_.service;
+  request.address = address_;
+  request.flag_mode = CreateMode::kEphemeral;
+  request.acl = env_.acl;
+  request.flag_json = [&] {
+    proto::PauseFlag flag;
+    flag.set_service(env_.service.str());
+    flag.set_ip(address_.ip());
+    flag.set_port(address_.port());
+    flag.set_by(CurrentUserAtHost());
+    flag.set_pid(::getpid());
+    flag.set_reason(opt_.reason);
+    flag.set_since(NowRfc3339());
+    flag.set_deploy_id(env_.deploy_id.str());
+    return ToJson(flag);
+  };
+  request.expired = [&](const NodeData& existing) {
+    auto flag = ParsePayload<proto::PauseFlag>(existing.data, flag_path_);
+    return flag.ok() && PauseExpired(*flag, std::chrono::system_clock::now());
+  };
+  request.on_removal = [&](const NodeData& existing, const Status& removal) {
+    auto flag = ParsePayload<proto::PauseFlag>(existing.data, flag_path_);
+    if (removal.ok() && flag.ok()) {
+      env_.reporter->Notice("removed expired pause flag " + flag_path_ +
+                            " (by " + flag->by() + ", expired at " +
+                            flag->expires_at() + ")");
+    } else if (removal.code() == StatusCode::kAborted) {
+      env_.reporter->Notice(removal.message() + "; reading it again");
     }
-    auto read = Retrying([&] {
-      return registry::ReadPauseFlag(*env_.session, env_.service, address_);
-    });
-    if (!read.ok()) {
-      return fail("cannot read " + flag_path_ + ": " +
-                  read.status().ToString());
+  };
+  registry::PauseOutcome paused = registry::Pause(
+      *env_.session, retry_, CoordinatorRetry(opt_.zk_retry_window), request);
+  if (!paused.status.ok()) {
+    const Status& s = paused.status;
+    if (s.code() == StatusCode::kAborted) {
+      Stop stop = AbortStop("pause");
+      End(step, "aborted", stop.detail + "; nothing was touched");
+      return stop;
     }
-    if (read->flag) {
-      const NodeData* existing = &*read->flag;
-      auto flag = ParsePayload<proto::PauseFlag>(existing->data, flag_path_);
-      if (flag.ok() && PauseExpired(*flag, std::chrono::system_clock::now())) {
-        // Exactly the flag read: a pause made since fails the delete, and
-        // the next round reads whatever is there now.
-        Status d = registry::DeleteReadFlag(*env_.session, env_.service,
-                                            address_, read->pause_dir,
-                                            existing->stat.version);
-        if (d.ok()) {
-          env_.reporter->Notice("removed expired pause flag " + flag_path_ +
-                                " (by " + flag->by() + ", expired at " +
-                                flag->expires_at() + ")");
-        } else if (d.code() == StatusCode::kAborted) {
-          env_.reporter->Notice(d.message() + "; reading it again");
-        }
-        continue;
-      }
+    if (s.code() == StatusCode::kAlreadyExists && paused.existing) {
+      auto flag = ParsePayload<proto::PauseFlag>(paused.existing->data,
+                                                 flag_path_);
       std::string who =
           flag.ok() ? flag->by() + " (pid " + std::to_string(flag->pid()) +
                           ") since " + flag->since() + ", reason " +
@@ -181,105 +193,58 @@ std::optional<Stop> InstanceDeploy::Pause() {
                   "); nothing was touched. Wait for that deploy, or run "
                   "`zkroll resume` if the maintenance is over");
     }
-    auto ctx = Retrying([&] {
-      return registry::ReadPauseContext(*env_.session, env_.service, address_);
-    });
-    if (!ctx.ok()) {
-      if (ctx.status().code() == StatusCode::kNotFound) {
-        return fail(std::string(paths::kServicesRoot) +
-                    " does not exist: no agent has ever registered anything "
-                    "in this ZooKeeper tree; start the agents first");
-      }
-      return fail("cannot read the registration of " + label_ + ": " +
-                  ctx.status().ToString());
+    if (s.code() == StatusCode::kNotFound) {
+      return fail(std::string(paths::kServicesRoot) +
+                  " does not exist: no agent has ever registered anything "
+                  "in this ZooKeeper tree; start the agents first");
     }
-    proto::PauseFlag flag;
-    flag.set_service(env_.service.str());
-    flag.set_ip(address_.ip());
-    flag.set_port(address_.port());
-    flag.set_by(CurrentUserAtHost());
-    flag.set_pid(::getpid());
-    flag.set_reason(opt_.reason);
-    flag.set_since(NowRfc3339());
-    flag.set_deploy_id(env_.deploy_id.str());
-    const int64_t sid_before = env_.session->session_id();
-    MultiResult m = env_.session->MultiSync(
-        registry::PauseOps(env_.service, address_, ToJson(flag),
-                           CreateMode::kEphemeral, *ctx, env_.acl));
-    int64_t flag_czxid = 0;
-    for (const ZkOpResult& op : m.results) {
-      // Every op of a multi shares its zxid; a set-data result carries it.
-      if (op.status.ok() && op.stat.mzxid != 0) flag_czxid = op.stat.mzxid;
-    }
-
-    if (!m.status.ok()) {
-      if (m.status.IsRetryable()) {
-        // The transaction may or may not have applied; look at the flag.
-        // Ours only if it says so and lives in our session now.
-        if (!AdoptFlag(nullptr)) continue;
-        m.status = Status::Ok();
-      } else if (m.status.code() == StatusCode::kBadVersion ||
-                 m.status.code() == StatusCode::kNotFound ||
-                 m.status.code() == StatusCode::kAlreadyExists) {
-        // Someone changed what we read (the agent registered or
-        // deregistered, another coordinator created /pause/<service> or a
-        // flag): read again.
-        VLOG(1) << label_ << ": pause transaction raced ("
-                << m.status.ToString() << "), attempt " << attempt;
-        continue;
-      } else {
-        return fail("the pause transaction was refused: " +
-                    m.status.ToString());
-      }
-    }
-    // The flag belongs to the session the transaction ran on. If the
-    // session changed meanwhile, read the flag back: it is ours only if its
-    // payload names this deploy and process and its owner is our session
-    // now. Anything else is someone else's flag (or none), and adopting it
-    // would let Resume delete it.
-    if (paused_session_ == 0) paused_session_ = sid_before;
-    if (env_.session->session_id() != paused_session_) {
-      std::string why;
-      if (!AdoptFlag(&why)) {
-        why += "; nothing was run and nothing of it is touched";
-        End(step, "aborted", why);
-        return Stop{DeployOutcome::kSessionLost, why};
-      }
-    }
-    paused_at_ = Clock::now();
-    if (flag_czxid == 0) {
-      // The reply was lost or the session changed: the flag we adopted
-      // carries the pause's zxid.
-      auto mine = Retrying([&] { return env_.session->GetSync(flag_path_); });
-      if (!mine.ok() || mine->stat.ephemeral_owner != paused_session_) {
-        std::string why = "our pause flag " + flag_path_ +
-                          " vanished right after it was created (the "
-                          "session changed); nothing was run";
-        End(step, "aborted", why);
-        return Stop{DeployOutcome::kSessionLost, why};
-      }
-      flag_czxid = mine->stat.czxid;
-    }
-    pause_zxid_ = flag_czxid;
-    // Deleting the registration set the pzxid of /services/<service> to
-    // the pause's zxid. If there was none to delete, a list read at the
-    // directory's current pzxid is already without the instance.
-    pause_pzxid_ = pause_zxid_;
-    if (!ctx->registered) {
-      auto dir = Retrying(
-          [&] { return env_.session->ExistsSync(paths::ServiceDir(env_.service)); });
-      if (dir.ok() && dir->has_value()) pause_pzxid_ = (*dir)->pzxid;
-    }
-    flag_created_ = true;
-    End(step, "ok",
-        std::string(ctx->registered ? "registration removed"
-                                    : "was not registered") +
-            ", flag " + flag_path_ + " (session " +
-            SessionHex(paused_session_) + ")");
-    return std::nullopt;
+    return fail(s.ToString());
   }
-  return fail("the pause transaction kept racing with other writers of " +
-              paths::PauseDir(env_.service) + "; try again");
+  // The flag belongs to the session the transaction ran on. If the
+  // session changed since, read the flag back: it is ours only if its
+  // payload names this deploy and process and its owner is our session
+  // now. Anything else is someone else's flag (or none), and adopting it
+  // would let Resume delete it.
+  paused_session_ = paused.session;
+  if (env_.session->session_id() != paused_session_) {
+    std::string why;
+    if (!AdoptFlag(&why)) {
+      why += "; nothing was run and nothing of it is touched";
+      End(step, "aborted", why);
+      return Stop{DeployOutcome::kSessionLost, why};
+    }
+  }
+  paused_at_ = Clock::now();
+  int64_t flag_czxid = paused.zxid;
+  if (flag_czxid == 0) {
+    // No zxid in the answer: the flag we adopted carries the pause's.
+    auto mine = Retrying([&] { return env_.session->GetSync(flag_path_); });
+    if (!mine.ok() || mine->stat.ephemeral_owner != paused_session_) {
+      std::string why = "our pause flag " + flag_path_ +
+                        " vanished right after it was created (the "
+                        "session changed); nothing was run";
+      End(step, "aborted", why);
+      return Stop{DeployOutcome::kSessionLost, why};
+    }
+    flag_czxid = mine->stat.czxid;
+  }
+  pause_zxid_ = flag_czxid;
+  // Deleting the registration set the pzxid of /services/<service> to
+  // the pause's zxid. If there was none to delete, a list read at the
+  // directory's current pzxid is already without the instance.
+  pause_pzxid_ = pause_zxid_;
+  if (!paused.was_registered) {
+    auto dir = Retrying(
+        [&] { return env_.session->ExistsSync(paths::ServiceDir(env_.service)); });
+    if (dir.ok() && dir->has_value()) pause_pzxid_ = (*dir)->pzxid;
+  }
+  flag_created_ = true;
+  End(step, "ok",
+      std::string(paused.was_registered ? "registration removed"
+                                        : "was not registered") +
+          ", flag " + flag_path_ + " (session " +
+          SessionHex(paused_session_) + ")");
+  return std::nullopt;
 }
 
 std::optional<Stop> InstanceDeploy::Drain() {

@@ -6,6 +6,7 @@
 #include "common/paths.h"
 #include "common/payload.h"
 #include "common/registry.h"
+#include "common/retry.h"
 #include "coordinator/inventory.h"
 #include "zkroll.pb.h"
 
@@ -29,32 +30,13 @@ Status PauseInstance(ZkSession* session, const AclList& acl,
   }
   ZKROLL_RETURN_IF_ERROR(session->EnsurePathSync(paths::kPauseRoot, acl));
   const std::string flag_path = paths::PauseFlagNode(service, address);
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    auto existing = session->GetSync(flag_path);
-    if (existing.ok()) {
-      auto f = ParsePayload<proto::PauseFlag>(existing->data, flag_path);
-      return FailedPrecondition(
-          label + " is already paused" +
-          (f.ok() ? " by " + f->by() + " since " + f->since() + ", reason " +
-                        QuoteForMessage(f->reason()) +
-                        (f->expires_at().empty() ? " (a running deploy)"
-                                                 : ", until " + f->expires_at())
-                  : std::string()) +
-          "; run `zkroll resume` first to replace it");
-    }
-    if (existing.status().code() != StatusCode::kNotFound) {
-      return existing.status();
-    }
-    auto ctx = registry::ReadPauseContext(*session, service, address);
-    if (!ctx.ok()) {
-      if (ctx.status().code() == StatusCode::kNotFound) {
-        return FailedPrecondition(
-            std::string(paths::kServicesRoot) +
-            " does not exist: no agent has ever registered anything in this "
-            "ZooKeeper tree; start the agents first");
-      }
-      return ctx.status();
-    }
+  std::string expires_at;
+  registry::PauseRequest request;
+  request.service = service;
+  request.address = address;
+  request.flag_mode = CreateMode::kPersistent;
+  request.acl = acl;
+  request.flag_json = [&] {
     const WallTime now = std::chrono::system_clock::now();
     proto::PauseFlag flag;
     flag.set_service(service.str());
@@ -65,28 +47,48 @@ Status PauseInstance(ZkSession* session, const AclList& acl,
     flag.set_reason(pause.reason);
     flag.set_since(FormatRfc3339(now));
     flag.set_expires_at(FormatRfc3339(now + pause.ttl));
-    MultiResult m = session->MultiSync(registry::PauseOps(
-        service, address, ToJson(flag), CreateMode::kPersistent, *ctx, acl));
-    if (m.status.ok()) {
-      reporter->Notice("paused " + label + " until " + flag.expires_at() +
-                       " (" + FormatDuration(pause.ttl) + "), reason " +
-                       QuoteForMessage(pause.reason) +
-                       (ctx->registered ? "; its registration was removed"
-                                        : "; it was not registered") +
-                       ". Undo with `zkroll resume --service " + service.str() +
-                       " --instance " + address.ToString() + "`");
-      return Status::Ok();
-    }
-    if (m.status.code() == StatusCode::kBadVersion ||
-        m.status.code() == StatusCode::kNotFound ||
-        m.status.code() == StatusCode::kAlreadyExists ||
-        m.status.IsRetryable()) {
-      continue;  // raced with an agent or another coordinator: read again
-    }
-    return m.status;
+    expires_at = flag.expires_at();
+    return ToJson(flag);
+  };
+  // RemoveExpiredFlags ran above; a flag that expired since goes the same
+  // way.
+  request.expired = [&](const NodeData& existing) {
+    auto f = ParsePayload<proto::PauseFlag>(existing.data, flag_path);
+    return f.ok() && PauseExpired(*f, std::chrono::system_clock::now());
+  };
+  ZkRetryContext retry(session);
+  registry::PauseOutcome paused =
+      registry::Pause(*session, retry, RetryOptions{}, request);
+  if (paused.status.code() == StatusCode::kAlreadyExists && paused.existing) {
+    auto f = ParsePayload<proto::PauseFlag>(paused.existing->data, flag_path);
+    return FailedPrecondition(
+        label + " is already paused" +
+        (f.ok() ? " by " + f->by() + " since " + f->since() + ", reason " +
+                      QuoteForMessage(f->reason()) +
+                      (f->expires_at().empty() ? " (a running deploy)"
+                                               : ", until " + f->expires_at())
+                : std::string()) +
+        "; run `zkroll resume` first to replace it");
   }
-  return Unavailable("the pause of " + label +
-                     " kept racing with other writers; try again");
+  if (paused.status.code() == StatusCode::kNotFound) {
+    return FailedPrecondition(
+        std::string(paths::kServicesRoot) +
+        " does not exist: no agent has ever registered anything in this "
+        "ZooKeeper tree; start the agents first");
+  }
+  if (paused.status.code() == StatusCode::kUnavailable) {
+    return Unavailable("the pause of " + label +
+                       " kept racing with other writers; try again");
+  }
+  ZKROLL_RETURN_IF_ERROR(paused.status);
+  reporter->Notice("paused " + label + " until " + expires_at + " (" +
+                   FormatDuration(pause.ttl) + "), reason " +
+                   QuoteForMessage(pause.reason) +
+                   (paused.was_registered ? "; its registration was removed"
+                                          : "; it was not registered") +
+                   ". Undo with `zkroll resume --service " + service.str() +
+                   " --instance " + address.ToString() + "`");
+  return Status::Ok();
 }
 
 Status ResumeInstance(ZkSession* session, const ServiceName& service,

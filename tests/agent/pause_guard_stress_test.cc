@@ -2,18 +2,26 @@
 // against a coordinator-style pause, 10,000 times. The invariant is that
 // the pause flag and the registration never exist together afterwards.
 //
-// Each round the registrar reads the guard exactly as the agent does
-// (version of /pause, then children and version of /pause/<service>) and,
-// finding no flag, submits its guarded multi; the pauser concurrently
-// submits the pause multi. Every tenth round forces the worst interleaving
-// (the pause lands between the registrar's read and its write) so the
-// guard is exercised deterministically, not only when timing allows.
+// Both sides run the code the daemons run. Each round the registrar reads
+// the flags and the guard through the agent's own PauseWatcher (a read that
+// started after the round began) and, finding no flag, submits the agent's
+// guarded multi (registry::RegisterOps); the pauser concurrently runs the
+// coordinator's pause loop (registry::Pause, which `zkroll deploy`, `rollout`
+// and `pause` run). Every tenth round forces the worst interleaving for the
+// agent (the pause lands between the registrar's read and its write), and
+// every tenth another one for the pause (the registration lands between the
+// pause's reads and its transaction, through the loop's before_write hook),
+// so both guards are exercised deterministically, not only when timing
+// allows.
 #include <gtest/gtest.h>
 
+#include <boost/asio/post.hpp>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
+#include "agent/pause_watcher.h"
 #include "common/paths.h"
 #include "common/registry.h"
 #include "tests/support/zk_fixture.h"
@@ -47,20 +55,51 @@ class Rendezvous {
 
 class PauseGuardStressTest : public ZooKeeperTest {};
 
-registry::GuardVersion ReadGuard(ZkSession* s, const ServiceName& svc,
-                                 const InstanceAddress& addr, bool* flagged) {
-  auto root = s->ExistsSync(paths::kPauseRoot);
-  EXPECT_TRUE(root.ok() && root->has_value());
-  auto kids = s->GetChildrenSync(paths::PauseDir(svc));
-  if (!kids.ok()) {
-    EXPECT_EQ(kids.status().code(), StatusCode::kNotFound);
-    *flagged = false;
-    return {paths::kPauseRoot, (*root)->version};
+// The agent's view of the pause flags of one service, kept by its real
+// PauseWatcher on the fixture's I/O thread.
+class AgentView {
+ public:
+  AgentView(ZkSession* session, boost::asio::any_io_executor ex,
+            const ServiceName& service)
+      : ex_(ex) {
+    watcher_ = agent::PauseWatcher::Create(
+        session, ex, service, Millis(0), [this](const agent::PauseSnapshot& s) {
+          std::lock_guard<std::mutex> l(mu_);
+          latest_ = s;
+          cv_.notify_all();
+        });
+    boost::asio::post(ex_, [w = watcher_] { w->Start(); });
   }
-  *flagged = std::find(kids->names.begin(), kids->names.end(),
-                       addr.NodeName()) != kids->names.end();
-  return {paths::PauseDir(svc), kids->stat.version};
-}
+  ~AgentView() {
+    std::promise<void> stopped;
+    boost::asio::post(ex_, [&] {
+      watcher_->Stop();
+      stopped.set_value();
+    });
+    stopped.get_future().wait();
+  }
+
+  // A snapshot read entirely after this call (as the agent's registration
+  // uses one), or nullopt if none came within the deadline.
+  std::optional<agent::PauseSnapshot> Fresh() {
+    std::promise<uint64_t> asked;
+    boost::asio::post(ex_, [&] { asked.set_value(watcher_->Refresh()); });
+    const uint64_t want = asked.get_future().get();
+    std::unique_lock<std::mutex> l(mu_);
+    if (!cv_.wait_for(l, std::chrono::seconds(30),
+                      [&] { return latest_.known && latest_.read >= want; })) {
+      return std::nullopt;
+    }
+    return latest_;
+  }
+
+ private:
+  boost::asio::any_io_executor ex_;
+  std::shared_ptr<agent::PauseWatcher> watcher_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  agent::PauseSnapshot latest_;
+};
 
 TEST_F(PauseGuardStressTest, FlagAndRegistrationNeverCoexist) {
   auto agent = Connect();
@@ -72,7 +111,9 @@ TEST_F(PauseGuardStressTest, FlagAndRegistrationNeverCoexist) {
   const std::string flag = paths::PauseFlagNode(svc, addr);
   ASSERT_TRUE(agent->EnsurePathSync(paths::kServicesRoot, OpenAcl()).ok());
   ASSERT_TRUE(agent->EnsurePathSync(paths::kPauseRoot, OpenAcl()).ok());
+  AgentView view(agent.get(), io().executor(), svc);
 
+  ZkRetryContext retry(coordinator.get());
   int both = 0, registered_first = 0, paused_first = 0;
   int registrations_refused = 0, pauses_refused = 0;
   for (int round = 0; round < kRounds; ++round) {
@@ -90,8 +131,11 @@ TEST_F(PauseGuardStressTest, FlagAndRegistrationNeverCoexist) {
         MultiResult d = agent->MultiSync(registry::CreateServiceDirOps(svc, OpenAcl()));
         ASSERT_TRUE(d.status.ok() || d.failed_op == 0) << d.status.ToString();
       }
-      bool flagged = false;
-      auto guard = ReadGuard(agent.get(), svc, addr, &flagged);
+      auto snap = view.Fresh();
+      ASSERT_TRUE(snap) << "the agent's PauseWatcher did not read the flags";
+      const bool flagged =
+          snap->Forbids(addr, std::chrono::system_clock::now());
+      const registry::GuardVersion guard = snap->guard;
       sync.arrive_and_wait();  // start together
       // Forced orders: the pause lands, or the pause has read, first.
       if (pause_between || register_between) sync.arrive_and_wait();
@@ -103,27 +147,28 @@ TEST_F(PauseGuardStressTest, FlagAndRegistrationNeverCoexist) {
       }
       if (register_between) sync.arrive_and_wait();
     });
-    MultiResult p;
+    registry::PauseRequest request;
+    request.service = svc;
+    request.address = addr;
+    request.flag_json = [] { return std::string("{}"); };
+    request.flag_mode = CreateMode::kEphemeral;
+    request.acl = OpenAcl();
     if (register_between) {
-      // Read what the pause needs, let the registration land, then write.
+      // The pause has read what it needs; let the registration land, then
+      // send the transaction (refused by the registry guard, read again).
       sync.arrive_and_wait();
-      auto ctx = registry::ReadPauseContext(*coordinator, svc, addr);
-      ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
-      sync.arrive_and_wait();  // the registrar may write now...
-      sync.arrive_and_wait();  // ...and has written
-      p = coordinator->MultiSync(registry::PauseOps(
-          svc, addr, "{}", CreateMode::kEphemeral, *ctx, OpenAcl()));
-      if (!p.status.ok()) {
-        ++pauses_refused;
-        p = registry::Pause(*coordinator, svc, addr, "{}",
-                            CreateMode::kEphemeral, OpenAcl());
-      }
+      request.before_write = [&](int attempt) {
+        if (attempt != 1) return;
+        sync.arrive_and_wait();  // the registrar may write now...
+        sync.arrive_and_wait();  // ...and has written
+      };
     } else {
       sync.arrive_and_wait();
-      p = registry::Pause(*coordinator, svc, addr, "{}", CreateMode::kEphemeral,
-                          OpenAcl());
-      if (pause_between) sync.arrive_and_wait();
     }
+    registry::PauseOutcome p =
+        registry::Pause(*coordinator, retry, RetryOptions{}, request);
+    if (pause_between) sync.arrive_and_wait();
+    pauses_refused += p.races > 0 && register_between;
     registrar.join();
     ASSERT_TRUE(p.status.ok()) << p.status.ToString();
     (registered ? registered_first : paused_first) += 1;

@@ -233,7 +233,7 @@ TEST_F(ProtocolRaceTest, ResumeAfterSessionChangeLeavesAnotherCoordinatorsFlag) 
   ExpireAndRenew(a->session());
   ASSERT_TRUE(WaitFor([&] { return !Exists(FlagPath(port)); }, kDeadline));
   auto b = Connect();
-  MultiResult paused = registry::Pause(
+  registry::PauseOutcome paused = registry::Pause(
       *b, Service(), Address(port),
       DeployFlagJson(svc_, port, "20261130T100001Z-other1", 4242),
       CreateMode::kEphemeral, OpenAcl());
@@ -266,7 +266,7 @@ TEST_F(ProtocolRaceTest, ExpiredFlagDeleteFailsWhenAPauseWasMadeSinceTheRead) {
   const int port = PickFreePort();
   Register(zk_.get(), port);
   auto now = std::chrono::system_clock::now();
-  MultiResult manual = registry::Pause(
+  registry::PauseOutcome manual = registry::Pause(
       *zk_, Service(), Address(port),
       ManualFlagJson(svc_, port, now - std::chrono::seconds(1)),
       CreateMode::kPersistent, OpenAcl());
@@ -284,7 +284,7 @@ TEST_F(ProtocolRaceTest, ExpiredFlagDeleteFailsWhenAPauseWasMadeSinceTheRead) {
                                        its_read->pause_dir,
                                        its_read->flag->stat.version)
                   .ok());
-  MultiResult deploy = registry::Pause(
+  registry::PauseOutcome deploy = registry::Pause(
       *deployer, Service(), Address(port),
       DeployFlagJson(svc_, port, "20261130T100002Z-deploy", 77),
       CreateMode::kEphemeral, OpenAcl());
@@ -316,7 +316,7 @@ TEST_F(ProtocolRaceTest, StatusReportsAnExpiredFlagAndLeavesIt) {
   const int port = PickFreePort();
   Declare(zk_.get(), "host-a", {port});
   Register(zk_.get(), port);
-  MultiResult manual = registry::Pause(
+  registry::PauseOutcome manual = registry::Pause(
       *zk_, Service(), Address(port),
       ManualFlagJson(svc_, port,
                      std::chrono::system_clock::now() - std::chrono::minutes(1)),

@@ -87,7 +87,7 @@ TEST_F(AclTest, OnlyTheCoordinatorMayCreateOrDeletePauseFlags) {
               StatusCode::kPermissionDenied)
         << "the pause guard must not be movable by others";
   }
-  MultiResult p = registry::Pause(*coord_, svc_name_, addr_, "{}",
+  registry::PauseOutcome p = registry::Pause(*coord_, svc_name_, addr_, "{}",
                                   CreateMode::kPersistent, pause_acl_);
   ASSERT_TRUE(p.status.ok()) << p.status.ToString();
   for (ZkSession* s : {anon_.get(), agent_.get()}) {
@@ -105,7 +105,7 @@ TEST_F(AclTest, OnlyTheAgentMayRegisterAndTheCoordinatorMayDeregister) {
   EXPECT_EQ(anon_->SetSync(Instance(), "evil").status().code(),
             StatusCode::kPermissionDenied);
   // The coordinator's pause removes the registration in its transaction.
-  MultiResult p = registry::Pause(*coord_, svc_name_, addr_, "{}",
+  registry::PauseOutcome p = registry::Pause(*coord_, svc_name_, addr_, "{}",
                                   CreateMode::kEphemeral, pause_acl_);
   ASSERT_TRUE(p.status.ok()) << p.status.ToString();
   EXPECT_FALSE(anon_->ExistsSync(Instance())->has_value());
