@@ -18,6 +18,7 @@
 #include "coordinator/inventory.h"
 #include "coordinator/instance_deploy.h"
 #include "coordinator/lock.h"
+#include "coordinator/node_wait.h"
 #include "coordinator/session_fence.h"
 #include "zkroll.pb.h"
 
@@ -687,44 +688,27 @@ std::optional<Stop> InstanceDeploy::WaitRegistered() {
                     "waiting up to " + FormatDuration(opt_.register_timeout) +
                         " for the agent to register the instance",
                     false);
-  const auto deadline = Clock::now() + opt_.register_timeout;
-  struct Shared {
-    std::atomic<bool> fired{false};
-  };
-  while (true) {
-    auto shared = std::make_shared<Shared>();
-    AbortSignal* abort = env_.abort;
-    const int64_t sid = env_.session->session_id();
-    auto stat = env_.session->ExistsSync(node_path_,
-                                         [shared, abort](const WatchEvent&) {
-                                           shared->fired = true;
-                                           abort->Wake();
-                                         });
-    if (stat.ok() && stat->has_value()) {
-      std::string by;
-      auto data = env_.session->GetSync(node_path_);
-      if (data.ok()) {
-        auto rec = ParsePayload<proto::InstanceRecord>(data->data, node_path_);
-        if (rec.ok() && !rec->host().empty()) by = " by agent " + rec->host();
-      }
-      End(step, "ok", "registered" + by);
-      return std::nullopt;
+  NodeWaitOptions wait;
+  wait.watch = NodeWatch::kExists;
+  wait.deadline = Clock::now() + opt_.register_timeout;
+  NodeWaitResult registered = WaitForNode(
+      env_.session, env_.abort, node_path_, wait,
+      [](const NodeRead& read) { return read.exists(); });
+  if (registered.end == NodeWaitResult::End::kDone) {
+    std::string by;
+    auto data = env_.session->GetSync(node_path_);
+    if (data.ok()) {
+      auto rec = ParsePayload<proto::InstanceRecord>(data->data, node_path_);
+      if (rec.ok() && !rec->host().empty()) by = " by agent " + rec->host();
     }
-    if (Clock::now() >= deadline) break;
-    // Re-read when the watch fires, when the session changes (a new session
-    // lost the watch) and on a slow resync, in case an event was missed.
-    auto w = env_.abort->WaitUntil(
-        [&] {
-          return shared->fired.load() || env_.session->session_id() != sid ||
-                 (!stat.ok() && env_.session->connected());
-        },
-        std::min(deadline, Clock::now() + Millis(stat.ok() ? 5000 : 250)));
-    if (w == AbortSignal::WaitResult::kAborted) {
-      Stop s = AbortStop("the wait for registration");
-      s.detail += " (the instance passed its checks and its flag is deleted)";
-      End(step, "aborted", s.detail);
-      return s;
-    }
+    End(step, "ok", "registered" + by);
+    return std::nullopt;
+  }
+  if (registered.end == NodeWaitResult::End::kAborted) {
+    Stop s = AbortStop("the wait for registration");
+    s.detail += " (the instance passed its checks and its flag is deleted)";
+    End(step, "aborted", s.detail);
+    return s;
   }
   std::string detail =
       "the instance passed its checks but no agent registered it within " +

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/paths.h"
+#include "coordinator/node_wait.h"
 
 namespace zkroll::coordinator {
 namespace {
@@ -20,66 +21,50 @@ Status WaitMinHealthy(const DeployEnvironment& env, const RolloutOptions& opt,
                       const std::vector<InstanceAddress>& batch) {
   if (opt.min_healthy <= 0) return Status::Ok();
   const std::string dir = paths::ServiceDir(env.service);
-  const auto deadline = Clock::now() + opt.min_healthy_timeout;
   bool announced = false;
   int have = 0;
-  while (true) {
-    auto fired = std::make_shared<std::atomic<bool>>(false);
-    AbortSignal* abort = env.abort;
-    const int64_t sid = env.session->session_id();
-    auto children =
-        env.session->GetChildrenSync(dir, [fired, abort](const WatchEvent&) {
-          *fired = true;
-          abort->Wake();
-        });
-    bool read_ok = children.ok();
-    if (!read_ok && children.status().code() == StatusCode::kNotFound) {
-      // No /services/<service> yet: nothing registered. Watch for it.
-      auto exists =
-          env.session->ExistsSync(dir, [fired, abort](const WatchEvent&) {
-            *fired = true;
-            abort->Wake();
-          });
-      read_ok = exists.ok();
-      have = 0;
-    } else if (read_ok) {
-      have = RegisteredOutside(children->names, batch);
-    } else if (!children.status().IsRetryable()) {
-      return children.status();
-    }
-    if (read_ok && have >= opt.min_healthy) return Status::Ok();
-    if (!announced && read_ok) {
-      announced = true;
-      env.reporter->Notice(
-          "waiting up to " + FormatDuration(opt.min_healthy_timeout) + " for " +
-          std::to_string(opt.min_healthy) +
-          " registered instances outside the next batch (now " +
-          std::to_string(have) + ")");
-    }
-    if (Clock::now() >= deadline) {
-      std::string names;
-      for (const auto& a : batch)
-        names += (names.empty() ? "" : ", ") + a.ToString();
-      return DeadlineExceeded(
-          "only " + std::to_string(have) + " instance(s) of " +
-          env.service.str() + " would stay registered while " + names +
-          " are down, fewer than --min-healthy " +
-          std::to_string(opt.min_healthy) + " (waited " +
-          FormatDuration(opt.min_healthy_timeout) +
-          "); nothing of this batch was touched. See which instances are "
-          "out with `zkroll status --service " +
-          env.service.str() + "`, or lower --min-healthy / --batch");
-    }
-    auto w = env.abort->WaitUntil(
-        [&] {
-          return fired->load() || env.session->session_id() != sid ||
-                 (!read_ok && env.session->connected());
-        },
-        std::min(deadline, Clock::now() + Millis(read_ok ? 5000 : 250)));
-    if (w == AbortSignal::WaitResult::kAborted) {
+  NodeWaitOptions wait;
+  wait.watch = NodeWatch::kChildren;
+  wait.deadline = Clock::now() + opt.min_healthy_timeout;
+  wait.fail_on_error = true;
+  NodeWaitResult r = WaitForNode(
+      env.session, env.abort, dir, wait, [&](const NodeRead& read) {
+        if (!read.exists() && read.status.code() != StatusCode::kNotFound) {
+          return false;  // a failed read: read again
+        }
+        // No /services/<service> yet: nothing registered.
+        have = read.exists() ? RegisteredOutside(read.children, batch) : 0;
+        if (have >= opt.min_healthy) return true;
+        if (!announced) {
+          announced = true;
+          env.reporter->Notice(
+              "waiting up to " + FormatDuration(opt.min_healthy_timeout) +
+              " for " + std::to_string(opt.min_healthy) +
+              " registered instances outside the next batch (now " +
+              std::to_string(have) + ")");
+        }
+        return false;
+      });
+  switch (r.end) {
+    case NodeWaitResult::End::kDone:
+      return Status::Ok();
+    case NodeWaitResult::End::kFailed:
+      return r.last.status;
+    case NodeWaitResult::End::kAborted:
       return Aborted("stopped while waiting for --min-healthy");
-    }
+    case NodeWaitResult::End::kTimedOut:
+      break;
   }
+  std::string names;
+  for (const auto& a : batch) names += (names.empty() ? "" : ", ") + a.ToString();
+  return DeadlineExceeded(
+      "only " + std::to_string(have) + " instance(s) of " + env.service.str() +
+      " would stay registered while " + names +
+      " are down, fewer than --min-healthy " + std::to_string(opt.min_healthy) +
+      " (waited " + FormatDuration(opt.min_healthy_timeout) +
+      "); nothing of this batch was touched. See which instances are "
+      "out with `zkroll status --service " +
+      env.service.str() + "`, or lower --min-healthy / --batch");
 }
 
 }  // namespace

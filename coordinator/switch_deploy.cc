@@ -6,14 +6,13 @@
 // reports that generation applied (or refused), so a step never assumes
 // the traffic moved.
 #include <algorithm>
-#include <condition_variable>
-#include <mutex>
 
 #include "common/clock.h"
 #include "common/paths.h"
 #include "common/payload.h"
 #include "coordinator/instance_deploy.h"
 #include "coordinator/inventory.h"
+#include "coordinator/node_wait.h"
 
 namespace zkroll::coordinator::detail {
 namespace {
@@ -44,60 +43,23 @@ InstanceDeploy::WaitForwarderState(
     const std::function<bool(const proto::ForwarderState&)>& done,
     Millis timeout, bool stop_on_abort) {
   const std::string path = paths::ForwarderNode(env_.service, address_);
-  const auto deadline = Clock::now() + timeout;
   std::optional<proto::ForwarderState> last;
-  // The watch wakes both kinds of waiter: the abortable one (through the
-  // AbortSignal) and the cleanup one, which must keep waiting after a stop
-  // was requested and so sleeps on its own condition variable.
-  struct Watch {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool fired = false;
-  };
-  while (true) {
-    auto watch = std::make_shared<Watch>();
-    AbortSignal* abort = env_.abort;
-    const int64_t sid = env_.session->session_id();
-    auto data = env_.session->GetSync(path, [watch, abort](const WatchEvent&) {
-      {
-        std::lock_guard<std::mutex> l(watch->mu);
-        watch->fired = true;
-      }
-      watch->cv.notify_all();
-      abort->Wake();
-    });
-    if (data.ok()) {
-      auto st = ParsePayload<proto::ForwarderState>(data->data, path);
-      if (st.ok()) {
+  NodeWaitOptions wait;
+  wait.watch = NodeWatch::kData;
+  wait.deadline = Clock::now() + timeout;
+  wait.stop_on_abort = stop_on_abort;
+  // A missing or unreadable node: the agent may be restarting.
+  wait.resync = Millis(2000);
+  wait.retry = Millis(200);
+  NodeWaitResult r = WaitForNode(
+      env_.session, env_.abort, path, wait, [&](const NodeRead& read) {
+        if (!read.exists()) return false;
+        auto st = ParsePayload<proto::ForwarderState>(read.data, path);
+        if (!st.ok()) return false;
         last = *st;
-        if (done(*st)) return {last, true};
-      }
-    }
-    if (Clock::now() >= deadline) return {last, false};
-    // A missing node sets no watch: poll it then (the agent may be
-    // restarting). Otherwise wake on the watch or a session change.
-    const auto until = std::min(
-        deadline, Clock::now() + Millis(data.ok() ? 2000 : 200));
-    auto fired = [&] {
-      std::lock_guard<std::mutex> l(watch->mu);
-      return watch->fired;
-    };
-    if (!env_.abort->requested()) {
-      auto w = env_.abort->WaitUntil(
-          [&] {
-            return fired() || env_.session->session_id() != sid ||
-                   (!data.ok() && env_.session->connected());
-          },
-          until);
-      if (w != AbortSignal::WaitResult::kAborted) continue;
-    }
-    if (stop_on_abort) return {last, false};
-    // Cleanup after a stop: the session change is not signalled here, so
-    // wait in slices.
-    std::unique_lock<std::mutex> l(watch->mu);
-    watch->cv.wait_until(l, std::min(until, Clock::now() + Millis(200)),
-                         [&] { return watch->fired; });
-  }
+        return done(*st);
+      });
+  return {last, r.end == NodeWaitResult::End::kDone};
 }
 
 proto::ForwardTarget InstanceDeploy::NewTarget(SwitchPlan* plan,
