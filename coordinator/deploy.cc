@@ -60,29 +60,32 @@ CommandSpec InstanceDeploy::MakeCommand(
   CommandSpec spec;
   spec.argv = argv;
   spec.env = CommandEnvironment(env_.service, address_, env_.deploy_id);
-  // The zxid that created the flag verified just before COMMAND: an
-  // upgrade script can compare it with the flag there now.
-  if (fence_zxid_ != 0) spec.env["ZKROLL_FENCE"] = std::to_string(fence_zxid_);
-  if (plan_) {
-    spec.env["ZKROLL_NEW_PORT"] = std::to_string(plan_->new_backend.port());
-    spec.env["ZKROLL_OLD_PORT"] = std::to_string(plan_->old_backend.port());
-    spec.env["ZKROLL_BACKEND_IP"] = plan_->new_backend.ip();
-    spec.env["ZKROLL_BACKUP"] = plan_->backup.ToString();
-  }
+  AddCommandEnvironment(&spec);
   spec.timeout = opt_.exec_timeout;
   return spec;
 }
 
-DeployResult InstanceDeploy::Run() {
+void PauseDeploy::AddCommandEnvironment(CommandSpec* spec) const {
+  // The zxid that created the flag verified just before COMMAND: an
+  // upgrade script can compare it with the flag there now.
+  if (fence_zxid_ != 0) spec->env["ZKROLL_FENCE"] = std::to_string(fence_zxid_);
+}
+
+DeployResult InstanceDeploy::Finish(DeployOutcome outcome,
+                                    const std::string& detail) {
+  result_.outcome = outcome;
+  result_.detail = detail;
+  if (env_.journal) {
+    env_.journal->SetInstanceOutcome(address_, DeployOutcomeName(outcome));
+  }
+  return result_;
+}
+
+DeployResult PauseDeploy::Run() {
   if (env_.journal) env_.journal->SetInstanceOutcome(address_, "running");
   auto finish = [&](DeployOutcome outcome, const std::string& detail) {
-    result_.outcome = outcome;
-    result_.detail = detail;
     result_.touched = flag_created_;
-    if (env_.journal) {
-      env_.journal->SetInstanceOutcome(address_, DeployOutcomeName(outcome));
-    }
-    return result_;
+    return Finish(outcome, detail);
   };
 
   if (env_.abort->requested()) {
@@ -127,7 +130,7 @@ DeployResult InstanceDeploy::Run() {
   return finish(DeployOutcome::kSucceeded, "");
 }
 
-std::optional<Stop> InstanceDeploy::Pause() {
+std::optional<Stop> PauseDeploy::Pause() {
   Step step = Begin("pause", "taking the instance out of traffic", false);
   auto fail = [&](const std::string& why) {
     End(step, "failed", why);
@@ -248,7 +251,7 @@ std::optional<Stop> InstanceDeploy::Pause() {
   return std::nullopt;
 }
 
-std::optional<Stop> InstanceDeploy::Drain() {
+std::optional<Stop> PauseDeploy::Drain() {
   if (opt_.drain_mode == DrainMode::kAuto) {
     Step step = Begin("drain",
                       "until the callers let go, at most " +
@@ -295,7 +298,7 @@ std::optional<std::string> WhyNotOurFlag(const NodeData& node,
   return std::nullopt;
 }
 
-bool InstanceDeploy::AdoptFlag(std::string* why) {
+bool PauseDeploy::AdoptFlag(std::string* why) {
   std::string ignored;
   if (why == nullptr) why = &ignored;
   auto mine = Retrying([&] { return env_.session->GetSync(flag_path_); });
@@ -366,7 +369,7 @@ bool InstanceDeploy::EphemeralStillOurs(const std::string& path,
   return true;
 }
 
-bool InstanceDeploy::FlagStillOurs(std::string* why) {
+bool PauseDeploy::StillOurs(std::string* why) {
   NodeData node;
   if (!EphemeralStillOurs(flag_path_, paused_session_, "pause flag",
                           "the agent may have registered the instance again",
@@ -383,21 +386,10 @@ bool InstanceDeploy::FlagStillOurs(std::string* why) {
   return true;
 }
 
-bool InstanceDeploy::StillOurs(std::string* why) {
-  if (plan_) {
-    return EphemeralStillOurs(
-        plan_->deploy_path, plan_->session, "in-flight switch node",
-        "the agent went back to the committed backend " +
-            plan_->old_backend.ToString(),
-        why);
-  }
-  return FlagStillOurs(why);
-}
-
-std::optional<Stop> InstanceDeploy::Verify() {
+std::optional<Stop> PauseDeploy::Verify() {
   Step step = Begin("verify", "confirming the pause flag is still ours", false);
   std::string why;
-  if (!FlagStillOurs(&why)) {
+  if (!StillOurs(&why)) {
     why += "; COMMAND was not run";
     End(step, "aborted", why);
     return Stop{DeployOutcome::kSessionLost, why};
@@ -432,9 +424,8 @@ std::optional<Stop> InstanceDeploy::Command() {
   {
     // Stops COMMAND as soon as we cannot vouch for our session any more,
     // timed from the last contact the servers confirmed.
-    SessionFence fence(env_.session, env_.abort,
-                       plan_ ? plan_->session : paused_session_,
-                       plan_ ? plan_->deploy_path : flag_path_, confirmed_at_);
+    SessionFence fence(env_.session, env_.abort, HeldSession(), HeldPath(),
+                       confirmed_at_);
     command_started_ = true;
     outcome = RunCommand(
         spec,
@@ -478,7 +469,7 @@ std::optional<Stop> InstanceDeploy::RecordCommandStart(Step& step) {
   std::string why;
   // A write retried after an expiry may have been answered in a renewed
   // session: that confirms nothing about the session COMMAND relies on.
-  const int64_t owner = plan_ ? plan_->session : paused_session_;
+  const int64_t owner = HeldSession();
   if (step.journalled.ok() && env_.session->session_id() != owner) {
     step.journalled = Status(StatusCode::kSessionExpired,
                              "the write was answered in another session");
@@ -606,7 +597,7 @@ std::optional<Stop> InstanceDeploy::Health() {
   return Stop{DeployOutcome::kFailed, detail};
 }
 
-void InstanceDeploy::Resume(const std::string& why) {
+void PauseDeploy::Resume(const std::string& why) {
   Step step = Begin("resume", "deleting our pause flag (" + why + ")", false);
   if (!flag_created_) {
     End(step, "skipped", "no flag of ours");
@@ -683,7 +674,7 @@ void InstanceDeploy::Resume(const std::string& why) {
   End(step, outcome, detail);
 }
 
-std::optional<Stop> InstanceDeploy::WaitRegistered() {
+std::optional<Stop> PauseDeploy::WaitRegistered() {
   Step step = Begin("registered",
                     "waiting up to " + FormatDuration(opt_.register_timeout) +
                         " for the agent to register the instance",
@@ -738,14 +729,14 @@ void InstanceDeploy::RunStepCommand(const std::string& step_name,
       outcome.Describe(spec));
 }
 
-void InstanceDeploy::FailurePath(const std::string& reason) {
+void PauseDeploy::FailurePath(const std::string& reason) {
   if (!opt_.on_failure.empty()) {
     RunStepCommand("on-failure", opt_.on_failure, reason);
   }
   Resume("the deploy failed; the agent's checks decide");
 }
 
-void InstanceDeploy::AbortPath(const Stop& stop) {
+void PauseDeploy::AbortPath(const Stop& stop) {
   (void)stop;
   Resume("the deploy was aborted");
 }
@@ -791,8 +782,11 @@ DeployResult DeployInstance(const DeployEnvironment& env,
                             const DeployOptions& options,
                             const InstanceAddress& address,
                             const std::vector<InstanceAddress>& busy) {
-  detail::InstanceDeploy deploy(env, options, address);
-  if (options.switching.enabled) return deploy.RunSwitch(busy);
+  if (options.switching.enabled) {
+    detail::SwitchDeploy deploy(env, options, address);
+    return deploy.Run(busy);
+  }
+  detail::PauseDeploy deploy(env, options, address);
   return deploy.Run();
 }
 

@@ -36,7 +36,7 @@ constexpr Millis kRetryPause{250};
 
 }  // namespace
 
-void InstanceDeploy::StartObservation() {
+void PauseDeploy::StartObservation() {
   observation_.request_path = paths::DrainRequestNode(env_.service, address_);
   observation_.traffic_path = paths::TrafficNode(env_.service, address_);
   const std::string dir = paths::DrainDir(env_.service);
@@ -130,7 +130,7 @@ void InstanceDeploy::StartObservation() {
                         "comes");
 }
 
-void InstanceDeploy::StopObservation() {
+void PauseDeploy::StopObservation() {
   if (!observation_.requested) return;
   observation_.requested = false;
   auto node = Retrying(
@@ -149,7 +149,7 @@ void InstanceDeploy::StopObservation() {
   }
 }
 
-std::optional<Stop> InstanceDeploy::DrainAuto(Step& step) {
+std::optional<Stop> PauseDeploy::DrainAuto(Step& step) {
   const DrainConfig cfg{opt_.drain_wait, opt_.drain_quiet, opt_.drain_min};
   DrainInputs in;
   in.deploy_id = env_.deploy_id.str();

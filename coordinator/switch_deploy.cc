@@ -39,7 +39,7 @@ uint32_t Active(const proto::ForwarderState& st, const std::string& backend) {
 }  // namespace
 
 std::pair<std::optional<proto::ForwarderState>, bool>
-InstanceDeploy::WaitForwarderState(
+SwitchDeploy::WaitForwarderState(
     const std::function<bool(const proto::ForwarderState&)>& done,
     Millis timeout, bool stop_on_abort) {
   const std::string path = paths::ForwarderNode(env_.service, address_);
@@ -62,21 +62,20 @@ InstanceDeploy::WaitForwarderState(
   return {last, r.end == NodeWaitResult::End::kDone};
 }
 
-proto::ForwardTarget InstanceDeploy::NewTarget(SwitchPlan* plan,
-                                               const InstanceAddress& backend,
-                                               const std::string& phase) {
+proto::ForwardTarget SwitchDeploy::NewTarget(const InstanceAddress& backend,
+                                             const std::string& phase) {
   proto::ForwardTarget t;
   t.set_backend(backend.ToString());
   t.set_phase(phase);
-  t.set_generation(env_.deploy_id.str() + "#" + std::to_string(++plan->writes));
+  t.set_generation(env_.deploy_id.str() + "#" + std::to_string(++plan_.writes));
   t.set_deploy_id(env_.deploy_id.str());
   t.set_by(CurrentUserAtHost());
   t.set_updated_at(NowRfc3339());
   return t;
 }
 
-std::pair<std::optional<proto::ForwarderState>, bool>
-InstanceDeploy::WaitApplied(const std::string& generation, bool stop_on_abort) {
+std::pair<std::optional<proto::ForwarderState>, bool> SwitchDeploy::WaitApplied(
+    const std::string& generation, bool stop_on_abort) {
   return WaitForwarderState(
       [&](const proto::ForwarderState& s) {
         return s.generation() == generation ||
@@ -85,53 +84,68 @@ InstanceDeploy::WaitApplied(const std::string& generation, bool stop_on_abort) {
       opt_.switching.apply_timeout, stop_on_abort);
 }
 
-std::optional<Stop> InstanceDeploy::SwitchPrepare(
-    const std::vector<InstanceAddress>& busy, SwitchPlan* plan) {
+bool SwitchDeploy::StillOurs(std::string* why) {
+  return EphemeralStillOurs(plan_.deploy_path, plan_.session,
+                            "in-flight switch node",
+                            "the agent went back to the committed backend " +
+                                plan_.old_backend.ToString(),
+                            why);
+}
+
+void SwitchDeploy::AddCommandEnvironment(CommandSpec* spec) const {
+  spec->env["ZKROLL_NEW_PORT"] = std::to_string(plan_.new_backend.port());
+  spec->env["ZKROLL_OLD_PORT"] = std::to_string(plan_.old_backend.port());
+  spec->env["ZKROLL_BACKEND_IP"] = plan_.new_backend.ip();
+  spec->env["ZKROLL_BACKUP"] = plan_.backup.ToString();
+}
+
+std::optional<Stop> SwitchDeploy::Prepare(
+    const std::vector<InstanceAddress>& busy) {
   Step step = Begin("prepare", "reading the agent's forwarding state", false);
   auto fail = [&](const std::string& why) {
     End(step, "failed", why + "; nothing was touched");
     return Stop{DeployOutcome::kFailed, why + "; nothing was touched"};
   };
-  plan->switch_path = paths::SwitchNode(env_.service, address_);
-  plan->deploy_path = paths::SwitchDeployNode(env_.service, address_);
-  plan->state_path = paths::ForwarderNode(env_.service, address_);
-  auto data = Retrying([&] { return env_.session->GetSync(plan->state_path); });
+  plan_.switch_path = paths::SwitchNode(env_.service, address_);
+  plan_.deploy_path = paths::SwitchDeployNode(env_.service, address_);
+  plan_.state_path = paths::ForwarderNode(env_.service, address_);
+  auto data = Retrying([&] { return env_.session->GetSync(plan_.state_path); });
   if (!data.ok()) {
     if (data.status().code() == StatusCode::kNotFound) {
-      return fail("no agent forwards " + label_ + " (" + plan->state_path +
+      return fail("no agent forwards " + label_ + " (" + plan_.state_path +
                   " does not exist): declare forward_backend for it in its "
                   "agent's config (docs/agent.md), or deploy without "
                   "--switch");
     }
-    return fail("cannot read " + plan->state_path + ": " +
+    return fail("cannot read " + plan_.state_path + ": " +
                 data.status().ToString());
   }
-  auto st = ParsePayload<proto::ForwarderState>(data->data, plan->state_path);
+  auto st = ParsePayload<proto::ForwarderState>(data->data, plan_.state_path);
   if (!st.ok()) return fail(st.status().message());
-  plan->last = *st;
+  plan_.last = *st;
   if (!st->listening()) {
     return fail("the agent on " + st->host() + " cannot listen on " +
                 address_.ToString() + ": " + st->error());
   }
   if (st->source() == "deploy") {
     return fail("a switch of " + label_ + " is already in flight (generation " +
-                st->generation() + ", " + plan->deploy_path +
+                st->generation() + ", " + plan_.deploy_path +
                 "); wait for it, or for its coordinator's session to expire");
   }
   auto old = InstanceAddress::Parse(st->stable_backend());
   if (!old.ok()) {
-    return fail(plan->state_path + ": stable_backend: " +
-                old.status().message());
+    return fail(plan_.state_path +
+                ": stable_backend: " + old.status().message());
   }
-  plan->old_backend = *old;
+  plan_.old_backend = *old;
   for (uint32_t port : st->local_ports()) {
     auto candidate = InstanceAddress::FromParts(st->local_ip(), port);
     if (candidate.ok() && !(*candidate == *old)) {
-      plan->new_backend = *candidate;
+      plan_.new_backend = *candidate;
       break;
     }
   }
-  if (plan->new_backend.empty()) {
+  if (plan_.new_backend.empty()) {
     return fail("the agent offers no local port besides the committed "
                 "backend " + old->ToString() + " for the new version; add "
                 "one to forward_ports in the instance's agent config");
@@ -153,7 +167,7 @@ std::optional<Stop> InstanceDeploy::SwitchPrepare(
       return fail("--backup " + b.ToString() + " is not a registered instance "
                   "of " + env_.service.str() + "; the agent would refuse it");
     }
-    plan->backup = b;
+    plan_.backup = b;
   } else {
     auto kids = Retrying([&] {
       return env_.session->GetChildrenSync(paths::ServiceDir(env_.service));
@@ -162,80 +176,80 @@ std::optional<Stop> InstanceDeploy::SwitchPrepare(
       for (const std::string& name : kids->names) {
         auto a = InstanceAddress::ParseNodeName(name);
         if (a.ok() && !taken(*a)) {
-          plan->backup = *a;
+          plan_.backup = *a;
           break;
         }
       }
     }
-    if (plan->backup.empty()) {
+    if (plan_.backup.empty()) {
       return fail("no other registered instance of " + env_.service.str() +
                   " can take " + label_ + "'s traffic while COMMAND runs; "
                   "start one, or name one with --backup");
     }
   }
   End(step, "ok",
-      "old backend " + plan->old_backend.ToString() + ", new " +
-          plan->new_backend.ToString() + ", backup " +
-          plan->backup.ToString() + " (agent " + st->host() + ")");
+      "old backend " + plan_.old_backend.ToString() + ", new " +
+          plan_.new_backend.ToString() + ", backup " + plan_.backup.ToString() +
+          " (agent " + st->host() + ")");
   return std::nullopt;
 }
 
-std::optional<Stop> InstanceDeploy::SwitchForward(
-    SwitchPlan* plan, const std::string& step_name,
-    const InstanceAddress& backend, const std::string& phase,
-    const std::string& detail) {
+std::optional<Stop> SwitchDeploy::Forward(const std::string& step_name,
+                                          const InstanceAddress& backend,
+                                          const std::string& phase,
+                                          const std::string& detail) {
   Step step = Begin(step_name, detail, false);
   auto fail = [&](DeployOutcome outcome, const std::string& why) {
     End(step, outcome == DeployOutcome::kFailed ? "failed" : "aborted", why);
     return Stop{outcome, why};
   };
-  proto::ForwardTarget t = NewTarget(plan, backend, phase);
-  t.set_fallback(plan->old_backend.ToString());
+  proto::ForwardTarget t = NewTarget(backend, phase);
+  t.set_fallback(plan_.old_backend.ToString());
   const std::string json = ToJson(t);
-  if (!plan->in_flight) {
+  if (!plan_.in_flight) {
     Status dir = Retrying([&] {
-      return env_.session->EnsurePathSync(plan->switch_path, env_.switch_acl);
+      return env_.session->EnsurePathSync(plan_.switch_path, env_.switch_acl);
     });
     if (!dir.ok()) {
       return fail(DeployOutcome::kFailed,
-                  "cannot create " + plan->switch_path + ": " + dir.ToString());
+                  "cannot create " + plan_.switch_path + ": " + dir.ToString());
     }
     auto created = Retrying([&] {
-      return env_.session->CreateSync(plan->deploy_path, json,
+      return env_.session->CreateSync(plan_.deploy_path, json,
                                       CreateMode::kEphemeral, env_.switch_acl);
     });
     const int64_t sid = env_.session->session_id();
     if (!created.ok()) {
       // A create retried after a connection loss may have landed the first
       // time: then the node is ours.
-      auto mine = env_.session->GetSync(plan->deploy_path);
+      auto mine = env_.session->GetSync(plan_.deploy_path);
       if (!(created.status().code() == StatusCode::kAlreadyExists &&
             mine.ok() && mine->stat.ephemeral_owner == sid)) {
         return fail(DeployOutcome::kFailed,
                     created.status().code() == StatusCode::kAlreadyExists
                         ? "another switch of " + label_ + " is in flight (" +
-                              plan->deploy_path + " exists)"
-                        : "cannot create " + plan->deploy_path + ": " +
+                              plan_.deploy_path + " exists)"
+                        : "cannot create " + plan_.deploy_path + ": " +
                               created.status().ToString());
       }
     }
-    plan->in_flight = true;
-    plan->session = sid;
+    plan_.in_flight = true;
+    plan_.session = sid;
     result_.touched = true;
   } else {
     std::string why;
     if (!StillOurs(&why)) return fail(DeployOutcome::kSessionLost, why);
     Status set = Retrying([&] {
-      return env_.session->SetSync(plan->deploy_path, json).status();
+      return env_.session->SetSync(plan_.deploy_path, json).status();
     });
     if (!set.ok()) {
-      return fail(DeployOutcome::kFailed, "cannot write " + plan->deploy_path +
-                                              ": " + set.ToString());
+      return fail(DeployOutcome::kFailed,
+                  "cannot write " + plan_.deploy_path + ": " + set.ToString());
     }
   }
   const std::string gen = t.generation();
   auto [st, ok] = WaitApplied(gen, /*stop_on_abort=*/true);
-  if (st) plan->last = st;
+  if (st) plan_.last = st;
   if (!ok) {
     if (env_.abort->requested()) {
       Stop s = AbortStop(step_name);
@@ -258,8 +272,8 @@ std::optional<Stop> InstanceDeploy::SwitchForward(
   return std::nullopt;
 }
 
-std::optional<Stop> InstanceDeploy::SwitchVerify(SwitchPlan* plan) {
-  const std::string backend = plan->new_backend.ToString();
+std::optional<Stop> SwitchDeploy::Verify() {
+  const std::string backend = plan_.new_backend.ToString();
   const uint64_t max = opt_.switching.verify_max_failures;
   Step step = Begin("verify",
                     "watching " + backend + " for " +
@@ -269,7 +283,7 @@ std::optional<Stop> InstanceDeploy::SwitchVerify(SwitchPlan* plan) {
                     true);
   uint64_t base_connections = 0;
   const uint64_t base =
-      plan->last ? Failures(*plan->last, backend, &base_connections) : 0;
+      plan_.last ? Failures(*plan_.last, backend, &base_connections) : 0;
   // The agent publishes its counters at most ~100 ms after they change;
   // the grace makes the last moments of the window count too.
   const Millis grace(150);
@@ -278,14 +292,14 @@ std::optional<Stop> InstanceDeploy::SwitchVerify(SwitchPlan* plan) {
         return Failures(s, backend) > base + max;
       },
       opt_.switching.verify_window + grace, /*stop_on_abort=*/true);
-  if (st) plan->last = st;
+  if (st) plan_.last = st;
   if (env_.abort->requested()) {
     Stop s = AbortStop("verify");
     End(step, "aborted", s.detail);
     return s;
   }
   if (!st) {
-    std::string why = "cannot read the agent's counters (" + plan->state_path +
+    std::string why = "cannot read the agent's counters (" + plan_.state_path +
                       ") to verify " + backend;
     End(step, "failed", why);
     return Stop{DeployOutcome::kFailed, why};
@@ -309,42 +323,43 @@ std::optional<Stop> InstanceDeploy::SwitchVerify(SwitchPlan* plan) {
   return std::nullopt;
 }
 
-std::optional<Stop> InstanceDeploy::SwitchCommit(SwitchPlan* plan) {
-  Step step = Begin("commit", "making " + plan->new_backend.ToString() +
-                                  " the committed backend",
-                    false);
+std::optional<Stop> SwitchDeploy::Commit() {
+  Step step =
+      Begin("commit",
+            "making " + plan_.new_backend.ToString() + " the committed backend",
+            false);
   std::string why;
   if (!StillOurs(&why)) {
     End(step, "aborted", why);
     return Stop{DeployOutcome::kSessionLost, why};
   }
-  proto::ForwardTarget t = NewTarget(plan, plan->new_backend, "committed");
+  proto::ForwardTarget t = NewTarget(plan_.new_backend, "committed");
   // One transaction: the agent never sees the in-flight node gone while
   // the committed one still names the old backend.
   // Through our session only: a retry in a later session would delete
   // another coordinator's in-flight node.
-  MultiResult m = RetryingIn(plan->session, [&] {
-    if (env_.session->session_id() != plan->session) {
+  MultiResult m = RetryingIn(plan_.session, [&] {
+    if (env_.session->session_id() != plan_.session) {
       MultiResult lost;
       lost.status = Aborted("the coordinator's ZooKeeper session changed "
                             "before the commit; our in-flight node is gone");
       return lost;
     }
     return env_.session->MultiInSessionSync(
-        {ZkOp::SetData(plan->switch_path, ToJson(t)),
-         ZkOp::Delete(plan->deploy_path)},
-        plan->session);
+        {ZkOp::SetData(plan_.switch_path, ToJson(t)),
+         ZkOp::Delete(plan_.deploy_path)},
+        plan_.session);
   });
   if (!m.status.ok()) {
     why = "cannot commit: " + m.status.ToString();
     End(step, "failed", why);
     return Stop{DeployOutcome::kFailed, why};
   }
-  plan->committed = true;
-  plan->in_flight = false;
+  plan_.committed = true;
+  plan_.in_flight = false;
   const std::string gen = t.generation();
   auto [st, ok] = WaitApplied(gen, /*stop_on_abort=*/false);
-  if (st) plan->last = st;
+  if (st) plan_.last = st;
   if (!ok || st->generation() != gen) {
     // Committed in ZooKeeper: the agent applies it when it can. Not a
     // reason to roll back.
@@ -353,15 +368,14 @@ std::optional<Stop> InstanceDeploy::SwitchCommit(SwitchPlan* plan) {
                           (st && !st->error().empty() ? ": " + st->error()
                                                       : std::string()));
   }
-  End(step, "ok", plan->switch_path + " = " + t.backend());
+  End(step, "ok", plan_.switch_path + " = " + t.backend());
   return std::nullopt;
 }
 
-void InstanceDeploy::SwitchDrainAndRun(const SwitchPlan& plan,
-                                       const InstanceAddress& backend,
-                                       const std::vector<std::string>& argv,
-                                       const std::string& step_name,
-                                       const std::string& reason) {
+void SwitchDeploy::DrainAndRun(const InstanceAddress& backend,
+                               const std::vector<std::string>& argv,
+                               const std::string& step_name,
+                               const std::string& reason) {
   const std::string text = backend.ToString();
   Step drain = Begin("drain-" + std::string(step_name == "stop-old" ? "old" : "new"),
                      "waiting up to " + FormatDuration(opt_.drain_wait) +
@@ -380,40 +394,37 @@ void InstanceDeploy::SwitchDrainAndRun(const SwitchPlan& plan,
             " connection(s) still open on " + text + " after " +
             FormatDuration(opt_.drain_wait) + "; going on");
   }
-  (void)plan;
   if (!argv.empty()) RunStepCommand(step_name, argv, reason);
 }
 
-void InstanceDeploy::SwitchRollback(SwitchPlan* plan,
-                                    const std::string& reason) {
+void SwitchDeploy::Rollback(const std::string& reason) {
   result_.rolled_back = true;
-  Step step = Begin("rollback",
-                    "sending new connections back to " +
-                        plan->old_backend.ToString(),
-                    false);
-  if (plan->in_flight) {
+  Step step = Begin(
+      "rollback",
+      "sending new connections back to " + plan_.old_backend.ToString(), false);
+  if (plan_.in_flight) {
     // Our in-flight node names the new backend (or the backup); without it
     // the agent goes back to the committed backend, the old one.
     // Deleted only through the session that created it: after a session
     // change ours is gone with it, and a node there now is another
     // coordinator's.
-    Status d = RetryingIn(plan->session, [&] {
-      if (env_.session->session_id() != plan->session) return Status::Ok();
-      auto node = env_.session->GetSync(plan->deploy_path);
+    Status d = RetryingIn(plan_.session, [&] {
+      if (env_.session->session_id() != plan_.session) return Status::Ok();
+      auto node = env_.session->GetSync(plan_.deploy_path);
       if (!node.ok()) return node.status();
-      if (node->stat.ephemeral_owner != plan->session) return Status::Ok();
+      if (node->stat.ephemeral_owner != plan_.session) return Status::Ok();
       return env_.session->DeleteInSessionSync(
-          plan->deploy_path, node->stat.version, plan->session);
+          plan_.deploy_path, node->stat.version, plan_.session);
     });
     if (!d.ok() && d.code() != StatusCode::kNotFound) {
       End(step, "failed",
-          "cannot delete " + plan->deploy_path + ": " + d.ToString() +
+          "cannot delete " + plan_.deploy_path + ": " + d.ToString() +
               "; it is ephemeral and goes when the coordinator exits");
       return;
     }
-    plan->in_flight = false;
+    plan_.in_flight = false;
   }
-  const std::string old = plan->old_backend.ToString();
+  const std::string old = plan_.old_backend.ToString();
   auto [st, ok] = WaitForwarderState(
       [&](const proto::ForwarderState& s) {
         return s.source() != "deploy" && s.backend() == old;
@@ -429,58 +440,45 @@ void InstanceDeploy::SwitchRollback(SwitchPlan* plan,
   }
   // The new version may still be running on its port: drain it, then let
   // --on-failure stop it. Before COMMAND there is nothing to stop.
-  if (plan->command_started) {
-    SwitchDrainAndRun(*plan, plan->new_backend, opt_.on_failure, "on-failure",
-                      reason);
+  if (plan_.command_started) {
+    DrainAndRun(plan_.new_backend, opt_.on_failure, "on-failure", reason);
   }
 }
 
-DeployResult InstanceDeploy::RunSwitch(const std::vector<InstanceAddress>& busy) {
+DeployResult SwitchDeploy::Run(const std::vector<InstanceAddress>& busy) {
   if (env_.journal) env_.journal->SetInstanceOutcome(address_, "running");
-  SwitchPlan plan;
-  auto finish = [&](DeployOutcome outcome, const std::string& detail) {
-    plan_ = nullptr;
-    result_.outcome = outcome;
-    result_.detail = detail;
-    if (env_.journal) {
-      env_.journal->SetInstanceOutcome(address_, DeployOutcomeName(outcome));
-    }
-    return result_;
-  };
   auto rollback = [&](const Stop& stop) {
-    SwitchRollback(&plan, stop.detail);
+    Rollback(stop.detail);
     std::string detail = stop.detail + "; rolled back: new connections go to " +
-                         plan.old_backend.ToString() + " again";
-    return finish(stop.outcome, detail);
+                         plan_.old_backend.ToString() + " again";
+    return Finish(stop.outcome, detail);
   };
   if (env_.abort->requested()) {
-    return finish(DeployOutcome::kAborted,
+    return Finish(DeployOutcome::kAborted,
                   "stopped before it started; nothing was touched");
   }
-  if (auto stop = SwitchPrepare(busy, &plan)) {
-    return finish(stop->outcome, stop->detail);
+  if (auto stop = Prepare(busy)) {
+    return Finish(stop->outcome, stop->detail);
   }
-  plan_ = &plan;
-  if (auto stop = SwitchForward(&plan, "forward-backup", plan.backup, "backup",
-                                "new connections to " + plan.backup.ToString() +
-                                    " while COMMAND runs")) {
+  if (auto stop = Forward("forward-backup", plan_.backup, "backup",
+                          "new connections to " + plan_.backup.ToString() +
+                              " while COMMAND runs")) {
     return rollback(*stop);
   }
-  plan.command_started = true;
+  plan_.command_started = true;
   if (auto stop = Command()) return rollback(*stop);
-  target_ = health::CheckTarget{plan.new_backend.ip(), plan.new_backend.port()};
+  target_ =
+      health::CheckTarget{plan_.new_backend.ip(), plan_.new_backend.port()};
   if (auto stop = Health()) return rollback(*stop);
-  if (auto stop = SwitchForward(&plan, "forward-new", plan.new_backend,
-                                "verify",
-                                "new connections to the new version on " +
-                                    plan.new_backend.ToString())) {
+  if (auto stop = Forward("forward-new", plan_.new_backend, "verify",
+                          "new connections to the new version on " +
+                              plan_.new_backend.ToString())) {
     return rollback(*stop);
   }
-  if (auto stop = SwitchVerify(&plan)) return rollback(*stop);
-  if (auto stop = SwitchCommit(&plan)) return rollback(*stop);
-  SwitchDrainAndRun(plan, plan.old_backend, opt_.switching.stop_old,
-                    "stop-old", "");
-  return finish(DeployOutcome::kSucceeded, "");
+  if (auto stop = Verify()) return rollback(*stop);
+  if (auto stop = Commit()) return rollback(*stop);
+  DrainAndRun(plan_.old_backend, opt_.switching.stop_old, "stop-old", "");
+  return Finish(DeployOutcome::kSucceeded, "");
 }
 
 }  // namespace zkroll::coordinator::detail
