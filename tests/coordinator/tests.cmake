@@ -31,6 +31,10 @@ zkroll_add_test(NAME coordinator_protocol_race_test LABELS zk faults
   TIMEOUT 300
   SOURCES coordinator/protocol_race_test.cc coordinator/coordinator_fixture.cc
   LIBS zkroll_coordinator_lib DEPENDS zkroll)
+# WaitForNode against a real server: watch, deadline, stop, cleanup wait.
+zkroll_add_test(NAME coordinator_node_wait_test LABELS zk TIMEOUT 120
+  SOURCES coordinator/node_wait_test.cc
+  LIBS zkroll_coordinator_lib)
 zkroll_add_test(NAME coordinator_drain_decision_test LABELS unit TIMEOUT 120
   SOURCES coordinator/drain_decision_test.cc
   LIBS zkroll_coordinator_lib)
