@@ -1,5 +1,7 @@
 #include "agent/agent_record.h"
 
+#include <algorithm>
+
 #include "common/paths.h"
 #include "common/payload.h"
 
@@ -35,17 +37,23 @@ AgentRecordPublisher::AgentRecordPublisher(
       build_(std::move(build)) {}
 
 void AgentRecordPublisher::Changed(Change change) {
-  Arm(change == Change::kDeclaration ? kDeclarationDelay : kStateDelay);
+  const auto now = std::chrono::steady_clock::now();
+  if (change == Change::kDeclaration) {
+    Arm(now + kDeclarationDelay, false);
+    return;
+  }
+  if (!first_change_) first_change_ = now;
+  Arm(std::min(now + kStateDelay, *first_change_ + kStateMaxDelay), true);
 }
 
 void AgentRecordPublisher::Refresh() {
   force_ = true;
-  Arm(kDeclarationDelay);
+  Arm(std::chrono::steady_clock::now() + kDeclarationDelay, false);
 }
 
 void AgentRecordPublisher::SetAcl(AclList acl) {
   acl_ = std::move(acl);
-  Arm(kDeclarationDelay);
+  Arm(std::chrono::steady_clock::now() + kDeclarationDelay, false);
 }
 
 void AgentRecordPublisher::Forget() {
@@ -62,10 +70,16 @@ void AgentRecordPublisher::Delete(std::function<void()> done) {
   node_->Delete(std::move(done));
 }
 
-void AgentRecordPublisher::Arm(std::chrono::milliseconds delay) {
+void AgentRecordPublisher::Arm(std::chrono::steady_clock::time_point due,
+                               bool postpone) {
   if (stopped_) return;
-  const auto due = std::chrono::steady_clock::now() + delay;
-  if (due_ && *due_ <= due) return;  // an earlier write covers this change
+  if (due_) {
+    // A write armed for earlier covers this change; so does an urgent one
+    // (declaration, refresh), which a state change never postpones.
+    if (!postpone && *due_ <= due) return;
+    if (postpone && urgent_) return;
+  }
+  urgent_ = urgent_ || !postpone;
   due_ = due;
   timer_.expires_at(due);
   std::weak_ptr<AgentRecordPublisher> weak = shared_from_this();
@@ -73,6 +87,7 @@ void AgentRecordPublisher::Arm(std::chrono::milliseconds delay) {
     auto self = weak.lock();
     if (ec || !self) return;  // re-armed (cancelled), or gone
     self->due_.reset();
+    self->urgent_ = false;
     self->Write();
   });
 }
@@ -83,6 +98,7 @@ void AgentRecordPublisher::Write() {
     again_ = true;  // one write at a time; this one follows
     return;
   }
+  first_change_.reset();  // everything changed so far is in this record
   proto::AgentRecord rec = build_();
   std::string shown = Shown(rec);
   if (!force_ && node_->ours() && shown == written_) return;

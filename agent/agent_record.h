@@ -8,11 +8,13 @@
 //                 (re)created (a new session, the ACLs just learnt, a
 //                 failed write): within 50 ms;
 //   kState        an instance's health, pause or registration changed:
-//                 within 1 s. An instance paused and registered again
-//                 within that second (a quick deploy) leaves the record as
-//                 it was, and then nothing is written: a write happens only
-//                 when what the record shows differs from the last write,
-//                 the last check's text and time aside.
+//                 once the states have been still for 1 s, and at most 5 s
+//                 after the first unwritten change. An instance paused and
+//                 registered again meanwhile (a quick deploy; a rollout of
+//                 quick deploys) leaves the record as it was, and then
+//                 nothing is written: a write happens only when what the
+//                 record shows differs from the last write, the last
+//                 check's text and time aside.
 // Refresh() writes even when only the last checks changed (the slow
 // resync), so their times in the record stay at most one resync old.
 //
@@ -45,6 +47,7 @@ class AgentRecordPublisher
   enum class Change { kDeclaration, kState };
   static constexpr std::chrono::milliseconds kDeclarationDelay{50};
   static constexpr std::chrono::milliseconds kStateDelay{1000};
+  static constexpr std::chrono::milliseconds kStateMaxDelay{5000};
 
   // `build` returns the record as it is now (called when a write is due).
   static std::shared_ptr<AgentRecordPublisher> Create(
@@ -69,7 +72,9 @@ class AgentRecordPublisher
   AgentRecordPublisher(ZkSession* session, boost::asio::any_io_executor ex,
                        const HostId& host,
                        std::function<proto::AgentRecord()> build);
-  void Arm(std::chrono::milliseconds delay);
+  // Arms the timer for `due`, unless it is armed for earlier; with
+  // `postpone`, a later `due` replaces the one armed (a state change).
+  void Arm(std::chrono::steady_clock::time_point due, bool postpone);
   void Write();
 
   ZkSession* session_;
@@ -79,6 +84,9 @@ class AgentRecordPublisher
   std::optional<AclList> acl_;
   // When the armed timer fires; nullopt: not armed.
   std::optional<std::chrono::steady_clock::time_point> due_;
+  bool urgent_ = false;  // the armed write is not a state change's
+  // The first state change not written yet (bounds the postponing).
+  std::optional<std::chrono::steady_clock::time_point> first_change_;
   bool force_ = false;     // Refresh() asked for a write
   bool in_flight_ = false;
   bool again_ = false;     // a write became due while one was in flight

@@ -17,10 +17,11 @@
 // needs it at once, i.e. a persisted BeginStep (the start of COMMAND, which
 // must be on record before COMMAND runs), WriteInstance(), an instance's
 // final outcome and Finish(). Every other change (quick steps, the end of a
-// step, "running") is held for at most kFlushDelay (1 s) and goes out with
+// step, "running") is held for at most kFlushDelay (2 s) and goes out with
 // the next of those writes, or by itself when the delay has passed, so a
-// step still running after a second is on record, and a quick instance
-// costs two writes: its COMMAND start and its outcome. An instance's node
+// step still running after two seconds is on record, and a quick instance
+// costs two writes: its COMMAND start and its outcome (the delay is long
+// enough that a loaded machine does not add a third). An instance's node
 // and the record are written together in one multi (one transaction) when
 // both changed. A coordinator killed mid-step therefore loses at most the
 // last second of step changes, never a started COMMAND or an outcome.
@@ -103,7 +104,7 @@ class Journal {
   proto::DeployRecord record() const;
 
   // How long a change that nobody waits for may stay unwritten.
-  static constexpr Millis kFlushDelay{1000};
+  static constexpr Millis kFlushDelay{2000};
 
  private:
   Journal(ZkSession* session, AclList acl, ServiceName service, DeployId id,
