@@ -619,6 +619,15 @@ TEST_F(AgentFlowTest, RolloutCostsAtMostSixTransactionsPerInstance) {
   constexpr int kInstances = 10;
   StartFleet(kInstances, {"--resync", "1h"});
   WaitFleetSettled();
+  // A first deploy makes the service's nodes every later one finds
+  // (/deploys/<service>, /locks/<service>, /pause/<service>): a one-time
+  // cost, not a per-rollover one.
+  // Its id sorts before the rollout's, which LastJournal() reads.
+  RunResult first = Zkroll(Deploy(services_[0]->port(),
+                                  {"--deploy-id", "00000000T000000Z-first"},
+                                  {"/bin/true"}));
+  ASSERT_EQ(first.exit_code, 0) << first.output << AgentLogs();
+  WaitFleetSettled();
   auto mark = [&](const std::string& name) -> int64_t {
     const std::string path = "/" + name;
     EXPECT_TRUE(
