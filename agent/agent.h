@@ -23,8 +23,8 @@
 // see the instance leave and come back.
 //
 // /agents/<host> (ephemeral, AgentRecord) lists every instance with its
-// state; it is written within a second of a change of what it shows, and on
-// every resync (agent/agent_record.h).
+// state; it is written once a change of what it shows has settled for a
+// second (at most 5 s after it), and on every resync (agent/agent_record.h).
 //
 // An instance with forward_backend is in forwarding mode: the agent also
 // runs its forwarder (agent/forwarding.h). Registration rules do not
