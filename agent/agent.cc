@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "agent/registration_txn.h"
 #include "agent/traffic_observer.h"
 #include "agent/metrics.h"
 #include "common/clock.h"
@@ -34,6 +35,9 @@ struct Agent::Instance {
   // instance may be registered, and a later "unhealthy" or "paused" must
   // still remove it.
   bool outcome_unknown = false;
+  // Our registration was deleted by someone else: register again only
+  // from a pause view read after that (see CheckRegistration).
+  bool awaiting_pause_view = false;
   bool conflict_logged = false;
   bool failed_check = false;     // a check failed (start-up readiness)
   bool refused_for_good = false;  // registration cannot succeed as is
@@ -54,9 +58,10 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig config,
                ZkOptions{config_.zk, config_.session_timeout,
                          std::move(credentials), true,
                          metrics ? metrics->zk_observer() : nullptr}),
-      publish_timer_(io),
+      observe_timer_(io),
       resync_timer_(io),
       connect_log_timer_(io),
+      tree_(&session_),
       metrics_(metrics) {
   started_at_ = NowRfc3339();
   start_time_ = std::chrono::steady_clock::now();
@@ -76,8 +81,9 @@ Agent::~Agent() {
 
 Status Agent::Start() {
   session_.AddListener([this](const SessionEvent& e) { OnSessionEvent(e); });
-  agent_node_ = EphemeralNode::Create(
-      &session_, paths::AgentNode(HostId::Parse(config_.host).value()));
+  record_ = AgentRecordPublisher::Create(
+      &session_, io_.get_executor(), HostId::Parse(config_.host).value(),
+      [this] { return BuildAgentRecord(); });
   ZKROLL_RETURN_IF_ERROR(session_.Start());
   LOG(INFO) << "zkroll-agent " << ZKROLL_VERSION_TEXT << " host " << config_.host
             << " managing " << config_.instances.size()
@@ -136,8 +142,8 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
                       "/agents/" << config_.host
                    << " are gone; re-registering healthy, unpaused instances "
                       "on the new session";
-      agent_node_->Forget();
-      acls_known_ = false;
+      record_->Forget();
+      tree_.Forget();
       for (auto& [id, inst] : instances_) {
         if (inst->forward) inst->forward->OnExpired();
         inst->registered = false;
@@ -160,9 +166,21 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
 }
 
 void Agent::OnNewSession() {
-  acls_known_ = false;
-  EnsureTree();
-  LearnAcls();
+  tree_.Start(
+      [this] {
+        // The pause guard may have been missing a moment ago.
+        for (auto& [svc, w] : pauses_) w->Refresh();
+      },
+      [this] {
+        std::set<std::string> done;
+        for (const auto& [id, inst] : instances_) {
+          if (done.insert(id.service.str()).second) {
+            EnsureServiceDir(id.service);
+          }
+        }
+        record_->SetAcl(tree_.agents_acl());
+        PublishSoon(AgentRecordPublisher::Change::kDeclaration);
+      });
   for (auto& [s, w] : pauses_) {
     w->Invalidate();
     w->Refresh();
@@ -175,73 +193,11 @@ void Agent::OnNewSession() {
     if (inst->forward) inst->forward->OnNewSession();
     if (inst->observer) inst->observer->OnNewSession();
   }
-  PublishSoon();
-}
-
-void Agent::EnsureTree() {
-  // The tree is normally made by `zkroll init`; in an open deployment the
-  // agent makes what it needs. Errors are logged, not fatal: with ACLs the
-  // agent may not create /pause, and does not need to.
-  for (const char* dir : {paths::kServicesRoot, paths::kPauseRoot,
-                          paths::kAgentsRoot}) {
-    session_.EnsurePath(dir, OpenAcl(), [this, dir = std::string(dir)](Status s) {
-      if (!s.ok() && s.code() != StatusCode::kPermissionDenied) {
-        LOG(WARNING) << "cannot create " << dir << ": " << s.ToString();
-      }
-      if (s.ok() && dir == paths::kPauseRoot) {
-        // The pause guard may have been missing a moment ago.
-        for (auto& [svc, w] : pauses_) w->Refresh();
-      }
-    });
-  }
-}
-
-void Agent::LearnAcls() {
-  // Nodes the agent creates carry the ACL of their root (/services or
-  // /agents), which `zkroll init` sets: world may read, the agent identity
-  // may write, the coordinator identity may delete registrations. Until the
-  // roots' ACLs are known nothing is created, so a secured tree never gets
-  // an open node.
-  auto pending = std::make_shared<int>(2);
-  auto learn = [this, pending](const char* root, AclList* out) {
-    session_.GetAcl(root, [this, pending, root, out](Result<AclList> r) {
-      if (r.ok() && !r->empty()) {
-        *out = *r;
-      } else {
-        if (!r.ok() && r.status().code() != StatusCode::kNotFound) {
-          LOG(WARNING) << "cannot read the ACL of " << root << " ("
-                       << r.status().ToString()
-                       << "); creating nodes with an open ACL";
-        }
-        *out = OpenAcl();
-      }
-      if (--*pending > 0) return;
-      acls_known_ = true;
-      std::set<std::string> done;
-      for (const auto& [id, inst] : instances_) {
-        if (done.insert(id.service.str()).second) EnsureServiceDir(id.service);
-      }
-      PublishSoon();
-    });
-  };
-  learn(paths::kServicesRoot, &services_acl_);
-  learn(paths::kAgentsRoot, &agents_acl_);
+  PublishSoon(AgentRecordPublisher::Change::kDeclaration);
 }
 
 void Agent::EnsureServiceDir(const ServiceName& service) {
-  // Created together with a bump of /services: a coordinator that saw no
-  // /services/<service> guards its pause on the version of /services.
-  if (!acls_known_) return;  // LearnAcls() comes back here
-  session_.Multi(registry::CreateServiceDirOps(service, services_acl_),
-                 [this, service](MultiResult r) {
-    if (r.status.ok()) {
-      LOG(INFO) << "created " << paths::ServiceDir(service);
-    } else if (r.failed_op != 0 ||
-               r.status.code() != StatusCode::kAlreadyExists) {
-      LOG(WARNING) << "cannot create " << paths::ServiceDir(service) << ": "
-                   << r.status.ToString();
-      return;
-    }
+  tree_.EnsureServiceDir(service, [this, service] {
     for (auto& [id, inst] : instances_) {
       if (id.service == service) Reconcile(inst);
     }
@@ -273,6 +229,7 @@ void Agent::OnPauseUpdate(const ServiceName& service,
   WallTime now = std::chrono::system_clock::now();
   for (auto& [id, inst] : instances_) {
     if (!(id.service == service)) continue;
+    inst->awaiting_pause_view = false;
     bool paused = snap.Forbids(id.address, now);
     if (paused != inst->was_paused) {
       inst->was_paused = paused;
@@ -289,6 +246,8 @@ void Agent::OnPauseUpdate(const ServiceName& service,
         // The seed's fallback: check now; one pass is enough to register.
         if (inst->monitor) inst->monitor->CheckNow(true);
       }
+      // A drain waits for a report written after its pause.
+      if (inst->observer) inst->observer->PausedChanged();
       PublishSoon();
     }
     Reconcile(inst);
@@ -466,7 +425,7 @@ void Agent::Reconcile(const InstancePtr& inst) {
     inst->dirty = true;
     return;
   }
-  if (!session_.connected() || !acls_known_) return;
+  if (!session_.connected() || !tree_.acls_known()) return;
   auto it = pauses_.find(inst->cfg.id.service.str());
   // Until the pause flags are known we neither register nor deregister.
   if (it == pauses_.end() || !it->second->snapshot().known) return;
@@ -478,7 +437,7 @@ void Agent::Reconcile(const InstancePtr& inst) {
   bool paused = snap.Forbids(inst->cfg.id.address,
                              std::chrono::system_clock::now());
   bool want = inst->healthy && !paused;
-  if (want && !inst->registered) {
+  if (want && !inst->registered && !inst->awaiting_pause_view) {
     Register(inst, snap.guard);
   } else if (!want && inst->registered) {
     Deregister(inst);
@@ -508,11 +467,11 @@ void Agent::Register(const InstancePtr& inst,
                      const registry::GuardVersion& guard) {
   inst->op_in_flight = true;
   inst->dirty = false;
-  auto ops = registry::RegisterOps(inst->cfg.id.service, inst->cfg.id.address,
-                                   RecordFor(*inst), guard,
-                                   inst->replace_version, services_acl_);
+  auto txn = std::make_shared<RegistrationTxn>(RegistrationTxn::Build(
+      inst->cfg.id.service, inst->cfg.id.address, RecordFor(*inst), guard,
+      inst->replace_version, tree_.services_acl()));
   bool replacing = inst->replace_version.has_value();
-  session_.Multi(std::move(ops), [this, inst, replacing](MultiResult r) {
+  session_.Multi(txn->TakeOps(), [this, inst, replacing, txn](MultiResult r) {
     inst->op_in_flight = false;
     if (inst->stopped) return;
     if (r.status.ok()) {
@@ -526,15 +485,17 @@ void Agent::Register(const InstancePtr& inst,
       CheckRegistration(inst);
       PublishSoon();
     } else {
-      OnRegisterFailed(inst, r);
+      OnRegisterFailed(inst, r, txn->Failed(r));
     }
     if (inst->dirty) Reconcile(inst);
   });
 }
 
-void Agent::OnRegisterFailed(const InstancePtr& inst, const MultiResult& r) {
+void Agent::OnRegisterFailed(const InstancePtr& inst, const MultiResult& r,
+                             std::optional<RegistrationTxn::Op> failed) {
+  using Op = RegistrationTxn::Op;
   const std::string id = inst->cfg.id.ToString();
-  if (r.failed_op == 0) {
+  if (failed == Op::kPauseGuard) {
     // The guard moved: a pause was made (or lifted) after we looked.
     LOG(INFO) << "registration of " << id
               << " refused by the pause guard (" << r.status.message()
@@ -543,11 +504,7 @@ void Agent::OnRegisterFailed(const InstancePtr& inst, const MultiResult& r) {
     return;
   }
   StatusCode code = r.status.code();
-  const ZkOp::Kind failed_kind =
-      r.failed_op >= 0 && r.failed_op + 1 == static_cast<int>(r.results.size())
-          ? ZkOp::Kind::kSetData
-          : ZkOp::Kind::kCreate;
-  if (failed_kind == ZkOp::Kind::kSetData && code == StatusCode::kNotFound) {
+  if (failed == Op::kRegistryGuard && code == StatusCode::kNotFound) {
     // /services/<service> is missing (deleted by hand, or never made).
     EnsureServiceDir(inst->cfg.id.service);
     return;
@@ -667,22 +624,22 @@ void Agent::Deregister(const InstancePtr& inst) {
   });
 }
 
-void Agent::PublishSoon() {
+void Agent::PublishSoon(AgentRecordPublisher::Change change) {
   StateChanged();  // every state change that is published passes here
-  if (publish_pending_ || shutting_down_) return;
-  publish_pending_ = true;
-  // Coalesce bursts of state changes into one write.
-  publish_timer_.expires_after(std::chrono::milliseconds(50));
-  publish_timer_.async_wait([this](const boost::system::error_code& ec) {
-    publish_pending_ = false;
+  if (shutting_down_) return;
+  record_->Changed(change);
+  if (observe_pending_) return;
+  observe_pending_ = true;
+  // Coalesce bursts of state changes into one count.
+  observe_timer_.expires_after(std::chrono::milliseconds(50));
+  observe_timer_.async_wait([this](const boost::system::error_code& ec) {
+    observe_pending_ = false;
     if (ec) return;
     ObserveStates();  // counts each change of state the record shows
-    PublishAgentRecord();
   });
 }
 
-void Agent::PublishAgentRecord() {
-  if (!session_.connected() || shutting_down_ || !acls_known_) return;
+proto::AgentRecord Agent::BuildAgentRecord() const {
   proto::AgentRecord rec;
   rec.set_host(config_.host);
   rec.set_pid(getpid());
@@ -709,7 +666,7 @@ void Agent::PublishAgentRecord() {
     out->set_check(inst->cfg.check_text);
     if (inst->forward) out->set_forward_backend(inst->forward->backend_text());
   }
-  agent_node_->Publish(ToJson(rec), agents_acl_, [this] { PublishSoon(); });
+  return rec;
 }
 
 void Agent::ArmResync() {
@@ -719,7 +676,8 @@ void Agent::ArmResync() {
     // Catch anything a watch could not tell us: a registration deleted by
     // hand, a change made while we were away.
     for (auto& entry : instances_) CheckRegistration(entry.second);
-    PublishSoon();
+    StateChanged();
+    record_->Refresh();  // also brings the last checks' times up to date
     ArmResync();
   });
 }
@@ -766,7 +724,12 @@ void Agent::CheckRegistration(const InstancePtr& inst) {
                      << "; registering again if healthy and not paused";
         inst->registered = false;
         PublishSoon();
-        Reconcile(inst);
+        // Usually a pause deleted it, whose flag's watch event may not have
+        // reached us yet: a registration from the pause view we hold would
+        // be refused by the guard, a transaction for nothing. Read the
+        // flags first; their update reconciles.
+        inst->awaiting_pause_view = true;
+        PauseFor(inst->cfg.id.service)->Refresh();
       });
 }
 
@@ -836,7 +799,7 @@ void Agent::Reload(AgentConfig config) {
   LOG(INFO) << "reload applied: " << added << " added, " << removed
             << " removed, " << changed << " changed, " << instances_.size()
             << " managed";
-  PublishSoon();
+  PublishSoon(AgentRecordPublisher::Change::kDeclaration);
 }
 
 bool Agent::Settled(const Instance& inst) const {
@@ -848,7 +811,8 @@ bool Agent::Settled(const Instance& inst) const {
 }
 
 void Agent::StateChanged() {
-  if (!started_ && !shutting_down_ && session_.connected() && acls_known_) {
+  if (!started_ && !shutting_down_ && session_.connected() &&
+      tree_.acls_known()) {
     bool all = true;
     for (const auto& [id, inst] : instances_) all = all && Settled(*inst);
     if (all) {
@@ -914,7 +878,7 @@ AgentSummary Agent::Summary() const {
 
 void Agent::Shutdown(Millis deadline, std::function<void()> done) {
   shutting_down_ = true;
-  publish_timer_.cancel();
+  observe_timer_.cancel();
   resync_timer_.cancel();
   connect_log_timer_.cancel();
   for (auto& [s, w] : pauses_) w->Stop();
@@ -947,10 +911,8 @@ void Agent::Shutdown(Millis deadline, std::function<void()> done) {
       finish();
     });
   }
-  if (agent_node_->ours()) {
-    ++*remaining;
-    agent_node_->Delete(finish);
-  }
+  ++*remaining;
+  record_->Delete(finish);  // stops its writes; deletes the node if ours
   timer->expires_after(deadline);
   timer->async_wait([remaining, finished, done](const boost::system::error_code& ec) {
     if (ec || *finished) return;

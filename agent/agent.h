@@ -23,7 +23,8 @@
 // see the instance leave and come back.
 //
 // /agents/<host> (ephemeral, AgentRecord) lists every instance with its
-// state; it is rewritten when a state changes and on every resync.
+// state; it is written once a change of what it shows has settled for a
+// second (at most 5 s after it), and on every resync (agent/agent_record.h).
 //
 // An instance with forward_backend is in forwarding mode: the agent also
 // runs its forwarder (agent/forwarding.h). Registration rules do not
@@ -49,11 +50,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "agent/agent_record.h"
+#include "agent/agent_tree.h"
 #include "agent/config.h"
 #include "agent/drain_watcher.h"
 #include "agent/ephemeral_node.h"
 #include "agent/forwarding.h"
 #include "agent/pause_watcher.h"
+#include "agent/registration_txn.h"
 #include "agent/summary.h"
 #include "common/health/monitor.h"
 #include "common/zk_session.h"
@@ -123,7 +127,10 @@ class Agent {
   void SweepTrafficReports();
   void Reconcile(const InstancePtr& inst);
   void Register(const InstancePtr& inst, const registry::GuardVersion& guard);
-  void OnRegisterFailed(const InstancePtr& inst, const MultiResult& r);
+  // `failed`: the operation of the registration transaction that failed
+  // (nullopt: the transaction failed as a whole).
+  void OnRegisterFailed(const InstancePtr& inst, const MultiResult& r,
+                        std::optional<RegistrationTxn::Op> failed);
   // After a registration whose reply was lost: syncs, then reads the node
   // to learn whether it was applied, then reconciles.
   void LearnRegistration(const InstancePtr& inst);
@@ -135,10 +142,12 @@ class Agent {
   // registers again through the guard when healthy and unpaused.
   void CheckRegistration(const InstancePtr& inst);
   std::string RecordFor(const Instance& inst) const;
-  void PublishSoon();
-  void PublishAgentRecord();
-  void EnsureTree();
-  void LearnAcls();
+  // Something /agents/<host> shows changed: counts it for the metrics
+  // (coalesced, 50 ms) and has the record written (agent/agent_record.h).
+  void PublishSoon(AgentRecordPublisher::Change change =
+                       AgentRecordPublisher::Change::kState);
+  proto::AgentRecord BuildAgentRecord() const;
+  // Creates /services/<service> if needed, then reconciles its instances.
   void EnsureServiceDir(const ServiceName& service);
   void ArmResync();
   void ArmConnectLog();
@@ -154,15 +163,13 @@ class Agent {
   std::map<std::string, std::shared_ptr<PauseWatcher>> pauses_;
   std::map<std::string, std::shared_ptr<DrainWatcher>> drains_;
   std::string hostname_;  // gethostname(), for traffic reports
-  boost::asio::steady_timer publish_timer_;
+  boost::asio::steady_timer observe_timer_;  // metrics: ObserveStates()
   boost::asio::steady_timer resync_timer_;
   boost::asio::steady_timer connect_log_timer_;
-  bool publish_pending_ = false;
-  std::shared_ptr<EphemeralNode> agent_node_;  // /agents/<host>
+  bool observe_pending_ = false;
+  std::shared_ptr<AgentRecordPublisher> record_;  // /agents/<host>
   bool shutting_down_ = false;
-  bool acls_known_ = false;
-  AclList services_acl_;
-  AclList agents_acl_;
+  AgentTree tree_;  // the roots and their ACLs, per session
   std::string started_at_;
   std::chrono::steady_clock::time_point start_time_;
   bool had_session_ = false;

@@ -7,6 +7,21 @@
 #include "common/payload.h"
 
 namespace zkroll::agent {
+namespace {
+
+// A report without the fields that move with the clock alone: two reports
+// equal here differ only in how much time has passed.
+std::string Shown(proto::TrafficReport r) {
+  r.clear_observed_ms();
+  r.clear_quiet_ms();
+  r.clear_samples();
+  r.clear_sampled_at();
+  r.clear_sequence();
+  for (auto& peer : *r.mutable_peers()) peer.clear_idle_ms();
+  return ToJson(r);
+}
+
+}  // namespace
 
 std::shared_ptr<TrafficObserver> TrafficObserver::Create(
     ZkSession* session, boost::asio::any_io_executor ex,
@@ -52,6 +67,7 @@ void TrafficObserver::Stop(const std::string& why) {
 
 void TrafficObserver::OnNewSession() {
   if (stopped_) return;
+  publish_next_ = true;
   node_->Forget();
   dir_ready_ = false;
   in_flight_ = false;
@@ -61,6 +77,7 @@ void TrafficObserver::OnNewSession() {
 
 void TrafficObserver::OnExpired() {
   if (stopped_) return;
+  publish_next_ = true;
   node_->Forget();
   dir_ready_ = false;
 }
@@ -175,15 +192,43 @@ void TrafficObserver::Sample() {
   report_ = std::move(r);
 }
 
+void TrafficObserver::PausedChanged() {
+  if (stopped_) return;
+  // A report still below the quiet threshold is written again when it
+  // reaches it, after the pause: nothing to do. One that reached it may
+  // never change again: write it now.
+  const uint64_t quiet = options_.request.quiet_ms();
+  if (quiet != 0 && published_quiet_ms_ < quiet && !published_shown_.empty()) {
+    return;
+  }
+  publish_next_ = true;
+  Publish();  // Start() built the first report already
+}
+
+bool TrafficObserver::WorthWriting() const {
+  const uint64_t quiet = options_.request.quiet_ms();
+  if (publish_next_ || quiet == 0) return true;
+  if (Shown(report_) != published_shown_) return true;
+  return published_quiet_ms_ < quiet && report_.quiet_ms() >= quiet;
+}
+
 void TrafficObserver::Publish() {
   if (stopped_ || in_flight_ || !acl_ || !session_->connected()) return;
+  if (!WorthWriting()) return;
   in_flight_ = true;
+  publish_next_ = false;
+  published_shown_ = Shown(report_);
+  published_quiet_ms_ = report_.quiet_ms();
   report_.set_sequence(++sequence_);
   std::weak_ptr<TrafficObserver> weak = shared_from_this();
   const std::string json = ToJson(report_);
   const AclList acl = *acl_;
   auto done = [weak] {
-    if (auto self = weak.lock()) self->in_flight_ = false;
+    auto self = weak.lock();
+    if (!self) return;
+    self->in_flight_ = false;
+    // Not ours after the attempt: it was not written; write the next one.
+    if (!self->stopped_ && !self->node_->ours()) self->publish_next_ = true;
   };
   auto retry = [weak] {
     if (auto self = weak.lock()) self->dir_ready_ = false;

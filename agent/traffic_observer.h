@@ -5,9 +5,17 @@
 //
 // Start() takes the baseline sample at once, then one sample every
 // interval on the executor. Each sample goes into a TrafficAggregator and
-// a report is published after it, with at most one write in flight (a
-// sample taken while one is in flight is published by the next tick, so
-// the node is written at most once per interval). The report's source:
+// a report is built after it. It is written, with at most one write in
+// flight (so at most once per interval), when it is worth a ZooKeeper
+// write: the first one, one that shows something new (connections, bytes,
+// peers, source, error: everything but the clock-driven fields
+// observed_ms, quiet_ms, samples, sampled_at and the peers' idle_ms), the
+// first whose quiet_ms reaches the request's quiet_ms (the coordinator's
+// --drain-quiet, all its decision compares quiet_ms with), and, when the
+// last one written already reached it, the next one after PausedChanged().
+// With a request that has no quiet_ms (an older
+// coordinator) every report is written. A report that could not be
+// written is written again at the next tick. The report's source:
 //   "sock_diag"            the kernel's socket tables (normal case);
 //   "sock_diag+forwarder"  the same, plus the forwarder's counters, for an
 //                          instance in forwarding mode;
@@ -82,6 +90,12 @@ class TrafficObserver : public std::enable_shared_from_this<TrafficObserver> {
   void Stop(const std::string& why);
   void OnNewSession();
   void OnExpired();
+  // The agent saw the instance's pause change. A coordinator waits for a
+  // report written after its pause; if the last one written already showed
+  // the instance quiet (so no later report is sure to come), the latest
+  // report (or, with a write in flight, the next one) is written whatever
+  // it shows.
+  void PausedChanged();
 
   const std::string& deploy_id() const { return options_.request.deploy_id(); }
   // The report last built (for tests and the debug log).
@@ -94,6 +108,8 @@ class TrafficObserver : public std::enable_shared_from_this<TrafficObserver> {
   void ArmTick();
   void Sample();
   void Publish();
+  // Whether report_ is worth a write (see the top of this file).
+  bool WorthWriting() const;
   void LearnAcl();
 
   ZkSession* session_;
@@ -112,6 +128,11 @@ class TrafficObserver : public std::enable_shared_from_this<TrafficObserver> {
   bool stopped_ = false;
   bool in_flight_ = false;
   bool dir_ready_ = false;  // /traffic/<service> exists (this session)
+  bool publish_next_ = true;  // write the next report whatever it shows
+  // The last report written, without its clock-driven fields, and its
+  // quiet_ms.
+  std::string published_shown_;
+  uint64_t published_quiet_ms_ = 0;
   std::optional<AclList> acl_;
 };
 

@@ -967,7 +967,17 @@ void ZkSession::EnsurePath(const std::string& path, const AclList& acl,
              (*self)(i + 1);
            });
   };
-  (*step)(0);
+  // Look before creating, as EnsurePathSync does: a create refused with
+  // NodeExists still costs the ensemble a transaction (and an fsync), and
+  // the path usually exists.
+  Exists(path, nullptr,
+         [step, done](Result<std::optional<NodeStat>> r) {
+           if (r.ok() && r->has_value()) {
+             done(Status::Ok());
+             return;
+           }
+           (*step)(0);
+         });
 }
 
 // --- sync ------------------------------------------------------------------

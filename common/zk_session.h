@@ -144,7 +144,8 @@ class ZkSession {
   // show a node that is already gone.
   void Sync(const std::string& path, StatusCallback done);
   // Creates every missing ancestor and `path` itself as persistent nodes
-  // with `acl` (empty data). Existing nodes are fine.
+  // with `acl` (empty data). Existing nodes are fine; when `path` exists
+  // already nothing is written.
   void EnsurePath(const std::string& path, const AclList& acl,
                   StatusCallback done);
 

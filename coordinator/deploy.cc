@@ -27,17 +27,18 @@ namespace detail {
 
 InstanceDeploy::Step InstanceDeploy::Begin(const std::string& name,
                                            const std::string& detail,
-                                           bool announce) {
+                                           bool announce, bool runs_command) {
   Step s;
   s.name = name;
   s.start = Clock::now();
   s.open = true;
-  // Long steps are journalled when they start too, so a coordinator that
-  // dies in one leaves it visible as "running".
+  // A command's start is on record before it runs, so a coordinator that
+  // dies in it leaves it visible as "running"; a long step without one is
+  // on record within the journal's flush delay.
   if (env_.journal) {
     s.journal_sent = Clock::now();
     s.journal_index = env_.journal->BeginStep(
-        address_, name, detail, /*persist=*/announce, &s.journalled);
+        address_, name, detail, /*persist=*/runs_command, &s.journalled);
   }
   env_.reporter->StepStarted(label_, name, detail, announce);
   return s;
@@ -417,7 +418,8 @@ std::optional<Stop> PauseDeploy::Verify() {
 std::optional<Stop> InstanceDeploy::Command() {
   CommandSpec spec = MakeCommand(opt_.command);
   Step step =
-      Begin("command", "running " + QuoteForMessage(opt_.command[0]), true);
+      Begin("command", "running " + QuoteForMessage(opt_.command[0]), true,
+            /*runs_command=*/true);
   if (auto stop = RecordCommandStart(step)) return stop;
   CommandOutcome outcome;
   std::string fence_reason;
@@ -715,7 +717,8 @@ void InstanceDeploy::RunStepCommand(const std::string& step_name,
                                     const std::string& failure) {
   CommandSpec spec = MakeCommand(argv);
   if (!failure.empty()) spec.env["ZKROLL_FAILURE"] = failure;
-  Step step = Begin(step_name, "running " + QuoteForMessage(argv[0]), true);
+  Step step = Begin(step_name, "running " + QuoteForMessage(argv[0]), true,
+                    /*runs_command=*/true);
   CommandOutcome outcome = RunCommand(
       spec,
       [&](OutputStream stream, std::string_view line) {

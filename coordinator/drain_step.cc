@@ -54,6 +54,9 @@ void PauseDeploy::StartObservation() {
   req.set_pid(::getpid());
   req.set_since(NowRfc3339());
   req.set_interval_ms(100);
+  // The agent writes a report when the instance's quiet time reaches this,
+  // instead of after every sample (docs/design.md, "Traffic observation").
+  req.set_quiet_ms(static_cast<uint32_t>(opt_.drain_quiet.count()));
   const int64_t sid = env_.session->session_id();
   auto created =
       env_.session->CreateSync(observation_.request_path, ToJson(req),

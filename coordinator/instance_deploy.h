@@ -82,7 +82,12 @@ class InstanceDeploy {
     Clock::time_point journal_sent;
   };
 
-  Step Begin(const std::string& name, const std::string& detail, bool announce);
+  // `announce`: a long step, reported when it starts. `runs_command`: the
+  // step starts a command, so its start is written to the journal before
+  // Begin returns (`journalled`); the journal writes every other step
+  // within Journal::kFlushDelay or with its next write.
+  Step Begin(const std::string& name, const std::string& detail, bool announce,
+             bool runs_command = false);
   void End(Step& step, const std::string& verdict, const std::string& detail);
   // Records the outcome in the result and the journal; returns the result.
   DeployResult Finish(DeployOutcome outcome, const std::string& detail);

@@ -29,7 +29,18 @@ Journal::Journal(ZkSession* session, AclList acl, ServiceName service,
       path_(std::move(path)),
       record_(std::move(record)),
       version_(version),
-      retry_window_(retry_window) {}
+      retry_window_(retry_window) {
+  flusher_ = std::thread([this] { FlushLoop(); });
+}
+
+Journal::~Journal() {
+  {
+    std::lock_guard<std::mutex> l(flush_mu_);
+    stopping_ = true;
+  }
+  flush_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
+}
 
 Result<std::unique_ptr<Journal>> Journal::Start(ZkSession* session,
                                                 const AclList& acl,
@@ -94,11 +105,44 @@ Status Journal::WriteRecordLocked(Millis window) {
     return r.status();
   }
   version_ = r->version;
+  record_dirty_ = false;
   return Status::Ok();
 }
 
 Status Journal::WriteInstanceLocked(const InstanceAddress& instance,
                                     Node& node) {
+  node.progress.set_instance(instance.NodeName());
+  std::unique_lock<std::mutex> record_lock(mu_);
+  if (record_dirty_) {
+    // Both in one transaction: half the fsyncs, and a reader never sees
+    // the instance's outcome in one node and not in the other.
+    const std::string path =
+        paths::DeployInstanceNode(service_, id_, instance);
+    std::vector<ZkOp> ops;
+    ops.push_back(node.version < 0
+                      ? ZkOp::Create(path, ToJson(node.progress),
+                                     CreateMode::kPersistent, acl_)
+                      : ZkOp::SetData(path, ToJson(node.progress),
+                                      node.version));
+    ops.push_back(ZkOp::SetData(path_, ToJson(record_), version_));
+    MultiResult m = session_->MultiSync(std::move(ops));
+    if (m.status.ok() && m.results.size() == 2) {
+      node.version = node.version < 0 ? 0 : m.results[0].stat.version;
+      node.dirty = false;
+      version_ = m.results[1].stat.version;
+      record_dirty_ = false;
+      return Status::Ok();
+    }
+    // One write each, with their retries and version handling (a multi
+    // that failed on a lost reply may have applied: they overwrite).
+    (void)WriteRecordLocked(std::min(retry_window_, kStepRetryWindow));
+  }
+  record_lock.unlock();
+  return WriteNodeAloneLocked(instance, node);
+}
+
+Status Journal::WriteNodeAloneLocked(const InstanceAddress& instance,
+                                     Node& node) {
   const std::string path = paths::DeployInstanceNode(service_, id_, instance);
   const std::string json = ToJson(node.progress);
   const Millis window = std::min(retry_window_, kStepRetryWindow);
@@ -111,6 +155,7 @@ Status Journal::WriteInstanceLocked(const InstanceAddress& instance,
     });
     if (created.ok()) {
       node.version = 0;
+      node.dirty = false;
       return Status::Ok();
     }
     if (created.status().code() != StatusCode::kAlreadyExists) {
@@ -139,7 +184,82 @@ Status Journal::WriteInstanceLocked(const InstanceAddress& instance,
     return r.status();
   }
   node.version = r->version;
+  node.dirty = false;
   return Status::Ok();
+}
+
+void Journal::Hold(const InstanceAddress* instance) {
+  const auto due = std::chrono::steady_clock::now() + kFlushDelay;
+  std::lock_guard<std::mutex> l(flush_mu_);
+  if (instance != nullptr) {
+    due_.emplace(*instance, due);  // an earlier due time stays
+  } else if (!record_due_) {
+    record_due_ = due;
+  }
+  flush_cv_.notify_all();
+}
+
+void Journal::FlushLoop() {
+  using SteadyClock = std::chrono::steady_clock;
+  std::unique_lock<std::mutex> l(flush_mu_);
+  while (!stopping_) {
+    auto next = SteadyClock::time_point::max();
+    for (const auto& [a, t] : due_) next = std::min(next, t);
+    if (record_due_) next = std::min(next, *record_due_);
+    if (next == SteadyClock::time_point::max()) {
+      flush_cv_.wait(l);
+      continue;
+    }
+    const auto now = SteadyClock::now();
+    if (now < next) {
+      flush_cv_.wait_until(l, next);
+      continue;
+    }
+    std::vector<InstanceAddress> nodes;
+    for (auto it = due_.begin(); it != due_.end();) {
+      if (it->second <= now) {
+        nodes.push_back(it->first);
+        it = due_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    const bool record = record_due_ && *record_due_ <= now;
+    if (record) record_due_.reset();
+    l.unlock();
+    for (const InstanceAddress& a : nodes) {
+      Node& node = NodeFor(a);
+      std::lock_guard<std::mutex> nl(node.mu);
+      if (!node.dirty) continue;  // written meanwhile
+      (void)WriteInstanceLocked(a, node);
+      if (node.dirty) Hold(&a);  // failed: again after the delay
+    }
+    if (record) {
+      std::lock_guard<std::mutex> rl(mu_);
+      if (record_dirty_) {
+        (void)WriteRecordLocked(std::min(retry_window_, kStepRetryWindow));
+        if (record_dirty_) Hold(nullptr);
+      }
+    }
+    l.lock();
+  }
+}
+
+void Journal::FlushAll() {
+  {
+    std::lock_guard<std::mutex> l(flush_mu_);
+    due_.clear();
+    record_due_.reset();
+  }
+  std::vector<std::pair<InstanceAddress, Node*>> nodes;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& [a, n] : nodes_) nodes.emplace_back(a, &n);
+  }
+  for (auto& [a, node] : nodes) {
+    std::lock_guard<std::mutex> nl(node->mu);
+    if (node->dirty) (void)WriteInstanceLocked(a, *node);
+  }
 }
 
 Journal::Node& Journal::NodeFor(const InstanceAddress& instance) {
@@ -159,7 +279,9 @@ int Journal::BeginStep(const InstanceAddress& instance, const std::string& name,
   step->set_started_at(NowRfc3339());
   step->set_verdict("running");
   step->set_detail(detail);
+  node.dirty = true;
   Status w = persist ? WriteInstanceLocked(instance, node) : Status::Ok();
+  if (node.dirty) Hold(&instance);
   if (written != nullptr) *written = w;
   return node.progress.steps_size() - 1;
 }
@@ -167,8 +289,10 @@ int Journal::BeginStep(const InstanceAddress& instance, const std::string& name,
 Status Journal::WriteInstance(const InstanceAddress& instance) {
   Node& node = NodeFor(instance);
   std::lock_guard<std::mutex> l(node.mu);
-  node.progress.set_instance(instance.NodeName());
-  return WriteInstanceLocked(instance, node);
+  node.dirty = true;
+  Status w = WriteInstanceLocked(instance, node);
+  if (node.dirty) Hold(&instance);
+  return w;
 }
 
 void Journal::EndStep(const InstanceAddress& instance, int index,
@@ -180,24 +304,31 @@ void Journal::EndStep(const InstanceAddress& instance, int index,
   step->set_ended_at(NowRfc3339());
   step->set_verdict(verdict);
   if (!detail.empty()) step->set_detail(detail);
-  (void)WriteInstanceLocked(instance, node);
+  node.dirty = true;
+  Hold(&instance);
 }
 
 void Journal::SetInstanceOutcome(const InstanceAddress& instance,
                                  const std::string& outcome) {
+  const bool final = outcome != "pending" && outcome != "running";
   Node& node = NodeFor(instance);
+  std::lock_guard<std::mutex> nl(node.mu);
+  node.progress.set_instance(instance.NodeName());
+  node.progress.set_outcome(outcome);
+  node.dirty = true;
   {
-    std::lock_guard<std::mutex> l(node.mu);
-    node.progress.set_instance(instance.NodeName());
-    node.progress.set_outcome(outcome);
-    (void)WriteInstanceLocked(instance, node);
+    std::lock_guard<std::mutex> l(mu_);
+    RecordEntryLocked(instance)->set_outcome(outcome);
+    record_dirty_ = true;
   }
+  if (final) (void)WriteInstanceLocked(instance, node);
+  if (node.dirty) Hold(&instance);
   std::lock_guard<std::mutex> l(mu_);
-  RecordEntryLocked(instance)->set_outcome(outcome);
-  (void)WriteRecordLocked(std::min(retry_window_, kStepRetryWindow));
+  if (record_dirty_) Hold(nullptr);
 }
 
 Status Journal::Finish(const std::string& outcome, const std::string& detail) {
+  FlushAll();
   std::lock_guard<std::mutex> l(mu_);
   record_.set_outcome(outcome);
   record_.set_detail(detail);

@@ -12,6 +12,20 @@
 // coordinator that dies leaves "running" behind, which readers show as
 // unfinished.
 //
+// Writes are few, because at fleet scale the ensemble's write rate is the
+// limit: a change is written at once only where a reader or a recovery
+// needs it at once, i.e. a persisted BeginStep (the start of COMMAND, which
+// must be on record before COMMAND runs), WriteInstance(), an instance's
+// final outcome and Finish(). Every other change (quick steps, the end of a
+// step, "running") is held for at most kFlushDelay (2 s) and goes out with
+// the next of those writes, or by itself when the delay has passed, so a
+// step still running after two seconds is on record, and a quick instance
+// costs two writes: its COMMAND start and its outcome (the delay is long
+// enough that a loaded machine does not add a third). An instance's node
+// and the record are written together in one multi (one transaction) when
+// both changed. A coordinator killed mid-step therefore loses at most the
+// last second of step changes, never a started COMMAND or an outcome.
+//
 // Writing the journal never stops a deploy by itself: a failed write is
 // logged and the whole node is written again at the next update. The one
 // write a caller may wait for is a persisted BeginStep's (`written`): the
@@ -20,15 +34,21 @@
 //
 // Thread-safety: all methods are thread-safe (instances of a batch report
 // concurrently). Writes of one node are serialized; writes of different
-// instances' nodes run in parallel, so ZooKeeper can pipeline them.
+// instances' nodes run in parallel, so ZooKeeper can pipeline them. Held
+// changes are written by a thread of the journal's own.
 #ifndef ZKROLL_COORDINATOR_JOURNAL_H_
 #define ZKROLL_COORDINATOR_JOURNAL_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
+
 
 #include "common/duration.h"
 #include "common/names.h"
@@ -50,31 +70,42 @@ class Journal {
                                                 const ServiceName& service,
                                                 proto::DeployRecord record,
                                                 Millis retry_window);
+  ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
   // Appends a step with verdict "running" and returns its index. With
-  // `persist` false the step is only written by EndStep: quick steps are
-  // not worth a ZooKeeper write (and its fsync) of their own. `written`
-  // (may be null) gets the status of that write (Ok when not persisted).
+  // `persist` the node is written before this returns (the start of
+  // COMMAND); otherwise within kFlushDelay or with the next write: quick
+  // steps are not worth a ZooKeeper write (and its fsync) of their own.
+  // `written` (may be null) gets the status of that write (Ok when not
+  // persisted).
   int BeginStep(const InstanceAddress& instance, const std::string& name,
                 const std::string& detail, bool persist,
                 Status* written = nullptr);
   // Writes `instance`'s node as it is now (after a failed write the caller
   // must see succeed), with the same brief retries as the step updates.
   Status WriteInstance(const InstanceAddress& instance);
-  // Completes step `index` (from BeginStep).
+  // Completes step `index` (from BeginStep); written within kFlushDelay or
+  // with the next write.
   void EndStep(const InstanceAddress& instance, int index,
                const std::string& verdict, const std::string& detail);
-  // pending | running | succeeded | failed | aborted
+  // pending | running | succeeded | failed | aborted. A final outcome
+  // (succeeded, failed, aborted) is written at once, with the instance's
+  // steps, in one transaction with the record; pending and running are
+  // held like a step change.
   void SetInstanceOutcome(const InstanceAddress& instance,
                           const std::string& outcome);
-  // Sets the final outcome and end time. Retries briefly: this is the one
-  // write a reader most needs.
+  // Writes every held change, then sets the final outcome and end time.
+  // Retries for the retry window: this is the one write a reader most
+  // needs.
   Status Finish(const std::string& outcome, const std::string& detail);
 
   const std::string& path() const { return path_; }
   proto::DeployRecord record() const;
+
+  // How long a change that nobody waits for may stay unwritten.
+  static constexpr Millis kFlushDelay{2000};
 
  private:
   Journal(ZkSession* session, AclList acl, ServiceName service, DeployId id,
@@ -84,13 +115,32 @@ class Journal {
     std::mutex mu;  // guards the fields below and the node's writes
     proto::DeployRecord::InstanceProgress progress;
     int32_t version = -1;  // -1: not created yet
+    bool dirty = false;    // changed since its last successful write
   };
   // The node of `instance`, created on first use (stable address).
   Node& NodeFor(const InstanceAddress& instance);
+  // Lock order: a Node's mu before mu_.
   Status WriteRecordLocked(Millis window);
+  // Writes the node (and, in the same multi, the record when it has held
+  // changes). Needs node.mu.
   Status WriteInstanceLocked(const InstanceAddress& instance, Node& node);
+  Status WriteNodeAloneLocked(const InstanceAddress& instance, Node& node);
   proto::DeployRecord::InstanceProgress* RecordEntryLocked(
       const InstanceAddress& instance);
+  // Holds a change of `instance`'s node (or of the record, with nullptr)
+  // for the flush thread.
+  void Hold(const InstanceAddress* instance);
+  void FlushLoop();
+  // Writes every held change now.
+  void FlushAll();
+
+  // The flush thread's state, guarded by flush_mu_ (taken last).
+  std::mutex flush_mu_;
+  std::condition_variable flush_cv_;
+  std::map<InstanceAddress, std::chrono::steady_clock::time_point> due_;  // held nodes
+  std::optional<std::chrono::steady_clock::time_point> record_due_;       // held record
+  bool stopping_ = false;
+  std::thread flusher_;
 
   ZkSession* session_;
   ZkRetryContext retry_;  // stateless: shared by the deploy threads
@@ -101,6 +151,7 @@ class Journal {
   mutable std::mutex mu_;  // guards record_, version_ and the map nodes_
   proto::DeployRecord record_;
   int32_t version_;
+  bool record_dirty_ = false;  // changed since its last successful write
   std::map<InstanceAddress, Node> nodes_;
   Millis retry_window_;
 };

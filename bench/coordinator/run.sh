@@ -12,10 +12,16 @@
 #      overhead = wall time - drain step - command step.
 #   2. one rollout of all N instances, --batch BATCH, --min-healthy N-BATCH,
 #      instant command, zero drain.
+#   3. ZooKeeper transactions per instance rollover: rollouts of TXN_N
+#      instances, batch 1, COMMAND /bin/true, with `--drain fixed
+#      --drain-wait 0s` and with `--drain auto`; the server's zxid (from the
+#      `srvr` four-letter word) before and after each, divided by TXN_N.
+#      Every committed write counts: pause, journal, agent record,
+#      registration, resume, drain request, traffic reports, lock, sessions.
 # Target (see bench/coordinator/README.md): overhead under 200 ms per
 # instance.
 #
-# Environment: N (default 100), BATCH (10), DEPLOYS (10), ZKROLL_JAVA,
+# Environment: N (default 100), BATCH (10), DEPLOYS (10), TXN_N (10), ZKROLL_JAVA,
 # ZKROLL_ZK_CLASSPATH, KEEP=1 to keep the work directory.
 set -euo pipefail
 
@@ -24,6 +30,8 @@ BUILD=$(cd "$BUILD" && pwd)
 N=${N:-100}
 BATCH=${BATCH:-10}
 DEPLOYS=${DEPLOYS:-10}
+TXN_N=${TXN_N:-10}
+(( TXN_N <= N )) || TXN_N=$N
 JAVA=${ZKROLL_JAVA:-/usr/bin/java}
 ZKCP=${ZKROLL_ZK_CLASSPATH:-/usr/share/java/zookeeper.jar}
 ZKROLL=$BUILD/coordinator/zkroll
@@ -74,7 +82,9 @@ CFG
   -cp "$ZKCP" org.apache.zookeeper.server.ZooKeeperServerMain \
   "$WORK/zk/zoo.cfg" > "$WORK/zk/server.log" 2>&1 &
 PIDS+=($!)
-zk_ok() { [[ $(exec 3<>/dev/tcp/127.0.0.1/$ZKPORT && printf ruok >&3 && cat <&3) == imok ]] 2>/dev/null; }
+# A server still starting may accept the connection and never answer: the
+# check gives up after 2 s and is tried again.
+zk_ok() { [[ $(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZKPORT && printf ruok >&3 && cat <&3" 2>/dev/null) == imok ]]; }
 wait_until 60 zk_ok || { echo "ZooKeeper did not start; see $WORK/zk/server.log" >&2; exit 1; }
 ZK=127.0.0.1:$ZKPORT
 SVC=bench
@@ -176,3 +186,37 @@ for name, d in steps.items():
     d.sort()
     print(f"    {name:<11} p50 {d[len(d) // 2]:4d} ms  max {d[-1]:4d} ms")
 PY
+
+# --- 3. ZooKeeper transactions per instance rollover ------------------------
+# The server's last zxid, from `srvr` ("Zxid: 0x..."). Reads commit nothing,
+# so the difference around a rollout counts exactly the writes (and session
+# creations and closes) the server committed meanwhile.
+zxid() {
+  python3 - "$ZKPORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"srvr")
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk: break
+    data += chunk
+for line in data.decode().splitlines():
+    if line.startswith("Zxid:"):
+        print(int(line.split()[1], 16))
+PY
+}
+TXN_TARGETS=$(printf '127.0.0.1:%s\n' "${PORTS[@]:0:$TXN_N}" | paste -sd, -)
+echo
+echo "ZooKeeper transactions per instance rollover (rollout of $TXN_N instances, batch 1, COMMAND /bin/true):"
+for mode in fixed auto; do
+  wait_until 60 registered || { echo "instances did not come back; see $WORK/agent.log" >&2; exit 1; }
+  z0=$(zxid)
+  "$ZKROLL" --zk "$ZK" --output json rollout --service "$SVC" --instances "$TXN_TARGETS" \
+    --batch 1 --min-healthy $(( N - 1 )) --drain "$mode" --drain-wait "$([[ $mode == fixed ]] && echo 0s || echo 5s)" \
+    --health-interval 100ms -- /bin/true > "$WORK/txn-$mode.json" 2> "$WORK/txn-$mode.err" || {
+      echo "rollout ($mode) failed; see $WORK/txn-$mode.json" >&2; tail -3 "$WORK/txn-$mode.json" >&2; exit 1; }
+  z1=$(zxid)
+  python3 -c "import sys; d=int(sys.argv[2])-int(sys.argv[1]); n=int(sys.argv[3]); print(f'  --drain {sys.argv[4]:<5}: {d} transactions, {d / n:.1f} per instance')" \
+    "$z0" "$z1" "$TXN_N" "$mode$([[ $mode == fixed ]] && echo ' --drain-wait 0s' || echo ' (cap 5s)')"
+done

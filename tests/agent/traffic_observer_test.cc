@@ -177,5 +177,60 @@ TEST_F(TrafficObserverTest, FailedDumpFallsBackToForwarderCounters) {
   })) << ToJson(seen);
 }
 
+// With the coordinator's --drain-quiet in the request, a report is written
+// only when it is worth a write: the first, the first whose quiet_ms
+// reaches the threshold, and the next after PausedChanged() once the
+// instance was quiet (the agent sees the instance paused). Samples that show only more time passing are not
+// written (issue 15, item 9: ZooKeeper writes per rollover).
+TEST_F(TrafficObserverTest, WritesOnlyReportsTheDrainDecisionCanUse) {
+  auto o = Options();
+  o.request.set_quiet_ms(500);
+  o.sample = []() -> Result<observe::TrafficSample> {
+    return observe::TrafficSample{};  // no connection at all
+  };
+  Start(std::move(o));
+  proto::TrafficReport seen;
+  auto wait = [&](const std::function<bool(const proto::TrafficReport&)>& f) {
+    return WaitFor(
+        [&] {
+          auto r = Report();
+          if (!r) return false;
+          seen = *r;
+          return f(*r);
+        },
+        kDeadline);
+  };
+  ASSERT_TRUE(wait([](const auto& r) { return r.sequence() >= 1; }));
+  EXPECT_EQ(seen.sequence(), 1u);
+  EXPECT_EQ(seen.source(), "sock_diag");
+  // Below the threshold: more samples, the same report but for the clock.
+  Advance(milliseconds(300));
+  uint64_t samples = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        OnIo([&] { samples = observer_->last_report().samples(); });
+        return samples >= 5;
+      },
+      kDeadline));
+  auto r = Report();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->sequence(), 1u) << "a sample that shows only time passing "
+                                  "was written: "
+                               << ToJson(*r);
+  // The threshold is reached: written once.
+  Advance(milliseconds(300));
+  ASSERT_TRUE(wait([](const auto& r) { return r.quiet_ms() >= 500; }))
+      << ToJson(seen);
+  EXPECT_EQ(seen.sequence(), 2u) << ToJson(seen);
+  EXPECT_EQ(seen.quiet_ms(), 600u);
+  // The agent saw a pause after the instance went quiet: the next report
+  // is written whatever it shows (a coordinator waits for one written after
+  // its pause).
+  OnIo([&] { observer_->PausedChanged(); });
+  ASSERT_TRUE(wait([](const auto& r) { return r.sequence() >= 3; }))
+      << ToJson(seen);
+  EXPECT_EQ(seen.sequence(), 3u) << ToJson(seen);
+}
+
 }  // namespace
 }  // namespace zkroll::agent

@@ -608,6 +608,64 @@ TEST_F(AgentFlowTest, RolloutUpgradesEveryDeclaredInstanceInBatches) {
   EXPECT_NE(h.output.find("rollout  succeeded"), std::string::npos) << h.output;
 }
 
+// Issue 15, item 9: at fleet scale the ensemble's write rate is the limit,
+// so an instance's rollover may cost at most 6 ZooKeeper transactions
+// (pause, COMMAND start and outcome in the journal, resume, registration,
+// and what is left for the agent's record and the rollout's own lock,
+// journal and session). Counted, not timed: the zxid of a node created
+// before the rollout and of one created after it (the agent settled, so
+// its record's last change is in) bound every transaction in between.
+TEST_F(AgentFlowTest, RolloutCostsAtMostSixTransactionsPerInstance) {
+  constexpr int kInstances = 10;
+  StartFleet(kInstances, {"--resync", "1h"});
+  WaitFleetSettled();
+  // A first deploy makes the service's nodes every later one finds
+  // (/deploys/<service>, /locks/<service>, /pause/<service>): a one-time
+  // cost, not a per-rollover one.
+  // Its id sorts before the rollout's, which LastJournal() reads.
+  RunResult first = Zkroll(Deploy(services_[0]->port(),
+                                  {"--deploy-id", "00000000T000000Z-first"},
+                                  {"/bin/true"}));
+  ASSERT_EQ(first.exit_code, 0) << first.output << AgentLogs();
+  WaitFleetSettled();
+  auto mark = [&](const std::string& name) -> int64_t {
+    const std::string path = "/" + name;
+    EXPECT_TRUE(
+        zk_->CreateSync(path, "", CreateMode::kPersistent, OpenAcl()).ok());
+    auto d = zk_->GetSync(path);
+    EXPECT_TRUE(d.ok()) << path;
+    return d.ok() ? d->stat.czxid : 0;
+  };
+  const int64_t before = mark("zxid-before");
+  RunResult r = Zkroll({"rollout", "--service", svc_, "--batch", "1",
+                        "--min-healthy", std::to_string(kInstances - 1),
+                        "--drain", "fixed", "--drain-wait", "0s",
+                        "--health-interval", "100ms", "--", "/bin/true"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << AgentLogs();
+  WaitFleetSettled();
+  const int64_t after = mark("zxid-after");
+  ASSERT_GT(before, 0);
+  ASSERT_GT(after, before);
+  const int64_t transactions = after - before - 1;  // not the mark itself
+  std::cerr << "rollout of " << kInstances << " instances: " << transactions
+            << " ZooKeeper transactions, "
+            << static_cast<double>(transactions) / kInstances
+            << " per instance\n";
+  EXPECT_LE(transactions, 6 * kInstances) << r.output;
+  // Nothing a reader needs was left out: every outcome and step is there.
+  auto journal = LastJournal();
+  ASSERT_TRUE(journal.has_value());
+  EXPECT_EQ(journal->outcome(), "succeeded");
+  ASSERT_EQ(journal->instances_size(), kInstances);
+  for (int i = 0; i < kInstances; ++i) {
+    EXPECT_EQ(journal->instances(i).outcome(), "succeeded");
+    EXPECT_THAT(StepNames(*journal, i),
+                ::testing::ElementsAre("pause:ok", "drain:ok", "verify:ok",
+                                       "command:ok", "health:ok", "resume:ok",
+                                       "registered:ok"));
+  }
+}
+
 TEST_F(AgentFlowTest, RolloutStopsAtFirstFailedBatch) {
   StartFleet(3);
   // The first instance (lowest port) fails its upgrade; the others must not
