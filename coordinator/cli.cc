@@ -26,6 +26,7 @@
 #include "coordinator/options.h"
 #include "coordinator/plan.h"
 #include "coordinator/reporter.h"
+#include "coordinator/resume.h"
 #include "coordinator/rollout.h"
 #include "coordinator/rollout_request.h"
 #include "coordinator/status.h"
@@ -276,24 +277,10 @@ int RunDeploy(const po::variables_map& vm, const Command& command) {
   return code;
 }
 
-int RunRollout(const po::variables_map& vm, const Command& command) {
-  GlobalConfig g = ParseGlobals(vm);
-  RolloutRequest request = ParseRequest("rollout", vm, command, g);
-  if (request.dry_run) return RunDryRun(g, request);
-
-  Session s(g.format);
-  if (auto code = Open(s, g)) return *code;
-  PreparedRollout prep;
-  if (auto failed = Prepare(&s.connection, &s.reporter, &request, &prep)) {
-    return Finish(&s.reporter, failed->exit_code, failed->message);
-  }
-  const ServiceName& service = request.service;
-  const DeployId& id = request.id;
-  DeployEnvironment env =
-      MakeEnvironment(&s.connection, &s.abort, &s.reporter, request, prep);
-  RolloutResult r =
-      RunRollout(env, request.options, request.targets, prep.lock.get());
-
+// Ends a rollout (a new one or a resumed one): the journal's outcome, the
+// lock released, the summary and the exit code.
+int FinishRollout(Session& s, const RolloutRequest& request,
+                  PreparedRollout& prep, const RolloutResult& r) {
   int code = kExitOk;
   if (r.session_lost) {
     code = kExitSessionLost;
@@ -306,17 +293,20 @@ int RunRollout(const po::variables_map& vm, const Command& command) {
   if (!js.ok()) LOG(WARNING) << "final journal write failed: " << js.ToString();
   Status ls = prep.lock->Release();
   if (!ls.ok()) LOG(WARNING) << ls.ToString();
-  std::string summary = "rollout " + id.str() + " of " + service.str() + " " +
-                        r.outcome + ": " + r.detail;
+  const std::string& id = request.id.str();
+  const std::string& service = request.service.str();
+  std::string summary =
+      "rollout " + id + " of " + service + " " + r.outcome + ": " + r.detail;
   if (r.outcome != "succeeded" && !r.min_healthy_stop) {
     summary +=
         ". Instances not started were not touched; fix the cause and "
-        "run the rollout again (name the remaining instances with "
-        "--instances to skip the upgraded ones)";
+        "continue with `zkroll rollout --resume " +
+        id + " --service " + service +
+        "` (instances that succeeded are not run again)";
   }
   for (const auto& f : r.failures) summary += "\n  " + f;
   proto::ResultEvent result;
-  result.set_deploy_id(id.str());
+  result.set_deploy_id(id);
   result.set_journal(prep.journal->path());
   result.set_succeeded(static_cast<uint32_t>(r.succeeded));
   result.set_failed(static_cast<uint32_t>(r.failed));
@@ -324,6 +314,90 @@ int RunRollout(const po::variables_map& vm, const Command& command) {
   result.set_not_started(static_cast<uint32_t>(r.not_started));
   s.reporter.Result(r.outcome, code, summary, result);
   return code;
+}
+
+// `rollout --resume ID` and `promote`: continue deploy ID from its journal.
+int RunResumed(const GlobalConfig& g, const ResumeOptions& options) {
+  Session s(g.format);
+  if (auto code = Open(s, g)) return *code;
+  auto plan = PlanResume(s.connection.session(), options,
+                         g.connect.connect_timeout);
+  if (!plan.ok()) {
+    return Finish(&s.reporter, ExitCodeFor(plan.status()),
+                  Explain(plan.status()));
+  }
+  PreparedRollout prep;
+  if (auto failed = PrepareResume(&s.connection, &s.reporter, *plan, &prep)) {
+    return Finish(&s.reporter, failed->exit_code, failed->message);
+  }
+  DeployEnvironment env = MakeEnvironment(&s.connection, &s.abort, &s.reporter,
+                                          plan->request, prep);
+  RolloutResult r = RunResume(env, *plan, prep.lock.get());
+  return FinishRollout(s, plan->request, prep, r);
+}
+
+// The options that may stand beside --resume: the rest comes from the
+// journal, so that a resumed rollout is the rollout that was started.
+const std::set<std::string> kBesideResume = {
+    "service", "resume", "rerun-command", "command-ended", "zk",
+    "connect-timeout", "session-timeout", "auth-file", "output"};
+
+int RunRolloutResume(const po::variables_map& vm, const Command& command) {
+  GlobalConfig g = ParseGlobals(vm);
+  ResumeOptions options;
+  options.service = ServiceOption(vm);
+  auto id = DeployId::Parse(Get(vm, "resume"));
+  if (!id.ok()) throw UsageError{"--resume: " + id.status().message()};
+  options.id = *id;
+  for (const auto& [name, value] : vm) {
+    if (value.defaulted() || kBesideResume.count(name)) continue;
+    throw UsageError{"--" + name +
+                     " cannot be given with --resume: a resumed rollout "
+                     "keeps the options its journal recorded (see them with "
+                     "`zkroll history --service " +
+                     options.service.str() + " --deploy-id " +
+                     options.id.str() + "`)"};
+  }
+  if (!command.empty()) {
+    throw UsageError{
+        "--resume takes no `-- COMMAND`: the COMMAND its journal recorded "
+        "runs"};
+  }
+  options.rerun_command = SwitchOption(vm, "rerun-command");
+  options.command_ended = SwitchOption(vm, "command-ended");
+  return RunResumed(g, options);
+}
+
+int RunRollout(const po::variables_map& vm, const Command& command) {
+  if (vm.count("resume")) return RunRolloutResume(vm, command);
+  GlobalConfig g = ParseGlobals(vm);
+  RolloutRequest request = ParseRequest("rollout", vm, command, g);
+  if (request.dry_run) return RunDryRun(g, request);
+
+  Session s(g.format);
+  if (auto code = Open(s, g)) return *code;
+  PreparedRollout prep;
+  if (auto failed = Prepare(&s.connection, &s.reporter, &request, &prep)) {
+    return Finish(&s.reporter, failed->exit_code, failed->message);
+  }
+  DeployEnvironment env =
+      MakeEnvironment(&s.connection, &s.abort, &s.reporter, request, prep);
+  RolloutResult r =
+      RunRollout(env, request.options, request.targets, prep.lock.get());
+  return FinishRollout(s, request, prep, r);
+}
+
+// `zkroll promote`: the rest of a rollout that awaits promotion.
+int RunPromote(const po::variables_map& vm, const Command& /*none*/) {
+  GlobalConfig g = ParseGlobals(vm);
+  ResumeOptions options;
+  options.service = ServiceOption(vm);
+  Require(vm, "deploy");
+  auto id = DeployId::Parse(Get(vm, "deploy"));
+  if (!id.ok()) throw UsageError{"--deploy: " + id.status().message()};
+  options.id = *id;
+  options.promote = true;
+  return RunResumed(g, options);
 }
 
 int RunStatus(const po::variables_map& vm, const Command& /*none*/) {
@@ -518,6 +592,13 @@ po::options_description InitOptions() {
   return d;
 }
 
+po::options_description PromoteOptions() {
+  po::options_description d = ServiceOnlyOptions();
+  d.add_options()("deploy", po::value<std::string>(),
+                  "the rollout awaiting promotion (its deploy id)");
+  return d;
+}
+
 // One subcommand: what `zkroll --help` lists, what `zkroll NAME --help`
 // shows, the options it accepts besides the global ones, and its handler.
 struct Subcommand {
@@ -548,8 +629,18 @@ const Subcommand kSubcommands[] = {
      "K at a time, never leaving fewer than M registered.\n"
      "With --dry-run (deploy too): print the plan and whether the run\n"
      "could start (exit 0) or not (exit 1, with why); writes nothing.",
-     "Stops after more than --max-failures failed instances.",
+     "Stops after more than --max-failures failed instances.\n"
+     "`zkroll rollout --resume ID --service S` continues rollout (or deploy)\n"
+     "ID that stopped (failed, aborted, its coordinator killed) from its\n"
+     "journal; see the Resume options below.",
      true, RolloutRequestOptions, RunRollout},
+    {"promote", "--service S --deploy ID",
+     "Continue a rollout that awaits promotion after its canary.",
+     "Deploys the rest of rollout ID (stopped after its canary soak with\n"
+     "--canary-promote manual, outcome awaiting-promotion) with the options\n"
+     "its journal recorded: the same as `zkroll rollout --resume ID`, for\n"
+     "that state only.",
+     false, PromoteOptions, RunPromote},
     {"status", "--service S",
      "Each instance: registered, paused, agent, health.",
      "Shows each instance of S: registered, paused (by whom, why, until),\n"

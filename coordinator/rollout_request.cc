@@ -22,6 +22,35 @@ namespace po = boost::program_options;
 // the id comes from the record, and a journal exists only for a real run.
 const std::set<std::string> kNotRebuilt = {"deploy-id", "dry-run", "help"};
 
+// How to continue a stopped rollout: not part of any request, never
+// recorded.
+const std::set<std::string> kResumeOptions = {"resume", "rerun-command",
+                                              "command-ended"};
+
+po::options_description ResumeOptionsDescription() {
+  po::options_description d(
+      "Resume (`zkroll rollout --resume ID --service S`; docs/design.md, "
+      "\"Resume\")");
+  auto add = d.add_options();
+  add("resume", po::value<std::string>(),
+      "continue deploy ID from its journal, with its recorded options and "
+      "COMMAND, on the instances not yet done (no other option and no "
+      "COMMAND may be given). An instance that succeeded is never run "
+      "again; one whose COMMAND was running when its coordinator was "
+      "killed is waited for (at most --exec-timeout) and then checked and "
+      "resumed without running COMMAND again. Refused (exit 2, nothing "
+      "touched): unknown ID, a deploy that succeeded or is running (lock "
+      "held), instances that no longer match its plan");
+  add("rerun-command", po::bool_switch(),
+      "with --resume: run COMMAND again on the instance whose COMMAND was "
+      "running when its coordinator was killed (once it has ended)");
+  add("command-ended", po::bool_switch(),
+      "with --resume: you made sure that COMMAND, running when its "
+      "coordinator was killed on another host (or before its process was "
+      "recorded), has ended; zkroll cannot observe it");
+  return d;
+}
+
 po::options_description TargetOptionsDescription(const std::string& kind) {
   po::options_description d("Options");
   auto add = d.add_options();
@@ -271,6 +300,11 @@ RolloutRequest Parse(const std::string& kind, const OptionValues& vm,
     r.targets = {InstanceOption(vm)};
     r.options.deploy = ParseDeployOptions(vm, command, zk_retry_window);
   } else {
+    for (const char* name : {"rerun-command", "command-ended"}) {
+      if (SwitchOption(vm, name)) {
+        throw OptionError{std::string("--") + name + " needs --resume ID"};
+      }
+    }
     r.options.deploy = ParseDeployOptions(vm, command, zk_retry_window);
     ParseRolloutOptions(vm, &r.options);
     r.from_agents = !vm.count("instances");
@@ -288,6 +322,7 @@ std::map<std::string, std::string> Texts(const OptionValues& vm) {
   for (const auto& [name, value] : vm) {
     // --auth-file names a secret's file: not for a world-readable journal.
     if (name == "help" || name == "auth-file") continue;
+    if (kResumeOptions.count(name)) continue;
     if (auto text = OptionText(value.value())) texts[name] = *text;
   }
   return texts;
@@ -300,6 +335,7 @@ po::options_description RequestOptionsDescription(const std::string& kind) {
   all.add(TargetOptionsDescription(kind));
   all.add(DeployOptionsDescription());
   all.add(SwitchOptionsDescription());
+  if (kind == "rollout") all.add(ResumeOptionsDescription());
   return all;
 }
 
@@ -330,7 +366,7 @@ Result<RolloutRequest> RolloutRequest::FromParameters(
   // they did when the user gave it.
   std::vector<std::string> args;
   for (const auto& [name, text] : record.parameters()) {
-    if (kNotRebuilt.count(name)) continue;
+    if (kNotRebuilt.count(name) || kResumeOptions.count(name)) continue;
     const po::option_description* option =
         desc.find_nothrow(name, /*approx=*/false);
     if (option == nullptr) continue;  // a global option, or none of ours
