@@ -18,6 +18,7 @@
 #include "coordinator/inventory.h"
 #include "coordinator/instance_deploy.h"
 #include "coordinator/lock.h"
+#include "coordinator/process_identity.h"
 #include "coordinator/session_fence.h"
 #include "zkroll.pb.h"
 
@@ -465,10 +466,29 @@ std::optional<Stop> InstanceDeploy::Verify() {
 }
 
 std::optional<Stop> InstanceDeploy::Command() {
+  if (!opt_.command_already_ran.empty()) {
+    Step step = Begin("command", opt_.command_already_ran, false);
+    End(step, "skipped", opt_.command_already_ran);
+    command_started_ = true;  // a failed check runs --on-failure
+    return std::nullopt;
+  }
   CommandSpec spec = MakeCommand(opt_.command);
   Step step =
       Begin("command", "running " + QuoteForMessage(opt_.command[0]), true);
   if (auto stop = RecordCommandStart(step)) return stop;
+  // The process goes on record as soon as it exists: a coordinator killed
+  // from now on leaves a COMMAND that may still run, and `rollout
+  // --resume` must find it to wait for it (process_identity.h).
+  spec.on_started = [&](int pid) {
+    if (env_.journal == nullptr) return;
+    auto process = IdentifyProcess(pid);
+    if (!process.ok()) {
+      LOG(WARNING) << label_ << ": cannot identify COMMAND's process " << pid
+                   << ": " << process.status().ToString();
+      return;
+    }
+    env_.journal->SetStepProcess(address_, step.journal_index, *process);
+  };
   CommandOutcome outcome;
   std::string fence_reason;
   {

@@ -143,6 +143,11 @@ struct DeployOptions {
   Millis health_interval{5000};
   Millis health_timeout{2000};
   Millis register_timeout{30000};
+  // Set by `rollout --resume` for an instance whose COMMAND already ran, or
+  // ran when the coordinator was killed and has ended since (its outcome
+  // unknown): COMMAND is not run again; the "command" step is recorded
+  // "skipped" with this text and the checks decide. Empty: run COMMAND.
+  std::string command_already_ran;
   // How long ZooKeeper calls that fail with connection loss are retried
   // before the step gives up (the --connect-timeout).
   Millis zk_retry_window{10000};

@@ -49,6 +49,16 @@ class Journal {
                                                 const ServiceName& service,
                                                 proto::DeployRecord record,
                                                 Millis retry_window);
+  // Continues the record of deploy `id` (`zkroll rollout --resume`): reads
+  // it and its instance nodes (their steps are kept; new steps are appended),
+  // sets the outcome back to "running" (ended_at cleared) and appends
+  // `resumed`. The caller holds the service lock. Fails with the ZooKeeper
+  // error, NotFound, or Aborted if the record changed between the read and
+  // the write (someone else wrote it).
+  static Result<std::unique_ptr<Journal>> Reopen(
+      ZkSession* session, const AclList& acl, const ServiceName& service,
+      const DeployId& id, const proto::DeployRecord::Resumption& resumed,
+      Millis retry_window);
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
@@ -65,6 +75,11 @@ class Journal {
   // Completes step `index` (from BeginStep).
   void EndStep(const InstanceAddress& instance, int index,
                const std::string& verdict, const std::string& detail);
+  // Records the process COMMAND runs as in step `index` (the "command"
+  // step) and writes the node: a coordinator killed while COMMAND runs
+  // leaves it for `rollout --resume` (process_identity.h).
+  void SetStepProcess(const InstanceAddress& instance, int index,
+                      const proto::DeployRecord::Step::Process& process);
   // pending | running | succeeded | failed | aborted
   void SetInstanceOutcome(const InstanceAddress& instance,
                           const std::string& outcome);

@@ -1,5 +1,7 @@
 #include "coordinator/status.h"
 
+#include "coordinator/process_identity.h"
+
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -370,6 +372,7 @@ Status PrintDeploy(ZkSession* session, const ServiceName& service,
     *e.mutable_parameters() = rec->parameters();
     *e.mutable_instances() = rec->instances();
     e.set_detail(rec->detail());
+    *e.mutable_resumed() = rec->resumed();
     reporter->Emit(e);
     return Status::Ok();
   }
@@ -386,12 +389,19 @@ Status PrintDeploy(ZkSession* session, const ServiceName& service,
     text += "  " + k + " = " + v + "\n";
   }
   if (!rec->detail().empty()) text += "  detail: " + rec->detail() + "\n";
+  for (const auto& r : rec->resumed()) {
+    text += "  resumed " + r.at() + " by " + r.by() + " (pid " +
+            std::to_string(r.pid()) + "): " + r.detail() + "\n";
+  }
   for (const auto& inst : rec->instances()) {
     text += "  " + inst.instance() + ": " + inst.outcome() + "\n";
     for (const auto& s : inst.steps()) {
       text += "    " + s.name() + " " + s.verdict() + " " + s.started_at() +
               " .. " + s.ended_at() +
-              (s.detail().empty() ? "" : "  " + s.detail()) + "\n";
+              (s.detail().empty() ? "" : "  " + s.detail()) +
+              (s.has_process() ? "  [" + DescribeProcess(s.process()) + "]"
+                               : std::string()) +
+              "\n";
     }
   }
   if (!text.empty() && text.back() == '\n') text.pop_back();
