@@ -1,7 +1,5 @@
 #include "coordinator/cli.h"
 
-#include <unistd.h>
-
 #include <boost/program_options.hpp>
 #include <csignal>
 #include <cstdio>
@@ -13,27 +11,24 @@
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
 #include "common/duration.h"
-#include "common/health/check.h"
 #include "common/names.h"
 #include "common/paths.h"
-#include "common/payload.h"
 #include "common/version.h"
 #include "common/zk_types.h"
 #include "coordinator/abort_signal.h"
-#include "coordinator/command.h"
 #include "coordinator/connection.h"
 #include "coordinator/deploy.h"
+#include "coordinator/error_text.h"
 #include "coordinator/exit_codes.h"
 #include "coordinator/init.h"
-#include "coordinator/inventory.h"
-#include "coordinator/journal.h"
-#include "coordinator/lock.h"
 #include "coordinator/maintenance.h"
+#include "coordinator/options.h"
 #include "coordinator/plan.h"
 #include "coordinator/reporter.h"
+#include "coordinator/resume.h"
 #include "coordinator/rollout.h"
+#include "coordinator/rollout_request.h"
 #include "coordinator/status.h"
 
 namespace zkroll::coordinator {
@@ -41,58 +36,9 @@ namespace {
 
 namespace po = boost::program_options;
 
-constexpr char kUsage[] =
-    R"(usage: zkroll SUBCOMMAND [OPTIONS] [-- COMMAND [ARGS...]]
-
-Upgrades service instances registered in ZooKeeper without failing callers.
-
-Subcommands:
-  deploy   --service S --instance IP:PORT [options] -- COMMAND [ARGS...]
-           Pause one instance (flag + deregistration in one transaction),
-           drain, run COMMAND, health-check, resume, wait for the agent to
-           register it again.
-  rollout  --service S --min-healthy M [--batch K] [--instances A,B] -- COMMAND
-           Deploy every instance the agents declare for S, K at a time,
-           never leaving fewer than M registered.
-           With --dry-run (deploy too): print the plan and whether the run
-           could start (exit 0) or not (exit 1, with why); writes nothing.
-  status   --service S           Each instance: registered, paused, agent, health.
-  history  --service S [--deploy-id ID] [--limit N]
-                                 The deploy journal of S.
-  pause    --service S --instance IP:PORT --reason TEXT --ttl DURATION
-                                 Manual maintenance pause that expires.
-  resume   --service S --instance IP:PORT
-                                 End a manual pause.
-  init     --admin-auth ADMIN --agent-auth F --coordinator-auth F
-                                 Create the tree with its ACLs (once).
-
-Global options (accepted before or after the subcommand):
-  --zk CONNECT            ZooKeeper connect string host:port[,host:port][/chroot]
-                          (default: $ZKROLL_ZK)
-  --connect-timeout D     give up connecting after D (default 10s)
-  --session-timeout D     ZooKeeper session timeout (default 10s)
-  --auth-file FILE        digest credential "user:password" (mode 0600)
-  --output text|json      text for people, JSON lines for tools (default text)
-  --help, --version
-
-`zkroll SUBCOMMAND --help` shows each subcommand's options.
-
-Exit codes:
-  0    done
-  1    a deploy failed and the rollout stopped (COMMAND or health checks
-       failed, agent did not re-register, instance already paused, or
-       --min-healthy could not be met in time); with --dry-run: the run
-       could not start (the plan says why)
-  2    usage or validation error, or (--dry-run) a service or instance
-       nothing in ZooKeeper knows; nothing in ZooKeeper was touched
-  3    ZooKeeper not reachable within --connect-timeout or refused access,
-       or the service's lock is held by another coordinator
-  4    aborted: the coordinator lost its ZooKeeper session (its pause flag
-       vanished), so COMMAND was not run or its outcome is not trusted
-  130  aborted by SIGINT (Ctrl-C)   143  aborted by SIGTERM
-       (an abort stops COMMAND, deletes the pause flag and records the deploy
-       as aborted)
-)";
+// A usage error is an option error: printed with exit 2, before anything
+// in ZooKeeper is touched.
+using UsageError = OptionError;
 
 // Options that take a value, for moving leading global options behind the
 // subcommand name.
@@ -100,9 +46,8 @@ const std::set<std::string> kGlobalWithValue = {"--zk", "--connect-timeout",
                                                 "--session-timeout",
                                                 "--auth-file", "--output"};
 
-struct UsageError {
-  std::string message;
-};
+// The COMMAND after `--` (empty: none).
+using Command = std::vector<std::string>;
 
 struct GlobalConfig {
   ConnectOptions connect;
@@ -126,146 +71,6 @@ po::options_description GlobalOptions() {
       "text | json (one JSON object per line on stdout)");
   add("help,h", "show this help");
   return d;
-}
-
-po::options_description DeployOptionsDescription() {
-  po::options_description d("Deploy options");
-  auto add = d.add_options();
-  add("reason", po::value<std::string>(),
-      "why, stored in the pause flag (default: the deploy id)");
-  add("drain", po::value<std::string>()->default_value("fixed"),
-      "fixed: wait --drain-wait after the pause; auto: end the drain as soon "
-      "as every registered caller acknowledged a list without the instance "
-      "and its agent saw no traffic for --drain-quiet, no traffic from "
-      "unknown callers, and at most --drain-wait");
-  add("drain-wait", po::value<std::string>()->default_value("20s"),
-      "fixed: wait this long after the pause so callers drop the instance "
-      "(set it to the callers' registry refresh interval); auto: the cap");
-  add("drain-quiet", po::value<std::string>()->default_value("500ms"),
-      "auto: the instance must have had no new connection and no received "
-      "byte for this long (more than 0)");
-  add("drain-min", po::value<std::string>()->default_value("0s"),
-      "auto: never end the drain before this (at most --drain-wait)");
-  add("exec-timeout", po::value<std::string>()->default_value("10m"),
-      "COMMAND is stopped (SIGTERM, SIGKILL 2s later) after this long and "
-      "the deploy fails");
-  add("check", po::value<std::string>()->default_value("tcp"),
-      "health check: tcp | tcp:connect<DURATION | "
-      "http[:PATH[|STATUSES][|body=TEXT]] | exec:COMMAND ARGS");
-  add("health-attempts", po::value<int>()->default_value(6),
-      "check at most this many times; one pass is enough");
-  add("health-interval", po::value<std::string>()->default_value("5s"),
-      "pause between two checks");
-  add("health-timeout", po::value<std::string>()->default_value("2s"),
-      "time limit of one check");
-  add("register-timeout", po::value<std::string>()->default_value("30s"),
-      "after the flag is deleted, wait this long for the agent to register "
-      "the instance (a timeout fails the deploy)");
-  add("on-failure", po::value<std::string>(),
-      "command line run (no shell) when COMMAND or every check failed, "
-      "before the flag is deleted, e.g. a rollback");
-  add("deploy-id", po::value<std::string>(),
-      "journal id (default: generated, <UTC time>-<random>)");
-  add("force", po::bool_switch(),
-      "deploy instances that no agent declares and that are not registered");
-  add("dry-run", po::bool_switch(),
-      "print the plan (batches, each instance's registration, health and "
-      "pause, the lock holder, --min-healthy) and exit 0 if the run could "
-      "start, 1 if not; writes nothing to ZooKeeper");
-  return d;
-}
-
-po::options_description SwitchOptionsDescription() {
-  po::options_description d(
-      "Port switching (--switch; the instance's agent must forward it, see "
-      "forward_backend in docs/agent.md)");
-  auto add = d.add_options();
-  add("switch", po::bool_switch(),
-      "keep the public port serving: forward it to a backup, run COMMAND "
-      "(it starts the new version on $ZKROLL_NEW_PORT), check and verify the "
-      "new port, then make it the backend; roll back to the old port on any "
-      "failure");
-  add("backup", po::value<std::string>(),
-      "IP:PORT of a registered instance of the service that takes new "
-      "connections while COMMAND runs (default: the first registered one "
-      "not being deployed)");
-  add("verify-window", po::value<std::string>()->default_value("10s"),
-      "how long the new port must handle traffic before it is committed");
-  add("verify-max-failures", po::value<int>()->default_value(0),
-      "failed connections (and 5xx answers with forward_protocol = http) to "
-      "the new port tolerated during the window");
-  add("switch-timeout", po::value<std::string>()->default_value("10s"),
-      "wait this long for the agent to apply each backend change");
-  add("stop-old", po::value<std::string>(),
-      "command line run (no shell) once the old port's connections have "
-      "drained (at most --drain-wait) after a successful switch; it sees "
-      "$ZKROLL_OLD_PORT");
-  return d;
-}
-
-void Require(const po::variables_map& vm, const char* name) {
-  if (!vm.count(name)) {
-    throw UsageError{std::string("--") + name + " is required"};
-  }
-}
-
-std::string Get(const po::variables_map& vm, const char* name) {
-  return vm[name].as<std::string>();
-}
-
-// Parses a duration option; the message names the option.
-Millis DurationOption(const po::variables_map& vm, const char* name,
-                      bool allow_zero) {
-  auto d = ParseDuration(Get(vm, name));
-  if (!d.ok()) {
-    throw UsageError{std::string("--") + name + ": " + d.status().message()};
-  }
-  if (!allow_zero && d->count() == 0) {
-    throw UsageError{std::string("--") + name + " must be more than 0"};
-  }
-  return *d;
-}
-
-int IntOption(const po::variables_map& vm, const char* name, int min, int max) {
-  int v = vm[name].as<int>();
-  if (v < min || v > max) {
-    throw UsageError{std::string("--") + name + " must be between " +
-                     std::to_string(min) + " and " + std::to_string(max) +
-                     ", not " + std::to_string(v)};
-  }
-  return v;
-}
-
-ServiceName ServiceOption(const po::variables_map& vm) {
-  Require(vm, "service");
-  auto s = ServiceName::Parse(Get(vm, "service"));
-  if (!s.ok()) throw UsageError{"--service: " + s.status().message()};
-  return *s;
-}
-
-InstanceAddress InstanceOption(const po::variables_map& vm) {
-  Require(vm, "instance");
-  auto a = InstanceAddress::Parse(Get(vm, "instance"));
-  if (!a.ok()) {
-    throw UsageError{"--instance: " + a.status().message()};
-  }
-  return *a;
-}
-
-std::string ReasonText(const std::string& text, const char* option) {
-  if (text.empty()) throw UsageError{std::string(option) + " is empty"};
-  if (text.size() > 512) {
-    throw UsageError{std::string(option) + " is longer than 512 bytes"};
-  }
-  if (!IsValidUtf8(text)) {
-    throw UsageError{std::string(option) + " is not valid UTF-8"};
-  }
-  for (unsigned char c : text) {
-    if (c < 0x20 || c == 0x7f) {
-      throw UsageError{std::string(option) + " contains a control character"};
-    }
-  }
-  return text;
 }
 
 GlobalConfig ParseGlobals(const po::variables_map& vm) {
@@ -301,176 +106,9 @@ GlobalConfig ParseGlobals(const po::variables_map& vm) {
   return g;
 }
 
-// A one-line command option (--on-failure, --stop-old) as an argv whose
-// program can be run.
-std::vector<std::string> CommandOption(const po::variables_map& vm,
-                                       const char* name) {
-  const std::string flag = std::string("--") + name;
-  auto argv = SplitCommandLine(Get(vm, name));
-  if (!argv.ok()) throw UsageError{flag + ": " + argv.status().message()};
-  Status ok = CheckExecutable((*argv)[0]);
-  if (!ok.ok()) throw UsageError{flag + ": " + ok.message()};
-  return *argv;
-}
-
-// --switch and its options; the others are refused without it.
-void ParseSwitchOptions(const po::variables_map& vm, DeployOptions* o) {
-  auto& sw = o->switching;
-  sw.enabled = vm.count("switch") && vm["switch"].as<bool>();
-  if (!sw.enabled) {
-    for (const char* name : {"backup", "stop-old"}) {
-      if (vm.count(name)) {
-        throw UsageError{std::string("--") + name + " needs --switch"};
-      }
-    }
-    for (const char* name : {"verify-window", "verify-max-failures",
-                             "switch-timeout"}) {
-      if (vm.count(name) && !vm[name].defaulted()) {
-        throw UsageError{std::string("--") + name + " needs --switch"};
-      }
-    }
-    return;
-  }
-  if (vm.count("backup")) {
-    auto b = InstanceAddress::Parse(Get(vm, "backup"));
-    if (!b.ok()) throw UsageError{"--backup: " + b.status().message()};
-    sw.backup = *b;
-  }
-  sw.verify_window = DurationOption(vm, "verify-window", true);
-  sw.verify_max_failures = static_cast<uint64_t>(
-      IntOption(vm, "verify-max-failures", 0, 1000000000));
-  sw.apply_timeout = DurationOption(vm, "switch-timeout", false);
-  if (vm.count("stop-old")) sw.stop_old = CommandOption(vm, "stop-old");
-}
-
-// --drain and its options. --drain-quiet and --drain-min only mean
-// something with --drain auto and are refused without it, so a typo'd mode
-// never silently becomes a fixed wait.
-void ParseDrainOptions(const po::variables_map& vm, DeployOptions* o) {
-  const std::string mode = Get(vm, "drain");
-  if (mode == "fixed") {
-    o->drain_mode = DrainMode::kFixed;
-  } else if (mode == "auto") {
-    o->drain_mode = DrainMode::kAuto;
-  } else {
-    throw UsageError{"--drain must be fixed or auto, not " +
-                     QuoteForMessage(mode)};
-  }
-  o->drain_wait = DurationOption(vm, "drain-wait", true);
-  if (o->drain_mode == DrainMode::kFixed) {
-    for (const char* name : {"drain-quiet", "drain-min"}) {
-      if (!vm[name].defaulted()) {
-        throw UsageError{std::string("--") + name + " " +
-                         QuoteForMessage(Get(vm, name)) +
-                         " needs --drain auto"};
-      }
-    }
-    return;
-  }
-  if (vm.count("switch") && vm["switch"].as<bool>()) {
-    throw UsageError{
-        "--drain auto does not apply to --switch (the instance is never "
-        "paused; its old backend drains by its connections)"};
-  }
-  o->drain_quiet = DurationOption(vm, "drain-quiet", true);
-  if (o->drain_quiet.count() == 0) {
-    throw UsageError{"--drain-quiet " + QuoteForMessage(Get(vm, "drain-quiet")) +
-                     " must be more than 0: a quiet period of nothing proves "
-                     "nothing"};
-  }
-  o->drain_min = DurationOption(vm, "drain-min", true);
-  if (o->drain_min > o->drain_wait) {
-    throw UsageError{"--drain-min " + QuoteForMessage(Get(vm, "drain-min")) +
-                     " is above the cap --drain-wait " +
-                     FormatDuration(o->drain_wait)};
-  }
-}
-
-// Deploy options shared by deploy and rollout.
-DeployOptions ParseDeployOptions(const po::variables_map& vm,
-                                 const std::vector<std::string>& command,
-                                 const GlobalConfig& g) {
-  DeployOptions o;
-  if (command.empty()) {
-    throw UsageError{
-        "missing `-- COMMAND [ARGS...]`: give the upgrade "
-        "command after `--`, e.g. `-- /usr/local/bin/upgrade "
-        "v2` (use `-- /bin/sh -c '...'` for shell syntax)"};
-  }
-  Status exe = CheckExecutable(command[0]);
-  if (!exe.ok()) throw UsageError{"COMMAND: " + exe.message()};
-  o.command = command;
-  ParseDrainOptions(vm, &o);
-  o.exec_timeout = DurationOption(vm, "exec-timeout", false);
-  auto check = health::ParseCheckSpec(Get(vm, "check"));
-  if (!check.ok()) throw UsageError{"--check: " + check.status().message()};
-  o.check = *check;
-  o.health_attempts = IntOption(vm, "health-attempts", 1, 1000);
-  o.health_interval = DurationOption(vm, "health-interval", true);
-  o.health_timeout = DurationOption(vm, "health-timeout", false);
-  o.register_timeout = DurationOption(vm, "register-timeout", true);
-  if (vm.count("on-failure")) o.on_failure = CommandOption(vm, "on-failure");
-  if (vm.count("reason")) o.reason = ReasonText(Get(vm, "reason"), "--reason");
-  o.zk_retry_window = g.connect.connect_timeout;
-  ParseSwitchOptions(vm, &o);
-  return o;
-}
-
-DeployId DeployIdOption(const po::variables_map& vm) {
-  if (!vm.count("deploy-id")) return DeployId::Generate();
-  auto id = DeployId::Parse(Get(vm, "deploy-id"));
-  if (!id.ok()) throw UsageError{"--deploy-id: " + id.status().message()};
-  return *id;
-}
-
 void PrintError(const std::string& message) {
   std::fprintf(stderr, "zkroll: error: %s\n", message.c_str());
   std::fflush(stderr);
-}
-
-// Maps a Status from a ZooKeeper-facing step to an exit code.
-int ExitCodeFor(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kOk:
-      return kExitOk;
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kNotFound:
-      return kExitUsage;
-    case StatusCode::kFailedPrecondition:
-      return kExitFailed;
-    default:
-      return kExitUnavailable;
-  }
-}
-
-// What to do about a ZooKeeper error, for messages.
-std::string Hint(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kPermissionDenied:
-      return "; ZooKeeper refused access: pass --auth-file with a credential "
-             "that may write /pause, /locks and /deploys and delete under "
-             "/services/<service>";
-    case StatusCode::kConnectionLoss:
-    case StatusCode::kOperationTimeout:
-    case StatusCode::kSessionExpired:
-      return "; the connection to ZooKeeper is unstable: check the servers "
-             "and the network, then run the command again";
-    default:
-      return "; check ZooKeeper's health and run the command again";
-  }
-}
-
-// Our own refusals (InvalidArgument, NotFound, FailedPrecondition) already
-// say what to do; ZooKeeper errors get a hint.
-std::string Explain(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kNotFound:
-    case StatusCode::kFailedPrecondition:
-      return s.message();
-    default:
-      return s.ToString() + Hint(s);
-  }
 }
 
 int Finish(Reporter* reporter, int code, const std::string& message) {
@@ -510,124 +148,34 @@ std::optional<int> Open(Session& s, const GlobalConfig& g) {
                     FormatDuration(g.connect.connect_timeout) + ")");
 }
 
-proto::LockHolder MakeHolder(const DeployId& id, const char* purpose) {
-  proto::LockHolder h;
-  h.set_by(CurrentUserAtHost());
-  h.set_pid(::getpid());
-  h.set_since(NowRfc3339());
-  h.set_deploy_id(id.str());
-  h.set_purpose(purpose);
-  return h;
+// The typed request of a deploy or rollout; its validation errors are
+// usage errors.
+RolloutRequest ParseRequest(const std::string& kind,
+                            const po::variables_map& vm,
+                            const std::vector<std::string>& command,
+                            const GlobalConfig& g) {
+  auto request = RolloutRequest::FromOptions(kind, vm, command,
+                                             g.connect.connect_timeout);
+  if (!request.ok()) throw UsageError{request.status().message()};
+  return *std::move(request);
 }
 
-void FillParameters(const po::variables_map& vm, proto::DeployRecord* rec) {
-  for (const auto& [name, value] : vm) {
-    if (name == "help" || name == "auth-file") continue;
-    std::string text;
-    const auto& any = value.value();
-    if (any.type() == typeid(std::string)) {
-      text = boost::any_cast<std::string>(any);
-    } else if (any.type() == typeid(int)) {
-      text = std::to_string(boost::any_cast<int>(any));
-    } else if (any.type() == typeid(bool)) {
-      text = boost::any_cast<bool>(any) ? "true" : "false";
-    } else {
-      continue;
-    }
-    (*rec->mutable_parameters())[name] = text;
-  }
-}
-
-// Common preparation of deploy and rollout once connected: read the
-// inventory, refuse unknown instances, remove expired flags, take the lock
-// and start the journal.
-struct Prepared {
-  std::unique_ptr<ServiceLock> lock;
-  std::unique_ptr<Journal> journal;
-};
-
-std::optional<int> Prepare(Session& s, const ServiceName& service,
-                           const DeployId& id, const char* kind,
-                           std::vector<InstanceAddress>* targets,
-                           bool from_agents, bool force,
-                           const po::variables_map& vm,
-                           const std::vector<std::string>& command,
-                           Prepared* out) {
-  ZkSession* zk = s.connection.session();
-  auto inv = LoadInventory(zk, service);
-  if (!inv.ok()) {
-    return Finish(&s.reporter, kExitUnavailable,
-                  "cannot read the instances of " + service.str() + ": " +
-                      inv.status().ToString() + Hint(inv.status()));
-  }
-  for (const auto& w : inv->warnings) LOG(WARNING) << w;
-  Status selected = SelectTargets(*inv, service, from_agents, force, targets);
-  if (!selected.ok()) {
-    return Finish(&s.reporter, kExitUsage, selected.message());
-  }
-  for (const auto& line : RemoveExpiredFlags(zk, service)) {
-    s.reporter.Notice(line);
-  }
-  auto lock = ServiceLock::Acquire(zk, service, MakeHolder(id, kind),
-                                   s.connection.AclFor(paths::kLocksRoot));
-  if (!lock.ok()) {
-    return Finish(&s.reporter, kExitUnavailable,
-                  lock.status().code() == StatusCode::kFailedPrecondition
-                      ? lock.status().message()
-                      : "cannot take the lock of " + service.str() + ": " +
-                            lock.status().ToString() + Hint(lock.status()));
-  }
-  proto::DeployRecord rec;
-  rec.set_deploy_id(id.str());
-  rec.set_service(service.str());
-  rec.set_kind(kind);
-  rec.set_by(CurrentUserAtHost());
-  rec.set_pid(::getpid());
-  for (const auto& c : command) rec.add_command(c);
-  FillParameters(vm, &rec);
-  for (const auto& a : *targets) {
-    auto* inst = rec.add_instances();
-    inst->set_instance(a.NodeName());
-    inst->set_outcome("pending");
-  }
-  auto journal = Journal::Start(zk, s.connection.AclFor(paths::kDeploysRoot),
-                                service, rec, s.connection.connect_timeout());
-  if (!journal.ok()) {
-    return Finish(&s.reporter, kExitUnavailable,
-                  "cannot start the journal: " + journal.status().ToString() +
-                      Hint(journal.status()));
-  }
-  out->lock = std::move(lock).value();
-  out->journal = std::move(journal).value();
-  s.reporter.Notice(std::string(kind) + " " + id.str() + " of " +
-                    service.str() + ": " + std::to_string(targets->size()) +
-                    " instance(s); lock " + out->lock->path() + ", journal " +
-                    out->journal->path());
-  return std::nullopt;
-}
-
-// What every deploy of this process shares: its session, executor, stop
-// signal, reporter, journal and the ACL for the flags it creates.
-DeployEnvironment MakeEnvironment(Session& s, const ServiceName& service,
-                                  const DeployId& id, const Prepared& prep) {
-  DeployEnvironment env(service, id);
-  env.session = s.connection.session();
-  env.executor = s.connection.executor();
-  env.abort = &s.abort;
-  env.reporter = &s.reporter;
-  env.journal = prep.journal.get();
-  env.lock = prep.lock.get();
-  env.acl = s.connection.AclFor(paths::kPauseRoot);
-  env.switch_acl = s.connection.AclFor(paths::kSwitchRoot);
-  env.drain_acl = s.connection.AclFor(paths::kDrainRoot);
-  return env;
-}
-
-// --dry-run: prints the plan of `request` and whether the run could start.
+// --dry-run: prints the plan of `rollout` and whether the run could start.
 // Writes nothing to ZooKeeper. Exit 0 could start, 1 could not (the plan
 // says why), 2 unknown service or instance, 3 ZooKeeper unreachable.
-int RunDryRun(const GlobalConfig& g, const ServiceName& service,
-              const PlanRequest& request) {
+int RunDryRun(const GlobalConfig& g, const RolloutRequest& rollout) {
+  const ServiceName& service = rollout.service;
+  PlanRequest request;
+  request.kind = rollout.kind;
+  request.targets = rollout.targets;
+  request.from_agents = rollout.from_agents;
+  request.force = rollout.force;
+  request.batch = rollout.options.batch;
+  request.min_healthy = rollout.options.min_healthy;
+  request.canary = rollout.options.canary;
+  request.canary_soak = rollout.options.canary_soak;
+  request.canary_manual =
+      rollout.options.canary_promote == CanaryPromote::kManual;
   Session s(g.format);
   if (auto code = Open(s, g)) return *code;
   auto plan = MakePlan(s.connection.session(), service, request);
@@ -654,32 +202,23 @@ int RunDryRun(const GlobalConfig& g, const ServiceName& service,
   return kExitFailed;
 }
 
-int RunDeploy(const po::variables_map& vm,
-              const std::vector<std::string>& command) {
+int RunDeploy(const po::variables_map& vm, const Command& command) {
   GlobalConfig g = ParseGlobals(vm);
-  ServiceName service = ServiceOption(vm);
-  InstanceAddress address = InstanceOption(vm);
-  DeployOptions opt = ParseDeployOptions(vm, command, g);
-  DeployId id = DeployIdOption(vm);
-  if (opt.reason.empty()) opt.reason = id.str();
-  const bool force = vm["force"].as<bool>();
-  if (vm["dry-run"].as<bool>()) {
-    PlanRequest request;
-    request.kind = "deploy";
-    request.targets = {address};
-    request.force = force;
-    return RunDryRun(g, service, request);
-  }
+  RolloutRequest request = ParseRequest("deploy", vm, command, g);
+  if (request.dry_run) return RunDryRun(g, request);
 
   Session s(g.format);
   if (auto code = Open(s, g)) return *code;
-  std::vector<InstanceAddress> targets = {address};
-  Prepared prep;
-  if (auto code = Prepare(s, service, id, "deploy", &targets, false, force, vm,
-                          command, &prep)) {
-    return *code;
+  PreparedRollout prep;
+  if (auto failed = Prepare(&s.connection, &s.reporter, &request, &prep)) {
+    return Finish(&s.reporter, failed->exit_code, failed->message);
   }
-  DeployEnvironment env = MakeEnvironment(s, service, id, prep);
+  const ServiceName& service = request.service;
+  const DeployId& id = request.id;
+  const InstanceAddress address = request.targets.front();
+  const DeployOptions& opt = request.options.deploy;
+  DeployEnvironment env =
+      MakeEnvironment(&s.connection, &s.abort, &s.reporter, request, prep);
   DeployResult r = DeployInstance(env, opt, address);
 
   const std::string label = InstanceId{service, address}.ToString();
@@ -742,90 +281,44 @@ int RunDeploy(const po::variables_map& vm,
   return code;
 }
 
-std::vector<InstanceAddress> ParseInstanceList(const std::string& text) {
-  std::vector<InstanceAddress> out;
-  std::set<InstanceAddress> seen;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = text.find(',', start);
-    std::string item = text.substr(
-        start, comma == std::string::npos ? std::string::npos : comma - start);
-    auto a = InstanceAddress::Parse(item);
-    if (!a.ok()) {
-      throw UsageError{"--instances: " + a.status().message() +
-                       "; separate instances with commas"};
-    }
-    if (!seen.insert(*a).second) {
-      throw UsageError{"--instances names " + a->ToString() + " twice"};
-    }
-    out.push_back(*a);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
-
-int RunRolloutCommand(const po::variables_map& vm,
-                      const std::vector<std::string>& command) {
-  GlobalConfig g = ParseGlobals(vm);
-  ServiceName service = ServiceOption(vm);
-  RolloutOptions opt;
-  opt.deploy = ParseDeployOptions(vm, command, g);
-  opt.batch = IntOption(vm, "batch", 1, 1000);
-  Require(vm, "min-healthy");
-  opt.min_healthy = IntOption(vm, "min-healthy", 0, 100000);
-  opt.min_healthy_timeout = DurationOption(vm, "min-healthy-timeout", true);
-  opt.max_failures = IntOption(vm, "max-failures", 0, 100000);
-  std::vector<InstanceAddress> targets;
-  const bool from_agents = !vm.count("instances");
-  if (!from_agents) targets = ParseInstanceList(Get(vm, "instances"));
-  DeployId id = DeployIdOption(vm);
-  if (opt.deploy.reason.empty()) opt.deploy.reason = id.str();
-  const bool force = vm["force"].as<bool>();
-  if (vm["dry-run"].as<bool>()) {
-    PlanRequest request;
-    request.kind = "rollout";
-    request.targets = targets;
-    request.from_agents = from_agents;
-    request.force = force;
-    request.batch = opt.batch;
-    request.min_healthy = opt.min_healthy;
-    return RunDryRun(g, service, request);
-  }
-
-  Session s(g.format);
-  if (auto code = Open(s, g)) return *code;
-  Prepared prep;
-  if (auto code = Prepare(s, service, id, "rollout", &targets, from_agents,
-                          force, vm, command, &prep)) {
-    return *code;
-  }
-  DeployEnvironment env = MakeEnvironment(s, service, id, prep);
-  RolloutResult r = RunRollout(env, opt, targets, prep.lock.get());
-
+// Ends a rollout (a new one or a resumed one): the journal's outcome, the
+// lock released, the summary and the exit code.
+int FinishRollout(Session& s, const RolloutRequest& request,
+                  PreparedRollout& prep, const RolloutResult& r) {
   int code = kExitOk;
   if (r.session_lost) {
     code = kExitSessionLost;
   } else if (s.abort.requested()) {
     code = SignalExitCode(s.abort);
-  } else if (r.outcome != "succeeded") {
+  } else if (r.outcome == "reverted") {
+    code = kExitFailedReverted;
+  } else if (r.outcome == "revert-incomplete") {
+    code = kExitRevertIncomplete;
+  } else if (r.outcome != "succeeded" && r.outcome != "awaiting-promotion") {
     code = kExitFailed;
   }
   Status js = prep.journal->Finish(r.outcome, r.detail);
   if (!js.ok()) LOG(WARNING) << "final journal write failed: " << js.ToString();
   Status ls = prep.lock->Release();
   if (!ls.ok()) LOG(WARNING) << ls.ToString();
-  std::string summary = "rollout " + id.str() + " of " + service.str() + " " +
-                        r.outcome + ": " + r.detail;
-  if (r.outcome != "succeeded" && !r.min_healthy_stop) {
+  const std::string& id = request.id.str();
+  const std::string& service = request.service.str();
+  std::string summary =
+      "rollout " + id + " of " + service + " " + r.outcome + ": " + r.detail;
+  if (r.outcome != "succeeded" && r.outcome != "awaiting-promotion" &&
+      !r.revert && !r.min_healthy_stop) {
     summary +=
         ". Instances not started were not touched; fix the cause and "
-        "run the rollout again (name the remaining instances with "
-        "--instances to skip the upgraded ones)";
+        "continue with `zkroll rollout --resume " +
+        id + " --service " + service +
+        "` (instances that succeeded are not run again)";
   }
   for (const auto& f : r.failures) summary += "\n  " + f;
+  if (r.revert) {
+    for (const auto& f : r.revert->failures) summary += "\n  " + f;
+  }
   proto::ResultEvent result;
-  result.set_deploy_id(id.str());
+  result.set_deploy_id(id);
   result.set_journal(prep.journal->path());
   result.set_succeeded(static_cast<uint32_t>(r.succeeded));
   result.set_failed(static_cast<uint32_t>(r.failed));
@@ -835,7 +328,91 @@ int RunRolloutCommand(const po::variables_map& vm,
   return code;
 }
 
-int RunStatus(const po::variables_map& vm) {
+// `rollout --resume ID` and `promote`: continue deploy ID from its journal.
+int RunResumed(const GlobalConfig& g, const ResumeOptions& options) {
+  Session s(g.format);
+  if (auto code = Open(s, g)) return *code;
+  auto plan = PlanResume(s.connection.session(), options,
+                         g.connect.connect_timeout);
+  if (!plan.ok()) {
+    return Finish(&s.reporter, ExitCodeFor(plan.status()),
+                  Explain(plan.status()));
+  }
+  PreparedRollout prep;
+  if (auto failed = PrepareResume(&s.connection, &s.reporter, *plan, &prep)) {
+    return Finish(&s.reporter, failed->exit_code, failed->message);
+  }
+  DeployEnvironment env = MakeEnvironment(&s.connection, &s.abort, &s.reporter,
+                                          plan->request, prep);
+  RolloutResult r = RunResume(env, *plan, prep.lock.get());
+  return FinishRollout(s, plan->request, prep, r);
+}
+
+// The options that may stand beside --resume: the rest comes from the
+// journal, so that a resumed rollout is the rollout that was started.
+const std::set<std::string> kBesideResume = {
+    "service", "resume", "rerun-command", "command-ended", "zk",
+    "connect-timeout", "session-timeout", "auth-file", "output"};
+
+int RunRolloutResume(const po::variables_map& vm, const Command& command) {
+  GlobalConfig g = ParseGlobals(vm);
+  ResumeOptions options;
+  options.service = ServiceOption(vm);
+  auto id = DeployId::Parse(Get(vm, "resume"));
+  if (!id.ok()) throw UsageError{"--resume: " + id.status().message()};
+  options.id = *id;
+  for (const auto& [name, value] : vm) {
+    if (value.defaulted() || kBesideResume.count(name)) continue;
+    throw UsageError{"--" + name +
+                     " cannot be given with --resume: a resumed rollout "
+                     "keeps the options its journal recorded (see them with "
+                     "`zkroll history --service " +
+                     options.service.str() + " --deploy-id " +
+                     options.id.str() + "`)"};
+  }
+  if (!command.empty()) {
+    throw UsageError{
+        "--resume takes no `-- COMMAND`: the COMMAND its journal recorded "
+        "runs"};
+  }
+  options.rerun_command = SwitchOption(vm, "rerun-command");
+  options.command_ended = SwitchOption(vm, "command-ended");
+  return RunResumed(g, options);
+}
+
+int RunRollout(const po::variables_map& vm, const Command& command) {
+  if (vm.count("resume")) return RunRolloutResume(vm, command);
+  GlobalConfig g = ParseGlobals(vm);
+  RolloutRequest request = ParseRequest("rollout", vm, command, g);
+  if (request.dry_run) return RunDryRun(g, request);
+
+  Session s(g.format);
+  if (auto code = Open(s, g)) return *code;
+  PreparedRollout prep;
+  if (auto failed = Prepare(&s.connection, &s.reporter, &request, &prep)) {
+    return Finish(&s.reporter, failed->exit_code, failed->message);
+  }
+  DeployEnvironment env =
+      MakeEnvironment(&s.connection, &s.abort, &s.reporter, request, prep);
+  RolloutResult r =
+      RunRollout(env, request.options, request.targets, prep.lock.get());
+  return FinishRollout(s, request, prep, r);
+}
+
+// `zkroll promote`: the rest of a rollout that awaits promotion.
+int RunPromote(const po::variables_map& vm, const Command& /*none*/) {
+  GlobalConfig g = ParseGlobals(vm);
+  ResumeOptions options;
+  options.service = ServiceOption(vm);
+  Require(vm, "deploy");
+  auto id = DeployId::Parse(Get(vm, "deploy"));
+  if (!id.ok()) throw UsageError{"--deploy: " + id.status().message()};
+  options.id = *id;
+  options.promote = true;
+  return RunResumed(g, options);
+}
+
+int RunStatus(const po::variables_map& vm, const Command& /*none*/) {
   GlobalConfig g = ParseGlobals(vm);
   ServiceName service = ServiceOption(vm);
   Session s(g.format);
@@ -847,7 +424,7 @@ int RunStatus(const po::variables_map& vm) {
   return kExitOk;
 }
 
-int RunHistory(const po::variables_map& vm) {
+int RunHistory(const po::variables_map& vm, const Command& /*none*/) {
   GlobalConfig g = ParseGlobals(vm);
   ServiceName service = ServiceOption(vm);
   const int limit = IntOption(vm, "limit", 1, 100000);
@@ -862,7 +439,7 @@ int RunHistory(const po::variables_map& vm) {
   return kExitOk;
 }
 
-int RunPause(const po::variables_map& vm) {
+int RunPause(const po::variables_map& vm, const Command& /*none*/) {
   GlobalConfig g = ParseGlobals(vm);
   ServiceName service = ServiceOption(vm);
   InstanceAddress address = InstanceOption(vm);
@@ -871,7 +448,7 @@ int RunPause(const po::variables_map& vm) {
   ManualPause p;
   p.reason = ReasonText(Get(vm, "reason"), "--reason");
   p.ttl = DurationOption(vm, "ttl", false);
-  p.force = vm["force"].as<bool>();
+  p.force = SwitchOption(vm, "force");
   Session s(g.format);
   if (auto code = Open(s, g)) return *code;
   Status st = PauseInstance(s.connection.session(),
@@ -882,11 +459,11 @@ int RunPause(const po::variables_map& vm) {
   return kExitOk;
 }
 
-int RunResume(const po::variables_map& vm) {
+int RunResume(const po::variables_map& vm, const Command& /*none*/) {
   GlobalConfig g = ParseGlobals(vm);
   ServiceName service = ServiceOption(vm);
   InstanceAddress address = InstanceOption(vm);
-  const bool force = vm["force"].as<bool>();
+  const bool force = SwitchOption(vm, "force");
   Session s(g.format);
   if (auto code = Open(s, g)) return *code;
   Status st = ResumeInstance(s.connection.session(), service, address, force,
@@ -896,11 +473,7 @@ int RunResume(const po::variables_map& vm) {
   return kExitOk;
 }
 
-std::string OptionalString(const po::variables_map& vm, const char* name) {
-  return vm.count(name) ? Get(vm, name) : std::string();
-}
-
-int RunInit(const po::variables_map& vm) {
+int RunInit(const po::variables_map& vm, const Command& /*none*/) {
   GlobalConfig g = ParseGlobals(vm);
   if (vm.count("admin-auth")) {
     // --admin-auth is init's name for the admin credential; --auth-file
@@ -961,129 +534,245 @@ int RunInit(const po::variables_map& vm) {
   return kExitOk;
 }
 
+
+// The options of each subcommand besides the global ones.
+po::options_description DeployRequestOptions() {
+  return RequestOptionsDescription("deploy");
+}
+
+po::options_description RolloutRequestOptions() {
+  return RequestOptionsDescription("rollout");
+}
+
+po::options_description ServiceOnlyOptions() {
+  po::options_description d("Options");
+  d.add_options()("service", po::value<std::string>(), "service name");
+  return d;
+}
+
+po::options_description HistoryOptions() {
+  po::options_description d = ServiceOnlyOptions();
+  auto add = d.add_options();
+  add("limit", po::value<int>()->default_value(20), "show this many");
+  add("deploy-id", po::value<std::string>(), "show this deploy's steps");
+  return d;
+}
+
+po::options_description InstanceOptions() {
+  po::options_description d = ServiceOnlyOptions();
+  d.add_options()("instance", po::value<std::string>(),
+                  "the instance, IP:PORT ([IPv6]:PORT)");
+  return d;
+}
+
+po::options_description PauseOptions() {
+  po::options_description d = InstanceOptions();
+  auto add = d.add_options();
+  add("reason", po::value<std::string>(), "why (required)");
+  add("ttl", po::value<std::string>(),
+      "the pause expires after this long (required), e.g. 2h");
+  add("force", po::bool_switch(), "pause an instance that no agent declares");
+  return d;
+}
+
+po::options_description ResumeOptions() {
+  po::options_description d = InstanceOptions();
+  d.add_options()("force", po::bool_switch(),
+                  "also delete the flag of a running deploy");
+  return d;
+}
+
+po::options_description InitOptions() {
+  po::options_description d("Options");
+  auto add = d.add_options();
+  add("admin-auth", po::value<std::string>(),
+      "credential file (user:password, mode 0600) of the admin identity, "
+      "which keeps every right on the tree");
+  add("agent-auth", po::value<std::string>(),
+      "credential file of the agents' identity");
+  add("agent-id", po::value<std::string>(),
+      "or their digest id USER:BASE64SHA1");
+  add("coordinator-auth", po::value<std::string>(),
+      "credential file of the coordinators' identity");
+  add("coordinator-id", po::value<std::string>(),
+      "or their digest id USER:BASE64SHA1");
+  add("caller-auth", po::value<std::string>(),
+      "credential file of the callers' identity: it may write only under "
+      "/callers (acknowledgements for --drain auto)");
+  add("caller-id", po::value<std::string>(),
+      "or their digest id USER:BASE64SHA1");
+  return d;
+}
+
+po::options_description PromoteOptions() {
+  po::options_description d = ServiceOnlyOptions();
+  d.add_options()("deploy", po::value<std::string>(),
+                  "the rollout awaiting promotion (its deploy id)");
+  return d;
+}
+
+// One subcommand: what `zkroll --help` lists, what `zkroll NAME --help`
+// shows, the options it accepts besides the global ones, and its handler.
 struct Subcommand {
   const char* name;
-  const char* synopsis;
-  bool takes_command;
+  const char* synopsis;  // the arguments after `zkroll NAME`
+  const char* summary;   // one paragraph, lines broken at 66 columns
+  const char* details;   // more for `zkroll NAME --help` ("" for none)
+  bool takes_command;    // accepts `-- COMMAND [ARGS...]`
+  po::options_description (*options)();
+  int (*run)(const po::variables_map& vm, const Command& command);
 };
 
 const Subcommand kSubcommands[] = {
     {"deploy",
-     "zkroll deploy --service S --instance IP:PORT [options] -- COMMAND "
-     "[ARGS...]\n\nUpgrades one instance: pause (flag + deregistration in one "
-     "transaction), drain,\nverify the flag is still ours, run COMMAND "
-     "(env: ZKROLL_SERVICE, ZKROLL_IP,\nZKROLL_PORT, ZKROLL_INSTANCE, "
-     "ZKROLL_DEPLOY_ID, ZKROLL_FENCE = the flag's\ncreation zxid; stopped if "
-     "the ZooKeeper session is lost), health-check,\ndelete the flag, wait "
-     "for the agent to register the instance again.",
-     true},
+     "--service S --instance IP:PORT [options] -- COMMAND [ARGS...]",
+     "Pause one instance (flag + deregistration in one transaction),\n"
+     "drain, run COMMAND, health-check, resume, wait for the agent to\n"
+     "register it again.",
+     "Before COMMAND the flag is verified to be still ours. COMMAND sees\n"
+     "ZKROLL_SERVICE, ZKROLL_IP, ZKROLL_PORT, ZKROLL_INSTANCE,\n"
+     "ZKROLL_DEPLOY_ID and ZKROLL_FENCE (the flag's creation zxid); it is\n"
+     "stopped if the ZooKeeper session is lost.",
+     true, DeployRequestOptions, RunDeploy},
     {"rollout",
-     "zkroll rollout --service S --min-healthy M [--batch K] "
-     "[--instances A,B,...] [options] -- COMMAND [ARGS...]\n\nDeploys every "
-     "instance that an agent declares for S (or --instances), K at a\ntime, "
-     "never starting a batch that would leave fewer than M instances\n"
-     "registered; stops after more than --max-failures failed instances.",
-     true},
-    {"status",
-     "zkroll status --service S\n\nShows each instance of S: registered, "
-     "paused (by whom, why, until), the\nagents that declare it and their "
-     "view of its health, its last deploy.\nChanges nothing: an expired "
-     "manual pause is shown as expired (the next\ndeploy or resume removes "
-     "it).",
-     false},
-    {"history",
-     "zkroll history --service S [--limit N] [--deploy-id ID]\n\nLists the "
-     "deploy journals of S (newest first), or one journal with its steps.",
-     false},
-    {"pause",
-     "zkroll pause --service S --instance IP:PORT --reason TEXT --ttl "
-     "DURATION\n\nTakes an instance out of traffic for maintenance. The flag "
-     "outlives this process\nbut expires after --ttl: agents ignore an expired "
-     "flag and zkroll removes it.",
-     false},
-    {"resume",
-     "zkroll resume --service S --instance IP:PORT\n\nDeletes a manual pause "
-     "flag; the agent registers the instance after its next\npassing check.",
-     false},
+     "--service S --min-healthy M [--batch K] [--instances A,B,...] "
+     "[options] -- COMMAND [ARGS...]",
+     "Deploy every instance the agents declare for S (or --instances),\n"
+     "K at a time, never leaving fewer than M registered.\n"
+     "With --dry-run (deploy too): print the plan and whether the run\n"
+     "could start (exit 0) or not (exit 1, with why); writes nothing.",
+     "Stops after more than --max-failures failed instances.\n"
+     "`zkroll rollout --resume ID --service S` continues rollout (or deploy)\n"
+     "ID that stopped (failed, aborted, its coordinator killed) from its\n"
+     "journal; see the Resume options below.\n"
+     "With --canary N the first N go first and are observed (--canary-soak,\n"
+     "--canary-check) before the rest (--canary-promote manual: stop there);\n"
+     "--min-healthy-time and --progress-deadline fail flapping or stuck\n"
+     "upgrades; --auto-revert reverts what the failed rollout touched.",
+     true, RolloutRequestOptions, RunRollout},
+    {"promote", "--service S --deploy ID",
+     "Continue a rollout that awaits promotion after its canary.",
+     "Deploys the rest of rollout ID (stopped after its canary soak with\n"
+     "--canary-promote manual, outcome awaiting-promotion) with the options\n"
+     "its journal recorded: the same as `zkroll rollout --resume ID`, for\n"
+     "that state only.",
+     false, PromoteOptions, RunPromote},
+    {"status", "--service S",
+     "Each instance: registered, paused, agent, health.",
+     "Shows each instance of S: registered, paused (by whom, why, until),\n"
+     "the agents that declare it and their view of its health, its last\n"
+     "deploy. Changes nothing: an expired manual pause is shown as expired\n"
+     "(the next deploy or resume removes it).",
+     false, ServiceOnlyOptions, RunStatus},
+    {"history", "--service S [--deploy-id ID] [--limit N]",
+     "The deploy journal of S: every deploy (newest first), or one with\n"
+     "its steps.",
+     "", false, HistoryOptions, RunHistory},
+    {"pause", "--service S --instance IP:PORT --reason TEXT --ttl DURATION",
+     "Manual maintenance pause that expires.",
+     "Takes an instance out of traffic for maintenance. The flag outlives\n"
+     "this process but expires after --ttl: agents ignore an expired flag\n"
+     "and zkroll removes it.",
+     false, PauseOptions, RunPause},
+    {"resume", "--service S --instance IP:PORT",
+     "End a manual pause.",
+     "Deletes a manual pause flag; the agent registers the instance after\n"
+     "its next passing check.",
+     false, ResumeOptions, RunResume},
     {"init",
-     "zkroll init --admin-auth ADMIN (--agent-auth FILE | --agent-id ID) "
-     "(--coordinator-auth FILE | --coordinator-id ID) [--caller-auth FILE | "
-     "--caller-id ID]\n\nCreates /services, /agents, /pause, /deploys, "
-     "/locks, /switch,\n/forwarders, /drain, /traffic and /callers with their "
-     "ACLs (docs/design.md,\nsecurity model); re-ACLs them if they exist. "
+     "--admin-auth ADMIN (--agent-auth F | --agent-id ID) "
+     "(--coordinator-auth F | --coordinator-id ID) "
+     "[--caller-auth F | --caller-id ID]",
+     "Create the tree with its ACLs (once).",
+     "Creates /services, /agents, /pause, /deploys, /locks, /switch,\n"
+     "/forwarders, /drain, /traffic and /callers with their ACLs\n"
+     "(docs/design.md, security model); re-ACLs them if they exist.\n"
      "Idempotent.",
-     false},
+     false, InitOptions, RunInit},
 };
 
-po::options_description OptionsFor(const std::string& name) {
-  po::options_description all;
-  po::options_description own("Options");
-  auto add = own.add_options();
-  auto is = [&](std::initializer_list<const char*> names) {
-    for (const char* n : names) {
-      if (name == n) return true;
-    }
-    return false;
-  };
-  if (is({"deploy", "rollout", "pause", "resume", "status", "history"})) {
-    add("service", po::value<std::string>(), "service name");
+constexpr char kExitCodes[] =
+    R"(Exit codes:
+  0    done
+  1    a deploy failed and the rollout stopped (COMMAND or health checks
+       failed, agent did not re-register, instance already paused, or
+       --min-healthy could not be met in time); with --dry-run: the run
+       could not start (the plan says why)
+  2    usage or validation error, or (--dry-run) a service or instance
+       nothing in ZooKeeper knows; nothing in ZooKeeper was touched
+  3    ZooKeeper not reachable within --connect-timeout or refused access,
+       or the service's lock is held by another coordinator
+  4    aborted: the coordinator lost its ZooKeeper session (its pause flag
+       vanished), so COMMAND was not run or its outcome is not trusted
+  5    rollout --auto-revert: the rollout failed and every instance it had
+       touched was reverted
+  6    rollout --auto-revert: the rollout failed and the revert is
+       incomplete (the message lists the instances left on the new version)
+  130  aborted by SIGINT (Ctrl-C)   143  aborted by SIGTERM
+       (an abort stops COMMAND, deletes the pause flag and records the deploy
+       as aborted)
+)";
+
+// `text` with every line after the first indented by `indent` spaces.
+std::string Indented(const std::string& text, size_t indent) {
+  std::string out;
+  for (char c : text) {
+    out += c;
+    if (c == '\n') out += std::string(indent, ' ');
   }
-  if (is({"deploy", "pause", "resume"})) {
-    add("instance", po::value<std::string>(),
-        "the instance, IP:PORT ([IPv6]:PORT)");
+  return out;
+}
+
+// `zkroll --help`: built from the table, so a subcommand is described once.
+std::string Usage() {
+  std::ostringstream u;
+  u << "usage: zkroll SUBCOMMAND [OPTIONS] [-- COMMAND [ARGS...]]\n\n"
+       "Upgrades service instances registered in ZooKeeper without failing "
+       "callers.\n\nSubcommands:\n";
+  for (const auto& sub : kSubcommands) {
+    std::string name = sub.name;
+    name.resize(9, ' ');
+    u << "  " << name << Indented(sub.synopsis, 11) << "\n           "
+      << Indented(sub.summary, 11) << "\n";
   }
-  if (name == "rollout") {
-    add("instances", po::value<std::string>(),
-        "IP:PORT,IP:PORT,... (default: every instance an agent declares, in "
-        "address order)");
-    add("batch", po::value<int>()->default_value(1),
-        "instances deployed at the same time");
-    add("min-healthy", po::value<int>(),
-        "never start a batch that would leave fewer than this many "
-        "instances registered (required)");
-    add("min-healthy-timeout", po::value<std::string>()->default_value("5m"),
-        "how long to wait for --min-healthy before stopping");
-    add("max-failures", po::value<int>()->default_value(0),
-        "failed instances tolerated before the rollout stops");
+  u << "\n"
+    << GlobalOptions()
+    << "  --version                    print the version\n"
+       "  (global options are accepted before or after the subcommand)\n\n"
+       "`zkroll SUBCOMMAND --help` shows each subcommand's options.\n\n"
+    << kExitCodes;
+  return u.str();
+}
+
+std::string SubcommandNames() {
+  std::string names;
+  for (const auto& sub : kSubcommands) {
+    names += (names.empty() ? "" : ", ") + std::string(sub.name);
   }
-  if (name == "pause") {
-    add("reason", po::value<std::string>(), "why (required)");
-    add("ttl", po::value<std::string>(),
-        "the pause expires after this long (required), e.g. 2h");
-    add("force", po::bool_switch(), "pause an instance that no agent declares");
+  return names;
+}
+
+const Subcommand* FindSubcommand(const std::string& name) {
+  for (const auto& sub : kSubcommands) {
+    if (name == sub.name) return &sub;
   }
-  if (name == "resume") {
-    add("force", po::bool_switch(), "also delete the flag of a running deploy");
-  }
-  if (name == "history") {
-    add("limit", po::value<int>()->default_value(20), "show this many");
-    add("deploy-id", po::value<std::string>(), "show this deploy's steps");
-  }
-  if (name == "init") {
-    add("admin-auth", po::value<std::string>(),
-        "credential file (user:password, mode 0600) of the admin identity, "
-        "which keeps every right on the tree");
-    add("agent-auth", po::value<std::string>(),
-        "credential file of the agents' identity");
-    add("agent-id", po::value<std::string>(),
-        "or their digest id USER:BASE64SHA1");
-    add("coordinator-auth", po::value<std::string>(),
-        "credential file of the coordinators' identity");
-    add("coordinator-id", po::value<std::string>(),
-        "or their digest id USER:BASE64SHA1");
-    add("caller-auth", po::value<std::string>(),
-        "credential file of the callers' identity: it may write only under "
-        "/callers (acknowledgements for --drain auto)");
-    add("caller-id", po::value<std::string>(),
-        "or their digest id USER:BASE64SHA1");
-  }
-  all.add(own);
-  if (is({"deploy", "rollout"})) {
-    all.add(DeployOptionsDescription());
-    all.add(SwitchOptionsDescription());
-  }
-  all.add(GlobalOptions());
-  return all;
+  return nullptr;
+}
+
+// `zkroll NAME --help`.
+std::string SubcommandHelp(const Subcommand& sub,
+                           const po::options_description& desc) {
+  std::ostringstream help;
+  help << "usage: zkroll " << sub.name << " " << sub.synopsis << "\n\n"
+       << sub.summary << "\n";
+  if (*sub.details) help << sub.details << "\n";
+  help << "\n"
+       << desc << "\n"
+       << "Exit codes: 0 done, 1 failed, 2 usage, 3 ZooKeeper unreachable "
+          "or lock held,\n4 session lost, 5 failed and reverted, 6 revert "
+          "incomplete,\n130/143 aborted by SIGINT/SIGTERM "
+          "(details: zkroll --help).\n";
+  return help.str();
 }
 
 // Moves global options given before the subcommand behind it.
@@ -1107,10 +796,10 @@ std::vector<std::string> Reorder(const std::vector<std::string>& args) {
   return out;
 }
 
-int Dispatch(std::vector<std::string> args,
-             const std::vector<std::string>& command, bool has_separator) {
+int Dispatch(std::vector<std::string> args, const Command& command,
+             bool has_separator) {
   if (args.empty()) {
-    std::fputs(kUsage, stderr);
+    std::fputs(Usage().c_str(), stderr);
     return kExitUsage;
   }
   args = Reorder(args);
@@ -1120,19 +809,17 @@ int Dispatch(std::vector<std::string> args,
     return kExitOk;
   }
   if (first == "--help" || first == "-h" || first == "help") {
-    std::fputs(kUsage, stdout);
+    std::fputs(Usage().c_str(), stdout);
     return kExitOk;
   }
-  const Subcommand* sub = nullptr;
-  for (const auto& s : kSubcommands) {
-    if (first == s.name) sub = &s;
-  }
+  const Subcommand* sub = FindSubcommand(first);
   if (sub == nullptr) {
     throw UsageError{"unknown subcommand " + QuoteForMessage(first) +
-                     "; expected one of deploy, rollout, status, history, "
-                     "pause, resume, init (see `zkroll --help`)"};
+                     "; expected one of " + SubcommandNames() +
+                     " (see `zkroll --help`)"};
   }
-  po::options_description desc = OptionsFor(sub->name);
+  po::options_description desc;
+  desc.add(sub->options()).add(GlobalOptions());
   po::variables_map vm;
   std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
@@ -1142,27 +829,14 @@ int Dispatch(std::vector<std::string> args,
     throw UsageError{e.what()};
   }
   if (vm.count("help")) {
-    std::ostringstream help;
-    help << "usage: " << sub->synopsis << "\n\n"
-         << desc << "\n"
-         << "Exit codes: 0 done, 1 failed, 2 usage, 3 ZooKeeper unreachable "
-            "or lock held,\n4 session lost, 130/143 aborted by SIGINT/SIGTERM "
-            "(details: zkroll --help).\n";
-    std::fputs(help.str().c_str(), stdout);
+    std::fputs(SubcommandHelp(*sub, desc).c_str(), stdout);
     return kExitOk;
   }
   if (!sub->takes_command && has_separator) {
     throw UsageError{std::string("zkroll ") + sub->name +
                      " takes no `-- COMMAND`"};
   }
-  const std::string name = sub->name;
-  if (name == "deploy") return RunDeploy(vm, command);
-  if (name == "rollout") return RunRolloutCommand(vm, command);
-  if (name == "status") return RunStatus(vm);
-  if (name == "history") return RunHistory(vm);
-  if (name == "pause") return RunPause(vm);
-  if (name == "init") return RunInit(vm);
-  return RunResume(vm);
+  return sub->run(vm, command);
 }
 
 }  // namespace
@@ -1187,8 +861,7 @@ int RunCli(int argc, char** argv) {
     (has_separator ? command : args).push_back(a);
   }
   std::string sub = args.empty() ? "" : Reorder(args)[0];
-  bool known = false;
-  for (const auto& s : kSubcommands) known = known || sub == s.name;
+  const bool known = FindSubcommand(sub) != nullptr;
   try {
     return Dispatch(args, command, has_separator);
   } catch (const UsageError& e) {

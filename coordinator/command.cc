@@ -191,6 +191,7 @@ CommandOutcome RunCommand(const CommandSpec& spec, const OutputSink& sink,
   LineSplitter out_lines(OutputStream::kStdout, sink);
   LineSplitter err_lines(OutputStream::kStderr, sink);
   int pidfd = OpenPidfd(pid);
+  if (spec.on_started) spec.on_started(static_cast<int>(pid));
 
   const auto deadline = start + spec.timeout;
   std::optional<Clock::time_point> kill_at;  // set once SIGTERM was sent

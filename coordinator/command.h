@@ -39,6 +39,10 @@ struct CommandSpec {
   std::map<std::string, std::string> env;
   Millis timeout{600000};
   Millis kill_grace{2000};
+  // Called on the calling thread once the command was spawned, with its
+  // pid (= its process group id), before its output is read: the deploy
+  // records it in the journal (process_identity.h). Keep it short.
+  std::function<void(int pid)> on_started;
 };
 
 struct CommandOutcome {

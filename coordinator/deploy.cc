@@ -19,6 +19,7 @@
 #include "coordinator/instance_deploy.h"
 #include "coordinator/lock.h"
 #include "coordinator/node_wait.h"
+#include "coordinator/process_identity.h"
 #include "coordinator/session_fence.h"
 #include "zkroll.pb.h"
 
@@ -29,7 +30,7 @@ InstanceDeploy::Step InstanceDeploy::Begin(const std::string& name,
                                            const std::string& detail,
                                            bool announce, bool runs_command) {
   Step s;
-  s.name = name;
+  s.name = opt_.revert ? "revert-" + name : name;
   s.start = Clock::now();
   s.open = true;
   // A command's start is on record before it runs, so a coordinator that
@@ -38,9 +39,9 @@ InstanceDeploy::Step InstanceDeploy::Begin(const std::string& name,
   if (env_.journal) {
     s.journal_sent = Clock::now();
     s.journal_index = env_.journal->BeginStep(
-        address_, name, detail, /*persist=*/runs_command, &s.journalled);
+        address_, s.name, detail, /*persist=*/runs_command, &s.journalled);
   }
-  env_.reporter->StepStarted(label_, name, detail, announce);
+  env_.reporter->StepStarted(label_, s.name, detail, announce);
   return s;
 }
 
@@ -62,6 +63,7 @@ CommandSpec InstanceDeploy::MakeCommand(
   spec.argv = argv;
   spec.env = CommandEnvironment(env_.service, address_, env_.deploy_id);
   AddCommandEnvironment(&spec);
+  if (opt_.revert) spec.env["ZKROLL_REVERT"] = "1";
   spec.timeout = opt_.exec_timeout;
   return spec;
 }
@@ -76,14 +78,21 @@ DeployResult InstanceDeploy::Finish(DeployOutcome outcome,
                                     const std::string& detail) {
   result_.outcome = outcome;
   result_.detail = detail;
+  result_.command_started = command_started_;
   if (env_.journal) {
-    env_.journal->SetInstanceOutcome(address_, DeployOutcomeName(outcome));
+    env_.journal->SetInstanceOutcome(
+        address_, !opt_.revert ? DeployOutcomeName(outcome)
+                  : outcome == DeployOutcome::kSucceeded ? "reverted"
+                                                         : "revert-failed");
   }
   return result_;
 }
 
 DeployResult PauseDeploy::Run() {
-  if (env_.journal) env_.journal->SetInstanceOutcome(address_, "running");
+  if (env_.journal) {
+    env_.journal->SetInstanceOutcome(address_,
+                                     opt_.revert ? "reverting" : "running");
+  }
   auto finish = [&](DeployOutcome outcome, const std::string& detail) {
     result_.touched = flag_created_;
     return Finish(outcome, detail);
@@ -416,11 +425,30 @@ std::optional<Stop> PauseDeploy::Verify() {
 }
 
 std::optional<Stop> InstanceDeploy::Command() {
+  if (!opt_.command_already_ran.empty()) {
+    Step step = Begin("command", opt_.command_already_ran, false);
+    End(step, "skipped", opt_.command_already_ran);
+    command_started_ = true;  // a failed check runs --on-failure
+    return std::nullopt;
+  }
   CommandSpec spec = MakeCommand(opt_.command);
   Step step =
       Begin("command", "running " + QuoteForMessage(opt_.command[0]), true,
             /*runs_command=*/true);
   if (auto stop = RecordCommandStart(step)) return stop;
+  // The process goes on record as soon as it exists: a coordinator killed
+  // from now on leaves a COMMAND that may still run, and `rollout
+  // --resume` must find it to wait for it (process_identity.h).
+  spec.on_started = [&](int pid) {
+    if (env_.journal == nullptr) return;
+    auto process = IdentifyProcess(pid);
+    if (!process.ok()) {
+      LOG(WARNING) << label_ << ": cannot identify COMMAND's process " << pid
+                   << ": " << process.status().ToString();
+      return;
+    }
+    env_.journal->SetStepProcess(address_, step.journal_index, *process);
+  };
   CommandOutcome outcome;
   std::string fence_reason;
   {
@@ -432,7 +460,8 @@ std::optional<Stop> InstanceDeploy::Command() {
     outcome = RunCommand(
         spec,
         [&](OutputStream stream, std::string_view line) {
-          env_.reporter->Output(label_, "command", stream, line);
+          env_.reporter->Output(label_, opt_.revert ? "revert" : "command",
+                              stream, line);
         },
         env_.abort, fence.signal());
     fence_reason = fence.reason();

@@ -66,6 +66,55 @@ Result<std::unique_ptr<Journal>> Journal::Start(ZkSession* session,
       session, acl, service, *id, path, std::move(record), 0, retry_window));
 }
 
+Result<std::unique_ptr<Journal>> Journal::Reopen(
+    ZkSession* session, const AclList& acl, const ServiceName& service,
+    const DeployId& id, const proto::DeployRecord::Resumption& resumed,
+    Millis retry_window) {
+  const std::string path = paths::DeployNode(service, id);
+  ZkRetryContext retry(session);
+  auto data = Retry(retry, CoordinatorRetry(retry_window),
+                    [&] { return session->GetSync(path); });
+  if (!data.ok()) return data.status();
+  auto record = ParsePayload<proto::DeployRecord>(data->data, path);
+  if (!record.ok()) return record.status();
+  record->set_outcome("running");
+  record->clear_ended_at();
+  *record->add_resumed() = resumed;
+  auto written = Retry(retry, CoordinatorRetry(retry_window), [&] {
+    return session->SetSync(path, ToJson(*record), data->stat.version);
+  });
+  if (!written.ok()) {
+    if (written.status().code() == StatusCode::kBadVersion) {
+      return Aborted("the journal " + path +
+                     " changed while it was being resumed; look at it with "
+                     "`zkroll history` and try again");
+    }
+    return written.status().WithContext("cannot reopen the journal");
+  }
+  std::unique_ptr<Journal> journal(new Journal(session, acl, service, id, path,
+                                               *record, written->version,
+                                               retry_window));
+  // The instance nodes that exist keep their steps and versions.
+  for (const auto& inst : record->instances()) {
+    auto addr = InstanceAddress::ParseNodeName(inst.instance());
+    if (!addr.ok()) continue;
+    const std::string child = paths::DeployInstanceNode(service, id, *addr);
+    auto node_data = Retry(retry, CoordinatorRetry(retry_window),
+                           [&] { return session->GetSync(child); });
+    if (!node_data.ok()) {
+      if (node_data.status().code() == StatusCode::kNotFound) continue;
+      return node_data.status();
+    }
+    auto progress = ParsePayload<proto::DeployRecord::InstanceProgress>(
+        node_data->data, child);
+    if (!progress.ok()) return progress.status();
+    Node& node = journal->nodes_[*addr];
+    node.progress = *std::move(progress);
+    node.version = node_data->stat.version;
+  }
+  return journal;
+}
+
 proto::DeployRecord Journal::record() const {
   std::lock_guard<std::mutex> l(mu_);
   return record_;
@@ -308,9 +357,26 @@ void Journal::EndStep(const InstanceAddress& instance, int index,
   Hold(&instance);
 }
 
+void Journal::SetStepProcess(const InstanceAddress& instance, int index,
+                             const proto::DeployRecord::Step::Process& process) {
+  Node& node = NodeFor(instance);
+  std::lock_guard<std::mutex> l(node.mu);
+  if (index < 0 || index >= node.progress.steps_size()) return;
+  *node.progress.mutable_steps(index)->mutable_process() = process;
+  // Held like a step change, not written at once: a COMMAND that ends
+  // within the flush delay costs no write of its own (its end replaces
+  // this), and one that runs longer is on record kFlushDelay after it
+  // started. A coordinator killed inside that first kFlushDelay leaves no
+  // process, and `rollout --resume` then asks to be told that COMMAND
+  // ended (or to run it again) instead of guessing.
+  node.dirty = true;
+  Hold(&instance);
+}
+
 void Journal::SetInstanceOutcome(const InstanceAddress& instance,
                                  const std::string& outcome) {
-  const bool final = outcome != "pending" && outcome != "running";
+  const bool final = outcome != "pending" && outcome != "running" &&
+                     outcome != "reverting";
   Node& node = NodeFor(instance);
   std::lock_guard<std::mutex> nl(node.mu);
   node.progress.set_instance(instance.NodeName());

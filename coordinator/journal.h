@@ -70,6 +70,16 @@ class Journal {
                                                 const ServiceName& service,
                                                 proto::DeployRecord record,
                                                 Millis retry_window);
+  // Continues the record of deploy `id` (`zkroll rollout --resume`): reads
+  // it and its instance nodes (their steps are kept; new steps are appended),
+  // sets the outcome back to "running" (ended_at cleared) and appends
+  // `resumed`. The caller holds the service lock. Fails with the ZooKeeper
+  // error, NotFound, or Aborted if the record changed between the read and
+  // the write (someone else wrote it).
+  static Result<std::unique_ptr<Journal>> Reopen(
+      ZkSession* session, const AclList& acl, const ServiceName& service,
+      const DeployId& id, const proto::DeployRecord::Resumption& resumed,
+      Millis retry_window);
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
@@ -90,10 +100,17 @@ class Journal {
   // with the next write.
   void EndStep(const InstanceAddress& instance, int index,
                const std::string& verdict, const std::string& detail);
-  // pending | running | succeeded | failed | aborted. A final outcome
-  // (succeeded, failed, aborted) is written at once, with the instance's
-  // steps, in one transaction with the record; pending and running are
-  // held like a step change.
+  // Records the process COMMAND runs as in step `index` (the "command"
+  // step), written within kFlushDelay or with the next write: a
+  // coordinator killed while COMMAND runs leaves it for `rollout --resume`
+  // (process_identity.h).
+  void SetStepProcess(const InstanceAddress& instance, int index,
+                      const proto::DeployRecord::Step::Process& process);
+  // pending | running | reverting | succeeded | failed | aborted |
+  // reverted | revert-failed. A final outcome (every one but pending,
+  // running and reverting) is written at once, with the instance's steps,
+  // in one transaction with the record; the others are held like a step
+  // change.
   void SetInstanceOutcome(const InstanceAddress& instance,
                           const std::string& outcome);
   // Writes every held change, then sets the final outcome and end time.
