@@ -72,6 +72,33 @@ po::options_description TargetOptionsDescription(const std::string& kind) {
       "how long to wait for --min-healthy before stopping");
   add("max-failures", po::value<int>()->default_value(0),
       "failed instances tolerated before the rollout stops");
+  add("min-healthy-time", po::value<std::string>()->default_value("0s"),
+      "an instance counts as upgraded only after it stayed registered and "
+      "healthy (by its agent's checks) this long after it re-registered; a "
+      "flap fails it. 0: registered once is enough");
+  add("canary", po::value<int>()->default_value(0),
+      "deploy the first N instances as a batch of their own first (the "
+      "canaries); a failed canary stops the rollout");
+  add("canary-soak", po::value<std::string>(),
+      "after the canary batch, the canaries must stay registered and "
+      "healthy this long (needs --canary)");
+  add("canary-check", po::value<std::string>(),
+      "command line (no shell) run once after the soak; exit 0 = good. It "
+      "sees $ZKROLL_SERVICE, $ZKROLL_DEPLOY_ID, $ZKROLL_CANARIES "
+      "(ip:port,...) and is stopped at --exec-timeout (needs --canary)");
+  add("canary-promote", po::value<std::string>()->default_value("auto"),
+      "auto: continue with the rest once the canaries passed; manual: stop "
+      "there with exit 0, outcome awaiting-promotion (continue with `zkroll "
+      "promote`, undo with `zkroll revert`)");
+  add("auto-revert", po::value<std::string>(),
+      "command line (no shell) that reverts one instance: when the rollout "
+      "fails, every instance whose COMMAND ran is reverted with the deploy's "
+      "steps, newest first, --batch at a time (exit 5 reverted, 6 revert "
+      "incomplete); it sees the COMMAND variables and ZKROLL_REVERT=1");
+  add("progress-deadline", po::value<std::string>()->default_value("0s"),
+      "fail the rollout (and revert with --auto-revert) when no instance "
+      "completed for this long; the deploys in flight are stopped like on "
+      "SIGTERM. 0: none");
   return d;
 }
 
@@ -277,6 +304,58 @@ std::vector<InstanceAddress> ParseInstanceList(const std::string& text) {
   return out;
 }
 
+// The options that make a rollout protect itself (rollout.h). Each
+// refusal names the value; the options that only mean something with
+// --canary are refused without it.
+void ParseSafetyOptions(const OptionValues& vm, RolloutOptions* o) {
+  o->min_healthy_time = DurationOption(vm, "min-healthy-time", true);
+  o->progress_deadline = DurationOption(vm, "progress-deadline", true);
+  o->canary = IntOption(vm, "canary", 0, 100000);
+  const std::string promote = Get(vm, "canary-promote");
+  if (promote == "manual") {
+    o->canary_promote = CanaryPromote::kManual;
+  } else if (promote != "auto") {
+    throw OptionError{"--canary-promote must be auto or manual, not " +
+                      QuoteForMessage(promote)};
+  }
+  if (o->canary == 0) {
+    for (const char* name : {"canary-soak", "canary-check"}) {
+      if (vm.count(name)) {
+        throw OptionError{std::string("--") + name + " " +
+                          QuoteForMessage(Get(vm, name)) +
+                          " needs --canary N (the instances to observe)"};
+      }
+    }
+    if (o->canary_promote == CanaryPromote::kManual) {
+      throw OptionError{
+          "--canary-promote manual needs --canary N (there is nothing to "
+          "promote without canaries)"};
+    }
+  }
+  if (vm.count("canary-soak")) {
+    o->canary_soak = DurationOption(vm, "canary-soak", true);
+  }
+  if (vm.count("canary-check")) {
+    o->canary_check = CommandOption(vm, "canary-check");
+  }
+  if (vm.count("auto-revert")) {
+    if (o->deploy.switching.enabled) {
+      throw OptionError{
+          "--auto-revert does not apply to --switch: a failed switch already "
+          "sends traffic back to the old port"};
+    }
+    o->revert_command = CommandOption(vm, "auto-revert");
+  }
+  if (o->progress_deadline.count() > 0 &&
+      o->min_healthy_time > o->progress_deadline) {
+    throw OptionError{"--min-healthy-time " +
+                      QuoteForMessage(Get(vm, "min-healthy-time")) +
+                      " is longer than --progress-deadline " +
+                      QuoteForMessage(Get(vm, "progress-deadline")) +
+                      ": no instance could ever complete in time"};
+  }
+}
+
 // The rollout-only options (batches, --min-healthy, --max-failures).
 void ParseRolloutOptions(const OptionValues& vm, RolloutOptions* opt) {
   opt->batch = IntOption(vm, "batch", 1, 1000);
@@ -284,6 +363,7 @@ void ParseRolloutOptions(const OptionValues& vm, RolloutOptions* opt) {
   opt->min_healthy = IntOption(vm, "min-healthy", 0, 100000);
   opt->min_healthy_timeout = DurationOption(vm, "min-healthy-timeout", true);
   opt->max_failures = IntOption(vm, "max-failures", 0, 100000);
+  ParseSafetyOptions(vm, opt);
 }
 
 // The whole request; throws OptionError. The order of the checks is the
@@ -308,7 +388,11 @@ RolloutRequest Parse(const std::string& kind, const OptionValues& vm,
     r.options.deploy = ParseDeployOptions(vm, command, zk_retry_window);
     ParseRolloutOptions(vm, &r.options);
     r.from_agents = !vm.count("instances");
-    if (!r.from_agents) r.targets = ParseInstanceList(Get(vm, "instances"));
+    if (!r.from_agents) {
+      r.targets = ParseInstanceList(Get(vm, "instances"));
+      Status fits = CheckRolloutTargets(r.options, r.targets.size());
+      if (!fits.ok()) throw OptionError{fits.message()};
+    }
   }
   r.id = id ? *id : DeployIdOption(vm);
   if (r.options.deploy.reason.empty()) r.options.deploy.reason = r.id.str();
@@ -439,6 +523,8 @@ std::optional<PrepareFailure> Prepare(Connection* connection,
   Status selected = SelectTargets(*inv, service, request->from_agents,
                                   request->force, &request->targets);
   if (!selected.ok()) return PrepareFailure{kExitUsage, selected.message()};
+  Status fits = CheckRolloutTargets(request->options, request->targets.size());
+  if (!fits.ok()) return PrepareFailure{kExitUsage, fits.message()};
   for (const auto& line : RemoveExpiredFlags(zk, service)) {
     reporter->Notice(line);
   }
