@@ -11,7 +11,6 @@ zkroll_add_test(NAME coordinator_unit_test LABELS unit TIMEOUT 120
   SOURCES coordinator/command_test.cc coordinator/reporter_test.cc
           coordinator/cli_test.cc coordinator/event_schema_test.cc
           coordinator/rollout_plan_test.cc coordinator/rollout_request_test.cc
-          coordinator/rollout_plan_test.cc
           coordinator/rollout_safety_unit_test.cc
   LIBS zkroll_coordinator_lib)
 zkroll_add_test(NAME coordinator_zk_test LABELS zk TIMEOUT 300
