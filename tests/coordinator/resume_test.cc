@@ -239,12 +239,24 @@ TEST_P(ResumeKillTest, ExactlyOnce) {
       for (auto& s : services_) {
         if (s->port() == victim) stopped = s.get();
       }
-      extra = {"--check", "exec:/bin/true", "--register-timeout", "5m"};
+      // The coordinator's check passes only once the test saw the agent
+      // check the dead service (check-ok): the agent must not register it
+      // on a result from before the kill.
+      extra = {"--check", "exec:/usr/bin/test -e " + check_ok,
+               "--health-attempts", "1000", "--register-timeout", "5m"};
       script = "if " + is_victim + "; then kill $(cat '" +
                stopped->pidfile() + "'); fi; " + Complete();
       moment = {"\"step\":\"registered\"", "\"verdict\":\"started\""};
     }
     z = StartZkroll(Rollout(extra, script));
+    if (at == KillAt::kAfterResume) {
+      ASSERT_TRUE(WaitForLine(z, {"\"step\":\"health\"",
+                                  "\"verdict\":\"started\""}))
+          << z->Output();
+      ASSERT_TRUE(WaitForChecks("host-a", victim, 2, milliseconds(20000)))
+          << AgentLogs();
+      std::ofstream(check_ok) << "ok\n";
+    }
     ASSERT_TRUE(WaitForLine(z, moment)) << z->Output();
     if (held != nullptr) {
       ASSERT_TRUE(held->WaitStarted(milliseconds(10000))) << z->Output();
