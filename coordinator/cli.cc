@@ -17,6 +17,7 @@
 #include "common/version.h"
 #include "common/zk_types.h"
 #include "coordinator/abort_signal.h"
+#include "coordinator/command.h"
 #include "coordinator/connection.h"
 #include "coordinator/deploy.h"
 #include "coordinator/error_text.h"
@@ -399,6 +400,73 @@ int RunRollout(const po::variables_map& vm, const Command& command) {
   return FinishRollout(s, request, prep, r);
 }
 
+// `zkroll revert`: the instances deploy ID upgraded, newest first.
+int RunRevert(const po::variables_map& vm, const Command& command) {
+  GlobalConfig g = ParseGlobals(vm);
+  RevertOptions options;
+  options.service = ServiceOption(vm);
+  Require(vm, "deploy");
+  auto id = DeployId::Parse(Get(vm, "deploy"));
+  if (!id.ok()) throw UsageError{"--deploy: " + id.status().message()};
+  options.id = *id;
+  if (vm.count("revert-command") && !command.empty()) {
+    throw UsageError{"give the revert command once: --revert-command or "
+                     "after `--`, not both"};
+  }
+  if (vm.count("revert-command")) {
+    options.revert_command = CommandOption(vm, "revert-command");
+  } else if (!command.empty()) {
+    Status exe = CheckExecutable(command[0]);
+    if (!exe.ok()) throw UsageError{"REVERT_CMD: " + exe.message()};
+    options.revert_command = command;
+  }
+  Session s(g.format);
+  if (auto code = Open(s, g)) return *code;
+  auto plan =
+      PlanRevert(s.connection.session(), options, g.connect.connect_timeout);
+  if (!plan.ok()) {
+    return Finish(&s.reporter, ExitCodeFor(plan.status()),
+                  Explain(plan.status()));
+  }
+  PreparedRollout prep;
+  if (auto failed = PrepareContinuation(
+          &s.connection, &s.reporter, plan->request,
+          "reverting " + std::to_string(plan->touched.size()) +
+              " instance(s), newest first",
+          &prep)) {
+    return Finish(&s.reporter, failed->exit_code, failed->message);
+  }
+  DeployEnvironment env = MakeEnvironment(&s.connection, &s.abort, &s.reporter,
+                                          plan->request, prep);
+  RevertResult rv =
+      RevertInstances(env, plan->request.options, plan->touched);
+  const std::string outcome =
+      rv.complete() ? "reverted" : "revert-incomplete";
+  const std::string detail = std::to_string(rv.reverted.size()) +
+                             " reverted, " + std::to_string(rv.left.size()) +
+                             " left on the new version";
+  int code = kExitOk;
+  if (!rv.complete()) {
+    code = s.abort.requested() ? SignalExitCode(s.abort)
+                               : static_cast<int>(kExitRevertIncomplete);
+  }
+  Status js = prep.journal->Finish(outcome, detail);
+  if (!js.ok()) LOG(WARNING) << "final journal write failed: " << js.ToString();
+  Status ls = prep.lock->Release();
+  if (!ls.ok()) LOG(WARNING) << ls.ToString();
+  std::string summary = "revert of " + options.id.str() + " of " +
+                        options.service.str() + " " + outcome + ": " + detail;
+  for (const auto& f : rv.failures) summary += "\n  " + f;
+  proto::ResultEvent result;
+  result.set_deploy_id(options.id.str());
+  result.set_journal(prep.journal->path());
+  result.set_succeeded(static_cast<uint32_t>(rv.reverted.size()));
+  result.set_failed(static_cast<uint32_t>(rv.left.size()));
+  s.reporter.Result(rv.complete() ? "succeeded" : "failed", code, summary,
+                    result);
+  return code;
+}
+
 // `zkroll promote`: the rest of a rollout that awaits promotion.
 int RunPromote(const po::variables_map& vm, const Command& /*none*/) {
   GlobalConfig g = ParseGlobals(vm);
@@ -611,6 +679,17 @@ po::options_description PromoteOptions() {
   return d;
 }
 
+po::options_description RevertOptionsDescription() {
+  po::options_description d = ServiceOnlyOptions();
+  auto add = d.add_options();
+  add("deploy", po::value<std::string>(),
+      "the deploy whose upgraded instances are reverted (its deploy id)");
+  add("revert-command", po::value<std::string>(),
+      "command line (no shell) that reverts one instance (default: the "
+      "deploy's --auto-revert); or give it after `--`");
+  return d;
+}
+
 // One subcommand: what `zkroll --help` lists, what `zkroll NAME --help`
 // shows, the options it accepts besides the global ones, and its handler.
 struct Subcommand {
@@ -642,13 +721,13 @@ const Subcommand kSubcommands[] = {
      "With --dry-run (deploy too): print the plan and whether the run\n"
      "could start (exit 0) or not (exit 1, with why); writes nothing.",
      "Stops after more than --max-failures failed instances.\n"
-     "`zkroll rollout --resume ID --service S` continues rollout (or deploy)\n"
-     "ID that stopped (failed, aborted, its coordinator killed) from its\n"
-     "journal; see the Resume options below.\n"
      "With --canary N the first N go first and are observed (--canary-soak,\n"
      "--canary-check) before the rest (--canary-promote manual: stop there);\n"
      "--min-healthy-time and --progress-deadline fail flapping or stuck\n"
-     "upgrades; --auto-revert reverts what the failed rollout touched.",
+     "upgrades; --auto-revert reverts what the failed rollout touched.\n"
+     "`zkroll rollout --resume ID --service S` continues rollout (or deploy)\n"
+     "ID that stopped (failed, aborted, its coordinator killed) from its\n"
+     "journal; see the Resume options below.",
      true, RolloutRequestOptions, RunRollout},
     {"promote", "--service S --deploy ID",
      "Continue a rollout that awaits promotion after its canary.",
@@ -657,6 +736,15 @@ const Subcommand kSubcommands[] = {
      "its journal recorded: the same as `zkroll rollout --resume ID`, for\n"
      "that state only.",
      false, PromoteOptions, RunPromote},
+    {"revert", "--service S --deploy ID [--revert-command CMD | -- REVERT_CMD]",
+     "Revert the instances deploy ID upgraded, newest first.",
+     "Each instance whose COMMAND ran in deploy ID (by its journal) and is\n"
+     "not reverted yet goes through the deploy's steps with REVERT_CMD\n"
+     "instead of COMMAND (pause, drain, REVERT_CMD, checks, resume),\n"
+     "--batch at a time, newest first. REVERT_CMD: --revert-command, the\n"
+     "command after `--`, or the deploy's recorded --auto-revert. Exit 0\n"
+     "when every instance is reverted, 6 when some are left (listed).",
+     true, RevertOptionsDescription, RunRevert},
     {"status", "--service S",
      "Each instance: registered, paused, agent, health.",
      "Shows each instance of S: registered, paused (by whom, why, until),\n"

@@ -425,9 +425,13 @@ std::optional<Stop> PauseDeploy::Verify() {
 }
 
 std::optional<Stop> InstanceDeploy::Command() {
-  if (!opt_.command_already_ran.empty()) {
-    Step step = Begin("command", opt_.command_already_ran, false);
-    End(step, "skipped", opt_.command_already_ran);
+  if (!opt_.revert && opt_.command_ran_before.count(address_) > 0) {
+    const std::string why =
+        "not run again by the resume: COMMAND already ran for this instance, "
+        "or was running when its coordinator stopped and has ended since; "
+        "the checks decide";
+    Step step = Begin("command", why, false);
+    End(step, "skipped", why);
     command_started_ = true;  // a failed check runs --on-failure
     return std::nullopt;
   }

@@ -106,6 +106,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -143,11 +144,11 @@ struct DeployOptions {
   Millis health_interval{5000};
   Millis health_timeout{2000};
   Millis register_timeout{30000};
-  // Set by `rollout --resume` for an instance whose COMMAND already ran, or
-  // ran when the coordinator was killed and has ended since (its outcome
-  // unknown): COMMAND is not run again; the "command" step is recorded
-  // "skipped" with this text and the checks decide. Empty: run COMMAND.
-  std::string command_already_ran;
+  // Set by `rollout --resume`: the instances whose COMMAND already ran, or
+  // ran when their coordinator was killed and has ended since (its outcome
+  // unknown). COMMAND is not run again for them; their "command" step is
+  // recorded "skipped" and the checks decide. Not used by a revert.
+  std::set<InstanceAddress> command_ran_before;
   // How long ZooKeeper calls that fail with connection loss are retried
   // before the step gives up (the --connect-timeout).
   Millis zk_retry_window{10000};

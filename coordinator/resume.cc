@@ -23,12 +23,6 @@ using Clock = std::chrono::steady_clock;
 const std::set<std::string> kResumable = {"running", "failed", "aborted",
                                           "awaiting-promotion"};
 
-// The COMMAND of a resumed instance that is not run again.
-constexpr char kNotRunAgain[] =
-    "not run again by the resume: COMMAND already ran for this instance, "
-    "or was running when its coordinator stopped and has ended since; the "
-    "checks decide";
-
 // The last "command" step that ran COMMAND (a "skipped" one is a resume's
 // checks-only pass, which ran nothing), or null.
 const proto::DeployRecord::Step* LastCommandStep(
@@ -43,24 +37,6 @@ const proto::DeployRecord::Step* LastCommandStep(
 std::string Refuse(const ResumeOptions& o, const std::string& why) {
   return "cannot resume deploy " + o.id.str() + " of " + o.service.str() +
          ": " + why + "; nothing was touched";
-}
-
-void Add(RolloutResult* total, const RolloutResult& part) {
-  total->succeeded += part.succeeded;
-  total->failed += part.failed;
-  total->aborted += part.aborted;
-  total->not_started += part.not_started;
-  total->session_lost = total->session_lost || part.session_lost;
-  total->min_healthy_stop = total->min_healthy_stop || part.min_healthy_stop;
-  total->failures.insert(total->failures.end(), part.failures.begin(),
-                         part.failures.end());
-}
-
-// Whether RunRollout stopped before the end of its targets or with more
-// failures than it tolerated: the rest must not start.
-bool Stopped(const RolloutResult& r, int max_failures) {
-  return r.not_started > 0 || r.aborted > 0 || r.session_lost ||
-         r.min_healthy_stop || r.failed > max_failures;
 }
 
 }  // namespace
@@ -255,12 +231,12 @@ Result<ResumePlan> PlanResume(ZkSession* session, const ResumeOptions& o,
   return plan;
 }
 
-std::optional<PrepareFailure> PrepareResume(Connection* connection,
-                                            Reporter* reporter,
-                                            const ResumePlan& plan,
-                                            PreparedRollout* out) {
+std::optional<PrepareFailure> PrepareContinuation(Connection* connection,
+                                                  Reporter* reporter,
+                                                  const RolloutRequest& request,
+                                                  const std::string& what,
+                                                  PreparedRollout* out) {
   ZkSession* zk = connection->session();
-  const RolloutRequest& request = plan.request;
   for (const auto& line : RemoveExpiredFlags(zk, request.service)) {
     reporter->Notice(line);
   }
@@ -270,8 +246,8 @@ std::optional<PrepareFailure> PrepareResume(Connection* connection,
   if (!lock.ok()) {
     if (lock.status().code() == StatusCode::kFailedPrecondition) {
       return PrepareFailure{kExitUsage,
-                            "cannot resume deploy " + request.id.str() + ": " +
-                                lock.status().message() +
+                            "cannot continue deploy " + request.id.str() +
+                                ": " + lock.status().message() +
                                 "; nothing was touched"};
     }
     return PrepareFailure{kExitUnavailable,
@@ -283,10 +259,7 @@ std::optional<PrepareFailure> PrepareResume(Connection* connection,
   note.set_at(NowRfc3339());
   note.set_by(CurrentUserAtHost());
   note.set_pid(static_cast<int32_t>(::getpid()));
-  note.set_detail(std::to_string(plan.done.size()) + " instance(s) done, " +
-                  std::to_string(plan.checks_only.size()) +
-                  " to check and resume without COMMAND, " +
-                  std::to_string(plan.full.size()) + " to deploy");
+  note.set_detail(what);
   auto journal = Journal::Reopen(zk, connection->AclFor(paths::kDeploysRoot),
                                  request.service, request.id, note,
                                  connection->connect_timeout());
@@ -301,19 +274,110 @@ std::optional<PrepareFailure> PrepareResume(Connection* connection,
   }
   out->lock = std::move(lock).value();
   out->journal = std::move(journal).value();
-  reporter->Notice("resuming " + request.kind + " " + request.id.str() +
-                   " of " + request.service.str() + ": " + note.detail() +
-                   "; lock " + out->lock->path() + ", journal " +
-                   out->journal->path());
+  reporter->Notice(request.kind + " " + request.id.str() + " of " +
+                   request.service.str() + ": " + what + "; lock " +
+                   out->lock->path() + ", journal " + out->journal->path());
+  return std::nullopt;
+}
+
+std::optional<PrepareFailure> PrepareResume(Connection* connection,
+                                            Reporter* reporter,
+                                            const ResumePlan& plan,
+                                            PreparedRollout* out) {
+  const std::string what =
+      "resuming: " + std::to_string(plan.done.size()) + " instance(s) done, " +
+      std::to_string(plan.checks_only.size()) +
+      " to check and resume without COMMAND, " +
+      std::to_string(plan.full.size()) + " to deploy";
+  if (auto failed = PrepareContinuation(connection, reporter, plan.request,
+                                        what, out)) {
+    return failed;
+  }
   for (const auto& r : plan.reasons) reporter->Notice(r);
   return std::nullopt;
 }
 
+Result<RevertPlan> PlanRevert(ZkSession* session, const RevertOptions& o,
+                              Millis zk_retry_window) {
+  auto refuse = [&](const std::string& why) {
+    return InvalidArgument("cannot revert deploy " + o.id.str() + " of " +
+                           o.service.str() + ": " + why +
+                           "; nothing was touched");
+  };
+  auto rec = ReadJournal(session, o.service, o.id, /*with_steps=*/true);
+  if (!rec.ok()) {
+    if (rec.status().code() == StatusCode::kNotFound) {
+      return refuse("there is no such deploy (" +
+                    paths::DeployNode(o.service, o.id) +
+                    " does not exist); list them with `zkroll history "
+                    "--service " +
+                    o.service.str() + "`");
+    }
+    return rec.status();
+  }
+  auto holder = ReadLockHolder(session, o.service);
+  if (!holder.ok()) return holder.status();
+  if (*holder) {
+    return refuse(((*holder)->holder.deploy_id() == o.id.str()
+                       ? std::string("it is running: its coordinator holds "
+                                     "the lock ")
+                       : std::string("another deploy holds the lock ")) +
+                  (*holder)->path + " (" + DescribeHolder((*holder)->holder) +
+                  ")");
+  }
+  auto request = RolloutRequest::FromParameters(*rec, zk_retry_window);
+  if (!request.ok()) return refuse(request.status().message());
+  if (request->options.deploy.switching.enabled) {
+    return refuse(
+        "it is a --switch deploy: a switch that failed already went back to "
+        "the old port, and one that succeeded is undone by a new deploy");
+  }
+  if (!o.revert_command.empty()) {
+    request->options.revert_command = o.revert_command;
+  }
+  if (request->options.revert_command.empty()) {
+    return refuse(
+        "it recorded no --auto-revert command; give the command that reverts "
+        "one instance with --revert-command or after `--`");
+  }
+  std::vector<std::pair<std::string, InstanceAddress>> started;
+  for (const auto& inst : rec->instances()) {
+    if (inst.outcome() == "reverted") continue;
+    const proto::DeployRecord::Step* cmd = LastCommandStep(inst);
+    if (cmd == nullptr) continue;
+    // Only a COMMAND that was started: "aborted" without a process is one
+    // that was never run (its start could not be recorded).
+    const bool ran = cmd->verdict() == "ok" || cmd->verdict() == "failed" ||
+                     cmd->verdict() == "running" || cmd->has_process();
+    if (!ran) continue;
+    auto a = InstanceAddress::ParseNodeName(inst.instance());
+    if (!a.ok()) continue;
+    if (cmd->verdict() == "running" && cmd->has_process() &&
+        StateOf(cmd->process()) == ProcessState::kRunning) {
+      return refuse("the COMMAND of " + a->ToString() + " still runs (" +
+                    DescribeProcess(cmd->process()) +
+                    "), started by a coordinator that stopped; wait until it "
+                    "ended");
+    }
+    started.emplace_back(cmd->started_at(), *a);
+  }
+  if (started.empty()) {
+    return refuse("no instance ran its COMMAND in it (or every one is "
+                  "reverted already): nothing to revert");
+  }
+  // RFC 3339 times in UTC sort as text.
+  std::stable_sort(started.begin(), started.end(),
+                   [](const auto& x, const auto& y) { return x.first < y.first; });
+  RevertPlan plan;
+  plan.record = *rec;
+  plan.request = *std::move(request);
+  for (const auto& [at, a] : started) plan.touched.push_back(a);
+  return plan;
+}
+
 RolloutResult RunResume(const DeployEnvironment& env, const ResumePlan& plan,
                         ServiceLock* lock) {
-  const RolloutOptions& options = plan.request.options;
-  RolloutResult total;
-  std::string stop_reason;
+  RolloutOptions options = plan.request.options;
   // In-flight COMMANDs first: nothing touches their instances before they
   // ended. A dead coordinator would have stopped its COMMAND at
   // --exec-timeout; that is as long as we wait.
@@ -322,15 +386,17 @@ RolloutResult RunResume(const DeployEnvironment& env, const ResumePlan& plan,
     env.reporter->Notice(
         "waiting for the COMMAND of " + address.ToString() + " (" +
         DescribeProcess(process) +
-        "), started by the stopped coordinator, to end (at most --exec-timeout " +
+        "), started by the stopped coordinator, to end (at most "
+        "--exec-timeout " +
         FormatDuration(options.deploy.exec_timeout) + ")");
     Status gone = WaitProcessGone(
         process, Clock::now() + options.deploy.exec_timeout, env.abort);
     if (!gone.ok()) {
-      total.outcome =
+      RolloutResult stopped;
+      stopped.outcome =
           gone.code() == StatusCode::kAborted ? "aborted" : "failed";
-      total.not_started = static_cast<int>(plan.request.targets.size());
-      total.detail =
+      stopped.not_started = static_cast<int>(plan.request.targets.size());
+      stopped.detail =
           "nothing was deployed: the COMMAND of " + address.ToString() +
           " (" + DescribeProcess(process) + ") " +
           (gone.code() == StatusCode::kAborted
@@ -338,44 +404,22 @@ RolloutResult RunResume(const DeployEnvironment& env, const ResumePlan& plan,
                : "still runs after --exec-timeout " +
                      FormatDuration(options.deploy.exec_timeout) +
                      "; stop it, then resume again");
-      total.failures.push_back(address.ToString() + ": " + gone.message());
-      return total;
+      stopped.failures.push_back(address.ToString() + ": " + gone.message());
+      return stopped;
     }
   }
-  if (!plan.checks_only.empty()) {
-    RolloutOptions checks = options;
-    checks.deploy.command_already_ran = kNotRunAgain;
-    RolloutResult r = RunRollout(env, checks, plan.checks_only, lock);
-    Add(&total, r);
-    if (Stopped(r, options.max_failures)) {
-      total.not_started += static_cast<int>(plan.full.size());
-      stop_reason = r.detail;
-    }
-  }
-  if (stop_reason.empty() && !plan.full.empty()) {
-    RolloutOptions rest = options;
-    rest.max_failures = std::max(0, options.max_failures - total.failed);
-    RolloutResult r = RunRollout(env, rest, plan.full, lock);
-    Add(&total, r);
-    if (Stopped(r, rest.max_failures)) stop_reason = r.detail;
-  }
-  if (env.abort->requested() || total.aborted > 0 || total.session_lost) {
-    total.outcome = "aborted";
-  } else if (total.failed > 0 || total.min_healthy_stop) {
-    total.outcome = "failed";
-  } else {
-    total.outcome = "succeeded";
-  }
-  total.detail = std::to_string(plan.done.size()) + " done before, " +
-                 std::to_string(total.succeeded) + " succeeded, " +
-                 std::to_string(total.failed) + " failed, " +
-                 std::to_string(total.aborted) + " aborted, " +
-                 std::to_string(total.not_started) + " not started";
-  const size_t stopped = stop_reason.find("; stopped: ");
-  if (stopped != std::string::npos) {
-    total.detail += stop_reason.substr(stopped);
-  }
-  return total;
+  options.deploy.command_ran_before.insert(plan.checks_only.begin(),
+                                           plan.checks_only.end());
+  RolloutState state;
+  state.already_upgraded = plan.done;
+  // The canaries were the first --canary targets: once they are done (or
+  // the record awaited promotion) the canary stage is over.
+  state.canary_done =
+      plan.record.outcome() == "awaiting-promotion" ||
+      static_cast<int>(plan.done.size()) >= options.canary;
+  RolloutResult r = RunRollout(env, options, plan.request.targets, lock, state);
+  r.detail = std::to_string(plan.done.size()) + " done before; " + r.detail;
+  return r;
 }
 
 }  // namespace zkroll::coordinator

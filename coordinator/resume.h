@@ -71,9 +71,13 @@ Result<ResumePlan> PlanResume(ZkSession* session, const ResumeOptions& options,
                               Millis zk_retry_window);
 
 // Runs `plan` once prepared (the lock taken, the journal reopened: `env`
-// carries both): waits for the in-flight COMMANDs, then deploys the
-// checks-only instances (they were the batch in progress), then the rest,
-// with the recorded options. The result counts only this run's instances.
+// carries both): waits for the in-flight COMMANDs, then continues the
+// rollout (RunRollout with RolloutState: the done instances count as
+// upgraded, so --auto-revert reverts them too; the canary stage is over
+// once as many instances as --canary are done, or the record awaited
+// promotion) on the remaining targets, the checks-only ones first (they
+// were the batch in progress) with DeployOptions::command_ran_before. The
+// counts are this run's; the outcome is the whole rollout's.
 RolloutResult RunResume(const DeployEnvironment& env, const ResumePlan& plan,
                         ServiceLock* lock);
 
@@ -84,6 +88,38 @@ std::optional<PrepareFailure> PrepareResume(Connection* connection,
                                             Reporter* reporter,
                                             const ResumePlan& plan,
                                             PreparedRollout* out);
+
+// `zkroll revert`: undoes what deploy `id` upgraded.
+struct RevertOptions {
+  ServiceName service;
+  DeployId id = DeployId::Generate();
+  // --revert-command or `-- REVERT_CMD`; empty: the recorded --auto-revert.
+  std::vector<std::string> revert_command;
+};
+
+struct RevertPlan {
+  proto::DeployRecord record;
+  RolloutRequest request;  // rebuilt; options.revert_command is the one used
+  // The instances whose COMMAND ran in that deploy and that are not
+  // reverted yet, in the order their COMMAND started (RevertInstances takes
+  // them newest first).
+  std::vector<InstanceAddress> touched;
+};
+
+// Reads the journal and the lock and decides; writes nothing. Refusals
+// (InvalidArgument, exit 2): unknown id, running (lock held), a --switch
+// deploy, nothing to revert, no revert command, a COMMAND of a killed
+// coordinator that still runs.
+Result<RevertPlan> PlanRevert(ZkSession* session, const RevertOptions& options,
+                              Millis zk_retry_window);
+
+// Takes the lock and reopens the journal of `request` with a note saying
+// `what` (resume and revert). Nothing is left behind on failure.
+std::optional<PrepareFailure> PrepareContinuation(Connection* connection,
+                                                  Reporter* reporter,
+                                                  const RolloutRequest& request,
+                                                  const std::string& what,
+                                                  PreparedRollout* out);
 
 }  // namespace zkroll::coordinator
 

@@ -239,12 +239,24 @@ TEST_P(ResumeKillTest, ExactlyOnce) {
       for (auto& s : services_) {
         if (s->port() == victim) stopped = s.get();
       }
-      extra = {"--check", "exec:/bin/true", "--register-timeout", "5m"};
+      // The coordinator's check passes only once the test saw the agent
+      // check the dead service (check-ok): the agent must not register it
+      // on a result from before the kill.
+      extra = {"--check", "exec:/usr/bin/test -e " + check_ok,
+               "--health-attempts", "1000", "--register-timeout", "5m"};
       script = "if " + is_victim + "; then kill $(cat '" +
                stopped->pidfile() + "'); fi; " + Complete();
       moment = {"\"step\":\"registered\"", "\"verdict\":\"started\""};
     }
     z = StartZkroll(Rollout(extra, script));
+    if (at == KillAt::kAfterResume) {
+      ASSERT_TRUE(WaitForLine(z, {"\"step\":\"health\"",
+                                  "\"verdict\":\"started\""}))
+          << z->Output();
+      ASSERT_TRUE(WaitForChecks("host-a", victim, 2, milliseconds(20000)))
+          << AgentLogs();
+      std::ofstream(check_ok) << "ok\n";
+    }
     ASSERT_TRUE(WaitForLine(z, moment)) << z->Output();
     if (held != nullptr) {
       ASSERT_TRUE(held->WaitStarted(milliseconds(10000))) << z->Output();
@@ -302,7 +314,7 @@ TEST_P(ResumeKillTest, ExactlyOnce) {
   } else {
     RunResult r = Zkroll(Resume());
     ASSERT_EQ(r.exit_code, 0) << r.output << AgentLogs();
-    EXPECT_NE(r.output.find("resuming rollout " + std::string(kId)),
+    EXPECT_NE(r.output.find("rollout " + std::string(kId) + " of " + svc_ + ": resuming"),
               std::string::npos)
         << r.output;
   }
@@ -348,6 +360,61 @@ TEST_F(ResumeTest, RerunCommandRunsTheInFlightCommandAgain) {
   auto j = Journal();
   ASSERT_TRUE(j.has_value());
   EXPECT_EQ(j->outcome(), "succeeded");
+}
+
+// --canary-promote manual stops after the canary; promote deploys the rest
+// (the canary not again); revert then reverts every instance, newest first.
+TEST_F(ResumeTest, PromoteThenRevert) {
+  StartFleet(3);
+  if (HasFatalFailure()) return;
+  const std::vector<int> p = Ports();
+  RunResult first = Zkroll(Rollout(
+      {"--canary", "1", "--canary-promote", "manual"}, Complete()));
+  ASSERT_EQ(first.exit_code, 0) << first.output << AgentLogs();
+  ASSERT_EQ(Journal()->outcome(), "awaiting-promotion");
+  EXPECT_EQ(Completions().size(), 1u);
+  // It recorded no --auto-revert: revert needs a command.
+  ExpectRefused({"revert", "--service", svc_, "--deploy", kId},
+                "no --auto-revert command");
+  RunResult promoted = Zkroll({"--output", "json", "--session-timeout",
+                               kSessionTimeout, "promote", "--service", svc_,
+                               "--deploy", kId});
+  ASSERT_EQ(promoted.exit_code, 0) << promoted.output << AgentLogs();
+  std::map<int, int> counts = Completions();
+  for (int port : p) EXPECT_EQ(counts[port], 1) << port;
+  ASSERT_EQ(Journal()->outcome(), "succeeded");
+  ExpectRefused({"promote", "--service", svc_, "--deploy", kId},
+                "not awaiting promotion");
+
+  const std::string reverted = dir_.File("reverted");
+  RunResult r = Zkroll({"--output", "json", "--session-timeout",
+                        kSessionTimeout, "revert", "--service", svc_,
+                        "--deploy", kId, "--", "/bin/sh", "-c",
+                        "echo \"$ZKROLL_PORT $ZKROLL_REVERT\" >> '" + reverted +
+                            "'"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << AgentLogs();
+  std::ifstream in(reverted);
+  std::vector<int> order;
+  int port = 0, flag = 0;
+  while (in >> port >> flag) {
+    order.push_back(port);
+    EXPECT_EQ(flag, 1);
+  }
+  // Newest first: the canary (the first upgraded) is reverted last.
+  ASSERT_EQ(order.size(), 3u);
+  EXPECT_EQ(order.back(), p[0]);
+  auto j = Journal();
+  ASSERT_TRUE(j.has_value());
+  EXPECT_EQ(j->outcome(), "reverted");
+  for (const auto& inst : j->instances()) {
+    EXPECT_EQ(inst.outcome(), "reverted") << inst.instance();
+  }
+  for (int q : p) {
+    EXPECT_TRUE(WaitFor([&] { return Registered(q); }, milliseconds(20000)));
+  }
+  ExpectRefused({"revert", "--service", svc_, "--deploy", kId, "--",
+                 "/bin/true"},
+                "nothing to revert");
 }
 
 TEST_F(ResumeTest, RefusesAndTouchesNothing) {

@@ -48,6 +48,11 @@ zkroll_add_test(NAME coordinator_drain_auto_test LABELS zk faults TIMEOUT 600
 target_compile_definitions(coordinator_drain_auto_test PRIVATE
   ZKROLL_DEMO_SERVICE_BIN="$<TARGET_FILE:zkroll-demo-service>"
   ZKROLL_LOADGEN_BIN="$<TARGET_FILE:zkroll-loadgen>")
+# rollout --resume and promote: the coordinator SIGKILLed at each step of an
+# instance, then resumed (every instance upgraded exactly once); refusals.
+zkroll_add_test(NAME coordinator_resume_test LABELS zk faults TIMEOUT 600
+  SOURCES coordinator/resume_test.cc
+  LIBS zkroll_fault_support DEPENDS zkroll zkroll-agent zkroll-tiny-service)
 # A rollout that protects itself (issue 17): --min-healthy-time, canaries,
 # --auto-revert, --progress-deadline, with a real agent checking real demo
 # services over HTTP, replaced by a version-switching script.
@@ -58,8 +63,3 @@ zkroll_add_test(NAME coordinator_rollout_safety_test LABELS zk e2e
   DEPENDS zkroll zkroll-agent zkroll-demo-service)
 target_compile_definitions(coordinator_rollout_safety_test PRIVATE
   ZKROLL_DEMO_SERVICE_BIN="$<TARGET_FILE:zkroll-demo-service>")
-# rollout --resume and promote: the coordinator SIGKILLed at each step of an
-# instance, then resumed (every instance upgraded exactly once); refusals.
-zkroll_add_test(NAME coordinator_resume_test LABELS zk faults TIMEOUT 600
-  SOURCES coordinator/resume_test.cc
-  LIBS zkroll_fault_support DEPENDS zkroll zkroll-agent zkroll-tiny-service)
