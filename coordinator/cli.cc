@@ -5,6 +5,7 @@
 #include <boost/program_options.hpp>
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -89,6 +90,10 @@ Exit codes:
        or the service's lock is held by another coordinator
   4    aborted: the coordinator lost its ZooKeeper session (its pause flag
        vanished), so COMMAND was not run or its outcome is not trusted
+  5    rollout --auto-revert: the rollout failed and every instance it had
+       touched was reverted
+  6    rollout --auto-revert: the rollout failed and the revert is
+       incomplete (the message lists the instances left on the new version)
   130  aborted by SIGINT (Ctrl-C)   143  aborted by SIGTERM
        (an abort stops COMMAND, deletes the pause flag and records the deploy
        as aborted)
@@ -552,7 +557,9 @@ std::optional<int> Prepare(Session& s, const ServiceName& service,
                            bool from_agents, bool force,
                            const po::variables_map& vm,
                            const std::vector<std::string>& command,
-                           Prepared* out) {
+                           Prepared* out,
+                           const std::function<Status(size_t)>& check_targets =
+                               nullptr) {
   ZkSession* zk = s.connection.session();
   auto inv = LoadInventory(zk, service);
   if (!inv.ok()) {
@@ -564,6 +571,10 @@ std::optional<int> Prepare(Session& s, const ServiceName& service,
   Status selected = SelectTargets(*inv, service, from_agents, force, targets);
   if (!selected.ok()) {
     return Finish(&s.reporter, kExitUsage, selected.message());
+  }
+  if (check_targets) {
+    Status fits = check_targets(targets->size());
+    if (!fits.ok()) return Finish(&s.reporter, kExitUsage, fits.message());
   }
   for (const auto& line : RemoveExpiredFlags(zk, service)) {
     s.reporter.Notice(line);
@@ -765,6 +776,56 @@ std::vector<InstanceAddress> ParseInstanceList(const std::string& text) {
   return out;
 }
 
+// The options that make a rollout protect itself (rollout.h). Each
+// refusal names the value; the options that only mean something with
+// --canary are refused without it.
+void ParseSafetyOptions(const po::variables_map& vm, RolloutOptions* o) {
+  o->min_healthy_time = DurationOption(vm, "min-healthy-time", true);
+  o->progress_deadline = DurationOption(vm, "progress-deadline", true);
+  o->canary = IntOption(vm, "canary", 0, 100000);
+  const std::string promote = Get(vm, "canary-promote");
+  if (promote == "manual") {
+    o->canary_promote = CanaryPromote::kManual;
+  } else if (promote != "auto") {
+    throw UsageError{"--canary-promote must be auto or manual, not " +
+                     QuoteForMessage(promote)};
+  }
+  if (o->canary == 0) {
+    for (const char* name : {"canary-soak", "canary-check"}) {
+      if (vm.count(name)) {
+        throw UsageError{std::string("--") + name + " " +
+                         QuoteForMessage(Get(vm, name)) +
+                         " needs --canary N (the instances to observe)"};
+      }
+    }
+    if (o->canary_promote == CanaryPromote::kManual) {
+      throw UsageError{
+          "--canary-promote manual needs --canary N (there is nothing to "
+          "promote without canaries)"};
+    }
+  }
+  if (vm.count("canary-soak")) {
+    o->canary_soak = DurationOption(vm, "canary-soak", true);
+  }
+  if (vm.count("canary-check")) o->canary_check = CommandOption(vm, "canary-check");
+  if (vm.count("auto-revert")) {
+    if (o->deploy.switching.enabled) {
+      throw UsageError{
+          "--auto-revert does not apply to --switch: a failed switch already "
+          "sends traffic back to the old port"};
+    }
+    o->revert_command = CommandOption(vm, "auto-revert");
+  }
+  if (o->progress_deadline.count() > 0 &&
+      o->min_healthy_time > o->progress_deadline) {
+    throw UsageError{"--min-healthy-time " +
+                     QuoteForMessage(Get(vm, "min-healthy-time")) +
+                     " is longer than --progress-deadline " +
+                     QuoteForMessage(Get(vm, "progress-deadline")) +
+                     ": no instance could ever complete in time"};
+  }
+}
+
 int RunRolloutCommand(const po::variables_map& vm,
                       const std::vector<std::string>& command) {
   GlobalConfig g = ParseGlobals(vm);
@@ -776,9 +837,14 @@ int RunRolloutCommand(const po::variables_map& vm,
   opt.min_healthy = IntOption(vm, "min-healthy", 0, 100000);
   opt.min_healthy_timeout = DurationOption(vm, "min-healthy-timeout", true);
   opt.max_failures = IntOption(vm, "max-failures", 0, 100000);
+  ParseSafetyOptions(vm, &opt);
   std::vector<InstanceAddress> targets;
   const bool from_agents = !vm.count("instances");
-  if (!from_agents) targets = ParseInstanceList(Get(vm, "instances"));
+  if (!from_agents) {
+    targets = ParseInstanceList(Get(vm, "instances"));
+    Status fits = CheckRolloutTargets(opt, targets.size());
+    if (!fits.ok()) throw UsageError{fits.message()};
+  }
   DeployId id = DeployIdOption(vm);
   if (opt.deploy.reason.empty()) opt.deploy.reason = id.str();
   const bool force = vm["force"].as<bool>();
@@ -790,14 +856,18 @@ int RunRolloutCommand(const po::variables_map& vm,
     request.force = force;
     request.batch = opt.batch;
     request.min_healthy = opt.min_healthy;
+    request.canary = opt.canary;
+    request.canary_soak = opt.canary_soak;
+    request.canary_manual = opt.canary_promote == CanaryPromote::kManual;
     return RunDryRun(g, service, request);
   }
 
   Session s(g.format);
   if (auto code = Open(s, g)) return *code;
   Prepared prep;
-  if (auto code = Prepare(s, service, id, "rollout", &targets, from_agents,
-                          force, vm, command, &prep)) {
+  if (auto code = Prepare(
+          s, service, id, "rollout", &targets, from_agents, force, vm, command,
+          &prep, [&](size_t n) { return CheckRolloutTargets(opt, n); })) {
     return *code;
   }
   DeployEnvironment env = MakeEnvironment(s, service, id, prep);
@@ -808,7 +878,11 @@ int RunRolloutCommand(const po::variables_map& vm,
     code = kExitSessionLost;
   } else if (s.abort.requested()) {
     code = SignalExitCode(s.abort);
-  } else if (r.outcome != "succeeded") {
+  } else if (r.outcome == "reverted") {
+    code = kExitFailedReverted;
+  } else if (r.outcome == "revert-incomplete") {
+    code = kExitRevertIncomplete;
+  } else if (r.outcome != "succeeded" && r.outcome != "awaiting-promotion") {
     code = kExitFailed;
   }
   Status js = prep.journal->Finish(r.outcome, r.detail);
@@ -817,13 +891,17 @@ int RunRolloutCommand(const po::variables_map& vm,
   if (!ls.ok()) LOG(WARNING) << ls.ToString();
   std::string summary = "rollout " + id.str() + " of " + service.str() + " " +
                         r.outcome + ": " + r.detail;
-  if (r.outcome != "succeeded" && !r.min_healthy_stop) {
+  if (r.outcome != "succeeded" && r.outcome != "awaiting-promotion" &&
+      !r.revert && !r.min_healthy_stop) {
     summary +=
         ". Instances not started were not touched; fix the cause and "
         "run the rollout again (name the remaining instances with "
         "--instances to skip the upgraded ones)";
   }
   for (const auto& f : r.failures) summary += "\n  " + f;
+  if (r.revert) {
+    for (const auto& f : r.revert->failures) summary += "\n  " + f;
+  }
   proto::ResultEvent result;
   result.set_deploy_id(id.str());
   result.set_journal(prep.journal->path());
@@ -982,7 +1060,11 @@ const Subcommand kSubcommands[] = {
      "[--instances A,B,...] [options] -- COMMAND [ARGS...]\n\nDeploys every "
      "instance that an agent declares for S (or --instances), K at a\ntime, "
      "never starting a batch that would leave fewer than M instances\n"
-     "registered; stops after more than --max-failures failed instances.",
+     "registered; stops after more than --max-failures failed instances.\n"
+     "With --canary N the first N go first and are observed (--canary-soak,\n"
+     "--canary-check) before the rest (--canary-promote manual: stop there);\n"
+     "--min-healthy-time and --progress-deadline fail flapping or stuck\n"
+     "upgrades; --auto-revert reverts what the failed rollout touched.",
      true},
     {"status",
      "zkroll status --service S\n\nShows each instance of S: registered, "
@@ -1045,6 +1127,33 @@ po::options_description OptionsFor(const std::string& name) {
         "how long to wait for --min-healthy before stopping");
     add("max-failures", po::value<int>()->default_value(0),
         "failed instances tolerated before the rollout stops");
+    add("min-healthy-time", po::value<std::string>()->default_value("0s"),
+        "an instance counts as upgraded only after it stayed registered and "
+        "healthy (by its agent's checks) this long after it re-registered; a "
+        "flap fails it. 0: registered once is enough");
+    add("canary", po::value<int>()->default_value(0),
+        "deploy the first N instances as a batch of their own first (the "
+        "canaries); a failed canary stops the rollout");
+    add("canary-soak", po::value<std::string>(),
+        "after the canary batch, the canaries must stay registered and "
+        "healthy this long (needs --canary)");
+    add("canary-check", po::value<std::string>(),
+        "command line (no shell) run once after the soak; exit 0 = good. It "
+        "sees $ZKROLL_SERVICE, $ZKROLL_DEPLOY_ID, $ZKROLL_CANARIES "
+        "(ip:port,...) and is stopped at --exec-timeout (needs --canary)");
+    add("canary-promote", po::value<std::string>()->default_value("auto"),
+        "auto: continue with the rest once the canaries passed; manual: stop "
+        "there with exit 0, outcome awaiting-promotion (continue with `zkroll "
+        "promote`, undo with `zkroll revert`)");
+    add("auto-revert", po::value<std::string>(),
+        "command line (no shell) that reverts one instance: when the rollout "
+        "fails, every instance whose COMMAND ran is reverted with the deploy's "
+        "steps, newest first, --batch at a time (exit 5 reverted, 6 revert "
+        "incomplete); it sees the COMMAND variables and ZKROLL_REVERT=1");
+    add("progress-deadline", po::value<std::string>()->default_value("0s"),
+        "fail the rollout (and revert with --auto-revert) when no instance "
+        "completed for this long; the deploys in flight are stopped like on "
+        "SIGTERM. 0: none");
   }
   if (name == "pause") {
     add("reason", po::value<std::string>(), "why (required)");
@@ -1146,7 +1255,8 @@ int Dispatch(std::vector<std::string> args,
     help << "usage: " << sub->synopsis << "\n\n"
          << desc << "\n"
          << "Exit codes: 0 done, 1 failed, 2 usage, 3 ZooKeeper unreachable "
-            "or lock held,\n4 session lost, 130/143 aborted by SIGINT/SIGTERM "
+            "or lock held,\n4 session lost, 5 failed and reverted, 6 revert "
+            "incomplete,\n130/143 aborted by SIGINT/SIGTERM "
             "(details: zkroll --help).\n";
     std::fputs(help.str().c_str(), stdout);
     return kExitOk;

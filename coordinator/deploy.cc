@@ -28,7 +28,7 @@ InstanceDeploy::Step InstanceDeploy::Begin(const std::string& name,
                                            const std::string& detail,
                                            bool announce) {
   Step s;
-  s.name = name;
+  s.name = opt_.revert ? "revert-" + name : name;
   s.start = Clock::now();
   s.open = true;
   // Long steps are journalled when they start too, so a coordinator that
@@ -62,6 +62,7 @@ CommandSpec InstanceDeploy::MakeCommand(
   // The zxid that created the flag verified just before COMMAND: an
   // upgrade script can compare it with the flag there now.
   if (fence_zxid_ != 0) spec.env["ZKROLL_FENCE"] = std::to_string(fence_zxid_);
+  if (opt_.revert) spec.env["ZKROLL_REVERT"] = "1";
   if (plan_) {
     spec.env["ZKROLL_NEW_PORT"] = std::to_string(plan_->new_backend.port());
     spec.env["ZKROLL_OLD_PORT"] = std::to_string(plan_->old_backend.port());
@@ -73,13 +74,20 @@ CommandSpec InstanceDeploy::MakeCommand(
 }
 
 DeployResult InstanceDeploy::Run() {
-  if (env_.journal) env_.journal->SetInstanceOutcome(address_, "running");
+  if (env_.journal) {
+    env_.journal->SetInstanceOutcome(address_,
+                                     opt_.revert ? "reverting" : "running");
+  }
   auto finish = [&](DeployOutcome outcome, const std::string& detail) {
     result_.outcome = outcome;
     result_.detail = detail;
     result_.touched = flag_created_;
+    result_.command_started = command_started_;
     if (env_.journal) {
-      env_.journal->SetInstanceOutcome(address_, DeployOutcomeName(outcome));
+      env_.journal->SetInstanceOutcome(
+          address_, !opt_.revert ? DeployOutcomeName(outcome)
+                    : outcome == DeployOutcome::kSucceeded ? "reverted"
+                                                           : "revert-failed");
     }
     return result_;
   };
@@ -473,7 +481,8 @@ std::optional<Stop> InstanceDeploy::Command() {
     outcome = RunCommand(
         spec,
         [&](OutputStream stream, std::string_view line) {
-          env_.reporter->Output(label_, "command", stream, line);
+          env_.reporter->Output(label_, opt_.revert ? "revert" : "command",
+                              stream, line);
         },
         env_.abort, fence.signal());
     fence_reason = fence.reason();

@@ -154,6 +154,12 @@ struct DeployOptions {
     Millis apply_timeout{10000};            // --switch-timeout
     std::vector<std::string> stop_old;      // --stop-old
   } switching;
+  // A revert (rollout --auto-revert, or an explicit revert): `command` is
+  // the revert command; every step is named "revert-<step>" in the journal,
+  // the output and the events; the instance's journal outcome becomes
+  // "reverted" or "revert-failed" (its earlier steps stay, the revert's are
+  // appended); COMMAND also sees ZKROLL_REVERT=1.
+  bool revert = false;
 };
 
 // What every instance deploy of one coordinator run shares.
@@ -196,6 +202,9 @@ struct DeployResult {
   std::string detail;  // why it failed or was aborted; empty on success
   std::vector<StepTiming> steps;
   bool touched = false;  // our pause flag (or in-flight switch) was created
+  // COMMAND's process was started: the instance may run the new version
+  // (what a revert must undo), whatever the outcome.
+  bool command_started = false;
   bool rolled_back = false;  // --switch: traffic went back to the old backend
 };
 

@@ -23,6 +23,13 @@ enum ExitCode : int {
   // session (its pause flags and lock vanished with it), so it could no
   // longer guarantee that the instance was out of traffic.
   kExitSessionLost = 4,
+  // A rollout with --auto-revert failed, and every instance whose COMMAND
+  // ran in it was reverted (journal outcome "reverted").
+  kExitFailedReverted = 5,
+  // A rollout with --auto-revert failed and some of the instances it had
+  // touched could not be reverted (journal outcome "revert-incomplete"; the
+  // message lists them).
+  kExitRevertIncomplete = 6,
   // Aborted by SIGINT / SIGTERM (the shell convention 128 + signal).
   kExitInterrupted = 130,
   kExitTerminated = 143,

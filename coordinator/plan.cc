@@ -44,6 +44,9 @@ Result<proto::PlanEvent> MakePlan(ZkSession* session,
   std::vector<InstanceAddress> targets = request.targets;
   ZKROLL_RETURN_IF_ERROR(SelectTargets(*inv, service, request.from_agents,
                                        request.force, &targets));
+  RolloutOptions fits;
+  fits.canary = request.canary;
+  ZKROLL_RETURN_IF_ERROR(CheckRolloutTargets(fits, targets.size()));
   auto lock = ReadLockHolder(session, service);
   if (!lock.ok()) return lock.status();
 
@@ -53,6 +56,11 @@ Result<proto::PlanEvent> MakePlan(ZkSession* session,
   plan.set_service(service.str());
   plan.set_batch_size(static_cast<uint32_t>(std::max(1, request.batch)));
   plan.set_min_healthy(static_cast<uint32_t>(std::max(0, request.min_healthy)));
+  if (request.canary > 0) {
+    plan.set_canary(static_cast<uint32_t>(request.canary));
+    plan.set_canary_soak_ms(static_cast<uint32_t>(request.canary_soak.count()));
+    plan.set_canary_promote(request.canary_manual ? "manual" : "auto");
+  }
   if (*lock) {
     auto* l = plan.mutable_lock();
     l->set_held(true);
@@ -89,10 +97,12 @@ Result<proto::PlanEvent> MakePlan(ZkSession* session,
                    " expired pause flag(s) under " + paths::PauseDir(service));
   }
 
-  const auto batches = PlanBatches(targets, request.batch);
+  const auto batches =
+      PlanRolloutBatches(targets, request.batch, request.canary);
   for (size_t b = 0; b < batches.size(); ++b) {
     auto* pb = plan.add_batches();
     pb->set_batch(static_cast<uint32_t>(b + 1));
+    pb->set_canary(request.canary > 0 && b == 0);
     for (const InstanceAddress& a : batches[b]) {
       auto* pi = pb->add_instances();
       const std::string name = InstanceId{service, a}.ToString();
@@ -158,6 +168,16 @@ void PrintPlan(const proto::PlanEvent& plan, Reporter* reporter) {
   if (plan.kind() == "rollout") {
     text += ", --min-healthy " + std::to_string(plan.min_healthy());
   }
+  if (plan.canary() > 0) {
+    text += "\ncanary: batch 1 (" + std::to_string(plan.canary()) +
+            " instance(s))";
+    if (plan.canary_soak_ms() > 0) {
+      text += ", soak " + FormatDuration(Millis(plan.canary_soak_ms()));
+    }
+    text += plan.canary_promote() == "manual"
+                ? ", then stop for `zkroll promote` (--canary-promote manual)"
+                : ", then the rest (--canary-promote auto)";
+  }
   text += "\nlock: ";
   if (plan.lock().held()) {
     text += "held by " + plan.lock().by() + ", pid " +
@@ -169,7 +189,8 @@ void PrintPlan(const proto::PlanEvent& plan, Reporter* reporter) {
   }
   for (const auto& b : plan.batches()) {
     text += "\nbatch " + std::to_string(b.batch()) + "/" +
-            std::to_string(plan.batches_size());
+            std::to_string(plan.batches_size()) +
+            (b.canary() ? " (canary)" : "");
     if (plan.kind() == "rollout") {
       text += ": " + std::to_string(b.registered_outside()) +
               " registered outside it now, at most " +

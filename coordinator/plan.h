@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "common/duration.h"
 #include "common/names.h"
 #include "common/status.h"
 #include "common/zk_session.h"
@@ -40,12 +41,16 @@ struct PlanRequest {
   bool force = false;
   int batch = 1;
   int min_healthy = 0;
+  int canary = 0;  // rollout --canary: batch 1 is the canary batch
+  Millis canary_soak{0};
+  bool canary_manual = false;  // --canary-promote manual
 };
 
 // Reads the plan (a "plan" event, stamped). Errors: NotFound when nothing
 // is known of `service` (no agent declares, no instance is registered or
 // paused) and no instance is forced; InvalidArgument for targets the
-// rollout would refuse (SelectTargets); ZooKeeper failures.
+// rollout would refuse (SelectTargets, or fewer than --canary); ZooKeeper
+// failures.
 Result<proto::PlanEvent> MakePlan(ZkSession* session,
                                   const ServiceName& service,
                                   const PlanRequest& request);

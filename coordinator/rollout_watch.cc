@@ -1,0 +1,146 @@
+#include "coordinator/rollout_watch.h"
+
+#include <atomic>
+#include <memory>
+
+#include "common/paths.h"
+#include "common/payload.h"
+#include "coordinator/connection.h"
+
+namespace zkroll::coordinator {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A resync in case a watch event was lost while disconnected.
+constexpr Millis kResync{5000};
+
+// Reads `address` once, arming watches that set `fired`. A transient
+// failure is returned as such; the caller retries within its window.
+Result<InstanceServiceView> ReadView(const DeployEnvironment& env,
+                                     const InstanceAddress& address,
+                                     const std::shared_ptr<std::atomic<bool>>& fired) {
+  AbortSignal* abort = env.abort;
+  auto on_event = [fired, abort](const WatchEvent&) {
+    *fired = true;
+    abort->Wake();
+  };
+  InstanceServiceView view;
+  const std::string node = paths::InstanceNode(env.service, address);
+  auto exists = env.session->ExistsSync(node, on_event);
+  if (!exists.ok()) return exists.status();
+  view.registered = exists->has_value();
+  if (!view.registered) return view;
+  auto data = env.session->GetSync(node);
+  if (!data.ok()) {
+    if (data.status().code() == StatusCode::kNotFound) {
+      view.registered = false;  // gone between the two reads; watch fired
+      return view;
+    }
+    return data.status();
+  }
+  auto rec = ParsePayload<proto::InstanceRecord>(data->data, node);
+  if (!rec.ok()) return view;  // registered, but by nobody we can ask
+  auto host = HostId::Parse(rec->host());
+  if (!host.ok()) return view;
+  view.registered_by = host->str();
+  const std::string agent_path = paths::AgentNode(*host);
+  auto agent = env.session->GetSync(agent_path, on_event);
+  if (!agent.ok()) {
+    // No record (the agent's session ended): its registration goes with
+    // it, and the exists-watch sees that.
+    if (agent.status().code() == StatusCode::kNotFound) return view;
+    return agent.status();
+  }
+  auto record = ParsePayload<proto::AgentRecord>(agent->data, agent_path);
+  if (!record.ok()) return view;
+  for (const auto& inst : record->instances()) {
+    if (inst.service() == env.service.str() && inst.ip() == address.ip() &&
+        inst.port() == address.port()) {
+      view.agent = inst;
+      break;
+    }
+  }
+  return view;
+}
+
+}  // namespace
+
+std::optional<std::string> WhyOutOfService(const InstanceServiceView& view) {
+  if (!view.registered) {
+    return std::string("its registration vanished (the agent deregistered "
+                       "it, or the agent's session ended)");
+  }
+  // Only an agent record that already shows the registration speaks for
+  // the instance now; an older one describes it before it came back.
+  if (view.agent && view.agent->registered() && !view.agent->healthy()) {
+    std::string why = "agent " + view.registered_by + " reports it " +
+                      (view.agent->state().empty() ? std::string("unhealthy")
+                                                   : view.agent->state());
+    if (!view.agent->last_check().empty()) {
+      why += " (last check: " + view.agent->last_check() + ")";
+    }
+    return why;
+  }
+  return std::nullopt;
+}
+
+StayInServiceResult WatchStayInService(
+    const DeployEnvironment& env, const std::vector<InstanceAddress>& instances,
+    Millis period, Millis zk_retry_window) {
+  StayInServiceResult result;
+  const auto deadline = Clock::now() + period;
+  // When the reads began to fail (zero: they do not).
+  Clock::time_point failing_since{};
+  while (true) {
+    auto fired = std::make_shared<std::atomic<bool>>(false);
+    const int64_t sid = env.session->session_id();
+    Status read_error = Status::Ok();
+    for (const InstanceAddress& a : instances) {
+      auto view = ReadView(env, a, fired);
+      if (!view.ok()) {
+        read_error = view.status();
+        continue;
+      }
+      if (auto why = WhyOutOfService(*view)) {
+        result.flapped.push_back(a);
+        result.flaps.push_back(a.ToString() + ": " + *why);
+      }
+    }
+    if (!result.flapped.empty()) {
+      result.verdict = StayInServiceResult::Verdict::kFlapped;
+      return result;
+    }
+    if (!read_error.ok()) {
+      if (!IsTransient(read_error)) {
+        result.verdict = StayInServiceResult::Verdict::kFlapped;
+        result.error = "cannot observe the instances: " + read_error.ToString();
+        return result;
+      }
+      if (failing_since == Clock::time_point{}) failing_since = Clock::now();
+      if (Clock::now() - failing_since >= zk_retry_window) {
+        result.verdict = StayInServiceResult::Verdict::kFlapped;
+        result.error = "cannot observe the instances for " +
+                       FormatDuration(zk_retry_window) + ": " +
+                       read_error.ToString();
+        return result;
+      }
+    } else {
+      failing_since = Clock::time_point{};
+    }
+    if (Clock::now() >= deadline) return result;  // held for the period
+    auto w = env.abort->WaitUntil(
+        [&] {
+          return fired->load() || env.session->session_id() != sid ||
+                 (!read_error.ok() && env.session->connected());
+        },
+        std::min(deadline,
+                 Clock::now() + (read_error.ok() ? kResync : Millis(250))));
+    if (w == AbortSignal::WaitResult::kAborted) {
+      result.verdict = StayInServiceResult::Verdict::kAborted;
+      return result;
+    }
+  }
+}
+
+}  // namespace zkroll::coordinator
