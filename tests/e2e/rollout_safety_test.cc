@@ -195,6 +195,16 @@ struct RolloutRun {
     }
     return out;
   }
+  // End times of `step` (any verdict but "started") on `port`, in order.
+  std::vector<int64_t> Ends(int port, const std::string& step) const {
+    std::vector<int64_t> out;
+    for (const auto& s : steps) {
+      if (s.port == port && s.step == step && s.verdict != "started") {
+        out.push_back(s.at_ms);
+      }
+    }
+    return out;
+  }
   // Start times of `step` (verdict "started") on `port`, in order.
   std::vector<int64_t> Starts(int port, const std::string& step) const {
     std::vector<int64_t> out;
@@ -521,8 +531,8 @@ class RolloutSafetyTest : public CoordinatorTest {
     EXPECT_EQ(run.exit_code, 5) << "expected 'failed, every touched instance "
                                    "reverted'\n"
                                 << run.output;
-    // Only the canary ran COMMAND (or anything).
-    EXPECT_EQ(run.Starts(canary, "command").size(), 1u) << run.output;
+    // Only the canary ran COMMAND (or anything), once.
+    EXPECT_EQ(run.Ends(canary, "command").size(), 1u) << run.output;
     for (size_t i = 1; i < ports_.size(); ++i) {
       EXPECT_TRUE(run.StepsOf(ports_[i]).empty())
           << "instance " << ports_[i] << " was touched\n"
@@ -625,8 +635,21 @@ TEST_F(RolloutSafetyTest, AGoodVersionWithTheProtectionsUpgradesEveryInstance) {
         << "instance " << port << " was upgraded more than once\n"
         << ReadFile(VersionLogPath());
   }
-  // The canary was soaked before the others started: its checks ended
-  // before the second instance's pause.
+  // The canary was soaked and checked before the others started, and each
+  // instance stayed healthy for the minimum time.
+  const auto soaked = run.Ends(ports_[0], "canary-soak");
+  const auto checked = run.Ends(ports_[0], "canary-check");
+  const auto second_pause = run.Starts(ports_[1], "pause");
+  ASSERT_EQ(soaked.size(), 1u) << run.output;
+  ASSERT_EQ(checked.size(), 1u) << run.output;
+  ASSERT_EQ(second_pause.size(), 1u) << run.output;
+  EXPECT_LE(soaked[0], checked[0]);
+  EXPECT_LE(checked[0], second_pause[0]);
+  for (int port : ports_) {
+    EXPECT_EQ(run.Ends(port, "healthy-time").size(), 1u)
+        << "instance " << port << "\n"
+        << run.output;
+  }
   auto journal = LastJournal();
   ASSERT_TRUE(journal.has_value());
   EXPECT_EQ(journal->outcome(), "succeeded") << ToJson(*journal);
