@@ -128,8 +128,8 @@ class DemoServer : public std::enable_shared_from_this<DemoServer> {
   uint64_t next_id_ = 1;
   bool draining_ = false;
   std::function<void(bool)> drained_;
-  int64_t in_flight_ = 0;  // requests read and not yet answered
-  int64_t served_ = 0;     // responses written
+  int64_t in_flight_ = 0;      // requests read and not yet answered
+  int64_t served_ = 0;         // responses written
   int64_t root_requests_ = 0;  // GET / answered (or being answered)
   int64_t root_errors_ = 0;    // ... with a status of 500 or more
 };

@@ -185,9 +185,10 @@ void LoadGenerator::OnResult(int64_t second, Clock::time_point due,
 void LoadGenerator::ReportFailure(Clock::time_point due,
                                   const RequestOutcome& o) {
   if (!on_failure_) return;
-  const auto due_wall = start_wall_ + std::chrono::duration_cast<
-                                          std::chrono::system_clock::duration>(
-                                          due - start_);
+  const auto due_wall =
+      start_wall_ +
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(due -
+                                                                      start_);
   on_failure_(std::chrono::duration_cast<std::chrono::milliseconds>(
                   due_wall.time_since_epoch())
                   .count(),

@@ -85,7 +85,9 @@ class LoadGenerator : public std::enable_shared_from_this<LoadGenerator> {
   // From the start to the last due request actually sent.
   double sending_seconds() const;
   // Wall-clock time of second 0 of the report and the timeline.
-  std::chrono::system_clock::time_point start_wall() const { return start_wall_; }
+  std::chrono::system_clock::time_point start_wall() const {
+    return start_wall_;
+  }
 
  private:
   Clock::time_point DueAt(int64_t i) const;
@@ -117,7 +119,8 @@ class LoadGenerator : public std::enable_shared_from_this<LoadGenerator> {
   std::function<void()> done_;
 
   Clock::time_point start_;
-  std::chrono::system_clock::time_point start_wall_;  // second 0 of the timeline
+  std::chrono::system_clock::time_point
+      start_wall_;  // second 0 of the timeline
   Clock::time_point sending_ended_;
   int64_t planned_ = 0;
   int64_t issued_ = 0;

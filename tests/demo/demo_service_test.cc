@@ -181,8 +181,7 @@ TEST(DemoServiceBadVersionTest, ErrorRateFailsEveryTenthRequestOfRoot) {
   EXPECT_NE(stats.response.body().find("\"root_requests\":30,"),
             std::string::npos)
       << stats.response.body();
-  EXPECT_NE(stats.response.body().find("\"root_errors\":3}"),
-            std::string::npos)
+  EXPECT_NE(stats.response.body().find("\"root_errors\":3}"), std::string::npos)
       << stats.response.body();
   OnIo(io, [&] { pool->Shutdown(); });
 }
@@ -202,11 +201,11 @@ TEST(DemoServiceBadVersionTest, StartDelayListensLateAndStopsOnSigterm) {
   TempDir dir;
   const int port = PickFreePort();
   ChildProcess slow;
-  ASSERT_TRUE(slow.Start({ZKROLL_DEMO_SERVICE_BIN, "--port",
-                          std::to_string(port), "--version", "v7",
-                          "--start-delay", "10m"},
-                         dir.File("log"))
-                  .ok());
+  ASSERT_TRUE(
+      slow.Start({ZKROLL_DEMO_SERVICE_BIN, "--port", std::to_string(port),
+                  "--version", "v7", "--start-delay", "10m"},
+                 dir.File("log"))
+          .ok());
   // Once it says it waits, it has not bound the port (it binds only after
   // the delay).
   ASSERT_TRUE(WaitFor(

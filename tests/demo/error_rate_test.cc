@@ -48,9 +48,8 @@ TEST(ErrorRateTest, ZeroAndOne) {
 }
 
 TEST(ErrorRateTest, BadTextIsRefusedAndNamed) {
-  for (const char* text :
-       {"", "1.5", "2", "-0.1", ".1", "0.", "0.1234567", "10%", "0,1", "1e-1",
-        "0.1 ", "abc", "01"}) {
+  for (const char* text : {"", "1.5", "2", "-0.1", ".1", "0.", "0.1234567",
+                           "10%", "0,1", "1e-1", "0.1 ", "abc", "01"}) {
     auto r = ErrorRate::Parse(text);
     EXPECT_FALSE(r.ok()) << "'" << text << "' was accepted";
     if (!r.ok()) {

@@ -74,10 +74,9 @@ constexpr char kCrashAfter[] = "2s";
 // for a loaded one. Requests reach the instance at kPerInstanceRate.
 //   (kFall * 200ms * 1.25 + 200ms + 300ms + 1000ms) * 50/s = 100 requests.
 int64_t CrashFailureBound() {
-  const double seconds =
-      (kFall * kCheckIntervalMs * 1.25 + kCheckIntervalMs + kCheckTimeoutMs +
-       1000.0) /
-      1000.0;
+  const double seconds = (kFall * kCheckIntervalMs * 1.25 + kCheckIntervalMs +
+                          kCheckTimeoutMs + 1000.0) /
+                         1000.0;
   return static_cast<int64_t>(std::ceil(seconds * kPerInstanceRate));
 }
 
@@ -96,8 +95,8 @@ int64_t UnixMillis(const std::string& t) {
   struct tm tm = {};
   int ms = 0;
   if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year,
-                  &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-                  &tm.tm_sec, &ms) != 7) {
+                  &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+                  &ms) != 7) {
     return -1;
   }
   tm.tm_year -= 1900;
@@ -246,12 +245,18 @@ class RolloutSafetyTest : public CoordinatorTest {
                       ".log");
     }
     const std::vector<std::string> checks = {
-        "--check",   "http:/healthz",
-        "--interval", std::to_string(kCheckIntervalMs) + "ms",
-        "--timeout", std::to_string(kCheckTimeoutMs) + "ms",
-        "--rise",    "2",
-        "--fall",    std::to_string(kFall),
-        "--session-timeout", "6s"};
+        "--check",
+        "http:/healthz",
+        "--interval",
+        std::to_string(kCheckIntervalMs) + "ms",
+        "--timeout",
+        std::to_string(kCheckTimeoutMs) + "ms",
+        "--rise",
+        "2",
+        "--fall",
+        std::to_string(kFall),
+        "--session-timeout",
+        "6s"};
     StartAgent("host-a", {Instance(ports_[0]), Instance(ports_[1])}, checks);
     StartAgent("host-b", {Instance(ports_[2]), Instance(ports_[3])}, checks);
     ASSERT_TRUE(WaitFor(
@@ -294,8 +299,8 @@ class RolloutSafetyTest : public CoordinatorTest {
                 << (loadgen_ ? loadgen_->Output() : "") << "\n";
       for (int port : ports_) {
         std::cerr << "---- instance " << port << "\n"
-                  << ReadFile(demo_dir_ + "/instances/" +
-                              std::to_string(port) + ".log");
+                  << ReadFile(demo_dir_ + "/instances/" + std::to_string(port) +
+                              ".log");
       }
     }
     CoordinatorTest::TearDown();
@@ -341,14 +346,31 @@ class RolloutSafetyTest : public CoordinatorTest {
 
   void StartLoad() {
     loadgen_ = std::make_unique<ChildProcess>();
-    Status s = loadgen_->Start(
-        {ZKROLL_LOADGEN_BIN, "--zk", connect_string(), "--service", svc_,
-         "--mode", "watch", "--rate", std::to_string(kRate), "--duration",
-         "400s", "--timeout", "1s", "--connections", "8", "--quiet",
-         "--stop-file", dir_.File("stop-load"), "--summary-json",
-         dir_.File("summary.json"), "--failure-log", dir_.File("failures.csv"),
-         "--list-log", dir_.File("lists.csv")},
-        dir_.File("loadgen.log"));
+    Status s = loadgen_->Start({ZKROLL_LOADGEN_BIN,
+                                "--zk",
+                                connect_string(),
+                                "--service",
+                                svc_,
+                                "--mode",
+                                "watch",
+                                "--rate",
+                                std::to_string(kRate),
+                                "--duration",
+                                "400s",
+                                "--timeout",
+                                "1s",
+                                "--connections",
+                                "8",
+                                "--quiet",
+                                "--stop-file",
+                                dir_.File("stop-load"),
+                                "--summary-json",
+                                dir_.File("summary.json"),
+                                "--failure-log",
+                                dir_.File("failures.csv"),
+                                "--list-log",
+                                dir_.File("lists.csv")},
+                               dir_.File("loadgen.log"));
     ASSERT_TRUE(s.ok()) << s.ToString();
     ASSERT_TRUE(WaitFor([&] { return CallerSeesAll(loadgen_->pid()); },
                         milliseconds(30000)))
@@ -406,15 +428,33 @@ class RolloutSafetyTest : public CoordinatorTest {
   // registered, a drain that ends when the callers acknowledged, the
   // deploy's own checks.
   std::vector<std::string> BaseOptions() const {
-    return {"rollout",         "--service",   svc_,
-            "--batch",         "1",           "--min-healthy",
-            "3",               "--drain",     "auto",
-            "--drain-wait",    "10s",         "--drain-quiet",
-            "200ms",           "--check",     "http:/healthz",
-            "--health-attempts", "5",         "--health-interval",
-            "200ms",           "--health-timeout", "500ms",
-            "--register-timeout", "20s",      "--session-timeout",
-            "6s",              "--output",    "json"};
+    return {"rollout",
+            "--service",
+            svc_,
+            "--batch",
+            "1",
+            "--min-healthy",
+            "3",
+            "--drain",
+            "auto",
+            "--drain-wait",
+            "10s",
+            "--drain-quiet",
+            "200ms",
+            "--check",
+            "http:/healthz",
+            "--health-attempts",
+            "5",
+            "--health-interval",
+            "200ms",
+            "--health-timeout",
+            "500ms",
+            "--register-timeout",
+            "20s",
+            "--session-timeout",
+            "6s",
+            "--output",
+            "json"};
   }
 
   // The protections under test: a canary of one soaked for 5 s after a
@@ -423,12 +463,18 @@ class RolloutSafetyTest : public CoordinatorTest {
   std::vector<std::string> Protections(const std::string& progress_deadline) {
     std::string check = SourceDir() + "/tests/e2e/canary_error_rate.py 0.01 20";
     for (int port : ports_) check += " " + std::to_string(port);
-    return {"--canary",          "1",
-            "--canary-soak",     "5s",
-            "--min-healthy-time", "3s",
-            "--canary-check",    check,
-            "--auto-revert",     UpgradeScript() + " --version v1",
-            "--progress-deadline", progress_deadline};
+    return {"--canary",
+            "1",
+            "--canary-soak",
+            "5s",
+            "--min-healthy-time",
+            "3s",
+            "--canary-check",
+            check,
+            "--auto-revert",
+            UpgradeScript() + " --version v1",
+            "--progress-deadline",
+            progress_deadline};
   }
 
   RolloutRun RunRollout(std::vector<std::string> options,
@@ -455,20 +501,20 @@ class RolloutSafetyTest : public CoordinatorTest {
       auto e = ParseJson(line);
       if (!e) continue;
       run.events.push_back(*e);
-      if (Field(*e, "event") == "result") run.deploy_id = Field(*e, "deploy_id");
+      if (Field(*e, "event") == "result")
+        run.deploy_id = Field(*e, "deploy_id");
       if (Field(*e, "event") != "step") continue;
       const std::string inst = Field(*e, "instance");
       if (inst.rfind(prefix, 0) != 0) continue;
-      run.steps.push_back({UnixMillis(Field(*e, "time")),
-                           std::stoi(inst.substr(prefix.size())),
-                           Field(*e, "step"), Field(*e, "verdict"),
-                           Field(*e, "detail")});
+      run.steps.push_back(
+          {UnixMillis(Field(*e, "time")), std::stoi(inst.substr(prefix.size())),
+           Field(*e, "step"), Field(*e, "verdict"), Field(*e, "detail")});
     }
     std::cout << "rollout exit code " << run.exit_code << "; steps:\n";
     for (const auto& st : run.steps) {
       if (st.verdict == "started") continue;
-      std::cout << "  " << st.port << " " << st.step << " " << st.verdict
-                << " " << st.detail << "\n";
+      std::cout << "  " << st.port << " " << st.step << " " << st.verdict << " "
+                << st.detail << "\n";
     }
     return run;
   }
@@ -523,10 +569,13 @@ class RolloutSafetyTest : public CoordinatorTest {
   // canary (the first instance in address order), the rest of the fleet
   // never ran COMMAND nor the bad version, the canary was reverted to v1
   // with the smooth steps, every instance answers v1, exit code 5 and the
-  // journal tells the story, with one of `reasons` (the step that caught
-  // the bad version). Returns the attribution of the failed requests.
+  // journal tells the story: the canary's step that caught the bad version
+  // (one of `caught_by`, failed or aborted), the reason (one of `phrases`,
+  // in the journal's detail), the revert's steps. Returns the attribution of
+  // the failed requests.
   Attribution ExpectStoppedAtCanaryAndReverted(
-      const RolloutRun& run, const std::vector<std::string>& reasons) {
+      const RolloutRun& run, const std::vector<std::string>& caught_by,
+      const std::vector<std::string>& phrases) {
     const int canary = ports_[0];
     EXPECT_EQ(run.exit_code, 5) << "expected 'failed, every touched instance "
                                    "reverted'\n"
@@ -546,8 +595,8 @@ class RolloutSafetyTest : public CoordinatorTest {
     // version started on it is v1.
     const int64_t revert_from = RevertPauseStart(run, canary);
     EXPECT_GT(revert_from, 0) << "no revert of the canary\n" << run.output;
-    for (const char* step : {"revert-drain", "revert-command",
-                             "revert-resume", "revert-registered"}) {
+    for (const char* step : {"revert-drain", "revert-command", "revert-resume",
+                             "revert-registered"}) {
       EXPECT_EQ(run.Starts(canary, step).size(), 1u)
           << "the revert has no step " << step << "\n"
           << run.output;
@@ -571,13 +620,14 @@ class RolloutSafetyTest : public CoordinatorTest {
       const std::string text = ToJson(*journal);
       std::cout << "journal: " << text << "\n";
       EXPECT_EQ(journal->outcome(), "reverted") << text;
-      bool reason_found = false;
-      for (const auto& r : reasons) {
-        reason_found = reason_found || text.find(r) != std::string::npos;
+      bool reason_given = false;
+      for (const auto& p : phrases) {
+        reason_given =
+            reason_given || journal->detail().find(p) != std::string::npos;
       }
-      EXPECT_TRUE(reason_found)
-          << "the journal does not say what caught the bad version ("
-          << ::testing::PrintToString(reasons) << "): " << text;
+      EXPECT_TRUE(reason_given)
+          << "the journal's detail gives none of the reasons "
+          << ::testing::PrintToString(phrases) << ": " << text;
       bool canary_journalled = false;
       for (const auto& inst : journal->instances()) {
         std::vector<std::string> names;
@@ -589,6 +639,16 @@ class RolloutSafetyTest : public CoordinatorTest {
           canary_journalled = true;
           EXPECT_EQ(inst.outcome(), "reverted") << text;
           EXPECT_TRUE(has("command")) << text;
+          bool caught = false;
+          for (const auto& st : inst.steps()) {
+            caught = caught ||
+                     ((st.verdict() == "failed" || st.verdict() == "aborted") &&
+                      std::find(caught_by.begin(), caught_by.end(),
+                                st.name()) != caught_by.end());
+          }
+          EXPECT_TRUE(caught)
+              << "no step of " << ::testing::PrintToString(caught_by)
+              << " failed in the journal: " << text;
           EXPECT_TRUE(has("revert-pause") && has("revert-command") &&
                       has("revert-registered"))
               << "the journal lacks the revert's steps: " << text;
@@ -610,7 +670,8 @@ class RolloutSafetyTest : public CoordinatorTest {
     std::cout << "[" << name << "] requests sent " << Field(summary, "sent")
               << ", failed " << Field(summary, "failed") << ": by the bad "
               << "version " << a.by_bad_version << " (";
-    for (const auto& [cause, n] : a.causes) std::cout << cause << " " << n << " ";
+    for (const auto& [cause, n] : a.causes)
+      std::cout << cause << " " << n << " ";
     std::cout << "), during the revert " << a.by_revert << ", elsewhere "
               << a.elsewhere << "\n";
     for (const auto& u : a.unexplained) std::cout << "  " << u << "\n";
@@ -655,16 +716,18 @@ TEST_F(RolloutSafetyTest, AGoodVersionWithTheProtectionsUpgradesEveryInstance) {
   EXPECT_EQ(journal->outcome(), "succeeded") << ToJson(*journal);
   Struct summary = StopLoad();
   PrintFailures("good version", summary, Attribution{});
-  EXPECT_EQ(Field(summary, "failed"), "0") << ReadFile(dir_.File("failures.csv"));
+  EXPECT_EQ(Field(summary, "failed"), "0")
+      << ReadFile(dir_.File("failures.csv"));
   EXPECT_GT(std::stoll(Field(summary, "sent")), kRate * 5);
 }
 
 // Today's rollout, without the protections: a version that fails one
 // request in ten but passes every health check reaches every instance.
 // This is what the protections are for.
-TEST_F(RolloutSafetyTest, WithoutTheProtectionsABadVersionReachesTheWholeFleet) {
-  RolloutRun run = RunRollout(BaseOptions(),
-                              {"--version", "v2", "--error-rate", "0.1"});
+TEST_F(RolloutSafetyTest,
+       WithoutTheProtectionsABadVersionReachesTheWholeFleet) {
+  RolloutRun run =
+      RunRollout(BaseOptions(), {"--version", "v2", "--error-rate", "0.1"});
   EXPECT_EQ(run.exit_code, 0) << run.output;
   ASSERT_TRUE(WaitFor([&] { return AllRegistered(); }, milliseconds(30000)));
   for (int port : ports_) {
@@ -695,11 +758,13 @@ TEST_F(RolloutSafetyTest, WithoutTheProtectionsABadVersionReachesTheWholeFleet) 
 TEST_F(RolloutSafetyTest, ACrashAfterAPassingCheckIsRevertedAtTheCanary) {
   auto options = BaseOptions();
   for (auto& o : Protections("60s")) options.push_back(o);
-  RolloutRun run = RunRollout(
-      options, {"--version", "v2", "--exit-after", kCrashAfter});
+  RolloutRun run =
+      RunRollout(options, {"--version", "v2", "--exit-after", kCrashAfter});
   // It did pass its check and register before crashing.
   EXPECT_GE(run.Starts(ports_[0], "registered").size(), 1u) << run.output;
-  Attribution a = ExpectStoppedAtCanaryAndReverted(run, {"healthy-time", "canary-soak"});
+  Attribution a =
+      ExpectStoppedAtCanaryAndReverted(run, {"healthy-time", "canary-soak"},
+                                       {"--min-healthy-time", "canary soak"});
   Struct summary = StopLoad();
   PrintFailures("crash 2 s after a passing check", summary, a);
   EXPECT_EQ(a.by_revert, 0);
@@ -716,9 +781,10 @@ TEST_F(RolloutSafetyTest, ACrashAfterAPassingCheckIsRevertedAtTheCanary) {
 TEST_F(RolloutSafetyTest, AnErrorRateIsCaughtByTheCanaryCheckAndReverted) {
   auto options = BaseOptions();
   for (auto& o : Protections("60s")) options.push_back(o);
-  RolloutRun run = RunRollout(options,
-                              {"--version", "v2", "--error-rate", "0.1"});
-  Attribution a = ExpectStoppedAtCanaryAndReverted(run, {"canary-check"});
+  RolloutRun run =
+      RunRollout(options, {"--version", "v2", "--error-rate", "0.1"});
+  Attribution a = ExpectStoppedAtCanaryAndReverted(run, {"canary-check"},
+                                                   {"--canary-check"});
   Struct summary = StopLoad();
   PrintFailures("500 to 10% of requests", summary, a);
   EXPECT_EQ(a.by_revert, 0);
@@ -749,9 +815,10 @@ TEST_F(RolloutSafetyTest, AnErrorRateIsCaughtByTheCanaryCheckAndReverted) {
 TEST_F(RolloutSafetyTest, ASlowStartIsRevertedAtTheCanary) {
   auto options = BaseOptions();
   for (auto& o : Protections("60s")) options.push_back(o);
-  RolloutRun run = RunRollout(options,
-                              {"--version", "v2", "--start-delay", "60s"});
-  Attribution a = ExpectStoppedAtCanaryAndReverted(run, {"health"});
+  RolloutRun run =
+      RunRollout(options, {"--version", "v2", "--start-delay", "60s"});
+  Attribution a = ExpectStoppedAtCanaryAndReverted(
+      run, {"health"}, {"every health check failed"});
   Struct summary = StopLoad();
   PrintFailures("slow start", summary, a);
   EXPECT_EQ(Field(summary, "failed"), "0")
@@ -765,9 +832,10 @@ TEST_F(RolloutSafetyTest, AHangInCommandHitsTheProgressDeadlineAndIsReverted) {
   ASSERT_EQ(::mkfifo(hang_fifo_.c_str(), 0600), 0);
   auto options = BaseOptions();
   for (auto& o : Protections("8s")) options.push_back(o);
-  RolloutRun run = RunRollout(
-      options, {"--version", "v2", "--hang-fifo", hang_fifo_});
-  Attribution a = ExpectStoppedAtCanaryAndReverted(run, {"progress"});
+  RolloutRun run =
+      RunRollout(options, {"--version", "v2", "--hang-fifo", hang_fifo_});
+  Attribution a = ExpectStoppedAtCanaryAndReverted(run, {"command"},
+                                                   {"--progress-deadline"});
   Struct summary = StopLoad();
   PrintFailures("hang in COMMAND", summary, a);
   EXPECT_EQ(Field(summary, "failed"), "0")
