@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -289,12 +290,20 @@ class RolloutSafetyTest : public CoordinatorTest {
     if (rollout_ && rollout_->running()) rollout_->Signal(SIGKILL);
     if (rollout_) rollout_->Wait(milliseconds(10000));
     // The services run in sessions of their own (setsid), so nothing else
-    // stops them.
+    // stops them. Only while the pid is still a demo service on that port:
+    // a crashed version's pid may belong to another process by now.
     for (int port : ports_) {
       std::ifstream in(demo_dir_ + "/instances/" + std::to_string(port) +
                        ".pid");
       pid_t pid = 0;
-      if (in >> pid && pid > 1) ::kill(pid, SIGKILL);
+      if (!(in >> pid) || pid <= 1) continue;
+      std::string cmdline =
+          ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+      std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+      if (cmdline.find("zkroll-demo-service") != std::string::npos &&
+          cmdline.find(" " + std::to_string(port) + " ") != std::string::npos) {
+        ::kill(pid, SIGKILL);
+      }
     }
     if (HasFailure()) {
       std::cerr << "---- versions log\n"
