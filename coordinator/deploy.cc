@@ -36,9 +36,9 @@ InstanceDeploy::Step InstanceDeploy::Begin(const std::string& name,
   if (env_.journal) {
     s.journal_sent = Clock::now();
     s.journal_index = env_.journal->BeginStep(
-        address_, name, detail, /*persist=*/announce, &s.journalled);
+        address_, s.name, detail, /*persist=*/announce, &s.journalled);
   }
-  env_.reporter->StepStarted(label_, name, detail, announce);
+  env_.reporter->StepStarted(label_, s.name, detail, announce);
   return s;
 }
 

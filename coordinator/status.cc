@@ -23,7 +23,23 @@ struct LastDeploy {
   std::string kind;
   std::string outcome;  // the instance's outcome in that deploy
   std::string started_at;
+  std::string deploy_outcome;  // the deploy's (ShownOutcome)
+  std::string last_step;       // "canary-soak running"; newest deploy only
 };
+
+// The latest step of `instance` in deploy `id` ("name verdict"), or "".
+std::string LastStep(ZkSession* session, const ServiceName& service,
+                     const DeployId& id, const std::string& instance) {
+  auto addr = InstanceAddress::ParseNodeName(instance);
+  if (!addr.ok()) return "";
+  const std::string path = paths::DeployInstanceNode(service, id, *addr);
+  auto data = session->GetSync(path);
+  if (!data.ok()) return "";
+  auto p = ParsePayload<proto::DeployRecord::InstanceProgress>(data->data, path);
+  if (!p.ok() || p->steps().empty()) return "";
+  const auto& last = p->steps(p->steps_size() - 1);
+  return last.name() + " " + last.verdict();
+}
 
 // Deploy ids of running journals whose coordinator still holds the lock.
 std::set<std::string> LiveDeploys(ZkSession* session,
@@ -108,8 +124,12 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
         if (outcome == "running" && ShownOutcome(*rec, live) == "unfinished") {
           outcome = "unfinished";
         }
-        last[inst.instance()] = LastDeploy{rec->deploy_id(), rec->kind(),
-                                           outcome, rec->started_at()};
+        LastDeploy d{rec->deploy_id(), rec->kind(), outcome,
+                     rec->started_at(), ShownOutcome(*rec, live), ""};
+        // The steps of the newest deploys only: they say where a running
+        // rollout is (a canary soak, a revert).
+        if (seen == 0) d.last_step = LastStep(session, service, *it, inst.instance());
+        last[inst.instance()] = d;
       }
     }
   }
@@ -177,6 +197,8 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
         l->set_kind(dep->second.kind);
         l->set_outcome(dep->second.outcome);
         l->set_started_at(dep->second.started_at);
+        l->set_deploy_outcome(dep->second.deploy_outcome);
+        l->set_last_step(dep->second.last_step);
       }
       reporter->Emit(e);
       continue;
@@ -224,7 +246,15 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
         "  last deploy: " +
         (dep != last.end()
              ? dep->second.deploy_id + " (" + dep->second.kind + ") " +
-                   dep->second.outcome + ", started " + dep->second.started_at
+                   dep->second.outcome + ", started " +
+                   dep->second.started_at +
+                   (dep->second.deploy_outcome != dep->second.outcome
+                        ? "; the " + dep->second.kind + " " +
+                              dep->second.deploy_outcome
+                        : std::string()) +
+                   (dep->second.last_step.empty()
+                        ? std::string()
+                        : "; last step " + dep->second.last_step)
              : std::string("none recorded"));
     reporter->Line(text);
   }
@@ -254,12 +284,19 @@ Status PrintHistory(ZkSession* session, const ServiceName& service, int limit,
       LOG(WARNING) << rec.status().ToString();
       continue;
     }
-    int ok = 0, failed = 0, aborted = 0;
+    int ok = 0, failed = 0, aborted = 0, reverted = 0, revert_failed = 0;
     for (const auto& inst : rec->instances()) {
       ok += inst.outcome() == "succeeded";
       failed += inst.outcome() == "failed";
       aborted += inst.outcome() == "aborted";
+      reverted += inst.outcome() == "reverted";
+      revert_failed += inst.outcome() == "revert-failed";
     }
+    auto param = [&](const char* name) {
+      auto p = rec->parameters().find(name);
+      return p == rec->parameters().end() ? std::string() : p->second;
+    };
+    const std::string canary = param("canary") == "0" ? "" : param("canary");
     const std::string outcome = ShownOutcome(*rec, live);
     if (reporter->json()) {
       proto::HistoryEvent e;
@@ -276,15 +313,30 @@ Status PrintHistory(ZkSession* session, const ServiceName& service, int limit,
       e.set_failed(static_cast<uint32_t>(failed));
       e.set_aborted(static_cast<uint32_t>(aborted));
       e.set_detail(rec->detail());
+      e.set_reverted(static_cast<uint32_t>(reverted));
+      e.set_revert_failed(static_cast<uint32_t>(revert_failed));
+      e.set_canary(canary);
       reporter->Emit(e);
       continue;
+    }
+    std::string extra;
+    if (reverted + revert_failed > 0) {
+      extra += ", " + std::to_string(reverted) + " reverted";
+      if (revert_failed > 0) {
+        extra += ", " + std::to_string(revert_failed) + " revert failed";
+      }
+    }
+    if (!canary.empty()) {
+      extra += "; canary " + canary;
+      if (!param("canary-soak").empty()) extra += ", soak " + param("canary-soak");
+      extra += ", promote " + param("canary-promote");
     }
     reporter->Line(rec->deploy_id() + "  " + rec->kind() + "  " + outcome +
                    "  started " + rec->started_at() + " by " + rec->by() +
                    "  instances " + std::to_string(rec->instances_size()) +
                    " (" + std::to_string(ok) + " ok, " +
                    std::to_string(failed) + " failed, " +
-                   std::to_string(aborted) + " aborted)" +
+                   std::to_string(aborted) + " aborted" + extra + ")" +
                    (rec->detail().empty() ? "" : "  " + rec->detail()));
   }
   return Status::Ok();

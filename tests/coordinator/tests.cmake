@@ -11,6 +11,7 @@ zkroll_add_test(NAME coordinator_unit_test LABELS unit TIMEOUT 120
   SOURCES coordinator/command_test.cc coordinator/reporter_test.cc
           coordinator/cli_test.cc coordinator/event_schema_test.cc
           coordinator/rollout_plan_test.cc
+          coordinator/rollout_safety_unit_test.cc
   LIBS zkroll_coordinator_lib)
 zkroll_add_test(NAME coordinator_zk_test LABELS zk TIMEOUT 300
   SOURCES coordinator/coordinator_zk_test.cc coordinator/coordinator_fixture.cc
@@ -43,3 +44,13 @@ zkroll_add_test(NAME coordinator_drain_auto_test LABELS zk faults TIMEOUT 600
 target_compile_definitions(coordinator_drain_auto_test PRIVATE
   ZKROLL_DEMO_SERVICE_BIN="$<TARGET_FILE:zkroll-demo-service>"
   ZKROLL_LOADGEN_BIN="$<TARGET_FILE:zkroll-loadgen>")
+# A rollout that protects itself (issue 17): --min-healthy-time, canaries,
+# --auto-revert, --progress-deadline, with a real agent checking real demo
+# services over HTTP, replaced by a version-switching script.
+zkroll_add_test(NAME coordinator_rollout_safety_test LABELS zk e2e
+  TIMEOUT 600
+  SOURCES coordinator/rollout_safety_test.cc coordinator/coordinator_fixture.cc
+  LIBS zkroll_coordinator_lib
+  DEPENDS zkroll zkroll-agent zkroll-demo-service)
+target_compile_definitions(coordinator_rollout_safety_test PRIVATE
+  ZKROLL_DEMO_SERVICE_BIN="$<TARGET_FILE:zkroll-demo-service>")
