@@ -28,6 +28,42 @@ namespace http = boost::beast::http;
 using asio::ip::tcp;
 using boost::system::error_code;
 
+Result<ErrorRate> ErrorRate::Parse(std::string_view text) {
+  auto bad = [&] {
+    return InvalidArgument(
+        "bad error rate " + QuoteForMessage(text) +
+        ": use a fraction from 0 to 1 with at most 6 decimals, e.g. 0.1");
+  };
+  // Digits, then an optional '.' and up to 6 digits: parsed by hand so that
+  // 0.1 is exactly 100000 parts per million.
+  size_t dot = text.find('.');
+  std::string_view whole = text.substr(0, dot);
+  std::string_view frac =
+      dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
+  auto digits = [](std::string_view d) {
+    return std::all_of(d.begin(), d.end(), [](char c) {
+      return std::isdigit(static_cast<unsigned char>(c)) != 0;
+    });
+  };
+  if (whole.empty() || whole.size() > 1 || !digits(whole) || !digits(frac) ||
+      frac.size() > 6 || (dot != std::string_view::npos && frac.empty())) {
+    return bad();
+  }
+  int64_t ppm = (whole[0] - '0') * 1000000;
+  int64_t scale = 100000;
+  for (char c : frac) {
+    ppm += (c - '0') * scale;
+    scale /= 10;
+  }
+  if (ppm > 1000000) return bad();
+  return ErrorRate(ppm);
+}
+
+bool ErrorRate::Fails(int64_t n) const {
+  if (n <= 0 || ppm_ == 0) return false;
+  return n * ppm_ / 1000000 > (n - 1) * ppm_ / 1000000;
+}
+
 // One client connection: reads a request, answers it, and goes on reading
 // while the connection is kept alive.
 class DemoSession : public std::enable_shared_from_this<DemoSession> {
@@ -125,8 +161,12 @@ class DemoSession : public std::enable_shared_from_this<DemoSession> {
 
   void RespondRoot() {
     response_extra_ = true;
-    Respond(static_cast<http::status>(server_->options().root_status),
-            server_->root_body() + "\n", "application/json");
+    const int64_t n = ++server_->root_requests_;
+    unsigned status = server_->options().root_status;
+    if (server_->options().error_rate.Fails(n)) status = 500;
+    if (status >= 500) ++server_->root_errors_;
+    Respond(static_cast<http::status>(status), server_->root_body() + "\n",
+            "application/json");
   }
 
   void Respond(http::status status, std::string body,
@@ -303,7 +343,9 @@ std::string DemoServer::StatsJson() const {
          ",\"in_flight\":" + std::to_string(in_flight_) +
          ",\"served\":" + std::to_string(served_) +
          ",\"connections\":" + std::to_string(sessions_.size()) +
-         ",\"draining\":" + (draining_ ? "true" : "false") + "}";
+         ",\"draining\":" + (draining_ ? "true" : "false") +
+         ",\"root_requests\":" + std::to_string(root_requests_) +
+         ",\"root_errors\":" + std::to_string(root_errors_) + "}";
 }
 
 // --- main -------------------------------------------------------------------
@@ -318,6 +360,7 @@ constexpr char kUsage[] =
 Usage:
   zkroll-demo-service --port PORT --version VERSION [--ip IP]
                       [--root-status 500] [--crash-after N]
+                      [--error-rate F] [--exit-after D] [--start-delay D]
 
   GET /          200 {"version":"VERSION","instance":"IP:PORT"}
                  (?delay_ms=N holds the answer N ms)
@@ -332,7 +375,18 @@ request that arrives meanwhile (a client may have sent it already) is
 answered with "Connection: close", then the connection is closed; closing
 it at once would fail that request.
 
-Exit codes: 0 stopped by a signal; 2 bad flag; 1 cannot listen.
+Bad versions, for tests and demos of rollouts that protect themselves:
+  --root-status 500   GET / always fails, /healthz still passes
+  --error-rate 0.1    GET / answers 500 to every 10th request (by request
+                      number, so every run fails the same requests)
+  --exit-after 2s     exits with status 1, like a crash, 2 s after it
+                      started listening (so it passes its first checks)
+  --start-delay 30s   waits 30 s before listening (starts too slowly for
+                      the checks of a deploy); SIGTERM meanwhile exits 0
+  --crash-after N     exits with status 3 after N responses
+
+Exit codes: 0 stopped by a signal; 2 bad flag; 1 cannot listen, or
+--exit-after passed; 3 --crash-after reached.
 
 Options)";
 
@@ -361,7 +415,17 @@ int DemoServiceMain(int argc, char** argv) {
      "version whose /healthz still passes")
     ("crash-after", po::value<int64_t>()->default_value(0),
      "exit at once (code 3, no drain) after writing this many responses, "
-     "to play a version that crashes; 0: never");
+     "to play a version that crashes; 0: never")
+    ("error-rate", po::value<std::string>()->default_value("0"),
+     "fraction of GET / requests answered 500 (0 to 1, e.g. 0.1: every "
+     "10th request), to play a version that fails some requests")
+    ("exit-after", po::value<std::string>()->default_value("0s"),
+     "exit with status 1 this long after listening started (no drain, "
+     "like a crash), to play a version that crashes after passing its "
+     "checks; 0s: never")
+    ("start-delay", po::value<std::string>()->default_value("0s"),
+     "wait this long before listening, to play a version that starts "
+     "slower than the checks allow");
   // clang-format on
   po::variables_map vm;
   auto usage_error = [](const std::string& message) {
@@ -409,6 +473,18 @@ int DemoServiceMain(int argc, char** argv) {
   }
   const int64_t crash_after = vm["crash-after"].as<int64_t>();
   if (crash_after < 0) return usage_error("--crash-after must be 0 or more");
+  auto error_rate = ErrorRate::Parse(vm["error-rate"].as<std::string>());
+  if (!error_rate.ok()) {
+    return usage_error("--error-rate: " + error_rate.status().message());
+  }
+  auto exit_after = ParseDuration(vm["exit-after"].as<std::string>());
+  if (!exit_after.ok()) {
+    return usage_error("--exit-after: " + exit_after.status().message());
+  }
+  auto start_delay = ParseDuration(vm["start-delay"].as<std::string>());
+  if (!start_delay.ok()) {
+    return usage_error("--start-delay: " + start_delay.status().message());
+  }
 
   asio::io_context io;
   DemoServer::Options options;
@@ -418,28 +494,68 @@ int DemoServiceMain(int argc, char** argv) {
   options.drain_idle_grace = *idle_grace;
   options.root_status = static_cast<unsigned>(root_status);
   options.crash_after = crash_after;
-  auto server = DemoServer::Listen(io.get_executor(), options);
-  if (!server.ok()) {
-    std::cerr << "zkroll-demo-service: " << server.status().message() << "\n";
-    return 1;
-  }
-  (*server)->Start();
-  LOG(INFO) << "zkroll-demo-service " << ZKROLL_VERSION << " listening on "
-            << address->ToString() << ", answering version " << version;
+  options.error_rate = *error_rate;
 
+  std::shared_ptr<DemoServer> server;
+  int exit_code = 0;
+  asio::steady_timer start_timer(io);
+  asio::steady_timer exit_timer(io);
+  // Signals are handled from the start, so that a version that starts
+  // slowly can still be stopped while it waits.
   asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const error_code& ec, int sig) {
     if (ec) return;
+    start_timer.cancel();
+    exit_timer.cancel();
+    if (!server) {
+      LOG(INFO) << "signal " << sig << " before listening: exiting";
+      io.stop();
+      return;
+    }
     LOG(INFO) << "signal " << sig
               << ": refusing new connections, finishing requests in flight";
-    (*server)->Drain([&](bool clean) {
-      LOG(INFO) << "stopped after serving " << (*server)->served()
-                << " requests" << (clean ? "" : " (drain timeout cut some)");
+    server->Drain([&](bool clean) {
+      LOG(INFO) << "stopped after serving " << server->served() << " requests"
+                << (clean ? "" : " (drain timeout cut some)");
       io.stop();
     });
   });
+
+  auto listen = [&] {
+    auto listening = DemoServer::Listen(io.get_executor(), options);
+    if (!listening.ok()) {
+      std::cerr << "zkroll-demo-service: " << listening.status().message()
+                << "\n";
+      exit_code = 1;
+      io.stop();
+      return;
+    }
+    server = *listening;
+    server->Start();
+    LOG(INFO) << "zkroll-demo-service " << ZKROLL_VERSION << " listening on "
+              << address->ToString() << ", answering version " << version;
+    if (exit_after->count() > 0) {
+      exit_timer.expires_after(*exit_after);
+      exit_timer.async_wait([&](const error_code& ec) {
+        if (ec) return;
+        LOG(WARNING) << "--exit-after " << FormatDuration(*exit_after)
+                     << ": exiting with status 1, like a crash";
+        std::_Exit(1);
+      });
+    }
+  };
+  if (start_delay->count() > 0) {
+    LOG(INFO) << "--start-delay " << FormatDuration(*start_delay)
+              << ": listening on " << address->ToString() << " only then";
+    start_timer.expires_after(*start_delay);
+    start_timer.async_wait([&](const error_code& ec) {
+      if (!ec) listen();
+    });
+  } else {
+    listen();
+  }
   io.run();
-  return 0;
+  return exit_code;
 }
 
 }  // namespace zkroll::demo

@@ -123,6 +123,7 @@ void LoadGenerator::Issue(Clock::time_point due, Clock::time_point now) {
     o.instance = "none";
     o.failure = Failure::kNoInstance;
     s.tally.AddOutcome(o);
+    ReportFailure(due, o);
     return;
   }
   ++s.outstanding;
@@ -174,10 +175,24 @@ void LoadGenerator::OnResult(int64_t second, Clock::time_point due,
             << ": " << result.error;
   }
   it->second.tally.AddOutcome(o);
+  if (o.failure) ReportFailure(due, o);
   --it->second.outstanding;
   --outstanding_;
   Flush();
   MaybeFinish();
+}
+
+void LoadGenerator::ReportFailure(Clock::time_point due,
+                                  const RequestOutcome& o) {
+  if (!on_failure_) return;
+  const auto due_wall =
+      start_wall_ +
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(due -
+                                                                      start_);
+  on_failure_(std::chrono::duration_cast<std::chrono::milliseconds>(
+                  due_wall.time_since_epoch())
+                  .count(),
+              o);
 }
 
 void LoadGenerator::StopSending(const std::string& why) {
@@ -282,8 +297,9 @@ callers stay on the old backend until it closes their connections.
 
 Output: one line per second (by due time) once all its requests have an
 outcome, a final "total" line, optionally a per-second per-instance CSV
-(--timeline: second,instance,requests,ok,failed,version) and a JSON summary
-(--summary-json).
+(--timeline: second,instance,requests,ok,failed,version), a JSON summary
+(--summary-json) and one CSV line per failed request (--failure-log:
+due_unix_ms,instance,cause,version, written as outcomes arrive).
 
 Exit codes: 0 the run ended (failed requests are data, not an error);
 2 bad flag (including an output file that cannot be written); 1 could not
@@ -304,6 +320,7 @@ struct Flags {
   std::string timeline;
   std::string summary_json;
   std::string list_log;
+  std::string failure_log;
   bool new_connection_per_request = false;
   bool quiet = false;
   bool acknowledge = true;
@@ -346,6 +363,9 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int* exit_code) {
      "write second,instance,requests,ok,failed,version rows to this CSV")
     ("summary-json", po::value<std::string>(),
      "write the run's totals as JSON to this file")
+    ("failure-log", po::value<std::string>(),
+     "write one CSV line per failed request (due_unix_ms,instance,cause,"
+     "version), as soon as its outcome is known")
     ("list-log", po::value<std::string>(),
      "CSV of every change of the instance list: unix_ms,generation,instances "
      "(';'-separated), for measuring how fast callers drop an instance")
@@ -459,6 +479,9 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int* exit_code) {
   }
   if (vm.count("timeline")) f.timeline = vm["timeline"].as<std::string>();
   if (vm.count("list-log")) f.list_log = vm["list-log"].as<std::string>();
+  if (vm.count("failure-log")) {
+    f.failure_log = vm["failure-log"].as<std::string>();
+  }
   if (vm.count("summary-json")) {
     f.summary_json = vm["summary-json"].as<std::string>();
   }
@@ -601,6 +624,16 @@ int LoadgenMain(int argc, char** argv) {
     }
     timeline << kTimelineHeader << std::flush;
   }
+  std::ofstream failure_log;
+  if (!f.failure_log.empty()) {
+    failure_log.open(f.failure_log, std::ios::trunc);
+    if (!failure_log) {
+      std::cerr << "zkroll-loadgen: cannot write --failure-log "
+                << f.failure_log << ": " << std::strerror(errno) << "\n";
+      return 2;
+    }
+    failure_log << "due_unix_ms,instance,cause,version\n" << std::flush;
+  }
   if (!f.summary_json.empty()) {
     Status s = WriteFileAtomically(f.summary_json, "{}\n");
     if (!s.ok()) {
@@ -722,6 +755,13 @@ int LoadgenMain(int argc, char** argv) {
             timeline << TimelineRows(second, t) << std::flush;
           }
         });
+    if (failure_log.is_open()) {
+      gen->set_failure_report([&](int64_t due_ms, const RequestOutcome& o) {
+        failure_log << due_ms << "," << o.instance << ","
+                    << FailureName(*o.failure) << "," << o.version << "\n"
+                    << std::flush;
+      });
+    }
     std::cout << "loadgen service="
               << (f.service.str().empty() ? "-" : f.service.str())
               << " mode=" << ModeName(f) << " rate=" << f.settings.rate

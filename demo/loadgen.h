@@ -58,6 +58,11 @@ class LoadGenerator : public std::enable_shared_from_this<LoadGenerator> {
   };
   // Called for each second, in order, when all its requests have an outcome.
   using SecondReport = std::function<void(int64_t second, const Tally&)>;
+  // Called for each failed request when its outcome is known, with its due
+  // time as wall-clock milliseconds since the epoch (so failures can be
+  // set against the timestamps of a deploy's events).
+  using FailureReport =
+      std::function<void(int64_t due_unix_ms, const RequestOutcome&)>;
 
   LoadGenerator(boost::asio::any_io_executor ex, Settings settings,
                 std::shared_ptr<InstanceSource> source,
@@ -65,6 +70,10 @@ class LoadGenerator : public std::enable_shared_from_this<LoadGenerator> {
   LoadGenerator(const LoadGenerator&) = delete;
   LoadGenerator& operator=(const LoadGenerator&) = delete;
 
+  // Set before Start().
+  void set_failure_report(FailureReport report) {
+    on_failure_ = std::move(report);
+  }
   // Starts sending; `done` runs once every due request has an outcome.
   void Start(std::function<void()> done);
   // Stops sending early (signal, stop file); requests in flight finish.
@@ -76,7 +85,9 @@ class LoadGenerator : public std::enable_shared_from_this<LoadGenerator> {
   // From the start to the last due request actually sent.
   double sending_seconds() const;
   // Wall-clock time of second 0 of the report and the timeline.
-  std::chrono::system_clock::time_point start_wall() const { return start_wall_; }
+  std::chrono::system_clock::time_point start_wall() const {
+    return start_wall_;
+  }
 
  private:
   Clock::time_point DueAt(int64_t i) const;
@@ -89,6 +100,7 @@ class LoadGenerator : public std::enable_shared_from_this<LoadGenerator> {
   void MaybeFinish();
   void ForceFinish();
   void CheckStopFile();
+  void ReportFailure(Clock::time_point due, const RequestOutcome& o);
 
   struct Second {
     Tally tally;
@@ -100,13 +112,15 @@ class LoadGenerator : public std::enable_shared_from_this<LoadGenerator> {
   std::shared_ptr<InstanceSource> source_;
   std::shared_ptr<RequestSender> sender_;
   SecondReport on_second_;
+  FailureReport on_failure_;
   boost::asio::steady_timer send_timer_;
   boost::asio::steady_timer stop_file_timer_;
   boost::asio::steady_timer guard_timer_;
   std::function<void()> done_;
 
   Clock::time_point start_;
-  std::chrono::system_clock::time_point start_wall_;  // second 0 of the timeline
+  std::chrono::system_clock::time_point
+      start_wall_;  // second 0 of the timeline
   Clock::time_point sending_ended_;
   int64_t planned_ = 0;
   int64_t issued_ = 0;

@@ -2,6 +2,7 @@
 # tests live in tests/demo and are declared here, next to the client's.
 zkroll_add_test(NAME client_unit_test LABELS unit
   SOURCES client/weighted_round_robin_test.cc demo/load_stats_test.cc
+          demo/error_rate_test.cc
   LIBS zkroll_client zkroll_demo_lib)
 zkroll_add_test(NAME discovery_test LABELS zk TIMEOUT 300
   SOURCES client/discovery_test.cc

@@ -163,6 +163,67 @@ TEST(DemoServiceBadVersionTest, RootStatusAndCrashAfterPlayBadVersions) {
   OnIo(io, [&] { pool->Shutdown(); });
 }
 
+TEST(DemoServiceBadVersionTest, ErrorRateFailsEveryTenthRequestOfRoot) {
+  IoThread io;
+  auto pool = HttpPool::Create(io.executor(), HttpPool::Options{});
+  DemoService flaky(PickFreePort(), "v5", {"--error-rate", "0.1"});
+  ASSERT_TRUE(flaky.Start()) << flaky.Output();
+  for (int n = 1; n <= 30; ++n) {
+    auto root = Get(io, pool, flaky.address(), "/");
+    EXPECT_EQ(root.response.result_int(), n % 10 == 0 ? 500u : 200u)
+        << "request " << n;
+    EXPECT_EQ(demo::VersionOf(root.response), "v5");
+    // Health checks are not requests of GET / and always pass.
+    EXPECT_EQ(Get(io, pool, flaky.address(), "/healthz").outcome,
+              HttpOutcome::kOk);
+  }
+  auto stats = Get(io, pool, flaky.address(), "/stats");
+  EXPECT_NE(stats.response.body().find("\"root_requests\":30,"),
+            std::string::npos)
+      << stats.response.body();
+  EXPECT_NE(stats.response.body().find("\"root_errors\":3}"), std::string::npos)
+      << stats.response.body();
+  OnIo(io, [&] { pool->Shutdown(); });
+}
+
+TEST(DemoServiceBadVersionTest, ExitAfterCrashesWithStatusOneAfterListening) {
+  DemoService crash(PickFreePort(), "v6", {"--exit-after", "500ms"});
+  ASSERT_TRUE(crash.Start()) << crash.Output();
+  auto code = crash.Wait(milliseconds(20000));
+  ASSERT_TRUE(code.has_value()) << crash.Output();
+  EXPECT_EQ(*code, 1);
+  EXPECT_NE(crash.Output().find("--exit-after 500ms"), std::string::npos)
+      << crash.Output();
+  EXPECT_TRUE(ConnectRefused(crash.port()));
+}
+
+TEST(DemoServiceBadVersionTest, StartDelayListensLateAndStopsOnSigterm) {
+  TempDir dir;
+  const int port = PickFreePort();
+  ChildProcess slow;
+  ASSERT_TRUE(
+      slow.Start({ZKROLL_DEMO_SERVICE_BIN, "--port", std::to_string(port),
+                  "--version", "v7", "--start-delay", "10m"},
+                 dir.File("log"))
+          .ok());
+  // Once it says it waits, it has not bound the port (it binds only after
+  // the delay).
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return slow.Output().find("--start-delay 10m") != std::string::npos;
+      },
+      milliseconds(10000)))
+      << slow.Output();
+  EXPECT_TRUE(ConnectRefused(port));
+  slow.Signal(SIGTERM);
+  auto code = slow.Wait(milliseconds(10000));
+  ASSERT_TRUE(code.has_value()) << "SIGTERM did not stop a service that waits";
+  EXPECT_EQ(*code, 0);
+
+  DemoService late(PickFreePort(), "v7", {"--start-delay", "300ms"});
+  ASSERT_TRUE(late.Start()) << "never listened: " << late.Output();
+}
+
 TEST(DemoServiceFlagsTest, BadFlagsExitTwoWithAMessage) {
   struct Case {
     std::vector<std::string> args;
@@ -181,6 +242,16 @@ TEST(DemoServiceFlagsTest, BadFlagsExitTwoWithAMessage) {
             "--crash-after"},
            {{"--port", "8080", "--version", "v1", "--drain-idle-grace", "x"},
             "--drain-idle-grace"},
+           {{"--port", "8080", "--version", "v1", "--error-rate", "1.5"},
+            "--error-rate: bad error rate '1.5'"},
+           {{"--port", "8080", "--version", "v1", "--error-rate", "10%"},
+            "'10%'"},
+           {{"--port", "8080", "--version", "v1", "--exit-after", "2"},
+            "--exit-after"},
+           {{"--port", "8080", "--version", "v1", "--exit-after", "-1s"},
+            "'-1s'"},
+           {{"--port", "8080", "--version", "v1", "--start-delay", "soon"},
+            "--start-delay"},
        }) {
     std::vector<std::string> argv = {ZKROLL_DEMO_SERVICE_BIN};
     argv.insert(argv.end(), c.args.begin(), c.args.end());
