@@ -150,7 +150,8 @@ Result<ResumePlan> PlanResume(ZkSession* session, const ResumeOptions& o,
       if (!o.command_ended) {
         return InvalidArgument(Refuse(
             o, "the COMMAND of " + name +
-                   " was starting when its coordinator stopped, and its "
+                   " was starting when its coordinator stopped (a pid "
+                   "reaches the journal within 2 s), and its "
                    "process is not on record, so zkroll cannot tell whether "
                    "it ran or still runs (coordinator " + rec->by() +
                    "). Make sure it is not running, then resume with "

@@ -260,6 +260,21 @@ TEST_P(ResumeKillTest, ExactlyOnce) {
     ASSERT_TRUE(WaitForLine(z, moment)) << z->Output();
     if (held != nullptr) {
       ASSERT_TRUE(held->WaitStarted(milliseconds(10000))) << z->Output();
+      // The COMMAND's process reaches the journal with its next flush (a
+      // COMMAND that ends sooner costs no write of its own): kill only once
+      // it is on record, as it is for any COMMAND that runs that long.
+      ASSERT_TRUE(WaitFor(
+          [&] {
+            auto j = Journal();
+            if (!j) return false;
+            for (const auto& s : Steps(*j, victim)) {
+              if (s.name() == "command" && s.has_process()) return true;
+            }
+            return false;
+          },
+          milliseconds(20000)))
+          << "COMMAND's process never reached the journal\n"
+          << z->Output();
     }
     ASSERT_TRUE(HasLine(z, {moment[0], moment[1], std::to_string(victim)}))
         << "the kill would not land in the victim's step\n"
