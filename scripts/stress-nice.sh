@@ -11,7 +11,8 @@
 # It runs an existing build; build first (scripts/test.sh, or cmake --build).
 # Environment: BUILD_DIR (default: build), RUNS (default: 5), JOBS (ctest
 # parallelism, default: 2), PASS_LIMIT (seconds one pass may take, default:
-# 2400; the busy loops end with the pass, or at this limit at the latest).
+# 2400; the busy loops end with the pass, or at this limit at the latest),
+# BUSY_NICE (the busy loops' niceness, default: 0, i.e. normal priority).
 # A test that fails here but passes alone waits on time instead of on an
 # event: fix the test (tests/support/wait.h, common/timer.h), not the load.
 set -euo pipefail
@@ -21,6 +22,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 RUNS=${RUNS:-5}
 JOBS=${JOBS:-2}
 PASS_LIMIT=${PASS_LIMIT:-2400}
+BUSY_NICE=${BUSY_NICE:-0}
 
 if [ ! -f "$BUILD_DIR/CTestTestfile.cmake" ]; then
   echo "stress-nice: no test tree in $BUILD_DIR; build first (scripts/test.sh)" >&2
@@ -48,12 +50,12 @@ for ((run = 1; run <= RUNS; run++)); do
   # Two busy loops at normal priority, bounded by the pass limit in case
   # this script is killed without running its trap.
   for _ in 1 2; do
-    timeout "$PASS_LIMIT" sh -c 'while :; do :; done' &
+    nice -n "$BUSY_NICE" timeout "$PASS_LIMIT" sh -c 'while :; do :; done' &
     busy+=("$!")
   done
   log="$LOG_DIR/run-$run.log"
   start=$(date +%s)
-  echo "stress-nice: pass $run/$RUNS (tests at nice 19, 2 busy loops; log $log)"
+  echo "stress-nice: pass $run/$RUNS (tests at nice 19, 2 busy loops at nice $BUSY_NICE; log $log)"
   status=0
   (cd "$BUILD_DIR" && timeout "$PASS_LIMIT" nice -n 19 \
      ctest --output-on-failure -j"$JOBS" --timeout 1200 "$@") >"$log" 2>&1 \
