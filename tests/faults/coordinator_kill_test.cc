@@ -5,10 +5,10 @@
 // Expected outcome, for every step: the pause flag and the lock are
 // ephemerals of the coordinator's session, which the server granted the 2s
 // timeout the coordinator asked for, so they go with that session's expiry;
-// the agent registers the healthy
-// instance again; the journal still says `running` and `zkroll history`
-// shows it as `unfinished`; /locks/<service> is empty; a new rollout of the
-// service succeeds. The tests print the measured recovery times.
+// the agent registers the healthy instance again; the journal still says
+// `running` and `zkroll history` shows it as `unfinished`; /locks/<service>
+// is empty; a new rollout of the service succeeds. The tests print the
+// measured recovery times.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
