@@ -131,16 +131,28 @@ class ExecCheckTest : public ::testing::TestWithParam<bool> {
     return result.value_or(CheckResult{false, "no result", Millis(0)});
   }
 
-  // Like Check, for a command that outlives `timeout`: once it runs, moves
-  // virtual time to just before the timeout (nothing may happen) and to it
-  // (the command must be killed and the check end).
-  CheckResult CheckTimingOut(const CheckSpec& spec, Millis timeout) {
+  // Like Check, for a command that outlives `timeout`: once it runs (and
+  // `ready` holds, if given), moves virtual time to just before the timeout
+  // (nothing may happen) and to it (the command must be killed and the check
+  // end).
+  CheckResult CheckTimingOut(const CheckSpec& spec, Millis timeout,
+                             const std::function<bool()>& ready = {}) {
     std::optional<CheckResult> result;
     RunCheck(
         io_.get_executor(), spec, {"127.0.0.1", 9}, timeout,
         [&](CheckResult r) { result = std::move(r); }, clock_);
     io_.poll();  // runs the start: the command is spawned, the deadline set
-    EXPECT_FALSE(NoChildrenLeft()) << "the command did not start";
+    EXPECT_FALSE(NoChildrenLeftNoReap()) << "the command did not start";
+    if (ready) {
+      // `ready` watches the command, not the loop: run the loop in short
+      // slices so its state is looked at often.
+      const auto end = steady_clock::now() + 10s;
+      while (!ready() && steady_clock::now() < end) {
+        io_.restart();
+        io_.run_for(10ms);
+      }
+      EXPECT_TRUE(ready()) << "the command never got ready";
+    }
     EXPECT_EQ(clock_.Advance(timeout - 1ms), 0) << "killed too early";
     io_.restart();
     io_.poll();
@@ -281,9 +293,10 @@ int WaitForGrandchild(pid_t pid) {
 TEST_P(ExecCheckTest, TimeoutKillsTheWholeProcessGroup) {
   BecomeSubreaper();
   std::string pid_file = TempPath("group_timeout");
+  // The kill comes once the background child exists (its pid is written).
   CheckResult r = CheckTimingOut(
       Exec({"/bin/sh", "-c", "tail -f /dev/null & echo $! > " + pid_file + "; wait"}),
-      1s);
+      1s, [&] { return ReadPid(pid_file) > 0; });
   EXPECT_EQ(r.reason, "killed at timeout 1s");
   pid_t grandchild = ReadPid(pid_file);
   std::remove(pid_file.c_str());
