@@ -106,8 +106,16 @@ TEST_P(ZkRestartTest, Rollout) {
   EXPECT_TRUE(HasLine(z, {"\"event\":\"result\"", "\"exit_code\":0"}))
       << out;
 
-  auto journal = LastJournal();
-  ASSERT_TRUE(journal.has_value());
+  // The test's own session went through the restart too: read once it is
+  // back, rather than hoping it reconnected before the rollout ended.
+  std::optional<proto::DeployRecord> journal;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        journal = LastJournal();
+        return journal.has_value();
+      },
+      milliseconds(30000)))
+      << "the journal cannot be read after the restart";
   EXPECT_EQ(journal->outcome(), "succeeded") << out;
 
   // Every healthy instance ends up registered, nothing stays paused.
