@@ -2,10 +2,10 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <algorithm>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -66,9 +66,8 @@ struct ManualTimeSource::State {
     }
     lock.unlock();
     for (Wait& w : due) {
-      boost::asio::post(w.ex, [h = std::move(w.handler)] {
-        h(boost::system::error_code());
-      });
+      boost::asio::post(
+          w.ex, [h = std::move(w.handler)] { h(boost::system::error_code()); });
     }
     lock.lock();
     return static_cast<int>(due.size());

@@ -81,9 +81,9 @@ TEST(ManualTimeSourceTest, CancelRearmAndDestroyAbortTheWait) {
   EXPECT_EQ(clock.pending_waits(), 1u);
   EXPECT_EQ(clock.Advance(20ms), 1);
   io.poll();
-  EXPECT_EQ(fired, (std::vector<std::string>{"cancelled:aborted",
-                                             "rearmed:aborted",
-                                             "destroyed:aborted", "kept"}));
+  EXPECT_EQ(fired,
+            (std::vector<std::string>{"cancelled:aborted", "rearmed:aborted",
+                                      "destroyed:aborted", "kept"}));
   // A wait on an expiry already reached completes without advancing.
   t->ExpiresAt(clock.Now() - 1ms);
   t->AsyncWait(record("past"));

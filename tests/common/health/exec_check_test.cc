@@ -327,8 +327,9 @@ TEST_P(ExecCheckTest, LeftoversAreKilledAfterANormalExit) {
 TEST_P(ExecCheckTest, CancelKillsAndReaps) {
   int calls = 0;
   std::optional<CheckResult> result;
-  // The command would sleep 300s: it is gone within RunUntil's limit only if
-  // Cancel killed it. (Formerly: a 5s sleep gone within 2s of real time.)
+  // The command would run for 300s: it is gone within RunUntil's limit
+  // only if Cancel killed it. (Formerly: a 5s command gone within 2s of
+  // real time.)
   CheckHandle handle = StartCheck(
       io_.get_executor(), Exec({"/bin/sleep", "300"}), {"127.0.0.1", 9}, 30s,
       [&](CheckResult r) {
