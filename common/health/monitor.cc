@@ -139,7 +139,7 @@ void HealthMonitor::CheckNow(bool pass_is_enough) {
 
 void HealthMonitor::ScheduleNext(Millis delay) {
   uint64_t seq = ++timer_seq_;
-  // Round the wake-up up to a 16ms grid of the steady clock: an agent with
+  // Round the wake-up up to a 16ms grid of the monitor's clock: an agent with
   // a thousand monitors then wakes for a batch of due checks instead of
   // once per check (measured with bench/agent/run.sh). Jitter still spreads
   // the checks over the grid slots.
