@@ -109,9 +109,8 @@ struct CheckResult {
   // such file or directory".
   std::string reason;
   // Time from the start of the check to its outcome, on the check's time
-  // source (microseconds: a
-  // local check takes well under a millisecond, and the agent's latency
-  // histogram needs to tell those apart).
+  // source (microseconds: a local check takes well under a millisecond, and
+  // the agent's latency histogram needs to tell those apart).
   std::chrono::microseconds elapsed{0};
 };
 
