@@ -1,4 +1,5 @@
 // Wall-clock timestamps for payloads and logs (RFC 3339, UTC, milliseconds).
+// Monotonic time and timers that tests can drive are in timer.h.
 #ifndef ZKROLL_COMMON_CLOCK_H_
 #define ZKROLL_COMMON_CLOCK_H_
 

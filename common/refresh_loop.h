@@ -1,6 +1,5 @@
-// RefreshLoop: when a watcher of ZooKeeper nodes (ChildrenWatch, the agent's
-// PauseWatcher and SwitchWatcher) reads its nodes again, and which results
-// it may keep.
+// RefreshLoop: when a watcher of ZooKeeper nodes (the agent's PauseWatcher
+// and SwitchWatcher) reads its nodes again, and which results it may keep.
 //
 // A watcher's read is a chain of asynchronous ZooKeeper calls. The loop runs
 // at most one at a time: a Refresh() while one runs asks for one more read

@@ -12,17 +12,19 @@ namespace zkroll::health {
 namespace internal {
 
 CheckSession::CheckSession(boost::asio::any_io_executor ex, CheckTarget target,
-                           Millis timeout, CheckCallback done)
+                           Millis timeout, CheckCallback done,
+                           TimeSource& time)
     : ex_(std::move(ex)),
       target_(std::move(target)),
       timeout_(timeout),
       done_(std::move(done)),
-      start_(std::chrono::steady_clock::now()) {}
+      time_(time),
+      start_(time_.Now()) {}
 
 CheckHandle CheckSession::Launch() {
   boost::asio::post(ex_, [self = shared_from_this()] {
     if (self->finished_) return;  // cancelled before it began
-    self->start_ = std::chrono::steady_clock::now();
+    self->start_ = self->time_.Now();
     self->Begin();
   });
   return CheckHandle(weak_from_this());
@@ -53,7 +55,7 @@ void CheckSession::Finish(bool healthy, std::string reason) {
 }
 
 std::chrono::steady_clock::duration CheckSession::Elapsed() const {
-  return std::chrono::steady_clock::now() - start_;
+  return time_.Now() - start_;
 }
 
 std::string FormatElapsed(std::chrono::steady_clock::duration d) {
@@ -87,20 +89,20 @@ void CheckHandle::Cancel() {
 
 CheckHandle StartCheck(boost::asio::any_io_executor ex, const CheckSpec& spec,
                        const CheckTarget& target, Millis timeout,
-                       CheckCallback done) {
+                       CheckCallback done, TimeSource& time) {
   std::shared_ptr<internal::CheckSession> session;
   switch (spec.kind) {
     case CheckSpec::Kind::kTcp:
       session = internal::MakeTcpCheck(std::move(ex), spec, target, timeout,
-                                       std::move(done));
+                                       std::move(done), time);
       break;
     case CheckSpec::Kind::kHttp:
       session = internal::MakeHttpCheck(std::move(ex), spec, target, timeout,
-                                        std::move(done));
+                                        std::move(done), time);
       break;
     case CheckSpec::Kind::kExec:
       session = internal::MakeExecCheck(std::move(ex), spec, target, timeout,
-                                        std::move(done));
+                                        std::move(done), time);
       break;
   }
   CHECK(session) << "unhandled check kind " << static_cast<int>(spec.kind);
@@ -109,8 +111,8 @@ CheckHandle StartCheck(boost::asio::any_io_executor ex, const CheckSpec& spec,
 
 void RunCheck(boost::asio::any_io_executor ex, const CheckSpec& spec,
               const CheckTarget& target, Millis timeout,
-              std::function<void(CheckResult)> done) {
-  StartCheck(std::move(ex), spec, target, timeout, std::move(done));
+              std::function<void(CheckResult)> done, TimeSource& time) {
+  StartCheck(std::move(ex), spec, target, timeout, std::move(done), time);
 }
 
 }  // namespace zkroll::health

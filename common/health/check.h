@@ -30,6 +30,7 @@
 
 #include "common/duration.h"
 #include "common/status.h"
+#include "common/timer.h"
 
 namespace zkroll::health {
 
@@ -107,9 +108,9 @@ struct CheckResult {
   // contain 'OK'", "exit status 1", "killed at timeout 2s", "exec failed: No
   // such file or directory".
   std::string reason;
-  // Wall time from the start of the check to its outcome (microseconds: a
-  // local check takes well under a millisecond, and the agent's latency
-  // histogram needs to tell those apart).
+  // Time from the start of the check to its outcome, on the check's time
+  // source (microseconds: a local check takes well under a millisecond, and
+  // the agent's latency histogram needs to tell those apart).
   std::chrono::microseconds elapsed{0};
 };
 
@@ -166,14 +167,21 @@ using CheckCallback = std::function<void(CheckResult)>;
 //    anything it left running in its group is killed too. Only the
 //    command's own pid is ever waited for, so other children of the process
 //    are not disturbed.
+//
+// `time` measures `elapsed` and runs every deadline of the check (the
+// timeout, the connect limit, the exec check's grace after SIGKILL); tests
+// pass a ManualTimeSource so that a timeout happens when they say. It must
+// outlive the check.
 CheckHandle StartCheck(boost::asio::any_io_executor ex, const CheckSpec& spec,
                        const CheckTarget& target, Millis timeout,
-                       CheckCallback done);
+                       CheckCallback done,
+                       TimeSource& time = SteadyTimeSource());
 
 // StartCheck for callers that never cancel.
 void RunCheck(boost::asio::any_io_executor ex, const CheckSpec& spec,
               const CheckTarget& target, Millis timeout,
-              std::function<void(CheckResult)> done);
+              std::function<void(CheckResult)> done,
+              TimeSource& time = SteadyTimeSource());
 
 }  // namespace zkroll::health
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/health/check.h"
+#include "common/timer.h"
 
 namespace zkroll::health::internal {
 
@@ -33,7 +34,7 @@ class CheckSession : public std::enable_shared_from_this<CheckSession> {
 
  protected:
   CheckSession(boost::asio::any_io_executor ex, CheckTarget target,
-               Millis timeout, CheckCallback done);
+               Millis timeout, CheckCallback done, TimeSource& time);
 
   // Starts the work; runs on the executor, at most once, and not at all if
   // the check was cancelled first.
@@ -47,8 +48,11 @@ class CheckSession : public std::enable_shared_from_this<CheckSession> {
   void Finish(bool healthy, std::string reason);
   bool finished() const { return finished_; }
 
-  // Time since Begin().
+  // Time since Begin(), on the check's time source.
   std::chrono::steady_clock::duration Elapsed() const;
+  // A timer on the check's executor and time source: every deadline of a
+  // check is one, so a test's virtual clock decides when a check times out.
+  std::unique_ptr<Timer> MakeTimer() { return time_.MakeTimer(ex_); }
 
   template <typename T>
   std::shared_ptr<T> SharedAs() {
@@ -64,6 +68,7 @@ class CheckSession : public std::enable_shared_from_this<CheckSession> {
   CheckTarget target_;
   Millis timeout_;
   CheckCallback done_;
+  TimeSource& time_;
   std::chrono::steady_clock::time_point start_;
   bool finished_ = false;
 };
@@ -71,15 +76,18 @@ class CheckSession : public std::enable_shared_from_this<CheckSession> {
 std::shared_ptr<CheckSession> MakeTcpCheck(boost::asio::any_io_executor ex,
                                            const CheckSpec& spec,
                                            const CheckTarget& target,
-                                           Millis timeout, CheckCallback done);
+                                           Millis timeout, CheckCallback done,
+    TimeSource& time);
 std::shared_ptr<CheckSession> MakeHttpCheck(boost::asio::any_io_executor ex,
                                             const CheckSpec& spec,
                                             const CheckTarget& target,
-                                            Millis timeout, CheckCallback done);
+                                            Millis timeout, CheckCallback done,
+    TimeSource& time);
 std::shared_ptr<CheckSession> MakeExecCheck(boost::asio::any_io_executor ex,
                                             const CheckSpec& spec,
                                             const CheckTarget& target,
-                                            Millis timeout, CheckCallback done);
+                                            Millis timeout, CheckCallback done,
+    TimeSource& time);
 
 // "0.4ms", "350.2ms", "1.25s": precise enough to compare with a limit.
 std::string FormatElapsed(std::chrono::steady_clock::duration d);

@@ -176,12 +176,13 @@ std::string SignalName(int sig) {
 class ExecCheck final : public CheckSession {
  public:
   ExecCheck(asio::any_io_executor ex, const CheckSpec& spec,
-            const CheckTarget& target, Millis timeout, CheckCallback done)
-      : CheckSession(ex, target, timeout, std::move(done)),
+            const CheckTarget& target, Millis timeout, CheckCallback done,
+           TimeSource& time)
+      : CheckSession(ex, target, timeout, std::move(done), time),
         argv_(spec.exec_argv),
         output_(ex),
         exit_watch_(ex),
-        deadline_(ex),
+        deadline_(MakeTimer()),
         poll_timer_(ex) {}
 
   // Runs only when the io_context was destroyed (or its handlers dropped)
@@ -218,8 +219,8 @@ class ExecCheck final : public CheckSession {
     }
     WaitForOutput();
     WatchExit();
-    deadline_.expires_after(timeout());
-    deadline_.async_wait([self = SharedAs<ExecCheck>()](error_code ec) {
+    deadline_->ExpiresAfter(timeout());
+    deadline_->AsyncWait([self = SharedAs<ExecCheck>()](error_code ec) {
       if (!ec) self->OnDeadline();
     });
   }
@@ -398,7 +399,7 @@ class ExecCheck final : public CheckSession {
     output_.close(ignored);
     exit_watch_.close(ignored);
     poll_timer_.cancel();
-    deadline_.cancel();
+    deadline_->Cancel();
 
     if (finished()) return;  // cancelled, or reported after the kill grace
     std::string output = OneLine(output_head_, output_truncated_);
@@ -424,8 +425,8 @@ class ExecCheck final : public CheckSession {
     killed_at_timeout_ = true;
     ::kill(-pid_, SIGKILL);
     // The exit watch reports the result once the group leader is dead.
-    deadline_.expires_after(kKillGrace);
-    deadline_.async_wait([self = SharedAs<ExecCheck>()](error_code ec) {
+    deadline_->ExpiresAfter(kKillGrace);
+    deadline_->AsyncWait([self = SharedAs<ExecCheck>()](error_code ec) {
       if (ec || self->finished()) return;
       self->Finish(false, "killed at timeout " +
                               FormatDuration(self->timeout()) +
@@ -434,7 +435,7 @@ class ExecCheck final : public CheckSession {
   }
 
   void Abort() override {
-    deadline_.cancel();
+    deadline_->Cancel();
     if (pid_ > 0 && !reaped_) {
       // The exit watch keeps running and reaps the command once it is dead.
       ::kill(-pid_, SIGKILL);
@@ -444,7 +445,10 @@ class ExecCheck final : public CheckSession {
   const std::vector<std::string> argv_;
   asio::posix::stream_descriptor output_;      // read end of stdout+stderr
   asio::posix::stream_descriptor exit_watch_;  // pidfd, if the kernel has it
-  asio::steady_timer deadline_;
+  std::unique_ptr<Timer> deadline_;
+  // On the machine's clock, not the check's time source: polling is how
+  // the exit is noticed without a pidfd (an event, not a decision by elapsed
+  // time), and a test's virtual clock standing still must not hide it.
   asio::steady_timer poll_timer_;
   Millis poll_delay_ = kFirstPoll;
   pid_t pid_ = -1;
@@ -461,9 +465,10 @@ std::shared_ptr<CheckSession> MakeExecCheck(asio::any_io_executor ex,
                                             const CheckSpec& spec,
                                             const CheckTarget& target,
                                             Millis timeout,
-                                            CheckCallback done) {
+                                            CheckCallback done,
+    TimeSource& time) {
   return std::make_shared<ExecCheck>(std::move(ex), spec, target, timeout,
-                                     std::move(done));
+                                     std::move(done), time);
 }
 
 void SetExecUsesPidfdForTesting(bool use_pidfd) { g_use_pidfd = use_pidfd; }

@@ -33,13 +33,14 @@ constexpr size_t kBodyLimit = 64 * 1024;
 class HttpCheck final : public CheckSession {
  public:
   HttpCheck(asio::any_io_executor ex, const CheckSpec& spec,
-            const CheckTarget& target, Millis timeout, CheckCallback done)
-      : CheckSession(ex, target, timeout, std::move(done)),
+            const CheckTarget& target, Millis timeout, CheckCallback done,
+           TimeSource& time)
+      : CheckSession(ex, target, timeout, std::move(done), time),
         path_(spec.http_path.empty() ? "/" : spec.http_path),
         expect_status_(spec.expect_status),
         body_contains_(spec.body_contains),
         socket_(ex),
-        deadline_(ex) {}
+        deadline_(MakeTimer()) {}
 
  private:
   void Begin() override {
@@ -49,8 +50,8 @@ class HttpCheck final : public CheckSession {
       Finish(false, "bad address '" + target().ip + "'");
       return;
     }
-    deadline_.expires_after(timeout());
-    deadline_.async_wait([self = SharedAs<HttpCheck>()](error_code ec) {
+    deadline_->ExpiresAfter(timeout());
+    deadline_->AsyncWait([self = SharedAs<HttpCheck>()](error_code ec) {
       if (!ec) self->OnDeadline();
     });
     phase_ = "connecting";
@@ -175,14 +176,14 @@ class HttpCheck final : public CheckSession {
     error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
-    deadline_.cancel();
+    deadline_->Cancel();
   }
 
   const std::string path_;
   const std::vector<std::pair<int, int>> expect_status_;
   const std::string body_contains_;
   asio::ip::tcp::socket socket_;
-  asio::steady_timer deadline_;
+  std::unique_ptr<Timer> deadline_;
   boost::beast::flat_buffer buffer_;
   http::request<http::empty_body> request_;
   std::optional<http::response_parser<http::string_body>> parser_;
@@ -196,9 +197,10 @@ std::shared_ptr<CheckSession> MakeHttpCheck(asio::any_io_executor ex,
                                             const CheckSpec& spec,
                                             const CheckTarget& target,
                                             Millis timeout,
-                                            CheckCallback done) {
+                                            CheckCallback done,
+    TimeSource& time) {
   return std::make_shared<HttpCheck>(std::move(ex), spec, target, timeout,
-                                     std::move(done));
+                                     std::move(done), time);
 }
 
 }  // namespace zkroll::health::internal

@@ -90,7 +90,8 @@ HealthMonitor::HealthMonitor(boost::asio::any_io_executor ex,
       name_(DescribeTarget(options_.target)),
       on_transition_(std::move(on_transition)),
       on_result_(std::move(on_result)),
-      timer_(ex_),
+      time_(options_.time != nullptr ? *options_.time : SteadyTimeSource()),
+      timer_(time_.MakeTimer(ex_)),
       hysteresis_(options_.rise, options_.fall, options_.initially_healthy),
       rng_(std::random_device{}()) {
   last_result_.reason = "no check has completed yet";
@@ -113,7 +114,7 @@ void HealthMonitor::Start() {
 void HealthMonitor::Stop() {
   if (stopped_) return;
   stopped_ = true;
-  timer_.cancel();
+  timer_->Cancel();
   ++timer_seq_;
   ++generation_;
   check_now_pending_ = false;
@@ -138,19 +139,19 @@ void HealthMonitor::CheckNow(bool pass_is_enough) {
 
 void HealthMonitor::ScheduleNext(Millis delay) {
   uint64_t seq = ++timer_seq_;
-  // Round the wake-up up to a 16ms grid of the steady clock: an agent with
+  // Round the wake-up up to a 16ms grid of the monitor's clock: an agent with
   // a thousand monitors then wakes for a batch of due checks instead of
   // once per check (measured with bench/agent/run.sh). Jitter still spreads
   // the checks over the grid slots.
   constexpr int64_t kGridMs = 16;
   // Rounded up from the first step too: truncating to whole milliseconds
   // could wake up to 1ms before `delay` has passed.
-  auto due = std::chrono::steady_clock::now() + delay;
+  auto due = time_.Now() + delay;
   auto since_epoch =
       std::chrono::ceil<Millis>(due.time_since_epoch()).count();
   auto rounded = ((since_epoch + kGridMs - 1) / kGridMs) * kGridMs;
-  timer_.expires_at(std::chrono::steady_clock::time_point(Millis(rounded)));
-  timer_.async_wait(
+  timer_->ExpiresAt(MonoTime(Millis(rounded)));
+  timer_->AsyncWait(
       [weak = weak_from_this(), seq](boost::system::error_code ec) {
         if (ec) return;
         std::shared_ptr<HealthMonitor> self = weak.lock();
@@ -163,7 +164,7 @@ void HealthMonitor::ScheduleNext(Millis delay) {
 }
 
 void HealthMonitor::BeginCheck(bool pass_is_enough) {
-  timer_.cancel();
+  timer_->Cancel();
   ++timer_seq_;
   uint64_t generation = ++generation_;
   check_in_flight_ = true;
@@ -173,7 +174,8 @@ void HealthMonitor::BeginCheck(bool pass_is_enough) {
         if (std::shared_ptr<HealthMonitor> self = weak.lock()) {
           self->OnCheckDone(generation, pass_is_enough, std::move(r));
         }
-      });
+      },
+      time_);
 }
 
 void HealthMonitor::OnCheckDone(uint64_t generation, bool pass_is_enough,

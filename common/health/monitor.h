@@ -15,7 +15,6 @@
 #define ZKROLL_COMMON_HEALTH_MONITOR_H_
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -25,6 +24,7 @@
 #include "common/duration.h"
 #include "common/health/check.h"
 #include "common/status.h"
+#include "common/timer.h"
 
 namespace zkroll::health {
 
@@ -78,6 +78,11 @@ struct MonitorOptions {
   // `fall` failures to be reported unhealthy, and no transition is reported
   // for the initial state.
   bool initially_healthy = false;
+  // The clock and timers of the schedule and of every check (their
+  // timeouts and `elapsed`). Null means the machine's steady clock; tests
+  // pass a ManualTimeSource and decide when each check is due and when it
+  // times out. Not owned: it must outlive the monitor.
+  TimeSource* time = nullptr;
 };
 
 // InvalidArgument naming the bad field unless: interval and timeout are
@@ -161,7 +166,8 @@ class HealthMonitor : public std::enable_shared_from_this<HealthMonitor> {
   TransitionCallback on_transition_;
   ResultCallback on_result_;
 
-  boost::asio::steady_timer timer_;
+  TimeSource& time_;
+  std::unique_ptr<Timer> timer_;
   // Bumped whenever the timer is re-armed or cancelled, so that a timer
   // handler already queued with success when we cancelled it does nothing.
   uint64_t timer_seq_ = 0;

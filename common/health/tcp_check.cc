@@ -17,11 +17,12 @@ using boost::system::error_code;
 class TcpCheck final : public CheckSession {
  public:
   TcpCheck(asio::any_io_executor ex, const CheckSpec& spec,
-           const CheckTarget& target, Millis timeout, CheckCallback done)
-      : CheckSession(ex, target, timeout, std::move(done)),
+           const CheckTarget& target, Millis timeout, CheckCallback done,
+           TimeSource& time)
+      : CheckSession(ex, target, timeout, std::move(done), time),
         max_connect_time_(spec.max_connect_time),
         socket_(ex),
-        deadline_(ex) {}
+        deadline_(MakeTimer()) {}
 
  private:
   void Begin() override {
@@ -39,8 +40,8 @@ class TcpCheck final : public CheckSession {
       budget = *max_connect_time_;
       deadline_is_connect_limit_ = true;
     }
-    deadline_.expires_after(budget);
-    deadline_.async_wait([self = SharedAs<TcpCheck>()](error_code ec) {
+    deadline_->ExpiresAfter(budget);
+    deadline_->AsyncWait([self = SharedAs<TcpCheck>()](error_code ec) {
       if (!ec) self->OnDeadline();
     });
     socket_.async_connect(
@@ -85,13 +86,13 @@ class TcpCheck final : public CheckSession {
     error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
-    deadline_.cancel();
+    deadline_->Cancel();
   }
 
   const std::optional<Millis> max_connect_time_;
   bool deadline_is_connect_limit_ = false;
   asio::ip::tcp::socket socket_;
-  asio::steady_timer deadline_;
+  std::unique_ptr<Timer> deadline_;
 };
 
 }  // namespace
@@ -99,9 +100,10 @@ class TcpCheck final : public CheckSession {
 std::shared_ptr<CheckSession> MakeTcpCheck(asio::any_io_executor ex,
                                            const CheckSpec& spec,
                                            const CheckTarget& target,
-                                           Millis timeout, CheckCallback done) {
+                                           Millis timeout, CheckCallback done,
+    TimeSource& time) {
   return std::make_shared<TcpCheck>(std::move(ex), spec, target, timeout,
-                                    std::move(done));
+                                    std::move(done), time);
 }
 
 }  // namespace zkroll::health::internal

@@ -1,4 +1,4 @@
-// ZkSession and ChildrenWatch against a real ZooKeeper server.
+// ZkSession against a real ZooKeeper server.
 #include "common/zk_session.h"
 
 #include <gtest/gtest.h>
@@ -8,7 +8,6 @@
 #include <future>
 #include <mutex>
 
-#include "common/zk_watch.h"
 #include "tests/support/zk_fixture.h"
 
 namespace zkroll {
@@ -141,7 +140,7 @@ TEST_F(ZkSessionTest, MultiFailsAsAWhole) {
   EXPECT_TRUE(s->ExistsSync("/t3/a")->has_value());
 }
 
-TEST_F(ZkSessionTest, WatchFiresOnceAndChildrenWatchReArms) {
+TEST_F(ZkSessionTest, WatchFiresOnce) {
   auto s = Connect();
   ASSERT_TRUE(s->EnsurePathSync("/t4", OpenAcl()).ok());
 
@@ -167,40 +166,6 @@ TEST_F(ZkSessionTest, WatchFiresOnceAndChildrenWatchReArms) {
   ASSERT_TRUE(s->CreateSync("/t4/x", "", CreateMode::kPersistent, OpenAcl()).ok());
   ASSERT_TRUE(signal.WaitFor([&] { return second == 1; }, milliseconds(10000)));
   EXPECT_EQ(fired, 1);
-
-  // The helper keeps seeing every change (re-armed after each event).
-  std::mutex mu;
-  std::vector<std::string> last;
-  bool exists = false;
-  auto watch = ChildrenWatch::Create(
-      s.get(), io().executor(), "/t4/dir", milliseconds(0),
-      [&](const Result<ChildrenSnapshot>& snap) {
-        ASSERT_TRUE(snap.ok()) << snap.status().ToString();
-        std::lock_guard<std::mutex> l(mu);
-        exists = snap->exists;
-        last = snap->children.names;
-        signal.Notify();
-      });
-  boost::asio::post(io().executor(), [&] { watch->Start(); });
-  auto names_are = [&](std::vector<std::string> want, bool want_exists) {
-    return signal.WaitFor(
-        [&] {
-          std::lock_guard<std::mutex> l(mu);
-          return last == want && exists == want_exists;
-        },
-        milliseconds(10000));
-  };
-  ASSERT_TRUE(names_are({}, false));  // node missing: exists-watch armed
-  ASSERT_TRUE(s->CreateSync("/t4/dir", "", CreateMode::kPersistent, OpenAcl()).ok());
-  ASSERT_TRUE(names_are({}, true));
-  for (int i = 0; i < 5; ++i) {
-    std::string n = "c" + std::to_string(i);
-    ASSERT_TRUE(s->CreateSync("/t4/dir/" + n, "", CreateMode::kEphemeral, OpenAcl()).ok());
-  }
-  ASSERT_TRUE(names_are({"c0", "c1", "c2", "c3", "c4"}, true));
-  ASSERT_TRUE(s->DeleteSync("/t4/dir/c2").ok());
-  ASSERT_TRUE(names_are({"c0", "c1", "c3", "c4"}, true));
-  boost::asio::post(io().executor(), [&] { watch->Stop(); });
 }
 
 TEST_F(ZkSessionTest, ConnectionLossKeepsSessionAndEphemerals) {

@@ -377,6 +377,16 @@ TEST_F(AgentFlowTest, CoordinatorKilledDuringDrainLosesItsFlagWithItsSession) {
   ASSERT_TRUE(WaitFor([&] { return Paused(port); }, milliseconds(20000)))
       << z->Output();
   ASSERT_FALSE(Registered(port));
+  // This test once required the flag to be gone within 6s of the kill. What
+  // that bound protected: the flag is an ephemeral of the coordinator's own
+  // session, and that session has the 2s timeout it asked for, so its
+  // expiry (and nothing slower) ends the outage. Both are asserted from the
+  // server's view before the kill, independent of the machine's load; the
+  // waits below only bound a broken run, and the times are printed.
+  const int64_t session = EphemeralOwner(FlagPath(port));
+  ASSERT_NE(session, 0) << "the pause flag is not an ephemeral";
+  EXPECT_EQ(GrantedSessionTimeoutMs(session), 2000)
+      << "the coordinator's session does not have the timeout it asked for";
   auto killed = Clock::now();
   z->Signal(SIGKILL);
   ASSERT_EQ(z->Wait(milliseconds(10000)), 128 + SIGKILL);
@@ -390,8 +400,6 @@ TEST_F(AgentFlowTest, CoordinatorKilledDuringDrainLosesItsFlagWithItsSession) {
             << " ms, instance registered again after "
             << std::chrono::duration_cast<milliseconds>(back).count()
             << " ms (session timeout 2s)\n";
-  // The session timeout bounds the outage (plus one tick of slack).
-  EXPECT_LT(flag_gone, milliseconds(6000));
   auto journal = LastJournal();
   ASSERT_TRUE(journal.has_value());
   EXPECT_EQ(journal->outcome(), "running") << "a dead coordinator cannot "

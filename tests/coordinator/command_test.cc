@@ -99,8 +99,10 @@ TEST(RunCommandTest, TimeoutStopsTheWholeProcessGroup) {
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(o.kind, CommandOutcome::Kind::kTimedOut);
   EXPECT_EQ(o.Describe(spec), "stopped at the timeout of 300ms");
+  // Not before the timeout. (No upper bound on a loaded machine's time: the
+  // command runs forever, so RunCommand returning at all, timed out, shows
+  // that the timeout and the group's SIGKILL ended it.)
   EXPECT_GE(took, milliseconds(300));
-  EXPECT_LT(took, milliseconds(5000));
   pid_t grandchild = std::atoi(ReadFile(pidfile).c_str());
   ASSERT_GT(grandchild, 0);
   EXPECT_TRUE(WaitFor([&] { return !Alive(grandchild); }, milliseconds(5000)))
@@ -123,7 +125,8 @@ TEST(RunCommandTest, AbortStopsTheCommand) {
   stopper.join();
   EXPECT_EQ(o.kind, CommandOutcome::Kind::kAborted);
   EXPECT_EQ(o.signal, SIGTERM) << "stopped by our SIGTERM, not the KILL";
-  EXPECT_LT(o.elapsed, milliseconds(10000));
+  // kAborted, not kTimedOut: the abort ended it, not the 60s timeout (no
+  // wall-time bound needed).
 }
 
 // The fence (the coordinator lost its session) stops the whole group like

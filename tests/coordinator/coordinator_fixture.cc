@@ -257,6 +257,27 @@ bool CoordinatorTest::Exists(const std::string& path) {
   return r.ok() && r->has_value();
 }
 
+int64_t CoordinatorTest::EphemeralOwner(const std::string& path) {
+  auto node = Get(path);
+  return node ? node->stat.ephemeral_owner : 0;
+}
+
+std::optional<int> CoordinatorTest::GrantedSessionTimeoutMs(int64_t id) {
+  // One line per connection: "... sid=0x<hex>,...,to=<ms>,...". The server
+  // writes the id with Long.toHexString: lowercase, no leading zeros.
+  std::ostringstream hex;
+  hex << "sid=0x" << std::hex << static_cast<uint64_t>(id) << ",";
+  std::istringstream lines(FourLetterWord(server()->port(), "cons"));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.find(hex.str()) == std::string::npos) continue;
+    size_t to = line.find(",to=");
+    if (to == std::string::npos) return std::nullopt;
+    return std::atoi(line.c_str() + to + 4);
+  }
+  return std::nullopt;
+}
+
 std::optional<NodeData> CoordinatorTest::Get(const std::string& path) {
   auto r = zk_->GetSync(path);
   if (!r.ok()) return std::nullopt;

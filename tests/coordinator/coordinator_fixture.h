@@ -104,6 +104,13 @@ class CoordinatorTest : public ZooKeeperTest {
   bool Registered(int port) { return Exists(InstancePath(port)); }
   bool Paused(int port) { return Exists(FlagPath(port)); }
   std::optional<NodeData> Get(const std::string& path);
+  // The session owning the ephemeral node at `path`; 0 if it is missing or
+  // persistent.
+  int64_t EphemeralOwner(const std::string& path);
+  // The session timeout the server granted session `id`, in milliseconds,
+  // as the server itself reports it (its `cons` listing); nullopt if it
+  // lists no connection of that session.
+  std::optional<int> GrantedSessionTimeoutMs(int64_t id);
   // Whether /agents/<host> lists svc_@127.0.0.1:port (the agent publishes
   // its record shortly after its state changes).
   bool AgentDeclares(const std::string& host, int port);

@@ -5,12 +5,73 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
 #include "common/registry.h"
 #include "tests/faults/fault_fixture.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
 namespace {
+
+// Every creation and deletion of one node, seen through an exists-watch
+// that is re-armed on each event. A watch armed before the node is created
+// fires for that creation however briefly the node lives, so a registration
+// that exists for a moment cannot slip between two polls.
+class NodeChangeLog : public std::enable_shared_from_this<NodeChangeLog> {
+ public:
+  // Arms the first watch before returning.
+  static std::shared_ptr<NodeChangeLog> Start(ZkSession* zk,
+                                              const std::string& path) {
+    auto log = std::shared_ptr<NodeChangeLog>(new NodeChangeLog(zk, path));
+    std::weak_ptr<NodeChangeLog> weak = log;
+    auto armed = zk->ExistsSync(path, [weak](const WatchEvent& e) {
+      if (auto self = weak.lock()) self->OnEvent(e);
+    });
+    EXPECT_TRUE(armed.ok()) << armed.status().ToString();
+    return log;
+  }
+
+  // "created" / "deleted", in the order the watches fired.
+  std::vector<std::string> changes() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return changes_;
+  }
+  int Count(const std::string& change) const {
+    std::lock_guard<std::mutex> l(mu_);
+    return static_cast<int>(
+        std::count(changes_.begin(), changes_.end(), change));
+  }
+
+ private:
+  NodeChangeLog(ZkSession* zk, std::string path)
+      : zk_(zk), path_(std::move(path)) {}
+
+  // Runs on the session's executor: record, then re-arm asynchronously.
+  void OnEvent(const WatchEvent& e) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (e.type == WatchEvent::Type::kCreated) changes_.push_back("created");
+      if (e.type == WatchEvent::Type::kDeleted) changes_.push_back("deleted");
+    }
+    std::weak_ptr<NodeChangeLog> weak = weak_from_this();
+    zk_->Exists(
+        path_,
+        [weak](const WatchEvent& next) {
+          if (auto self = weak.lock()) self->OnEvent(next);
+        },
+        [](const Result<std::optional<NodeStat>>&) {});
+  }
+
+  ZkSession* zk_;
+  const std::string path_;
+  mutable std::mutex mu_;
+  std::vector<std::string> changes_;
+};
 
 class AgentFaultTest : public FaultTest {
  protected:
@@ -110,14 +171,14 @@ TEST_F(AgentFaultTest, FrozenPastSessionTimeoutReRegistersOnceNeverPaused) {
          "registration removed by session expiry", MillisSince(stopped));
   EXPECT_FALSE(Registered(paused));
 
-  // Polled on every re-check while the agent recovers: a registration of
-  // the paused instance seen at any point fails the test.
-  bool paused_seen_registered = false;
+  // Watched from before SIGCONT: any registration of the paused instance,
+  // however short-lived, and every change of the unpaused one's.
+  auto paused_log = NodeChangeLog::Start(zk_.get(), InstancePath(paused));
+  auto unpaused_log = NodeChangeLog::Start(zk_.get(), InstancePath(unpaused));
   const auto resumed = FaultClock::now();
   agent->Signal(SIGCONT);
   ASSERT_TRUE(WaitFor(
       [&] {
-        paused_seen_registered |= Registered(paused);
         int64_t o = Owner(InstancePath(unpaused));
         return o != 0 && o != old_owner;
       },
@@ -130,7 +191,12 @@ TEST_F(AgentFaultTest, FrozenPastSessionTimeoutReRegistersOnceNeverPaused) {
       << AgentLogs();
   ASSERT_TRUE(WaitForChecks("host-a", unpaused, 3, milliseconds(20000)))
       << AgentLogs();
-  EXPECT_FALSE(paused_seen_registered) << AgentLogs();
+  EXPECT_EQ(paused_log->changes(), std::vector<std::string>{})
+      << "the paused instance was registered at some point\n"
+      << AgentLogs();
+  // Registered again exactly once, and never taken away since.
+  EXPECT_EQ(unpaused_log->changes(), std::vector<std::string>{"created"})
+      << AgentLogs();
   EXPECT_EQ(RegistrationCount(unpaused), 1);
   EXPECT_EQ(RegistrationCount(paused), 0) << AgentLogs();
   EXPECT_EQ(Owner(InstancePath(unpaused)),

@@ -2,12 +2,13 @@
 // the batches of a rollout. A SIGKILL runs no clean-up, so everything must
 // follow from the coordinator's ZooKeeper session ending.
 //
-// Expected outcome, for every step: the pause flag (an ephemeral of the
-// coordinator's session) is gone within the session timeout (2s here, plus
-// slack for the server's expiry tick); the agent registers the healthy
-// instance again; the journal still says `running` and `zkroll history`
-// shows it as `unfinished`; /locks/<service> is empty; a new rollout of the
-// service succeeds. The tests print the measured recovery times.
+// Expected outcome, for every step: the pause flag and the lock are
+// ephemerals of the coordinator's session, which the server granted the 2s
+// timeout the coordinator asked for, so they go with that session's expiry;
+// the agent registers the healthy instance again; the journal still says
+// `running` and `zkroll history` shows it as `unfinished`; /locks/<service>
+// is empty; a new rollout of the service succeeds. The tests print the
+// measured recovery times.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -43,9 +44,7 @@ std::string Name(KillAt k) {
 }
 
 constexpr char kSessionTimeout[] = "2s";
-// Session timeout plus slack: the server expires sessions on its tick, and
-// the agent needs one check (100ms) after the flag went.
-constexpr milliseconds kFlagBound(2000 + 2000);
+constexpr int kSessionTimeoutMs = 2000;
 
 class CoordinatorKillTest : public FaultTest,
                             public ::testing::WithParamInterface<KillAt> {};
@@ -153,6 +152,26 @@ TEST_P(CoordinatorKillTest, Recovers) {
     ASSERT_TRUE(svc_c->Start());  // C heals; the dead coordinator won't see it
   }
 
+  // The flag and the lock were once required to vanish within 4s of the
+  // kill (the 2s session timeout plus slack), which a loaded machine could
+  // break. What that bound protected: nothing but the coordinator's own
+  // session keeps them, and that session lasts only the 2s it asked for
+  // (not the server's default or maximum). Both are asserted here from the
+  // server's own view, before the kill; the waits after it only bound a
+  // broken run, and the measured times are printed.
+  const std::vector<std::string> locks =
+      Children(paths::LockDir(*ServiceName::Parse(svc_)));
+  ASSERT_EQ(locks.size(), 1u) << "the coordinator holds no lock";
+  const int64_t session = EphemeralOwner(
+      paths::LockDir(*ServiceName::Parse(svc_)) + "/" + locks[0]);
+  ASSERT_NE(session, 0) << "the lock is not an ephemeral";
+  if (victim != 0) {
+    EXPECT_EQ(EphemeralOwner(FlagPath(victim)), session)
+        << "the pause flag is not an ephemeral of the coordinator's session";
+  }
+  EXPECT_EQ(GrantedSessionTimeoutMs(session), kSessionTimeoutMs)
+      << "the coordinator's session does not have the timeout it asked for";
+
   const auto killed = FaultClock::now();
   z->Signal(SIGKILL);
   ASSERT_EQ(z->Wait(milliseconds(10000)), 128 + SIGKILL);
@@ -163,13 +182,11 @@ TEST_P(CoordinatorKillTest, Recovers) {
         << "the dead coordinator's flag outlived its session";
     const long long flag_ms = MillisSince(killed);
     Report(fault, "pause flag gone", flag_ms);
-    EXPECT_LT(flag_ms, kFlagBound.count());
   }
   ASSERT_TRUE(WaitFor([&] { return LockFree(); }, milliseconds(20000)))
       << "the dead coordinator's lock outlived its session";
   const long long lock_ms = MillisSince(killed);
   Report(fault, "lock free", lock_ms);
-  EXPECT_LT(lock_ms, kFlagBound.count());
 
   // The agent takes the healthy instance back; a service the COMMAND stopped
   // is healthy again once restarted.

@@ -4,10 +4,19 @@
 // to a follower once the two survivors have elected a new leader; sessions
 // survive if that takes less than their timeout.
 //
-// Expected outcome: the rollout completes (exit 0) or stops with a clear
-// error, the journal's outcome matches the exit code, every healthy instance
-// is registered at the end (exactly once), no pause flag or lock is left.
-// The test prints the election time and the time to the end of the rollout.
+// Expected outcome: the rollout completes (exit 0, journal `succeeded`),
+// every healthy instance is registered at the end (exactly once), no pause
+// flag or lock is left. The test prints the election time and the time to
+// the end of the rollout.
+//
+// Why exactly one outcome: the coordinator's session timeout T and its
+// --connect-timeout (its retry window) are 60s, the servers' maximum. Its
+// session survives the election, its fence (coordinator/session_fence.h)
+// would fall only 2T/3 = 40s after its last answered request and its
+// retries last 60s, far longer than an election of two servers on
+// loopback. With the old 10s timeout the fence's 6.7s could run out during
+// an election slowed by a loaded machine, so more than one exit code
+// could end the same run.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -136,9 +145,9 @@ TEST_F(EnsembleTest, LeaderKilledDuringRollout) {
                            "--output",
                            "json",
                            "--session-timeout",
-                           "10s",
+                           "60s",
                            "--connect-timeout",
-                           "30s",
+                           "60s",
                            "rollout",
                            "--service",
                            svc_,
@@ -179,9 +188,8 @@ TEST_F(EnsembleTest, LeaderKilledDuringRollout) {
                "exited "
             << *code << " after " << MillisSince(killed) << " ms\n";
   const std::string out = z->Output();
-  EXPECT_TRUE(*code == 0 || *code == 1 || *code == 4) << out;
-  EXPECT_NE(out.find("\"exit_code\":" + std::to_string(*code)),
-            std::string::npos)
+  EXPECT_EQ(*code, 0) << out;
+  EXPECT_NE(out.find("\"exit_code\":0"), std::string::npos)
       << "no result line with the exit code\n"
       << out;
 
@@ -193,10 +201,7 @@ TEST_F(EnsembleTest, LeaderKilledDuringRollout) {
   ASSERT_TRUE(data.ok());
   auto rec = ParsePayload<proto::DeployRecord>(data->data, ddir);
   ASSERT_TRUE(rec.ok());
-  const std::string want = *code == 0   ? "succeeded"
-                           : *code == 1 ? "failed"
-                                        : "aborted";
-  EXPECT_EQ(rec->outcome(), want) << out;
+  EXPECT_EQ(rec->outcome(), "succeeded") << out;
 
   for (int port : ports) {
     ASSERT_TRUE(

@@ -3,11 +3,21 @@
 // Sessions survive a restart that is shorter than their timeout: the server
 // reloads them from its data directory.
 //
-// Expected outcome: the rollout either completes (exit 0) or stops with a
-// clear error; the journal's outcome matches the exit code; afterwards every
-// healthy instance is registered, no pause flag is left and the lock is free.
-// The tests print the outage and the time from restart to the end of the
-// rollout.
+// Expected outcome: the rollout completes (exit 0, journal `succeeded` for
+// both instances); every healthy instance is registered, no pause flag is
+// left and the lock is free. The tests print the outage and the time from
+// restart to the end of the rollout.
+//
+// Why exactly one outcome: the coordinator's session timeout T is 60s (the
+// server's maximum) and so is its --connect-timeout (its retry window). The
+// outage lasts as long as the server takes to restart, and its session
+// survives it; its fence (coordinator/session_fence.h) would fall only 2T/3
+// = 40s after the last answered request, its retries give up only after
+// 60s. With the old 10s session timeout the fence's 6.7s could run out
+// while a loaded machine restarted the server, so the run ended in 0 or 4
+// depending on the machine's speed. (How a lost session aborts a deploy
+// with exit 4 is tested deterministically by the coordinator kill and
+// agent flow tests.)
 #include <gtest/gtest.h>
 
 #include "tests/faults/fault_fixture.h"
@@ -20,19 +30,6 @@ enum class StopAt { kDuringDrain, kDuringCommand };
 
 class ZkRestartTest : public FaultTest,
                       public ::testing::WithParamInterface<StopAt> {};
-
-std::string OutcomeFor(int exit_code) {
-  switch (exit_code) {
-    case 0:
-      return "succeeded";
-    case 1:
-      return "failed";
-    case 4:
-      return "aborted";
-    default:
-      return "?";
-  }
-}
 
 TEST_P(ZkRestartTest, Rollout) {
   const StopAt at = GetParam();
@@ -52,9 +49,9 @@ TEST_P(ZkRestartTest, Rollout) {
   ChildProcess* z = StartZkroll({"--output",
                                  "json",
                                  "--session-timeout",
-                                 "10s",
+                                 "60s",
                                  "--connect-timeout",
-                                 "30s",
+                                 "60s",
                                  "rollout",
                                  "--service",
                                  svc_,
@@ -105,20 +102,21 @@ TEST_P(ZkRestartTest, Rollout) {
          "rollout exited " + std::to_string(*code) + " after the restart",
          MillisSince(restarted));
   const std::string out = z->Output();
-  EXPECT_TRUE(*code == 0 || *code == 1 || *code == 4)
-      << "unexpected exit code " << *code << "\n"
-      << out;
-  if (*code != 0) {
-    // A failure must say why.
-    EXPECT_TRUE(HasLine(z, {"\"event\":\"result\""})) << out;
-  }
-  EXPECT_TRUE(HasLine(
-      z, {"\"event\":\"result\"", "\"exit_code\":" + std::to_string(*code)}))
+  EXPECT_EQ(*code, 0) << out;
+  EXPECT_TRUE(HasLine(z, {"\"event\":\"result\"", "\"exit_code\":0"}))
       << out;
 
-  auto journal = LastJournal();
-  ASSERT_TRUE(journal.has_value());
-  EXPECT_EQ(journal->outcome(), OutcomeFor(*code)) << out;
+  // The test's own session went through the restart too: read once it is
+  // back, rather than hoping it reconnected before the rollout ended.
+  std::optional<proto::DeployRecord> journal;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        journal = LastJournal();
+        return journal.has_value();
+      },
+      milliseconds(30000)))
+      << "the journal cannot be read after the restart";
+  EXPECT_EQ(journal->outcome(), "succeeded") << out;
 
   // Every healthy instance ends up registered, nothing stays paused.
   for (int port : ports) {
@@ -130,11 +128,9 @@ TEST_P(ZkRestartTest, Rollout) {
   Report(fault, "every instance registered", MillisSince(restarted));
   EXPECT_TRUE(
       WaitFor([&] { return NoFlags() && LockFree(); }, milliseconds(20000)));
-  if (*code == 0) {
-    ASSERT_EQ(journal->instances_size(), 2);
-    for (const auto& i : journal->instances()) {
-      EXPECT_EQ(i.outcome(), "succeeded");
-    }
+  ASSERT_EQ(journal->instances_size(), 2);
+  for (const auto& i : journal->instances()) {
+    EXPECT_EQ(i.outcome(), "succeeded");
   }
 }
 

@@ -1,5 +1,12 @@
 // The exec check: real processes, run both with a pidfd and with the
 // polling fallback used on kernels without one.
+//
+// Checks run on virtual time (the fixture's ManualTimeSource): a command is
+// killed at its timeout only when a test moves the clock, so a loaded
+// machine can neither turn a slow /bin/true into a timeout nor stretch a
+// timeout; the tests about timeouts assert the exact virtual time of the
+// kill. The real-time limits of RunUntil only bound how long a broken test
+// hangs.
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -23,6 +30,7 @@
 
 #include "common/health/check.h"
 #include "common/health/check_session.h"
+#include "common/timer.h"
 
 namespace zkroll::health {
 namespace {
@@ -63,6 +71,16 @@ bool NoChildrenLeft() {
   return ::waitpid(-1, &status, WNOHANG) == -1 && errno == ECHILD;
 }
 
+// NoChildrenLeft without reaping anything (WNOWAIT), so it may be polled
+// while a check still has to reap its own command.
+bool NoChildrenLeftNoReap() {
+  siginfo_t info;
+  std::memset(&info, 0, sizeof info);
+  errno = 0;
+  return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == -1 &&
+         errno == ECHILD;
+}
+
 int OpenFdCount() {
   int count = 0;
   DIR* dir = ::opendir("/proc/self/fd");
@@ -98,10 +116,13 @@ class ExecCheckTest : public ::testing::TestWithParam<bool> {
                     CheckTarget target = {"127.0.0.1", 9}) {
     int calls = 0;
     std::optional<CheckResult> result;
-    RunCheck(io_.get_executor(), spec, target, timeout, [&](CheckResult r) {
-      ++calls;
-      result = std::move(r);
-    });
+    RunCheck(
+        io_.get_executor(), spec, target, timeout,
+        [&](CheckResult r) {
+          ++calls;
+          result = std::move(r);
+        },
+        clock_);
     EXPECT_TRUE(RunUntil(io_, [&] { return result.has_value(); }))
         << "the check never completed";
     io_.restart();
@@ -110,7 +131,43 @@ class ExecCheckTest : public ::testing::TestWithParam<bool> {
     return result.value_or(CheckResult{false, "no result", Millis(0)});
   }
 
+  // Like Check, for a command that outlives `timeout`: once it runs (and
+  // `ready` holds, if given), moves virtual time to just before the timeout
+  // (nothing may happen) and to it (the command must be killed and the check
+  // end).
+  CheckResult CheckTimingOut(const CheckSpec& spec, Millis timeout,
+                             const std::function<bool()>& ready = {}) {
+    std::optional<CheckResult> result;
+    RunCheck(
+        io_.get_executor(), spec, {"127.0.0.1", 9}, timeout,
+        [&](CheckResult r) { result = std::move(r); }, clock_);
+    io_.poll();  // runs the start: the command is spawned, the deadline set
+    EXPECT_FALSE(NoChildrenLeftNoReap()) << "the command did not start";
+    if (ready) {
+      // `ready` watches the command, not the loop: run the loop in short
+      // slices so its state is looked at often.
+      const auto end = steady_clock::now() + 10s;
+      while (!ready() && steady_clock::now() < end) {
+        io_.restart();
+        io_.run_for(10ms);
+      }
+      EXPECT_TRUE(ready()) << "the command never got ready";
+    }
+    EXPECT_EQ(clock_.Advance(timeout - 1ms), 0) << "killed too early";
+    io_.restart();
+    io_.poll();
+    EXPECT_FALSE(result.has_value()) << result->reason;
+    EXPECT_EQ(clock_.Advance(1ms), 1);
+    EXPECT_TRUE(RunUntil(io_, [&] { return result.has_value(); }))
+        << "the check never completed";
+    io_.restart();
+    io_.run();  // returns once nothing is pending any more
+    return result.value_or(CheckResult{false, "no result", Millis(0)});
+  }
+
   asio::io_context io_;
+  // After io_, so it is destroyed first (common/timer.h).
+  ManualTimeSource clock_;
 };
 
 TEST_P(ExecCheckTest, TruePasses) {
@@ -202,12 +259,13 @@ TEST_P(ExecCheckTest, NotExecutable) {
   EXPECT_EQ(r.reason, "exec failed: Permission denied (" + path + ")");
 }
 
+// Formerly bounded the real elapsed time (200ms..2s); on virtual time the
+// kill is seen to happen exactly at the timeout.
 TEST_P(ExecCheckTest, KilledAndReapedAtTimeout) {
-  CheckResult r = Check(Exec({"/bin/sleep", "5"}), 200ms);
+  CheckResult r = CheckTimingOut(Exec({"/bin/sleep", "5"}), 200ms);
   EXPECT_FALSE(r.healthy);
   EXPECT_EQ(r.reason, "killed at timeout 200ms");
-  EXPECT_GE(r.elapsed, Millis(200));
-  EXPECT_LT(r.elapsed, Millis(2000));
+  EXPECT_EQ(r.elapsed, Millis(200));
   EXPECT_TRUE(NoChildrenLeft()) << "the killed command was not reaped";
 }
 
@@ -235,9 +293,10 @@ int WaitForGrandchild(pid_t pid) {
 TEST_P(ExecCheckTest, TimeoutKillsTheWholeProcessGroup) {
   BecomeSubreaper();
   std::string pid_file = TempPath("group_timeout");
-  CheckResult r = Check(
+  // The kill comes once the background child exists (its pid is written).
+  CheckResult r = CheckTimingOut(
       Exec({"/bin/sh", "-c", "tail -f /dev/null & echo $! > " + pid_file + "; wait"}),
-      1s);
+      1s, [&] { return ReadPid(pid_file) > 0; });
   EXPECT_EQ(r.reason, "killed at timeout 1s");
   pid_t grandchild = ReadPid(pid_file);
   std::remove(pid_file.c_str());
@@ -252,11 +311,12 @@ TEST_P(ExecCheckTest, LeftoversAreKilledAfterANormalExit) {
   BecomeSubreaper();
   std::string pid_file = TempPath("group_leftover");
   // The background sleep keeps the output pipe open: the check must still
-  // finish when the command itself exits.
+  // finish when the command itself exits. Virtual time never moves here, so
+  // a check waiting for the pipe (or its timeout) would never finish.
   CheckResult r =
       Check(Exec({"/bin/sh", "-c", "tail -f /dev/null & echo $! > " + pid_file}), 3s);
   EXPECT_TRUE(r.healthy) << r.reason;
-  EXPECT_LT(r.elapsed, Millis(3000));
+  EXPECT_EQ(r.elapsed, Millis(0));
   pid_t grandchild = ReadPid(pid_file);
   std::remove(pid_file.c_str());
   ASSERT_GT(grandchild, 0);
@@ -267,18 +327,24 @@ TEST_P(ExecCheckTest, LeftoversAreKilledAfterANormalExit) {
 TEST_P(ExecCheckTest, CancelKillsAndReaps) {
   int calls = 0;
   std::optional<CheckResult> result;
-  CheckHandle handle = StartCheck(io_.get_executor(), Exec({"/bin/sleep", "5"}),
-                                  {"127.0.0.1", 9}, 30s, [&](CheckResult r) {
-                                    ++calls;
-                                    result = std::move(r);
-                                  });
+  // The command would run for 300s: it is gone within RunUntil's limit
+  // only if Cancel killed it. (Formerly: a 5s command gone within 2s of
+  // real time.)
+  CheckHandle handle = StartCheck(
+      io_.get_executor(), Exec({"/bin/sleep", "300"}), {"127.0.0.1", 9}, 30s,
+      [&](CheckResult r) {
+        ++calls;
+        result = std::move(r);
+      },
+      clock_);
   io_.poll();  // runs the start: the command is spawned
   ASSERT_FALSE(NoChildrenLeft());
   handle.Cancel();
-  const auto before = steady_clock::now();
+  // The exit watch reaps the killed command.
+  EXPECT_TRUE(RunUntil(io_, [&] { return NoChildrenLeftNoReap(); }, 60s))
+      << "the cancelled command was not killed";
   io_.restart();
-  io_.run();  // the exit watch reaps the killed command, then nothing is left
-  EXPECT_LT(steady_clock::now() - before, 2s);
+  io_.run();  // then nothing is left pending
   EXPECT_EQ(calls, 1);
   ASSERT_TRUE(result.has_value());
   EXPECT_EQ(result->reason, "cancelled");
@@ -310,13 +376,18 @@ TEST_P(ExecCheckTest, ManyAtOnceLeakNoDescriptors) {
       {"/bin/true"}, {"/bin/false"}, {"/nonexistent"}, {"/bin/sleep", "5"}};
   for (int i = 0; i < 5; ++i) {
     for (const auto& argv : commands) {
-      RunCheck(io_.get_executor(), Exec(argv), {"127.0.0.1", 9}, 300ms,
-               [&](CheckResult r) {
-                 ++completed;
-                 if (r.healthy) ++passed;
-               });
+      RunCheck(
+          io_.get_executor(), Exec(argv), {"127.0.0.1", 9}, 300ms,
+          [&](CheckResult r) {
+            ++completed;
+            if (r.healthy) ++passed;
+          },
+          clock_);
     }
   }
+  // Everything but the sleeps ends by itself; the sleeps at their timeout.
+  ASSERT_TRUE(RunUntil(io_, [&] { return completed == 15; }));
+  EXPECT_EQ(clock_.Advance(300ms), 5);
   ASSERT_TRUE(RunUntil(io_, [&] { return completed == 20; }));
   io_.restart();
   io_.run();

@@ -1,5 +1,9 @@
 // HealthMonitor against real loopback listeners that the tests open and
-// close, with short intervals. Time passes only on the event loop.
+// close, on virtual time: the monitor's schedule and its checks' timeouts run
+// on a ManualTimeSource, so a check is due, or times out, only when the test
+// moves time, and the assertions are about order and virtual time, never
+// about how fast this machine is. The real-time limits below only bound how
+// long a broken test hangs.
 #include "common/health/monitor.h"
 
 #include <glog/logging.h>
@@ -7,12 +11,15 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "common/timer.h"
 
 namespace zkroll::health {
 namespace {
@@ -80,18 +87,17 @@ class Listener {
   uint16_t port_ = 0;
 };
 
-// Accepts and never answers; records when each connection arrived and
-// notices when the client goes away.
+// Accepts and never answers; appends "accept" to `events` for each
+// connection and notices when the client goes away.
 class SilentServer {
  public:
-  explicit SilentServer(asio::io_context& io)
-      : acceptor_(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+  SilentServer(asio::io_context& io, std::vector<std::string>* events)
+      : acceptor_(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        events_(events) {
     Accept();
   }
   uint16_t port() const { return acceptor_.local_endpoint().port(); }
-  const std::vector<steady_clock::time_point>& accept_times() const {
-    return accept_times_;
-  }
+  int accepted() const { return accepted_; }
   int client_closed() const { return client_closed_; }
 
  private:
@@ -99,7 +105,8 @@ class SilentServer {
     acceptor_.async_accept(
         [this](boost::system::error_code ec, tcp::socket socket) {
           if (ec) return;
-          accept_times_.push_back(steady_clock::now());
+          ++accepted_;
+          events_->push_back("accept");
           auto s = std::make_shared<tcp::socket>(std::move(socket));
           sockets_.push_back(s);
           ReadUntilClosed(s);
@@ -120,8 +127,9 @@ class SilentServer {
   }
 
   tcp::acceptor acceptor_;
+  std::vector<std::string>* events_;
   std::vector<std::shared_ptr<tcp::socket>> sockets_;
-  std::vector<steady_clock::time_point> accept_times_;
+  int accepted_ = 0;
   char scratch_[64];
   int client_closed_ = 0;
 };
@@ -154,8 +162,9 @@ class LogCapture : public google::LogSink {
   std::vector<std::string> lines_;
 };
 
-MonitorOptions TcpOptions(uint16_t port) {
+MonitorOptions TcpOptions(uint16_t port, TimeSource* time) {
   MonitorOptions options;
+  options.time = time;
   options.spec.kind = CheckSpec::Kind::kTcp;
   options.target = {"127.0.0.1", port};
   options.interval = Millis(50);
@@ -166,11 +175,18 @@ MonitorOptions TcpOptions(uint16_t port) {
   return options;
 }
 
-// What a monitor reported, for assertions.
+// What a monitor reported, for assertions, with the virtual time of each
+// result. With `events`, each result also appends "result" there.
 struct Recorder {
+  explicit Recorder(const TimeSource& time,
+                    std::vector<std::string>* events = nullptr)
+      : time(time), events(events) {}
+
+  const TimeSource& time;
+  std::vector<std::string>* events;
   std::vector<HealthTransition> transitions;
   std::vector<CheckResult> results;
-  std::vector<steady_clock::time_point> result_times;
+  std::vector<MonoTime> result_times;
 
   HealthMonitor::TransitionCallback OnTransition() {
     return [this](const HealthTransition& t) { transitions.push_back(t); };
@@ -178,35 +194,69 @@ struct Recorder {
   HealthMonitor::ResultCallback OnResult() {
     return [this](const CheckResult& r) {
       results.push_back(r);
-      result_times.push_back(steady_clock::now());
+      result_times.push_back(time.Now());
+      if (events != nullptr) events->push_back("result");
     };
   }
 };
 
+// Moves virtual time to the monitor's next scheduled check and runs the loop
+// until that check has completed (a loopback connect needs no virtual time).
+::testing::AssertionResult RunNextCheck(asio::io_context& io,
+                                        ManualTimeSource& clock,
+                                        const HealthMonitor& monitor) {
+  const int64_t before = monitor.checks_run();
+  if (clock.pending_waits() != 1) {
+    return ::testing::AssertionFailure()
+           << "expected exactly the schedule's timer, found "
+           << clock.pending_waits() << " pending waits";
+  }
+  if (!clock.AdvanceToNextExpiry()) {
+    return ::testing::AssertionFailure() << "no check is scheduled";
+  }
+  if (!RunUntil(io, [&] { return monitor.checks_run() == before + 1; })) {
+    return ::testing::AssertionFailure()
+           << "check " << before + 1 << " did not complete";
+  }
+  return ::testing::AssertionSuccess();
+}
+
 TEST(HealthMonitorTest, ReportsEachTransitionOnce) {
   asio::io_context io;
+  ManualTimeSource clock;
   Listener listener(io);
-  Recorder rec;
+  Recorder rec(clock);
   LogCapture logs;
   const std::string name = "127.0.0.1:" + std::to_string(listener.port());
-  auto monitor =
-      HealthMonitor::Create(io.get_executor(), TcpOptions(listener.port()),
-                            rec.OnTransition(), rec.OnResult());
+  auto monitor = HealthMonitor::Create(io.get_executor(),
+                                       TcpOptions(listener.port(), &clock),
+                                       rec.OnTransition(), rec.OnResult());
   EXPECT_FALSE(monitor->healthy());
   EXPECT_EQ(monitor->checks_run(), 0);
+  const MonoTime start = clock.Now();
   monitor->Start();
+  // The first check is due within the interval (50ms), rounded up to the
+  // 16ms wake-up grid.
+  ASSERT_TRUE(clock.NextExpiry().has_value());
+  EXPECT_LT(*clock.NextExpiry() - start, 50ms + 16ms);
 
-  // Unknown (unhealthy) -> healthy after `rise` passes.
-  ASSERT_TRUE(RunUntil(io, [&] { return rec.transitions.size() == 1; }));
+  // Unknown (unhealthy) -> healthy after `rise` passes, not before.
+  ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
+  EXPECT_TRUE(rec.transitions.empty());
+  ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
+  ASSERT_EQ(rec.transitions.size(), 1u);
   EXPECT_TRUE(rec.transitions[0].healthy);
   EXPECT_EQ(rec.transitions[0].consecutive, 2);
   EXPECT_TRUE(StartsWith(rec.transitions[0].reason, "ok (connect "));
   EXPECT_TRUE(monitor->healthy());
-  EXPECT_EQ(monitor->checks_run(), 2);
 
   // The instance goes away: unhealthy after `fall` failures.
   listener.Close();
-  ASSERT_TRUE(RunUntil(io, [&] { return rec.transitions.size() == 2; }));
+  ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
+  EXPECT_EQ(rec.transitions.size(), 1u);
+  EXPECT_TRUE(monitor->healthy()) << "one failure is not `fall` failures";
+  ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
+  ASSERT_EQ(rec.transitions.size(), 2u);
   EXPECT_FALSE(rec.transitions[1].healthy);
   EXPECT_EQ(rec.transitions[1].consecutive, 2);
   EXPECT_EQ(rec.transitions[1].reason, "connection refused");
@@ -215,14 +265,16 @@ TEST(HealthMonitorTest, ReportsEachTransitionOnce) {
 
   // It comes back.
   listener.Open();
-  ASSERT_TRUE(RunUntil(io, [&] { return rec.transitions.size() == 3; }));
+  ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
+  ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
+  ASSERT_EQ(rec.transitions.size(), 3u);
   EXPECT_TRUE(rec.transitions[2].healthy);
   EXPECT_EQ(rec.transitions[2].consecutive, 2);
 
   // Steady state: more checks, no more transitions.
-  const int64_t seen = monitor->checks_run();
-  ASSERT_TRUE(RunUntil(io, [&] { return monitor->checks_run() >= seen + 5; }));
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
   EXPECT_EQ(rec.transitions.size(), 3u);
+  EXPECT_EQ(monitor->checks_run(), 11);
   EXPECT_EQ(static_cast<int64_t>(rec.results.size()), monitor->checks_run());
 
   EXPECT_EQ(logs.Count(name + " became healthy after 2 passed checks: ok"), 2);
@@ -231,9 +283,12 @@ TEST(HealthMonitorTest, ReportsEachTransitionOnce) {
                         "refused [check tcp]"),
       1);
 
-  // Stop: no callback afterwards, and nothing left scheduled.
+  // Stop: nothing left scheduled, and no callback afterwards however far
+  // time moves.
   monitor->Stop();
+  EXPECT_EQ(clock.pending_waits(), 0u);
   const size_t results_at_stop = rec.results.size();
+  clock.Advance(10s);
   listener.Close();
   EXPECT_TRUE(RunUntilIdle(io));
   EXPECT_EQ(rec.results.size(), results_at_stop);
@@ -242,9 +297,10 @@ TEST(HealthMonitorTest, ReportsEachTransitionOnce) {
 
 TEST(HealthMonitorTest, InitiallyHealthyNeedsTheFullFall) {
   asio::io_context io;
+  ManualTimeSource clock;
   Listener listener(io);
-  Recorder rec;
-  MonitorOptions options = TcpOptions(listener.port());
+  Recorder rec(clock);
+  MonitorOptions options = TcpOptions(listener.port(), &clock);
   options.initially_healthy = true;
   options.fall = 3;
   auto monitor = HealthMonitor::Create(io.get_executor(), options,
@@ -252,42 +308,71 @@ TEST(HealthMonitorTest, InitiallyHealthyNeedsTheFullFall) {
   EXPECT_TRUE(monitor->healthy());
   monitor->Start();
   // Passing checks confirm the state: nothing to report.
-  ASSERT_TRUE(RunUntil(io, [&] { return monitor->checks_run() >= 3; }));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
   EXPECT_TRUE(rec.transitions.empty());
 
   listener.Close();
-  ASSERT_TRUE(RunUntil(io, [&] { return rec.transitions.size() == 1; }));
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
+  EXPECT_TRUE(rec.transitions.empty()) << "two failures of fall=3";
+  ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
+  ASSERT_EQ(rec.transitions.size(), 1u);
   EXPECT_FALSE(rec.transitions[0].healthy);
   EXPECT_EQ(rec.transitions[0].consecutive, 3);
   monitor->Stop();
 }
 
-TEST(HealthMonitorTest, IntervalIsKept) {
+// Formerly measured real gaps between results (80ms..400ms), which a loaded
+// machine could stretch; in virtual time the schedule itself is asserted.
+TEST(HealthMonitorTest, ChecksFollowTheJitteredIntervalOnTheGrid) {
   asio::io_context io;
+  ManualTimeSource clock;
   Listener listener(io);
-  Recorder rec;
-  MonitorOptions options = TcpOptions(listener.port());
+  Recorder rec(clock);
+  MonitorOptions options = TcpOptions(listener.port(), &clock);
   options.interval = Millis(100);
   options.jitter = 0.2;
   auto monitor = HealthMonitor::Create(io.get_executor(), options,
                                        rec.OnTransition(), rec.OnResult());
   monitor->Start();
-  ASSERT_TRUE(RunUntil(io, [&] { return rec.results.size() == 6; }));
-  for (size_t i = 1; i < rec.result_times.size(); ++i) {
-    auto gap = rec.result_times[i] - rec.result_times[i - 1];
-    // interval +-20% jitter, plus the (sub-millisecond) check itself.
-    EXPECT_GE(gap, 80ms) << "gap " << i;
-    EXPECT_LT(gap, 400ms) << "gap " << i;
+  ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
+  constexpr int kChecks = 20;
+  for (int i = 1; i < kChecks; ++i) {
+    // Nothing is due before the shortest jittered interval has passed.
+    EXPECT_EQ(clock.Advance(79ms), 0) << "check " << i + 1 << " came early";
+    EXPECT_EQ(monitor->checks_run(), i);
+    ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
   }
+  std::vector<milliseconds> gaps;
+  for (size_t i = 0; i < rec.result_times.size(); ++i) {
+    // Every check starts on the 16ms grid of the clock.
+    EXPECT_EQ(std::chrono::duration_cast<milliseconds>(
+                  rec.result_times[i].time_since_epoch())
+                      .count() %
+                  16,
+              0)
+        << "check " << i + 1;
+    if (i == 0) continue;
+    auto gap = std::chrono::duration_cast<milliseconds>(
+        rec.result_times[i] - rec.result_times[i - 1]);
+    // 100ms +-20% jitter, rounded up to the grid: 80, 96, 112 or 128ms.
+    EXPECT_GE(gap, 80ms) << "gap " << i;
+    EXPECT_LE(gap, 128ms) << "gap " << i;
+    gaps.push_back(gap);
+  }
+  // The jitter really varies the interval (19 equal gaps out of four
+  // possible values would be a broken random source).
+  std::sort(gaps.begin(), gaps.end());
+  EXPECT_NE(gaps.front(), gaps.back());
   monitor->Stop();
 }
 
 TEST(HealthMonitorTest, CheckNowPassIsEnoughFlipsOnTheFirstPass) {
   asio::io_context io;
+  ManualTimeSource clock;
   Listener listener(io);
-  Recorder rec;
+  Recorder rec(clock);
   LogCapture logs;
-  MonitorOptions options = TcpOptions(listener.port());
+  MonitorOptions options = TcpOptions(listener.port(), &clock);
   options.rise = 3;
   auto monitor = HealthMonitor::Create(io.get_executor(), options,
                                        rec.OnTransition(), rec.OnResult());
@@ -299,7 +384,10 @@ TEST(HealthMonitorTest, CheckNowPassIsEnoughFlipsOnTheFirstPass) {
   EXPECT_TRUE(monitor->healthy());
   EXPECT_EQ(logs.Count("became healthy on its first passed check"), 1);
 
-  // Without Start() there is no schedule: nothing else runs.
+  // Without Start() there is no schedule: nothing else runs, however far
+  // time moves.
+  EXPECT_EQ(clock.pending_waits(), 0u);
+  EXPECT_EQ(clock.Advance(1h), 0);
   listener.Close();
   EXPECT_TRUE(RunUntilIdle(io));
   EXPECT_EQ(monitor->checks_run(), 1);
@@ -307,9 +395,10 @@ TEST(HealthMonitorTest, CheckNowPassIsEnoughFlipsOnTheFirstPass) {
 
 TEST(HealthMonitorTest, CheckNowWithoutPassIsEnoughNeedsTheFullRise) {
   asio::io_context io;
+  ManualTimeSource clock;
   Listener listener(io);
-  Recorder rec;
-  MonitorOptions options = TcpOptions(listener.port());
+  Recorder rec(clock);
+  MonitorOptions options = TcpOptions(listener.port(), &clock);
   options.rise = 3;
   auto monitor = HealthMonitor::Create(io.get_executor(), options,
                                        rec.OnTransition(), rec.OnResult());
@@ -323,9 +412,10 @@ TEST(HealthMonitorTest, CheckNowWithoutPassIsEnoughNeedsTheFullRise) {
 
 TEST(HealthMonitorTest, CheckNowFailureCountsNormally) {
   asio::io_context io;
+  ManualTimeSource clock;
   Listener listener(io);
-  Recorder rec;
-  MonitorOptions options = TcpOptions(listener.port());
+  Recorder rec(clock);
+  MonitorOptions options = TcpOptions(listener.port(), &clock);
   options.rise = 3;
   options.fall = 2;
   auto monitor = HealthMonitor::Create(io.get_executor(), options,
@@ -349,51 +439,76 @@ TEST(HealthMonitorTest, CheckNowFailureCountsNormally) {
 
 TEST(HealthMonitorTest, CheckNowWhileACheckIsInFlightRunsAfterIt) {
   asio::io_context io;
-  SilentServer server(io);
-  Recorder rec;
+  ManualTimeSource clock;
+  std::vector<std::string> events;
+  SilentServer server(io, &events);
+  Recorder rec(clock, &events);
   MonitorOptions options;
   options.spec = ParseCheckSpec("http:/").value();
   options.target = {"127.0.0.1", server.port()};
   options.timeout = Millis(150);
+  options.time = &clock;
   auto monitor = HealthMonitor::Create(io.get_executor(), options,
                                        rec.OnTransition(), rec.OnResult());
+  const MonoTime start = clock.Now();
   monitor->CheckNow(false);
   monitor->CheckNow(true);
+  ASSERT_TRUE(RunUntil(io, [&] { return server.accepted() == 1; }));
+  // The first check hangs until its timeout, which only virtual time
+  // brings: the second waits for it.
+  EXPECT_EQ(clock.Advance(149ms), 0);
+  io.poll();
+  EXPECT_EQ(monitor->checks_run(), 0);
+  EXPECT_EQ(clock.Advance(1ms), 1);
+  ASSERT_TRUE(RunUntil(io, [&] { return monitor->checks_run() == 1; }));
+  ASSERT_TRUE(RunUntil(io, [&] { return server.accepted() == 2; }));
+  EXPECT_EQ(clock.Advance(150ms), 1);
   ASSERT_TRUE(RunUntil(io, [&] { return monitor->checks_run() == 2; }));
-  ASSERT_EQ(server.accept_times().size(), 2u);
   // The second connection was made only after the first check had ended.
-  EXPECT_GE(server.accept_times()[1], rec.result_times[0]);
-  EXPECT_EQ(rec.results[0].reason, "timeout after 150ms (reading response)");
-  EXPECT_EQ(rec.results[1].reason, "timeout after 150ms (reading response)");
+  EXPECT_EQ(events, (std::vector<std::string>{"accept", "result", "accept",
+                                              "result"}));
+  ASSERT_EQ(rec.results.size(), 2u);
+  EXPECT_TRUE(StartsWith(rec.results[0].reason, "timeout after 150ms"))
+      << rec.results[0].reason;
+  EXPECT_TRUE(StartsWith(rec.results[1].reason, "timeout after 150ms"))
+      << rec.results[1].reason;
+  EXPECT_EQ(rec.result_times[0] - start, 150ms);
+  EXPECT_EQ(rec.result_times[1] - start, 300ms);
+  EXPECT_EQ(rec.results[0].elapsed, 150ms);
 }
 
 TEST(HealthMonitorTest, DroppingTheMonitorCancelsItsCheck) {
   asio::io_context io;
-  SilentServer server(io);
-  Recorder rec;
+  ManualTimeSource clock;
+  std::vector<std::string> events;
+  SilentServer server(io, &events);
+  Recorder rec(clock);
   MonitorOptions options;
   options.spec = ParseCheckSpec("http:/").value();
   options.target = {"127.0.0.1", server.port()};
   options.timeout = Millis(30000);
+  options.time = &clock;
   auto monitor = HealthMonitor::Create(io.get_executor(), options,
                                        rec.OnTransition(), rec.OnResult());
   monitor->Start();
   monitor->CheckNow(false);
-  ASSERT_TRUE(RunUntil(io, [&] { return server.accept_times().size() == 1; }));
+  ASSERT_TRUE(RunUntil(io, [&] { return server.accepted() == 1; }));
   monitor.reset();
-  // The in-flight check is cancelled, not left to run for its 30s timeout.
-  EXPECT_TRUE(RunUntil(
-      io, [&] { return server.client_closed() == 1; }, 5s));
+  // The in-flight check is cancelled, not left to run for its timeout
+  // (which virtual time never reaches here).
+  EXPECT_TRUE(RunUntil(io, [&] { return server.client_closed() == 1; }));
   io.poll();
+  EXPECT_EQ(clock.pending_waits(), 0u) << "a timer outlived the monitor";
   EXPECT_TRUE(rec.results.empty());
   EXPECT_TRUE(rec.transitions.empty());
 }
 
 TEST(HealthMonitorTest, StopInsideTheTransitionCallback) {
   asio::io_context io;
+  ManualTimeSource clock;
   Listener listener(io);
-  Recorder rec;
-  MonitorOptions options = TcpOptions(listener.port());
+  Recorder rec(clock);
+  MonitorOptions options = TcpOptions(listener.port(), &clock);
   options.rise = 1;
   options.interval = Millis(20);
   HealthMonitor* raw = nullptr;
@@ -407,7 +522,10 @@ TEST(HealthMonitorTest, StopInsideTheTransitionCallback) {
       rec.OnResult());
   raw = monitor.get();
   monitor->Start();
-  ASSERT_TRUE(RunUntil(io, [&] { return transitions == 1; }));
+  ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
+  EXPECT_EQ(transitions, 1);
+  EXPECT_EQ(clock.pending_waits(), 0u) << "a stopped monitor scheduled more";
+  EXPECT_EQ(clock.Advance(1h), 0);
   listener.Close();
   EXPECT_TRUE(RunUntilIdle(io));
   EXPECT_EQ(transitions, 1);

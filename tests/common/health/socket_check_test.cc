@@ -1,5 +1,11 @@
 // The tcp and http checks against real loopback sockets: small servers on
 // 127.0.0.1 (and ::1) port 0, run on the same io_context as the checks.
+//
+// Checks run on virtual time (a ManualTimeSource): a timeout or connect
+// limit happens only when a test moves the clock, so a loaded machine can
+// neither turn a pass into a timeout nor stretch a timeout, and the tests
+// about timeouts assert the exact virtual time at which the check decided.
+// The real-time limits of RunUntil only bound how long a broken test hangs.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,6 +25,7 @@
 
 #include "common/health/check.h"
 #include "common/health/own_connections.h"
+#include "common/timer.h"
 
 namespace zkroll::health {
 namespace {
@@ -55,15 +62,28 @@ std::string Lower(std::string s) {
   return s;
 }
 
+// A clock that never moves: checks that must not time out run on it, so
+// their timeout is never reached however slow the machine is. Never
+// destroyed, so it outlives every check.
+ManualTimeSource& StillClock() {
+  static ManualTimeSource* clock = new ManualTimeSource;
+  return *clock;
+}
+
 // Runs one check to completion and checks that `done` ran exactly once.
+// Without `clock` the check runs on StillClock(): it cannot time out.
 CheckResult Check(asio::io_context& io, const CheckSpec& spec,
-                  const CheckTarget& target, Millis timeout) {
+                  const CheckTarget& target, Millis timeout,
+                  TimeSource* clock = nullptr) {
   int calls = 0;
   std::optional<CheckResult> result;
-  RunCheck(io.get_executor(), spec, target, timeout, [&](CheckResult r) {
-    ++calls;
-    result = std::move(r);
-  });
+  RunCheck(
+      io.get_executor(), spec, target, timeout,
+      [&](CheckResult r) {
+        ++calls;
+        result = std::move(r);
+      },
+      clock != nullptr ? *clock : StillClock());
   EXPECT_EQ(calls, 0) << "done must not run inside RunCheck";
   EXPECT_TRUE(RunUntil(io, [&] { return result.has_value(); }))
       << "the check never completed";
@@ -118,6 +138,8 @@ class TestHttpServer {
   const std::vector<std::string>& requests() const { return requests_; }
   // Connections whose client has closed (we saw EOF or an error).
   int client_closed() const { return client_closed_; }
+  // Bytes a silent server has read (the requests it never answers).
+  size_t bytes_received() const { return bytes_received_; }
 
  private:
   struct Connection {
@@ -166,11 +188,12 @@ class TestHttpServer {
   void WatchForClose(const std::shared_ptr<Connection>& conn) {
     conn->socket.async_read_some(
         asio::buffer(scratch_),
-        [this, conn](boost::system::error_code ec, size_t) {
+        [this, conn](boost::system::error_code ec, size_t n) {
           if (ec) {
             ++client_closed_;
             return;
           }
+          bytes_received_ += n;
           WatchForClose(conn);
         });
   }
@@ -183,6 +206,7 @@ class TestHttpServer {
   char scratch_[1024];
   int accepted_ = 0;
   int client_closed_ = 0;
+  size_t bytes_received_ = 0;
 };
 
 // ---------------------------------------------------------------- tcp
@@ -267,25 +291,68 @@ class FullBacklogListener {
   tcp::socket filler_;
 };
 
+// Starts a check on `clock`, runs the loop until `ready` (the check is
+// stuck where the test wants it), then moves virtual time to just before
+// `decides_at` (nothing may happen) and to it (the check must end).
+CheckResult CheckDecidedAt(asio::io_context& io, ManualTimeSource& clock,
+                           const CheckSpec& spec, const CheckTarget& target,
+                           Millis timeout, const std::function<bool()>& ready,
+                           Millis decides_at) {
+  std::optional<CheckResult> result;
+  RunCheck(
+      io.get_executor(), spec, target, timeout,
+      [&](CheckResult r) { result = std::move(r); }, clock);
+  EXPECT_TRUE(RunUntil(io, ready)) << "the check never got stuck";
+  EXPECT_EQ(clock.Advance(decides_at - 1ms), 0) << "decided too early";
+  io.poll();
+  EXPECT_FALSE(result.has_value()) << result->reason;
+  EXPECT_EQ(clock.Advance(1ms), 1);
+  EXPECT_TRUE(RunUntil(io, [&] { return result.has_value(); }))
+      << "the check never completed";
+  return result.value_or(CheckResult{false, "no result", Millis(0)});
+}
+
+// Formerly bounded the real elapsed time (100ms..900ms); on virtual time the
+// check is seen to decide exactly at the limit.
 TEST(TcpCheckTest, FailsAtTheConnectLimitWhenConnectIsSlow) {
   asio::io_context io;
+  ManualTimeSource clock;
   FullBacklogListener slow(io);
-  CheckResult r = Check(io, Tcp(Millis(100)), {"127.0.0.1", slow.port()}, 5s);
+  // Decided at the limit, not at the timeout (5s).
+  CheckResult r = CheckDecidedAt(
+      io, clock, Tcp(Millis(100)), {"127.0.0.1", slow.port()}, 5s,
+      [&] { return clock.pending_waits() == 1; }, 100ms);
   EXPECT_FALSE(r.healthy);
   EXPECT_EQ(r.reason, "connect took longer than limit 100ms");
-  // Decided at the limit, not at the timeout (5s) or the SYN retry (1s).
-  EXPECT_GE(r.elapsed, Millis(100));
-  EXPECT_LT(r.elapsed, Millis(900));
+  EXPECT_EQ(r.elapsed, Millis(100));
 }
 
 TEST(TcpCheckTest, TimesOutWhenConnectHangs) {
   asio::io_context io;
+  ManualTimeSource clock;
   FullBacklogListener slow(io);
-  CheckResult r = Check(io, Tcp(), {"127.0.0.1", slow.port()}, 200ms);
+  CheckResult r = CheckDecidedAt(
+      io, clock, Tcp(), {"127.0.0.1", slow.port()}, 200ms,
+      [&] { return clock.pending_waits() == 1; }, 200ms);
   EXPECT_FALSE(r.healthy);
   EXPECT_EQ(r.reason, "timeout after 200ms (connecting)");
-  EXPECT_GE(r.elapsed, Millis(200));
-  EXPECT_LT(r.elapsed, Millis(900));
+  EXPECT_EQ(r.elapsed, Millis(200));
+}
+
+TEST(TcpCheckTest, ConnectWithinTheLimitPassesInVirtualTime) {
+  // The limit is judged on the check's clock: a connect that completes
+  // before the clock reaches the limit passes, however long it took in
+  // real time on a loaded machine.
+  asio::io_context io;
+  ManualTimeSource clock;
+  tcp::acceptor listener(io,
+                         tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  CheckResult r = Check(io, Tcp(Millis(1)),
+                        {"127.0.0.1", listener.local_endpoint().port()}, 2s,
+                        &clock);
+  EXPECT_TRUE(r.healthy) << r.reason;
+  EXPECT_EQ(r.reason, "ok (connect 0.0ms)");
+  EXPECT_EQ(clock.pending_waits(), 0u) << "the deadline outlived the check";
 }
 
 TEST(TcpCheckTest, Ipv6Loopback) {
@@ -402,13 +469,17 @@ TEST(HttpCheckTest, LargeBody) {
 
 TEST(HttpCheckTest, TimesOutOnASilentServer) {
   asio::io_context io;
+  ManualTimeSource clock;
   TestHttpServer server(io, "", TestHttpServer::Mode::kSilent);
-  CheckResult r =
-      Check(io, Http("http:/"), {"127.0.0.1", server.port()}, 200ms);
+  // Stuck once the server has the whole request head: the check is then
+  // reading the response (its write completion is already queued, and
+  // CheckDecidedAt's poll runs it before the deadline).
+  CheckResult r = CheckDecidedAt(
+      io, clock, Http("http:/"), {"127.0.0.1", server.port()}, 200ms,
+      [&] { return server.bytes_received() > 0; }, 200ms);
   EXPECT_FALSE(r.healthy);
   EXPECT_EQ(r.reason, "timeout after 200ms (reading response)");
-  EXPECT_GE(r.elapsed, Millis(200));
-  EXPECT_LT(r.elapsed, Millis(2000));
+  EXPECT_EQ(r.elapsed, Millis(200));
   // The deadline closed our socket: the server sees the client go away.
   EXPECT_TRUE(RunUntil(io, [&] { return server.client_closed() == 1; }));
 }
@@ -531,11 +602,13 @@ TEST(CheckLifetimeTest, ManyConcurrentChecksOnOneThread) {
   int passed = 0;
   int completed = 0;
   for (int i = 0; i < kChecks; ++i) {
-    RunCheck(io.get_executor(), Http("http:/"), {"127.0.0.1", server.port()},
-             5s, [&](CheckResult r) {
-               ++completed;
-               if (r.healthy) ++passed;
-             });
+    RunCheck(
+        io.get_executor(), Http("http:/"), {"127.0.0.1", server.port()}, 5s,
+        [&](CheckResult r) {
+          ++completed;
+          if (r.healthy) ++passed;
+        },
+        StillClock());
   }
   ASSERT_TRUE(RunUntil(io, [&] { return completed == kChecks; }));
   EXPECT_EQ(passed, kChecks);
