@@ -14,6 +14,7 @@
 namespace zkroll {
 namespace {
 
+using testing::Scaled;
 using testing::Signal;
 using testing::ZooKeeperTest;
 using std::chrono::milliseconds;
@@ -61,7 +62,7 @@ T Await(std::function<void(std::function<void(T)>)> start) {
   auto p = std::make_shared<std::promise<T>>();
   auto f = p->get_future();
   start([p](T v) { p->set_value(std::move(v)); });
-  EXPECT_EQ(f.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(f.wait_for(Scaled(milliseconds(20000))), std::future_status::ready);
   return f.get();
 }
 
@@ -200,7 +201,15 @@ TEST_F(ZkSessionTest, WatchFiresOnceAndChildrenWatchReArms) {
   ASSERT_TRUE(names_are({"c0", "c1", "c2", "c3", "c4"}, true));
   ASSERT_TRUE(s->DeleteSync("/t4/dir/c2").ok());
   ASSERT_TRUE(names_are({"c0", "c1", "c3", "c4"}, true));
-  boost::asio::post(io().executor(), [&] { watch->Stop(); });
+  // Stop on the executor and wait until it has: `watch` dies when this test
+  // returns, and destroying it here while the I/O thread is still inside
+  // Stop() (cancelling its resync timer) was a data race.
+  EXPECT_TRUE(Await<bool>([&](auto done) {
+    boost::asio::post(io().executor(), [&watch, done] {
+      watch->Stop();
+      done(true);
+    });
+  }));
 }
 
 TEST_F(ZkSessionTest, ConnectionLossKeepsSessionAndEphemerals) {
