@@ -215,8 +215,8 @@ TEST_F(ZkSessionTest, WatchFiresOnceAndChildrenWatchReArms) {
 TEST_F(ZkSessionTest, ConnectionLossKeepsSessionAndEphemerals) {
   ZkOptions opts;
   opts.session_timeout = milliseconds(20000);
+  EventLog log;  // outlives the session, whose listener writes to it
   auto s = Connect(opts);
-  EventLog log;
   log.Attach(s.get());
   ASSERT_TRUE(s->EnsurePathSync("/t5", OpenAcl()).ok());
   ASSERT_TRUE(s->CreateSync("/t5/e", "", CreateMode::kEphemeral, OpenAcl()).ok());
@@ -241,8 +241,8 @@ TEST_F(ZkSessionTest, ConnectionLossKeepsSessionAndEphemerals) {
 }
 
 TEST_F(ZkSessionTest, ExpiryBuildsNewSessionAndOwnerRecreatesEphemerals) {
+  EventLog log;  // outlives the session, whose listener writes to it
   auto s = Connect();
-  EventLog log;
   log.Attach(s.get());
   ASSERT_TRUE(s->EnsurePathSync("/t6", OpenAcl()).ok());
   // The owner's rule: on every new session, re-create our ephemeral.
