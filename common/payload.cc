@@ -1,5 +1,7 @@
 #include "common/payload.h"
 
+#include <glog/logging.h>
+
 #include <google/protobuf/util/json_util.h>
 
 #include "common/names.h"

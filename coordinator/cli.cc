@@ -1,5 +1,7 @@
 #include "coordinator/cli.h"
 
+#include <glog/logging.h>
+
 #include <unistd.h>
 
 #include <boost/program_options.hpp>

@@ -1,5 +1,7 @@
 #include "coordinator/status.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <map>
 #include <optional>

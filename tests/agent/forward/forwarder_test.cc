@@ -4,6 +4,8 @@
 // hanging it.
 #include "agent/forward/forwarder.h"
 
+#include <glog/logging.h>
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
