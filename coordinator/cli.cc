@@ -21,6 +21,7 @@
 #include "common/names.h"
 #include "common/paths.h"
 #include "common/payload.h"
+#include "common/utf8.h"
 #include "common/version.h"
 #include "common/zk_types.h"
 #include "coordinator/abort_signal.h"
