@@ -1,5 +1,7 @@
 #include "agent/agent.h"
 
+#include <glog/logging.h>
+
 #include <unistd.h>
 
 #include <set>

@@ -1,5 +1,7 @@
 #include "agent/pause_watcher.h"
 
+#include <glog/logging.h>
+
 #include "common/paths.h"
 #include "common/payload.h"
 #include "zkroll.pb.h"

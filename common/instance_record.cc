@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "common/payload.h"
+#include "common/utf8.h"
 
 namespace zkroll {
 

@@ -1,5 +1,7 @@
 #include "common/paths.h"
 
+#include <glog/logging.h>
+
 #include <vector>
 
 namespace zkroll::paths {

@@ -1,8 +1,11 @@
 #include "common/payload.h"
 
+#include <glog/logging.h>
+
 #include <google/protobuf/util/json_util.h>
 
 #include "common/names.h"
+#include "common/utf8.h"
 
 namespace zkroll {
 
@@ -28,45 +31,6 @@ std::string ToJsonLine(const google::protobuf::Message& message) {
   CHECK(st.ok()) << "cannot serialise " << message.GetTypeName() << ": "
                  << st.ToString();
   return out;
-}
-
-bool IsValidUtf8(std::string_view data) {
-  size_t i = 0;
-  const auto* s = reinterpret_cast<const unsigned char*>(data.data());
-  const size_t n = data.size();
-  while (i < n) {
-    unsigned char c = s[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int len;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > n) return false;
-    for (int k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += len;
-  }
-  return true;
 }
 
 Status FromJson(std::string_view data, std::string_view path,

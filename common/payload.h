@@ -46,9 +46,6 @@ Result<M> ParsePayload(std::string_view data, std::string_view path) {
   return m;
 }
 
-// True when `data` is well-formed UTF-8 (no overlongs, no surrogates).
-bool IsValidUtf8(std::string_view data);
-
 }  // namespace zkroll
 
 #endif  // ZKROLL_COMMON_PAYLOAD_H_

@@ -1,5 +1,9 @@
 #include "common/status.h"
 
+#include <cstdlib>
+
+#include <glog/logging.h>
+
 namespace zkroll {
 
 const char* StatusCodeName(StatusCode code) {
@@ -32,5 +36,19 @@ std::string Status::ToString() const {
   if (ok()) return "OK";
   return std::string(StatusCodeName(code_)) + ": " + message_;
 }
+
+namespace result_internal {
+
+void DieOkStatusWithoutValue() {
+  LOG(FATAL) << "Result<T> built from an OK Status without a value";
+  std::abort();  // LOG(FATAL) does not return; this tells the compiler so
+}
+
+void DieValueOfFailedResult(const Status& status) {
+  LOG(FATAL) << "value() on failed Result: " << status.ToString();
+  std::abort();
+}
+
+}  // namespace result_internal
 
 }  // namespace zkroll

@@ -16,8 +16,6 @@
 #include <utility>
 #include <variant>
 
-#include <glog/logging.h>
-
 namespace zkroll {
 
 enum class StatusCode {
@@ -108,28 +106,37 @@ inline Status Aborted(std::string m) {
   return Status(StatusCode::kAborted, std::move(m));
 }
 
-// Either a value or a non-OK Status.
+namespace result_internal {
+// Broken invariants of the caller's code (not expected failures): log the
+// misuse and abort, like a failed CHECK. Defined in status.cc, so this
+// header, included nearly everywhere, does not pull in glog.
+[[noreturn]] void DieOkStatusWithoutValue();
+[[noreturn]] void DieValueOfFailedResult(const Status& status);
+}  // namespace result_internal
+
+// Either a value or a non-OK Status. Building one from an OK Status, or
+// taking value() of a failed one, is a bug and aborts the process.
 template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit on purpose
   Result(Status status) : status_(std::move(status)) {  // NOLINT
-    CHECK(!status_.ok()) << "Result<T> built from an OK Status without a value";
+    if (status_.ok()) result_internal::DieOkStatusWithoutValue();
   }
 
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
 
   const T& value() const& {
-    CHECK(ok()) << "value() on failed Result: " << status_.ToString();
+    if (!ok()) result_internal::DieValueOfFailedResult(status_);
     return *value_;
   }
   T& value() & {
-    CHECK(ok()) << "value() on failed Result: " << status_.ToString();
+    if (!ok()) result_internal::DieValueOfFailedResult(status_);
     return *value_;
   }
   T&& value() && {
-    CHECK(ok()) << "value() on failed Result: " << status_.ToString();
+    if (!ok()) result_internal::DieValueOfFailedResult(status_);
     return std::move(*value_);
   }
   const T& operator*() const& { return value(); }

@@ -1,13 +1,17 @@
 #include "common/zk_session.h"
 
+#include <glog/logging.h>
+
 #include <zookeeper/zookeeper.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/post.hpp>
 #include <condition_variable>
 #include <cstdlib>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <unordered_set>
 
 #include "common/names.h"
@@ -214,6 +218,13 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
       old = std::move(handle_);
       cv_.notify_all();
     }
+    // A listener already running on the executor finishes before the
+    // session (and whatever the listener refers to) may go away; no new one
+    // starts (Announce checks closing_). Unless this is that listener
+    // destroying its own session: then it is this thread's own call.
+    if (announcing_thread_.load() != std::this_thread::get_id()) {
+      std::lock_guard<std::mutex> wait_for_listeners(announce_mu_);
+    }
     old.reset();
   }
 
@@ -302,13 +313,18 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
   }
 
   void Announce(const SessionEvent& e) {
-    if (options_.observer) options_.observer->OnSessionEvent(e.kind);
+    std::lock_guard<std::mutex> announcing(announce_mu_);
     std::vector<SessionListener> listeners;
     {
       std::lock_guard<std::mutex> l(mu_);
+      // The event was posted before ~ZkSession; its listeners may be gone.
+      if (closing_) return;
       listeners = listeners_;
     }
+    announcing_thread_ = std::this_thread::get_id();
+    if (options_.observer) options_.observer->OnSessionEvent(e.kind);
     for (auto& fn : listeners) fn(e);
+    announcing_thread_ = std::thread::id();
   }
 
   Status WaitConnected(Millis timeout) {
@@ -547,6 +563,12 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
   int64_t announced_session_id_ = 0;
   Millis negotiated_timeout_{0};
   std::vector<SessionListener> listeners_;
+  // Held while the observer and listeners run, so Close() can wait for
+  // them (never taken inside mu_); announcing_thread_ names the thread
+  // running them, so a listener that destroys its session does not wait
+  // for itself.
+  std::mutex announce_mu_;
+  std::atomic<std::thread::id> announcing_thread_{};
 
   int64_t session_id() const {
     std::lock_guard<std::mutex> l(mu_);

@@ -110,7 +110,9 @@ class ZkSession {
   // connect string). Not on the executor thread.
   Status WaitConnected(Millis timeout);
 
-  // Listeners run on the executor, in subscription order.
+  // Listeners run on the executor, in subscription order. None runs once
+  // the destructor returned: called on another thread, it waits for a
+  // listener that is running.
   void AddListener(SessionListener listener);
 
   bool connected() const;

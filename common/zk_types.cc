@@ -2,8 +2,9 @@
 
 #include <sys/stat.h>
 
-#include <boost/beast/core/detail/base64.hpp>
-#include <boost/uuid/detail/sha1.hpp>
+#include <glog/logging.h>
+#include <openssl/evp.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -14,21 +15,22 @@ namespace zkroll {
 AclList OpenAcl() { return {AclEntry{perms::kAll, "world", "anyone"}}; }
 
 std::string DigestId(const Credential& c) {
-  boost::uuids::detail::sha1 sha;
-  std::string input = c.user + ":" + c.password;
-  sha.process_bytes(input.data(), input.size());
-  boost::uuids::detail::sha1::digest_type words;
-  sha.get_digest(words);
-  unsigned char bytes[20];
-  for (int i = 0; i < 5; ++i) {
-    bytes[4 * i] = static_cast<unsigned char>((words[i] >> 24) & 0xff);
-    bytes[4 * i + 1] = static_cast<unsigned char>((words[i] >> 16) & 0xff);
-    bytes[4 * i + 2] = static_cast<unsigned char>((words[i] >> 8) & 0xff);
-    bytes[4 * i + 3] = static_cast<unsigned char>(words[i] & 0xff);
-  }
-  std::string b64(boost::beast::detail::base64::encoded_size(20), '\0');
-  b64.resize(boost::beast::detail::base64::encode(b64.data(), bytes, 20));
-  return c.user + ":" + b64;
+  // OpenSSL's digest and base64 are public, stable interfaces; Boost's SHA-1
+  // lives in a `detail` namespace whose digest type changed between releases
+  // (5 words to 20 bytes), which would silently produce a wrong ACL id.
+  const std::string input = c.user + ":" + c.password;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  // SHA-1 of a memory buffer fails only if OpenSSL itself is broken.
+  CHECK_EQ(EVP_Digest(input.data(), input.size(), digest, &digest_len,
+                      EVP_sha1(), nullptr),
+           1)
+      << "OpenSSL could not compute SHA-1";
+  CHECK_EQ(digest_len, 20u);
+  char b64[4 * ((20 + 2) / 3) + 1];  // EVP_EncodeBlock NUL-terminates
+  const int b64_len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64),
+                                      digest, static_cast<int>(digest_len));
+  return c.user + ":" + std::string(b64, static_cast<size_t>(b64_len));
 }
 
 Result<Credential> ReadCredentialFile(const std::string& path) {

@@ -1,5 +1,9 @@
 #include "coordinator/cli.h"
 
+#include <glog/logging.h>
+
+#include <unistd.h>
+
 #include <boost/program_options.hpp>
 #include <csignal>
 #include <cstdio>
@@ -14,6 +18,8 @@
 #include "common/duration.h"
 #include "common/names.h"
 #include "common/paths.h"
+#include "common/payload.h"
+#include "common/utf8.h"
 #include "common/version.h"
 #include "common/zk_types.h"
 #include "coordinator/abort_signal.h"

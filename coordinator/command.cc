@@ -1,5 +1,7 @@
 #include "coordinator/command.h"
 
+#include <glog/logging.h>
+
 #include "common/command_line.h"
 
 #include <fcntl.h>

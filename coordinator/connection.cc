@@ -1,5 +1,7 @@
 #include "coordinator/connection.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>

@@ -1,5 +1,7 @@
 #include "coordinator/deploy.h"
 
+#include <glog/logging.h>
+
 #include <unistd.h>
 
 #include <atomic>

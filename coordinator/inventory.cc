@@ -1,5 +1,7 @@
 #include "coordinator/inventory.h"
 
+#include <glog/logging.h>
+
 #include <cstdint>
 
 #include "common/instance_record.h"

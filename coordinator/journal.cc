@@ -1,5 +1,7 @@
 #include "coordinator/journal.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <thread>
 

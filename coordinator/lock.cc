@@ -1,5 +1,7 @@
 #include "coordinator/lock.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 
 #include "common/paths.h"

@@ -1,5 +1,7 @@
 #include "coordinator/reporter.h"
 
+#include <glog/logging.h>
+
 #include <cinttypes>
 #include <memory>
 #include <vector>

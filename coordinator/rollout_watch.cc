@@ -112,7 +112,7 @@ StayInServiceResult WatchStayInService(
       return result;
     }
     if (!read_error.ok()) {
-      if (!IsTransient(read_error)) {
+      if (!read_error.IsTransient(Status::RetryIn::kAnySession)) {
         result.verdict = StayInServiceResult::Verdict::kFlapped;
         result.error = "cannot observe the instances: " + read_error.ToString();
         return result;

@@ -1,5 +1,7 @@
 #include "coordinator/session_fence.h"
 
+#include <glog/logging.h>
+
 #include <csignal>
 #include <cstdio>
 #include <algorithm>

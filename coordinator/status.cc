@@ -1,6 +1,7 @@
 #include "coordinator/status.h"
 
 #include "coordinator/process_identity.h"
+#include <glog/logging.h>
 
 #include <algorithm>
 #include <map>

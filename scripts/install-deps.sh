@@ -11,6 +11,7 @@ packages=(
   default-jre-headless
   libboost-dev                 # Asio, Beast
   libboost-program-options-dev
+  libssl-dev                   # OpenSSL's SHA-1 and base64: digest ACL ids (zkroll init)
   libgoogle-glog-dev
   libgtest-dev libgmock-dev
   libprotobuf-dev protobuf-compiler

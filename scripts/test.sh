@@ -5,7 +5,9 @@
 #   scripts/test.sh -L unit         # extra arguments go to ctest
 #
 # Environment: BUILD_DIR (default: build), BUILD_TYPE (default:
-# RelWithDebInfo), JOBS (default: 2), SKIP_DEPS=1 to skip installing.
+# RelWithDebInfo), JOBS (default: 2), SKIP_DEPS=1 to skip installing,
+# FUZZ_SECONDS (see below), SANITIZE=0 to skip the sanitizer phase
+# (SANITIZE=address or thread runs only that one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +36,76 @@ if [ $# -eq 0 ] && [ "$FUZZ_SECONDS" != 0 ]; then
     -DZKROLL_BUILD_FUZZERS=ON -DZKROLL_BUILD_TESTS=OFF -DZKROLL_FUZZ_SECONDS="$FUZZ_SECONDS"
   cmake --build "$BUILD_DIR-fuzz" -j"$JOBS" --target payload_fuzzer names_fuzzer config_fuzzer
   (cd "$BUILD_DIR-fuzz" && ctest --output-on-failure -L fuzz --timeout 600)
+fi
+
+# Sanitizers: the unit and ZooKeeper-backed tests (labels unit and zk, but
+# not those also labelled e2e, faults, cluster, model or package: they are
+# long, and their races are the protocol's, which the plain build and the
+# model cover) again, built with AddressSanitizer + UndefinedBehaviorSanitizer
+# and with ThreadSanitizer, each in its own build directory. Only the test
+# programs that selection runs are built, plus the programs tests start
+# (their paths are baked into the test support library), all instrumented:
+# a report in zkroll or zkroll-agent run by a test counts like one in the
+# test itself. Runtime options and suppressions: tests/sanitizers/. Every
+# report is written to <build>-{asan,tsan}/sanitizer-reports/, printed here
+# and fails the run. Skipped when ctest arguments select a subset, or with
+# SANITIZE=0.
+#
+# ThreadSanitizer runs only the programs in which our own code runs on more
+# than one thread (the whole CI run must stay under 45 minutes): the session
+# layer (the ZooKeeper client's thread hands completions and watches to the
+# I/O thread: zk_session_test, discovery_test, traffic_observer_test), the
+# multi-threaded forwarder (forwarder_test), the health monitor's timers and
+# child processes (health_monitor_test, health_exec_check_test), the
+# coordinator's deploy threads (coordinator_zk_test) and whole instrumented
+# zkroll-agent and zkroll processes (agent_test, coordinator_agent_flow_test,
+# coordinator_switch_test with the agent's forwarder). The rest are
+# single-threaded parsers and decisions, which ASan and UBSan cover.
+TSAN_PROGRAMS="zk_session_test discovery_test traffic_observer_test forwarder_test
+  health_monitor_test health_exec_check_test coordinator_zk_test agent_test
+  coordinator_agent_flow_test coordinator_switch_test"
+SANITIZE=${SANITIZE:-1}
+if [ $# -eq 0 ] && [ "$SANITIZE" != 0 ]; then
+  case "$SANITIZE" in
+    1) kinds="address thread" ;;
+    address|thread) kinds=$SANITIZE ;;
+    *) echo "SANITIZE=$SANITIZE: expected 0, 1, address or thread" >&2; exit 2 ;;
+  esac
+  sanitizer_failed=0
+  for kind in $kinds; do
+    case "$kind" in address) dir="$BUILD_DIR-asan" ;; thread) dir="$BUILD_DIR-tsan" ;; esac
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DZKROLL_SANITIZE="$kind"
+    # The tests ctest would select, kept to those that are programs of
+    # this build (tests/CMakeLists.txt lists them in test-programs.txt).
+    only=""
+    if [ "$kind" = thread ]; then only=$TSAN_PROGRAMS; fi
+    programs=$(cd "$dir" && ctest --show-only=json-v1 -L 'unit|zk' \
+                 -LE 'e2e|faults|cluster|model|package' |
+               python3 -c 'import json, sys
+wanted = set(open(sys.argv[1]).read().split())
+if sys.argv[2].split(): wanted &= set(sys.argv[2].split())
+print(" ".join(t["name"] for t in json.load(sys.stdin)["tests"] if t["name"] in wanted))' \
+                 test-programs.txt "$only")
+    echo "sanitizer build ($kind): $programs"
+    started=$SECONDS
+    cmake --build "$dir" -j"$JOBS" --target $programs \
+      zkroll zkroll-agent zkroll-tiny-service zkroll-test-caller
+    built=$SECONDS
+    rm -f "$dir"/sanitizer-reports/*
+    if ! (cd "$dir" && ctest --output-on-failure -j"$JOBS" \
+            -R "^($(echo "$programs" | tr ' ' '|'))\$"); then
+      sanitizer_failed=1
+    fi
+    echo "sanitizer phase ($kind): build $((built - started)) s, tests $((SECONDS - built)) s"
+    for report in "$dir"/sanitizer-reports/*; do
+      [ -e "$report" ] || continue
+      echo "=== sanitizer report $report" >&2
+      cat "$report" >&2
+      sanitizer_failed=1
+    done
+  done
+  if [ "$sanitizer_failed" != 0 ]; then
+    echo "sanitizer phase failed (reports above)" >&2
+    exit 1
+  fi
 fi

@@ -11,6 +11,8 @@
 // atomics of the backend touched at connect, close and per HTTP response.
 #include "agent/forward/forwarder.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>

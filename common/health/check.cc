@@ -1,6 +1,8 @@
 // StartCheck/RunCheck and the session base class shared by all check kinds.
 #include "common/health/check.h"
 
+#include <glog/logging.h>
+
 #include <boost/asio/post.hpp>
 #include <cctype>
 #include <cstdio>

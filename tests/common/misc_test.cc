@@ -49,6 +49,11 @@ TEST(CredentialTest, DigestIdMatchesZooKeeper) {
             "super:g9oN2HttPfn8MMWJZ2r45Np/LIA=");
   EXPECT_EQ(DigestId({"agent", "s3cret"}),
             "agent:84jKaVdBZrQ9BW2XvHQtW64duy8=");
+  // printf 'user:pw' | openssl sha1 -binary | base64
+  EXPECT_EQ(DigestId({"user", "pw"}), "user:2Om+GBbT2q/tS6pdvACZbbm7/1A=");
+  // The password is digested verbatim, spaces and colons included.
+  EXPECT_EQ(DigestId({"zkroll-coordinator", "pw with spaces & :colons"}),
+            "zkroll-coordinator:dqT6+2cWZCOIVxVrssc7nGxxd/g=");
 }
 
 TEST(CredentialTest, FileMustBePrivateAndWellFormed) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/utf8.h"
 #include "zkroll.pb.h"
 
 namespace zkroll {
@@ -86,6 +87,13 @@ TEST(Utf8Test, Validation) {
   EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate
   EXPECT_FALSE(IsValidUtf8("\xe2\x82"));          // truncated
   EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_TRUE(IsValidUtf8(""));
+  EXPECT_TRUE(IsValidUtf8("\xf4\x8f\xbf\xbf"));   // U+10FFFF itself
+  EXPECT_FALSE(IsValidUtf8("\xe0\x80\xaf"));       // overlong, 3 bytes
+  EXPECT_FALSE(IsValidUtf8("a\x80" "b"));          // stray continuation
+  EXPECT_FALSE(IsValidUtf8("\xf5\x80\x80\x80"));  // lead byte past F4
+  EXPECT_EQ(Utf8SequenceLength("\xe2\x82\xac!", 0), 3u);
+  EXPECT_EQ(Utf8SequenceLength("\xe2\x82\xac!", 3), 1u);
 }
 
 }  // namespace

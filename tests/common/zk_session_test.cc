@@ -13,6 +13,7 @@
 namespace zkroll {
 namespace {
 
+using testing::Scaled;
 using testing::Signal;
 using testing::ZooKeeperTest;
 using std::chrono::milliseconds;
@@ -60,7 +61,7 @@ T Await(std::function<void(std::function<void(T)>)> start) {
   auto p = std::make_shared<std::promise<T>>();
   auto f = p->get_future();
   start([p](T v) { p->set_value(std::move(v)); });
-  EXPECT_EQ(f.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(f.wait_for(Scaled(milliseconds(20000))), std::future_status::ready);
   return f.get();
 }
 
@@ -171,8 +172,8 @@ TEST_F(ZkSessionTest, WatchFiresOnce) {
 TEST_F(ZkSessionTest, ConnectionLossKeepsSessionAndEphemerals) {
   ZkOptions opts;
   opts.session_timeout = milliseconds(20000);
+  EventLog log;  // outlives the session, whose listener writes to it
   auto s = Connect(opts);
-  EventLog log;
   log.Attach(s.get());
   ASSERT_TRUE(s->EnsurePathSync("/t5", OpenAcl()).ok());
   ASSERT_TRUE(s->CreateSync("/t5/e", "", CreateMode::kEphemeral, OpenAcl()).ok());
@@ -197,8 +198,8 @@ TEST_F(ZkSessionTest, ConnectionLossKeepsSessionAndEphemerals) {
 }
 
 TEST_F(ZkSessionTest, ExpiryBuildsNewSessionAndOwnerRecreatesEphemerals) {
+  EventLog log;  // outlives the session, whose listener writes to it
   auto s = Connect();
-  EventLog log;
   log.Attach(s.get());
   ASSERT_TRUE(s->EnsurePathSync("/t6", OpenAcl()).ok());
   // The owner's rule: on every new session, re-create our ephemeral.

@@ -10,6 +10,7 @@
 
 #include "agent/switch_watcher.h"
 #include "common/payload.h"
+#include "common/utf8.h"
 #include "zkroll.pb.h"
 
 namespace {

@@ -1,6 +1,33 @@
 #include "tests/support/wait.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
 namespace zkroll::testing {
+
+double TimeScale() {
+  static const double scale = [] {
+    const char* text = std::getenv("ZKROLL_TEST_TIME_SCALE");
+    if (text == nullptr || *text == '\0') return 1.0;
+    char* end = nullptr;
+    double v = std::strtod(text, &end);
+    if (*end != '\0' || !(v >= 1.0 && v <= 100.0)) {
+      // A typo must not silently shrink or drop every deadline.
+      std::fprintf(stderr,
+                   "ZKROLL_TEST_TIME_SCALE=%s: expected a number from 1 to 100\n",
+                   text);
+      std::abort();
+    }
+    return v;
+  }();
+  return scale;
+}
+
+milliseconds Scaled(milliseconds d) {
+  return milliseconds(static_cast<milliseconds::rep>(
+      static_cast<double>(d.count()) * TimeScale()));
+}
 
 void Signal::Notify() {
   std::lock_guard<std::mutex> l(mu_);
@@ -10,7 +37,7 @@ void Signal::Notify() {
 
 bool Signal::WaitFor(const std::function<bool()>& cond, milliseconds deadline,
                      milliseconds recheck) {
-  auto end = std::chrono::steady_clock::now() + deadline;
+  auto end = std::chrono::steady_clock::now() + Scaled(deadline);
   while (true) {
     if (cond()) return true;
     auto now = std::chrono::steady_clock::now();

@@ -12,12 +12,21 @@ namespace zkroll::testing {
 
 using std::chrono::milliseconds;
 
+// How many times slower than a plain build this one runs the tests:
+// ZKROLL_TEST_TIME_SCALE from the environment (a number >= 1; the sanitizer
+// builds set it for every test, tests/sanitizers/options.cmake), 1 when
+// unset. Deadlines stretch by it; nothing ever waits a fixed time.
+double TimeScale();
+// `d` times TimeScale(): every WaitFor deadline below is scaled so, and a
+// deadline a test hands to a program it starts should be too.
+milliseconds Scaled(milliseconds d);
+
 // A notifier that callbacks poke when something changed, so WaitFor wakes
 // at once instead of at its next re-check.
 class Signal {
  public:
   void Notify();
-  // Waits until `cond` holds or `deadline` passes; re-checks on every
+  // Waits until `cond` holds or Scaled(deadline) passes; re-checks on every
   // Notify() and at least every `recheck` (conditions that live outside the
   // process, such as znodes or sockets, cannot notify us).
   bool WaitFor(const std::function<bool()>& cond, milliseconds deadline,
@@ -29,7 +38,8 @@ class Signal {
   uint64_t generation_ = 0;
 };
 
-// Process-wide signal for conditions outside the process.
+// Process-wide signal for conditions outside the process (deadline scaled
+// as above).
 bool WaitFor(const std::function<bool()>& cond, milliseconds deadline);
 
 }  // namespace zkroll::testing

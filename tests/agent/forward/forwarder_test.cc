@@ -4,6 +4,8 @@
 // hanging it.
 #include "agent/forward/forwarder.h"
 
+#include <glog/logging.h>
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -148,7 +150,7 @@ class Client {
     std::string out;
     out.resize(n);
     size_t got = 0;
-    auto end = std::chrono::steady_clock::now() + deadline;
+    auto end = std::chrono::steady_clock::now() + testing::Scaled(deadline);
     while (got < n) {
       if (!WaitReadable(end)) return std::nullopt;
       ssize_t k = ::recv(fd_, &out[got], n - got, 0);
@@ -164,7 +166,7 @@ class Client {
   // before is appended to `data`.
   End ReadToEnd(std::string* data, milliseconds deadline = kDeadline,
                 size_t chunk = 4096) {
-    auto end = std::chrono::steady_clock::now() + deadline;
+    auto end = std::chrono::steady_clock::now() + testing::Scaled(deadline);
     char buf[4096];
     chunk = std::min(chunk, sizeof buf);
     while (true) {
