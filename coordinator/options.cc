@@ -1,6 +1,7 @@
 #include "coordinator/options.h"
 
 #include "common/payload.h"
+#include "common/utf8.h"
 #include "coordinator/command.h"
 
 namespace zkroll::coordinator {

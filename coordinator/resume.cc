@@ -1,5 +1,6 @@
 #include "coordinator/resume.h"
 
+#include <glog/logging.h>
 #include <unistd.h>
 
 #include <algorithm>

@@ -1,5 +1,6 @@
 #include "coordinator/rollout_request.h"
 
+#include <glog/logging.h>
 #include <unistd.h>
 
 #include <set>
