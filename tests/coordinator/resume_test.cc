@@ -95,6 +95,24 @@ class ResumeTest : public FaultTest {
     if (!last || last->deploy_id() != kId) return std::nullopt;
     return last;
   }
+  // Whether `port`'s COMMAND is on record as the journal leaves it for a
+  // resume: its process, or its end. Both are held changes, written within
+  // the journal's flush delay (a COMMAND costs no write of its own); a kill
+  // before that leaves a COMMAND the resume cannot judge and refuses
+  // without --command-ended (the refusal has its own case). The kills
+  // below land after it, as they do for any COMMAND that runs or ended
+  // more than the flush delay before.
+  bool CommandOnRecord(int port) {
+    auto j = Journal();
+    if (!j) return false;
+    for (const auto& s : Steps(*j, port)) {
+      if (s.name() == "command" && !s.has_process() &&
+          s.verdict() == "running") {
+        return false;
+      }
+    }
+    return true;
+  }
   // The steps of `port` in the journal.
   std::vector<proto::DeployRecord::Step> Steps(const proto::DeployRecord& r,
                                                int port) {
@@ -260,27 +278,22 @@ TEST_P(ResumeKillTest, ExactlyOnce) {
     ASSERT_TRUE(WaitForLine(z, moment)) << z->Output();
     if (held != nullptr) {
       ASSERT_TRUE(held->WaitStarted(milliseconds(10000))) << z->Output();
-      // The COMMAND's process reaches the journal with its next flush (a
-      // COMMAND that ends sooner costs no write of its own): kill only once
-      // it is on record, as it is for any COMMAND that runs that long.
-      ASSERT_TRUE(WaitFor(
-          [&] {
-            auto j = Journal();
-            if (!j) return false;
-            for (const auto& s : Steps(*j, victim)) {
-              if (s.name() == "command" && s.has_process()) return true;
-            }
-            return false;
-          },
-          milliseconds(20000)))
-          << "COMMAND's process never reached the journal\n"
-          << z->Output();
     }
     ASSERT_TRUE(HasLine(z, {moment[0], moment[1], std::to_string(victim)}))
         << "the kill would not land in the victim's step\n"
         << z->Output();
   }
 
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (int port : rolled) {
+          if (!CommandOnRecord(port)) return false;
+        }
+        return true;
+      },
+      milliseconds(20000)))
+      << "a COMMAND never reached the journal\n"
+      << z->Output();
   KillAndWaitSessionGone(z);
   if (HasFatalFailure()) return;
   {
@@ -362,6 +375,9 @@ TEST_F(ResumeTest, RerunCommandRunsTheInFlightCommandAgain) {
           once + "' ]; then touch '" + once + "'; " + held->Snippet() +
           "; fi; " + Complete()));
   ASSERT_TRUE(held->WaitStarted(milliseconds(20000))) << z->Output();
+  ASSERT_TRUE(WaitFor([&] { return CommandOnRecord(p[0]); },
+                      milliseconds(20000)))
+      << z->Output();
   KillAndWaitSessionGone(z);
   if (HasFatalFailure()) return;
   ASSERT_TRUE(Release(held));  // the old COMMAND completes (count 1)
