@@ -537,7 +537,7 @@ std::optional<Stop> InstanceDeploy::RecordCommandStart(Step& step) {
     return Stop{DeployOutcome::kSessionLost, why};
   }
   const Clock::time_point sent = Clock::now();
-  Status again = env_.journal->WriteInstance(address_);
+  Status again = env_.journal->WriteInstanceInSession(address_, owner);
   if (again.ok() && env_.session->session_id() != owner) {
     why = "the journal recorded that COMMAND starts only in a new ZooKeeper "
           "session: our session " + SessionHex(owner) +

@@ -332,7 +332,12 @@ int Journal::BeginStep(const InstanceAddress& instance, const std::string& name,
   step->set_detail(detail);
   node.dirty = true;
   Status w = persist ? WriteInstanceLocked(instance, node) : Status::Ok();
-  if (node.dirty) Hold(&instance);
+  // A persisted start that failed is the caller's to write again (the
+  // start of COMMAND: only in the session that holds the flag, see
+  // WriteInstanceInSession), never the flusher's, which could write it
+  // from a renewed session after the flag vanished. The step's end writes
+  // the node in any case.
+  if (node.dirty && !persist) Hold(&instance);
   if (written != nullptr) *written = w;
   return node.progress.steps_size() - 1;
 }
@@ -344,6 +349,34 @@ Status Journal::WriteInstance(const InstanceAddress& instance) {
   Status w = WriteInstanceLocked(instance, node);
   if (node.dirty) Hold(&instance);
   return w;
+}
+
+Status Journal::WriteInstanceInSession(const InstanceAddress& instance,
+                                       int64_t session_id) {
+  Node& node = NodeFor(instance);
+  std::lock_guard<std::mutex> l(node.mu);
+  node.progress.set_instance(instance.NodeName());
+  const std::string path = paths::DeployInstanceNode(service_, id_, instance);
+  const std::string json = ToJson(node.progress);
+  RetryOptions options = CoordinatorRetry(std::min(retry_window_, kStepRetryWindow));
+  options.bound_session = session_id;
+  // A version conflict (an earlier attempt applied, its reply lost) fails
+  // the write: COMMAND is then not run, the safe side.
+  MultiResult m = Retry(retry_, options, [&] {
+    std::vector<ZkOp> ops;
+    ops.push_back(node.version < 0
+                      ? ZkOp::Create(path, json, CreateMode::kPersistent, acl_)
+                      : ZkOp::SetData(path, json, node.version));
+    return session_->MultiInSessionSync(std::move(ops), session_id);
+  });
+  if (!m.status.ok() || m.results.size() != 1) {
+    LOG(WARNING) << "cannot write journal " << path << " in session "
+                 << session_id << ": " << m.status.ToString();
+    return m.status.ok() ? Internal("unexpected multi reply") : m.status;
+  }
+  node.version = node.version < 0 ? 0 : m.results[0].stat.version;
+  node.dirty = false;
+  return Status::Ok();
 }
 
 void Journal::EndStep(const InstanceAddress& instance, int index,

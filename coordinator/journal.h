@@ -96,6 +96,13 @@ class Journal {
   // Writes `instance`'s node as it is now (after a failed write the caller
   // must see succeed), with the same brief retries as the step updates.
   Status WriteInstance(const InstanceAddress& instance);
+  // WriteInstance through ZooKeeper session `session_id` only (retried
+  // while it is the current one): the write that records COMMAND's start
+  // after a failed first attempt. Made from a renewed session it would put
+  // a COMMAND start on record while the flag that session's predecessor
+  // held is gone; COMMAND is then not run, so it must not be recorded.
+  Status WriteInstanceInSession(const InstanceAddress& instance,
+                                int64_t session_id);
   // Completes step `index` (from BeginStep); written within kFlushDelay or
   // with the next write.
   void EndStep(const InstanceAddress& instance, int index,
