@@ -206,12 +206,16 @@ struct Recorder {
                                         ManualTimeSource& clock,
                                         const HealthMonitor& monitor) {
   const int64_t before = monitor.checks_run();
-  if (clock.pending_waits() != 1) {
+  // No pending wait: the schedule's timer was due at once (a first check
+  // drawn at 0 ms on a clock standing on the 16 ms grid fires like an Asio
+  // timer set in the past), so its handler is already posted; a missing
+  // schedule then shows as the check not completing below.
+  if (clock.pending_waits() > 1) {
     return ::testing::AssertionFailure()
-           << "expected exactly the schedule's timer, found "
+           << "expected at most the schedule's timer, found "
            << clock.pending_waits() << " pending waits";
   }
-  if (!clock.AdvanceToNextExpiry()) {
+  if (clock.pending_waits() == 1 && !clock.AdvanceToNextExpiry()) {
     return ::testing::AssertionFailure() << "no check is scheduled";
   }
   if (!RunUntil(io, [&] { return monitor.checks_run() == before + 1; })) {
@@ -237,8 +241,10 @@ TEST(HealthMonitorTest, ReportsEachTransitionOnce) {
   monitor->Start();
   // The first check is due within the interval (50ms), rounded up to the
   // 16ms wake-up grid.
-  ASSERT_TRUE(clock.NextExpiry().has_value());
-  EXPECT_LT(*clock.NextExpiry() - start, 50ms + 16ms);
+  // (None pending: it was due at once, see RunNextCheck.)
+  if (auto next = clock.NextExpiry()) {
+    EXPECT_LT(*next - start, 50ms + 16ms);
+  }
 
   // Unknown (unhealthy) -> healthy after `rise` passes, not before.
   ASSERT_TRUE(RunNextCheck(io, clock, *monitor));
