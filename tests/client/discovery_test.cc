@@ -509,7 +509,11 @@ TEST_F(DiscoveryTest, ZooKeeperDownKeepsTheListAndSaysStale) {
   std::cout << "[ measured ] ZooKeeper outage incl. restart: " << outage_s
             << "s; both modes served 2 instances throughout\n";
 
-  // And they follow changes again.
+  // And they follow changes again. The test's own session reconnects on
+  // its own schedule (the client's backoff after the outage): register
+  // through it once it has.
+  ASSERT_TRUE(WaitFor([&] { return owner_->connected(); },
+                      milliseconds(30000)));
   Register(9003);
   for (auto& d : {watch, poll}) {
     EXPECT_TRUE(WaitFor(
