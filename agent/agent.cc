@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include "agent/registration_txn.h"
@@ -21,31 +22,13 @@ namespace zkroll::agent {
 struct Agent::Instance {
   InstanceConfig cfg;
   std::shared_ptr<health::HealthMonitor> monitor;
+  std::shared_ptr<Registration> reg;  // handed over on a changed reload
   bool healthy = false;
-  bool registered = false;
   bool was_paused = false;
-  bool op_in_flight = false;
-  bool dirty = false;        // state changed while an op was in flight
   bool stopped = false;
-  std::optional<int32_t> replace_version;  // our previous session's node
-  // An exists-watch on `node` is set in the current session. At most one
-  // at a time: re-arming on every read would stack watchers that all fire
-  // on the next change.
-  bool watch_armed = false;
-  // A registration multi failed with connection loss: it may have been
-  // applied with its reply lost. Until a read of `node` settles it, the
-  // instance may be registered, and a later "unhealthy" or "paused" must
-  // still remove it.
-  bool outcome_unknown = false;
-  // Our registration was deleted by someone else: register again only
-  // from a pause view read after that (see CheckRegistration).
-  bool awaiting_pause_view = false;
-  bool conflict_logged = false;
   bool failed_check = false;     // a check failed (start-up readiness)
-  bool refused_for_good = false;  // registration cannot succeed as is
   std::string last_check;
   WallTime last_check_at{};
-  std::string node;          // /services/<service>/<ip>_<port>
   std::shared_ptr<ForwardedInstance> forward;  // forwarding mode only
   std::shared_ptr<TrafficObserver> observer;   // while a drain request exists
   int64_t observer_owner = 0;                  // session of that request
@@ -130,10 +113,9 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
       SweepTrafficReports();
       for (auto& [id, inst] : instances_) {
         if (inst->forward) inst->forward->OnReconnected();
-        // A delete made while we were away may have fired nothing we saw.
-        CheckRegistration(inst);
-        Reconcile(inst);
+        inst->reg->OnReconnected();
       }
+      for (auto& reg : retiring_) reg->OnReconnected();
       break;
     case SessionEvent::Kind::kDisconnected:
       LOG(WARNING) << "lost the connection to ZooKeeper; keeping every "
@@ -148,13 +130,11 @@ void Agent::OnSessionEvent(const SessionEvent& e) {
       tree_.Forget();
       for (auto& [id, inst] : instances_) {
         if (inst->forward) inst->forward->OnExpired();
-        inst->registered = false;
-        inst->outcome_unknown = false;  // ephemerals went with the session
-        inst->op_in_flight = false;
-        inst->replace_version.reset();
-        inst->watch_armed = false;  // watches went with the session
+        inst->reg->OnExpired();
         if (inst->observer) inst->observer->OnExpired();
       }
+      for (auto& reg : retiring_) reg->OnExpired();
+      PruneRetiring();
       for (auto& [s, w] : pauses_) w->Invalidate();
       // Requests may have gone with their coordinators' sessions; the new
       // session reads them again and stops what is no longer asked for.
@@ -201,7 +181,7 @@ void Agent::OnNewSession() {
 void Agent::EnsureServiceDir(const ServiceName& service) {
   tree_.EnsureServiceDir(service, [this, service] {
     for (auto& [id, inst] : instances_) {
-      if (id.service == service) Reconcile(inst);
+      if (id.service == service) inst->reg->Reconcile();
     }
   });
 }
@@ -231,7 +211,7 @@ void Agent::OnPauseUpdate(const ServiceName& service,
   WallTime now = std::chrono::system_clock::now();
   for (auto& [id, inst] : instances_) {
     if (!(id.service == service)) continue;
-    inst->awaiting_pause_view = false;
+    inst->reg->OnPauseView();
     bool paused = snap.Forbids(id.address, now);
     if (paused != inst->was_paused) {
       inst->was_paused = paused;
@@ -252,7 +232,7 @@ void Agent::OnPauseUpdate(const ServiceName& service,
       if (inst->observer) inst->observer->PausedChanged();
       PublishSoon();
     }
-    Reconcile(inst);
+    inst->reg->Reconcile();
   }
   StateChanged();
 }
@@ -342,11 +322,19 @@ void Agent::StartObserving(const InstancePtr& inst,
 }
 
 void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy,
-                          std::shared_ptr<ForwardedInstance> forward) {
+                          std::shared_ptr<ForwardedInstance> forward,
+                          std::shared_ptr<Registration> reg) {
   auto inst = std::make_shared<Instance>();
   inst->cfg = cfg;
   inst->healthy = initially_healthy;
-  inst->node = paths::InstanceNode(cfg.id.service, cfg.id.address);
+  if (reg) {
+    reg->Attach(RegistrationOwner(inst));
+    inst->reg = std::move(reg);
+  } else {
+    inst->reg = Registration::Create(
+        Registration::Env{&session_, &tree_, metrics_, config_.host}, cfg.id,
+        RegistrationOwner(inst));
+  }
   health::MonitorOptions mo;
   mo.spec = cfg.check;
   mo.target = health::CheckTarget{cfg.id.address.ip(), cfg.id.address.port()};
@@ -364,7 +352,7 @@ void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy,
         inst->healthy = t.healthy;
         if (inst->metrics) inst->metrics->OnHealthTransition(t.healthy);
         PublishSoon();
-        Reconcile(inst);
+        inst->reg->Reconcile();
       },
       [this, weak](const health::CheckResult& r) {
         auto inst = weak.lock();
@@ -375,7 +363,7 @@ void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy,
         if (!r.healthy) inst->failed_check = true;
         StateChanged();
         // Retry a registration that failed for a transient reason.
-        Reconcile(inst);
+        inst->reg->Reconcile();
       });
   if (metrics_) inst->metrics = &metrics_->AddInstance(cfg.id);
   instances_[cfg.id] = inst;
@@ -409,41 +397,51 @@ void Agent::StopInstance(const InstancePtr& inst, bool deregister) {
     inst->observer->Stop("the instance is no longer managed");
     inst->observer.reset();
   }
-  if (deregister && inst->registered) {
-    session_.Delete(inst->node, -1, [id = inst->cfg.id](Status s) {
-      if (s.ok() || s.code() == StatusCode::kNotFound) {
-        LOG(INFO) << "deregistered " << id.ToString();
-      } else {
-        LOG(WARNING) << "could not deregister " << id.ToString() << ": "
-                     << s.ToString();
-      }
-    });
+  if (deregister) {
+    // Ends deregistered even if a registration is in flight or its outcome
+    // unknown; kept here until then.
+    retiring_.push_back(inst->reg);
+    inst->reg->Retire();
+    PruneRetiring();
   }
 }
 
-void Agent::Reconcile(const InstancePtr& inst) {
-  if (inst->stopped || shutting_down_) return;
-  if (inst->op_in_flight) {
-    inst->dirty = true;
-    return;
-  }
-  if (!session_.connected() || !tree_.acls_known()) return;
-  auto it = pauses_.find(inst->cfg.id.service.str());
-  // Until the pause flags are known we neither register nor deregister.
-  if (it == pauses_.end() || !it->second->snapshot().known) return;
-  if (inst->outcome_unknown) {
-    LearnRegistration(inst);
-    return;
-  }
-  const PauseSnapshot& snap = it->second->snapshot();
-  bool paused = snap.Forbids(inst->cfg.id.address,
-                             std::chrono::system_clock::now());
-  bool want = inst->healthy && !paused;
-  if (want && !inst->registered && !inst->awaiting_pause_view) {
-    Register(inst, snap.guard);
-  } else if (!want && inst->registered) {
-    Deregister(inst);
-  }
+Registration::Owner Agent::RegistrationOwner(const InstancePtr& inst) {
+  std::weak_ptr<Instance> weak = inst;
+  const ServiceName service = inst->cfg.id.service;
+  Registration::Owner o;
+  o.desire = [this, weak] {
+    RegistrationDesire d;
+    auto inst = weak.lock();
+    if (!inst || inst->stopped || shutting_down_) return d;
+    auto it = pauses_.find(inst->cfg.id.service.str());
+    if (it == pauses_.end() || !it->second->snapshot().known) return d;
+    const PauseSnapshot& snap = it->second->snapshot();
+    const bool paused = snap.Forbids(inst->cfg.id.address,
+                                     std::chrono::system_clock::now());
+    d.known = true;
+    d.want = inst->healthy && !paused;
+    d.why_not = paused ? "paused" : "unhealthy: " + inst->last_check;
+    d.guard = snap.guard;
+    return d;
+  };
+  o.record_json = [this, weak] {
+    auto inst = weak.lock();
+    return inst ? RecordFor(*inst) : std::string();
+  };
+  o.refresh_pause = [this, service] { PauseFor(service)->Refresh(); };
+  o.ensure_service_dir = [this, service] { EnsureServiceDir(service); };
+  o.published_changed = [this] { PublishSoon(); };
+  o.settled_changed = [this] { StateChanged(); };
+  return o;
+}
+
+void Agent::PruneRetiring() {
+  retiring_.erase(std::remove_if(retiring_.begin(), retiring_.end(),
+                                 [](const std::shared_ptr<Registration>& r) {
+                                   return r->finished();
+                                 }),
+                  retiring_.end());
 }
 
 std::string Agent::RecordFor(const Instance& inst) const {
@@ -463,167 +461,6 @@ std::string Agent::RecordFor(const Instance& inst) const {
   }
   if (inst.cfg.ssl_port != 0) r.set_sslport(inst.cfg.ssl_port);
   return ToJson(r);
-}
-
-void Agent::Register(const InstancePtr& inst,
-                     const registry::GuardVersion& guard) {
-  inst->op_in_flight = true;
-  inst->dirty = false;
-  auto txn = std::make_shared<RegistrationTxn>(RegistrationTxn::Build(
-      inst->cfg.id.service, inst->cfg.id.address, RecordFor(*inst), guard,
-      inst->replace_version, tree_.services_acl()));
-  bool replacing = inst->replace_version.has_value();
-  session_.Multi(txn->TakeOps(), [this, inst, replacing, txn](MultiResult r) {
-    inst->op_in_flight = false;
-    if (inst->stopped) return;
-    if (r.status.ok()) {
-      if (metrics_) metrics_->OnRegistrationWritten();
-      inst->registered = true;
-      inst->replace_version.reset();
-      inst->conflict_logged = false;
-      LOG(INFO) << "registered " << inst->cfg.id.ToString()
-                << (replacing ? " (replaced the node of our previous session)"
-                              : "");
-      CheckRegistration(inst);
-      PublishSoon();
-    } else {
-      OnRegisterFailed(inst, r, txn->Failed(r));
-    }
-    if (inst->dirty) Reconcile(inst);
-  });
-}
-
-void Agent::OnRegisterFailed(const InstancePtr& inst, const MultiResult& r,
-                             std::optional<RegistrationTxn::Op> failed) {
-  using Op = RegistrationTxn::Op;
-  const std::string id = inst->cfg.id.ToString();
-  if (failed == Op::kPauseGuard) {
-    // The guard moved: a pause was made (or lifted) after we looked.
-    LOG(INFO) << "registration of " << id
-              << " refused by the pause guard (" << r.status.message()
-              << "); re-reading pause flags";
-    PauseFor(inst->cfg.id.service)->Refresh();
-    return;
-  }
-  StatusCode code = r.status.code();
-  if (failed == Op::kRegistryGuard && code == StatusCode::kNotFound) {
-    // /services/<service> is missing (deleted by hand, or never made).
-    EnsureServiceDir(inst->cfg.id.service);
-    return;
-  }
-  if (code == StatusCode::kAlreadyExists) {
-    session_.Get(inst->node, nullptr, [this, inst, id](Result<NodeData> d) {
-      if (inst->stopped) return;
-      if (!d.ok()) {
-        Reconcile(inst);  // gone meanwhile: try again
-        return;
-      }
-      if (d->stat.ephemeral_owner == session_.session_id()) {
-        inst->registered = true;
-        CheckRegistration(inst);
-        PublishSoon();
-        return;
-      }
-      auto rec = ParsePayload<proto::InstanceRecord>(d->data, inst->node);
-      if (rec.ok() && rec->host() == config_.host) {
-        // Left by our previous session; replace it in one step.
-        inst->replace_version = d->stat.version;
-        Reconcile(inst);
-        return;
-      }
-      inst->refused_for_good = true;
-      StateChanged();
-      if (!inst->conflict_logged) {
-        inst->conflict_logged = true;
-        LOG(ERROR) << inst->node << " is registered by another owner ("
-                   << (rec.ok() ? "host " + rec->host()
-                                : "unreadable record: " + rec.status().message())
-                   << ", session 0x" << std::hex << d->stat.ephemeral_owner
-                   << std::dec << "); not touching it. Is " << id
-                   << " declared on two hosts?";
-      }
-    });
-    return;
-  }
-  if (inst->replace_version &&
-      (code == StatusCode::kNotFound || code == StatusCode::kBadVersion)) {
-    inst->replace_version.reset();  // the old node changed or left
-    Reconcile(inst);
-    return;
-  }
-  LOG(WARNING) << "could not register " << id << ": " << r.status.ToString()
-               << (r.status.IsRetryable() ? " (will retry)" : "");
-  if (r.status.IsRetryable()) inst->outcome_unknown = true;
-  if (code == StatusCode::kPermissionDenied) {
-    // Our identity may not write there: no retry helps, so start-up must
-    // not wait for this instance (the error above says why).
-    inst->refused_for_good = true;
-    StateChanged();
-  }
-}
-
-void Agent::LearnRegistration(const InstancePtr& inst) {
-  inst->op_in_flight = true;
-  inst->dirty = false;
-  // Sync first: after a connection loss the client moves to another server,
-  // which need not have applied the registration the leader did. A read
-  // there would say "no node", and an instance that then turns unhealthy
-  // would stay registered.
-  session_.Sync(inst->node, [this, inst](Status synced) {
-    if (!synced.ok()) {
-      // Still unknown; the next check result or reconnect asks again.
-      inst->op_in_flight = false;
-      return;
-    }
-    if (inst->stopped) {
-      inst->op_in_flight = false;
-      return;
-    }
-    ReadRegistrationOutcome(inst);
-  });
-}
-
-void Agent::ReadRegistrationOutcome(const InstancePtr& inst) {
-  session_.Get(inst->node, nullptr, [this, inst](Result<NodeData> d) {
-    inst->op_in_flight = false;
-    if (inst->stopped) return;
-    if (!d.ok() && d.status().code() != StatusCode::kNotFound) {
-      // Still unknown; the next check result or reconnect asks again.
-      return;
-    }
-    inst->outcome_unknown = false;
-    inst->registered =
-        d.ok() && d->stat.ephemeral_owner == session_.session_id();
-    LOG(INFO) << "registration of " << inst->cfg.id.ToString()
-              << " whose reply was lost: "
-              << (inst->registered ? "it was applied" : "it was not applied");
-    if (inst->registered) {
-      CheckRegistration(inst);
-      PublishSoon();
-    }
-    Reconcile(inst);
-  });
-}
-
-void Agent::Deregister(const InstancePtr& inst) {
-  inst->op_in_flight = true;
-  inst->dirty = false;
-  session_.Delete(inst->node, -1, [this, inst](Status s) {
-    inst->op_in_flight = false;
-    if (s.ok() || s.code() == StatusCode::kNotFound) {
-      if (metrics_ && s.ok()) metrics_->OnDeregistrationWritten();
-      inst->registered = false;
-      LOG(INFO) << "deregistered " << inst->cfg.id.ToString() << " ("
-                << (Paused(*inst) ? "paused"
-                                  : "unhealthy: " + inst->last_check)
-                << ")";
-      PublishSoon();
-    } else {
-      LOG(WARNING) << "could not deregister " << inst->cfg.id.ToString()
-                   << ": " << s.ToString() << " (will retry)";
-    }
-    if (inst->dirty) Reconcile(inst);
-  });
 }
 
 void Agent::PublishSoon(AgentRecordPublisher::Change change) {
@@ -656,9 +493,9 @@ proto::AgentRecord Agent::BuildAgentRecord() const {
     bool paused = Paused(*inst);
     out->set_healthy(inst->healthy);
     out->set_paused(paused);
-    out->set_registered(inst->registered);
+    out->set_registered(inst->reg->registered());
     out->set_state(paused ? "paused"
-                          : inst->registered ? "registered"
+                          : inst->reg->registered() ? "registered"
                                              : inst->healthy ? "healthy"
                                                              : "unhealthy");
     out->set_last_check(inst->last_check);
@@ -677,62 +514,14 @@ void Agent::ArmResync() {
     if (ec || shutting_down_) return;
     // Catch anything a watch could not tell us: a registration deleted by
     // hand, a change made while we were away.
-    for (auto& entry : instances_) CheckRegistration(entry.second);
+    for (auto& entry : instances_) entry.second->reg->Check();
+    // A removed instance whose delete failed for good is tried again.
+    PruneRetiring();
+    for (auto& reg : retiring_) reg->Reconcile();
     StateChanged();
     record_->Refresh();  // also brings the last checks' times up to date
     ArmResync();
   });
-}
-
-void Agent::CheckRegistration(const InstancePtr& inst) {
-  if (!inst->registered || inst->op_in_flight || inst->stopped ||
-      shutting_down_ || !session_.connected()) {
-    return;
-  }
-  ZkSession::WatchCallback watcher;
-  const bool arming = !inst->watch_armed;
-  if (arming) {
-    inst->watch_armed = true;
-    // Fires once: on the delete of our node (or on its re-creation, if it
-    // was already gone when set). Events of an expired session are dropped
-    // by ZkSession; the watch is re-armed by the read below.
-    watcher = [this, inst](const WatchEvent& e) {
-      inst->watch_armed = false;
-      if (inst->stopped || shutting_down_) return;
-      VLOG(1) << inst->node << ": " << WatchEventTypeName(e.type);
-      CheckRegistration(inst);
-    };
-  }
-  session_.Exists(
-      inst->node, std::move(watcher),
-      [this, inst, arming](Result<std::optional<NodeStat>> r) {
-        if (!r.ok()) {
-          // The watch was not set (connection trouble); the reconnect
-          // calls us again.
-          if (arming) inst->watch_armed = false;
-          return;
-        }
-        if (inst->stopped || !inst->registered || inst->op_in_flight) return;
-        if (r->has_value() &&
-            (*r)->ephemeral_owner == session_.session_id()) {
-          return;  // still ours
-        }
-        // Deleted by someone else (an operator, or a pause whose multi
-        // crossed our registration): register again through the guard, as
-        // soon as the instance is healthy and unpaused.
-        LOG(WARNING) << inst->node
-                     << (r->has_value() ? " now belongs to another session"
-                                        : " was deleted by someone else")
-                     << "; registering again if healthy and not paused";
-        inst->registered = false;
-        PublishSoon();
-        // Usually a pause deleted it, whose flag's watch event may not have
-        // reached us yet: a registration from the pause view we hold would
-        // be refused by the guard, a transaction for nothing. Read the
-        // flags first; their update reconciles.
-        inst->awaiting_pause_view = true;
-        PauseFor(inst->cfg.id.service)->Refresh();
-      });
 }
 
 void Agent::Reload(AgentConfig config) {
@@ -779,8 +568,8 @@ void Agent::Reload(AgentConfig config) {
       StopInstance(old, false);
       // Keep the registration and the health verdict; the new checks
       // continue from it rather than from "unknown".
-      StartInstance(w->second, old->healthy, keep);
-      instances_[w->first]->registered = old->registered;
+      // The registration, with whatever is in flight, goes to the new one.
+      StartInstance(w->second, old->healthy, keep, old->reg);
       instances_[w->first]->observer = std::move(observer);
       instances_[w->first]->observer_owner = old->observer_owner;
       ++changed;
@@ -805,11 +594,11 @@ void Agent::Reload(AgentConfig config) {
 }
 
 bool Agent::Settled(const Instance& inst) const {
-  if (inst.refused_for_good) return true;
+  if (inst.reg->refused_for_good()) return true;
   auto it = pauses_.find(inst.cfg.id.service.str());
   if (it == pauses_.end() || !it->second->snapshot().known) return false;
-  if (Paused(inst)) return !inst.registered;
-  return inst.healthy ? inst.registered : inst.failed_check;
+  if (Paused(inst)) return !inst.reg->registered();
+  return inst.healthy ? inst.reg->registered() : inst.failed_check;
 }
 
 void Agent::StateChanged() {
@@ -836,7 +625,7 @@ void Agent::ObserveStates() {
     const bool paused = w != pauses_.end() && w->second->snapshot().known &&
                         w->second->snapshot().Forbids(id.address, now);
     inst->metrics->SetState(InstanceMetricsState{
-        inst->healthy, inst->registered, paused, inst->forward != nullptr});
+        inst->healthy, inst->reg->registered(), paused, inst->forward != nullptr});
   }
 }
 
@@ -867,7 +656,7 @@ AgentSummary Agent::Summary() const {
     // The same precedence as the state in /agents/<host>.
     if (Paused(*inst)) {
       ++s.paused;
-    } else if (inst->registered) {
+    } else if (inst->reg->registered()) {
       ++s.registered;
     } else if (inst->healthy) {
       ++s.healthy;
@@ -894,16 +683,11 @@ void Agent::Shutdown(Millis deadline, std::function<void()> done) {
     timer->cancel();
     done();
   };
-  for (auto& [id, inst] : instances_) {
-    inst->stopped = true;
-    if (inst->monitor) inst->monitor->Stop();
-    if (inst->observer) {
-      // Its report node goes with the session, which closes next.
-      inst->observer->Stop("shutting down");
-    }
-    if (!inst->registered) continue;
+  auto deregister = [this, remaining, finish](Registration& reg) {
+    reg.Stop();
+    if (!reg.registered()) return;
     ++*remaining;
-    session_.Delete(inst->node, -1, [id = id, finish](Status s) {
+    session_.Delete(reg.node(), -1, [id = reg.id(), finish](Status s) {
       if (s.ok() || s.code() == StatusCode::kNotFound) {
         LOG(INFO) << "deregistered " << id.ToString() << " (shutting down)";
       } else {
@@ -912,7 +696,17 @@ void Agent::Shutdown(Millis deadline, std::function<void()> done) {
       }
       finish();
     });
+  };
+  for (auto& [id, inst] : instances_) {
+    inst->stopped = true;
+    if (inst->monitor) inst->monitor->Stop();
+    if (inst->observer) {
+      // Its report node goes with the session, which closes next.
+      inst->observer->Stop("shutting down");
+    }
+    deregister(*inst->reg);
   }
+  for (auto& reg : retiring_) deregister(*reg);
   ++*remaining;
   record_->Delete(finish);  // stops its writes; deletes the node if ours
   timer->expires_after(deadline);

@@ -2,25 +2,21 @@
 //
 // For each instance it runs a HealthMonitor (common/health) and keeps
 //   registered  <=>  healthy (rise/fall) && not paused && session alive
-// by creating or deleting the ephemeral /services/<service>/<ip>_<port>.
-// Registration is one multi guarded by the pause-guard version (see
-// common/registry.h), so a pause made after the agent looked makes it fail
-// as a whole; the agent then re-reads the flags.
-//
-// The agent keeps an exists-watch on each registration it believes it
-// owns: a registration deleted by someone else (an operator, or a pause
-// whose multi crossed our registration before its coordinator died) is
-// noticed at once, not at the next resync, and registered again through the
-// same guarded multi. The watch is re-armed on every read, on reconnect and
-// after each registration on a new session.
+// by creating or deleting the ephemeral /services/<service>/<ip>_<port>
+// (agent/registration.h: the guarded multi, a lost reply learnt, the
+// exists-watch on a registration we own, our previous session's node
+// replaced in one step).
 //
 // Session rules: on connection loss nothing is deleted and nothing is
 // re-created; on expiry every registration is gone with the session and the
 // pause views are forgotten; on the new session the agent re-reads the
-// pause flags and re-registers only healthy, unpaused instances. A
-// registration left by this host's previous session (same host id in the
-// record, other ephemeral owner) is replaced in one multi, so callers never
-// see the instance leave and come back.
+// pause flags and re-registers only healthy, unpaused instances.
+//
+// Reload: an added instance starts; a removed one ends deregistered, also
+// when its registration was in flight or its outcome unknown at the
+// reload (the agent keeps its Registration until then); a changed one
+// restarts its checks and keeps its registration, with whatever is in
+// flight.
 //
 // /agents/<host> (ephemeral, AgentRecord) lists every instance with its
 // state; it is written once a change of what it shows has settled for a
@@ -57,7 +53,7 @@
 #include "agent/ephemeral_node.h"
 #include "agent/forwarding.h"
 #include "agent/pause_watcher.h"
-#include "agent/registration_txn.h"
+#include "agent/registration.h"
 #include "agent/summary.h"
 #include "common/health/monitor.h"
 #include "common/zk_session.h"
@@ -113,8 +109,11 @@ class Agent {
   void OnNewSession();
   // `forward`: a running forwarder to keep (a reload that changed only
   // the checks must not drop forwarded connections).
+  // `reg`: the registration of the instance this one replaces (a reload
+  // that changed its settings), kept with whatever is in flight.
   void StartInstance(const InstanceConfig& cfg, bool initially_healthy,
-                     std::shared_ptr<ForwardedInstance> forward = nullptr);
+                     std::shared_ptr<ForwardedInstance> forward = nullptr,
+                     std::shared_ptr<Registration> reg = nullptr);
   void StopInstance(const InstancePtr& inst, bool deregister);
   std::shared_ptr<PauseWatcher> PauseFor(const ServiceName& service);
   void OnPauseUpdate(const ServiceName& service, const PauseSnapshot& snap);
@@ -125,22 +124,10 @@ class Agent {
   void StartObserving(const InstancePtr& inst, const DrainRequestView& req);
   // Deletes reports of ours that no observation owns (after a reconnect).
   void SweepTrafficReports();
-  void Reconcile(const InstancePtr& inst);
-  void Register(const InstancePtr& inst, const registry::GuardVersion& guard);
-  // `failed`: the operation of the registration transaction that failed
-  // (nullopt: the transaction failed as a whole).
-  void OnRegisterFailed(const InstancePtr& inst, const MultiResult& r,
-                        std::optional<RegistrationTxn::Op> failed);
-  // After a registration whose reply was lost: syncs, then reads the node
-  // to learn whether it was applied, then reconciles.
-  void LearnRegistration(const InstancePtr& inst);
-  void ReadRegistrationOutcome(const InstancePtr& inst);
-  void Deregister(const InstancePtr& inst);
-  // Reads our registration node with an exists-watch (one armed at a time
-  // per instance). If the node is gone or belongs to another session while
-  // we believe we are registered, drops that belief and reconciles, which
-  // registers again through the guard when healthy and unpaused.
-  void CheckRegistration(const InstancePtr& inst);
+  // The registration's view of `inst` (agent/registration.h).
+  Registration::Owner RegistrationOwner(const InstancePtr& inst);
+  // Drops the removed instances' registrations that are done.
+  void PruneRetiring();
   std::string RecordFor(const Instance& inst) const;
   // Something /agents/<host> shows changed: counts it for the metrics
   // (coalesced, 50 ms) and has the record written (agent/agent_record.h).
@@ -160,6 +147,8 @@ class Agent {
   AgentConfig config_;
   ZkSession session_;
   std::map<InstanceId, InstancePtr> instances_;
+  // Registrations of removed instances until they end deregistered.
+  std::vector<std::shared_ptr<Registration>> retiring_;
   std::map<std::string, std::shared_ptr<PauseWatcher>> pauses_;
   std::map<std::string, std::shared_ptr<DrainWatcher>> drains_;
   std::string hostname_;  // gethostname(), for traffic reports

@@ -369,6 +369,107 @@ TEST_F(AgentTest, SighupAddsAndRemovesInstances) {
   EXPECT_TRUE(Registered(svc_, port_b));
 }
 
+// A reload that removes an instance while its registration multi is on its
+// way, then or later applied: the instance must end deregistered. It once
+// stayed registered for as long as the agent lived: the removal deleted
+// nothing (not registered yet) and the late reply was dropped with the
+// removed instance (found under load: a SIGHUP right after start-up).
+class AgentRemovedDuringRegistrationTest : public AgentTest {
+ protected:
+  // Starts the agent through `proxy` with one instance at `port`.
+  ChildProcess* StartThrough(const ZkReplyDropper& proxy, int port) {
+    agent_zk_ = proxy.connect_string();
+    config_ = WriteConfig(port);
+    return StartAgent({"--config", config_});
+  }
+  // A session that outlives every wait by far: its expiry would also
+  // remove the node and must not be what the test sees.
+  std::string WriteConfig(int port) {
+    return dir_.Write("agent.conf",
+                      "host = h-removed\nresync = 10m\n"
+                      "session_timeout = 30s\n\n[instance.one]\n"
+                      "service = " + svc_ + "\nip = 127.0.0.1\nport = " +
+                          std::to_string(port) +
+                          "\ninterval = 100ms\ntimeout = 200ms\n"
+                          "rise = 1\nfall = 1\n");
+  }
+  // Declares `port` instead and reloads; returns once the reload applied.
+  ::testing::AssertionResult ReloadWith(ChildProcess* agent, int port) {
+    WriteConfig(port);
+    agent->Signal(SIGHUP);
+    if (!WaitFor([&] {
+          return AgentLog(0).find("reload applied") != std::string::npos;
+        }, kDeadline)) {
+      return ::testing::AssertionFailure() << "no reload:\n" << AgentLog(0);
+    }
+    return ::testing::AssertionSuccess();
+  }
+  std::string config_;
+};
+
+// The reply is held by the proxy until the reload has removed the
+// instance: the registration is in flight at the removal, applied, and
+// answered after it.
+TEST_F(AgentRemovedDuringRegistrationTest, ReplyArrivingAfterTheRemoval) {
+  int port_a = PickFreePort(), port_b = PickFreePort();
+  TinyService a(port_a), b(port_b);
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  ZkReplyDropper proxy(server()->port());
+  ASSERT_TRUE(proxy.ok());
+  proxy.HoldReplyTo(InstancePath(svc_, port_a));
+  ChildProcess* agent = StartThrough(proxy, port_a);
+  ASSERT_TRUE(WaitFor([&] { return proxy.held(); }, kDeadline))
+      << proxy.Describe() << "\n" << AgentLog(0);
+  ASSERT_TRUE(Registered(svc_, port_a)) << "applied at the server";
+  ASSERT_TRUE(ReloadWith(agent, port_b));
+  EXPECT_EQ(AgentLog(0).find("registered " + svc_), std::string::npos)
+      << "the reply must still be on its way:\n" << AgentLog(0);
+  proxy.Release();
+
+  ASSERT_TRUE(WaitFor([&] { return !Registered(svc_, port_a); }, kDeadline))
+      << "a removed instance stayed registered; " << proxy.Describe()
+      << "; agent log:\n" << AgentLog(0);
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port_b); }, kDeadline))
+      << AgentLog(0);
+  const std::string log = AgentLog(0);
+  EXPECT_NE(log.find("deregistered " + svc_ + "@127.0.0.1:" +
+                     std::to_string(port_a)),
+            std::string::npos) << log;
+  EXPECT_EQ(log.find("session expired"), std::string::npos) << log;
+}
+
+// The reply is lost (the proxy drops it and refuses reconnects) and the
+// reload removes the instance before the agent can learn the outcome.
+TEST_F(AgentRemovedDuringRegistrationTest, OutcomeUnknownAtTheRemoval) {
+  int port_a = PickFreePort(), port_b = PickFreePort();
+  TinyService a(port_a), b(port_b);
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  ZkReplyDropper proxy(server()->port());
+  ASSERT_TRUE(proxy.ok());
+  proxy.DropReplyTo(InstancePath(svc_, port_a));
+  ChildProcess* agent = StartThrough(proxy, port_a);
+  ASSERT_TRUE(WaitFor([&] {
+    return AgentLog(0).find("could not register") != std::string::npos;
+  }, kDeadline)) << proxy.Describe() << "\n" << AgentLog(0);
+  ASSERT_TRUE(proxy.dropped());
+  ASSERT_EQ(proxy.dropped_error(), 0) << "the server applied the registration";
+  ASSERT_TRUE(Registered(svc_, port_a));
+  ASSERT_TRUE(ReloadWith(agent, port_b));
+  proxy.Release();
+
+  ASSERT_TRUE(WaitFor([&] { return !Registered(svc_, port_a); }, kDeadline))
+      << "a removed instance stayed registered; " << proxy.Describe()
+      << "; agent log:\n" << AgentLog(0);
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port_b); }, kDeadline))
+      << AgentLog(0);
+  const std::string log = AgentLog(0);
+  EXPECT_NE(log.find("whose reply was lost: it was applied"),
+            std::string::npos) << log;
+  EXPECT_EQ(log.find("session expired"), std::string::npos) << log;
+}
+
 TEST_F(AgentTest, SigtermDeregistersAndExitsZero) {
   int port = PickFreePort();
   TinyService svc(port);

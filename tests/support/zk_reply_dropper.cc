@@ -39,6 +39,9 @@ struct ZkReplyDropper::Pair {
   bool server_connected = false;  // the ConnectResponse went by
   bool target = false;            // holds the request whose reply is dropped
   int32_t target_xid = 0;
+  bool hold = false;      // the target's reply is held, not dropped
+  bool holding = false;   // replies from the target's on wait in `held`
+  std::string held;
   ~Pair() {
     if (client >= 0) ::close(client);
     if (server >= 0) ::close(server);
@@ -90,9 +93,31 @@ void ZkReplyDropper::DropReplyTo(const std::string& path) {
   pattern += path;
   std::lock_guard<std::mutex> l(mu_);
   pattern_ = pattern;
+  hold_mode_ = false;
 }
 
-void ZkReplyDropper::Release() { holding_ = false; }
+void ZkReplyDropper::HoldReplyTo(const std::string& path) {
+  DropReplyTo(path);
+  std::lock_guard<std::mutex> l(mu_);
+  hold_mode_ = true;
+}
+
+void ZkReplyDropper::Release() {
+  holding_ = false;
+  release_ = true;
+  char c = 0;
+  (void)!::write(wake_[1], &c, 1);  // the proxy thread delivers held replies
+}
+
+void ZkReplyDropper::DeliverHeld() {
+  for (auto& p : pairs_) {
+    if (!p->holding) continue;
+    p->holding = false;
+    p->target = false;
+    SendAll(p->client, p->held.data(), p->held.size());
+    p->held.clear();
+  }
+}
 
 std::string ZkReplyDropper::Describe() const {
   return "proxy " + connect_string() + " -> 127.0.0.1:" +
@@ -115,7 +140,12 @@ void ZkReplyDropper::Run() {
       fds.push_back({p->server, POLLIN, 0});
     }
     if (::poll(fds.data(), fds.size(), -1) < 0) continue;
-    if (fds[0].revents != 0) break;  // stop
+    if (fds[0].revents != 0) {
+      char buf[16];
+      (void)!::read(wake_[0], buf, sizeof(buf));
+      if (stop_) break;
+    }
+    if (release_.exchange(false)) DeliverHeld();
     if (fds[1].revents & POLLIN) Accept();
     // fds[2 + 2i] and fds[3 + 2i] belong to pairs_[i] as polled.
     std::vector<Pair*> closing;
@@ -184,6 +214,7 @@ bool ZkReplyDropper::Pump(Pair& p, bool from_client) {
             packet.find(pattern_, 12) != std::string::npos) {
           pattern_.clear();
           p.target = true;
+          p.hold = hold_mode_;
           p.target_xid = ReadBe32(packet.data() + 4);
         }
       }
@@ -191,6 +222,16 @@ bool ZkReplyDropper::Pump(Pair& p, bool from_client) {
     } else {
       if (!p.server_connected) {
         p.server_connected = true;  // the ConnectResponse
+      } else if (p.holding) {
+        p.held += packet;
+        continue;
+      } else if (p.target && p.hold && len >= 16 &&
+                 ReadBe32(packet.data() + 4) == p.target_xid) {
+        // Applied (or refused) by the server; the client keeps waiting.
+        p.holding = true;
+        p.held += packet;
+        held_ = true;
+        continue;
       } else if (p.target && len >= 16 &&
                  ReadBe32(packet.data() + 4) == p.target_xid) {
         // The server answered: it applied (or refused) the request. The

@@ -3,7 +3,9 @@
 // dropped and the connection cut, and every reconnect is refused until the
 // test releases it. That is a "lost reply" forced at one chosen request,
 // which neither a frozen server (it applies nothing while stopped) nor a
-// killed one can give.
+// killed one can give. It can also hold one reply instead (HoldReplyTo):
+// the request is applied and stays in flight for the client until the test
+// lets the reply through, so the test can act in between.
 //
 // It reads ZooKeeper's framing only: every packet is a 4-byte big-endian
 // length and a body; after the connect handshake a request body starts
@@ -38,9 +40,18 @@ class ZkReplyDropper {
   // of that connection are closed, and new connections are refused (closed
   // on accept) until Release().
   void DropReplyTo(const std::string& path);
+  // The same request is forwarded, but its reply, and every later reply on
+  // that connection, is held rather than dropped, with the connection kept
+  // open: for the client the request stays in flight until Release()
+  // delivers them in order. The client's pings go unanswered meanwhile, so
+  // hold for well under two thirds of its session timeout.
+  void HoldReplyTo(const std::string& path);
+  // Ends a drop's refusing of connections, or delivers held replies.
   void Release();
   // The reply was dropped; its error code (0: the server applied it).
   bool dropped() const { return dropped_; }
+  // The reply is being held (the server answered; the client waits).
+  bool held() const { return held_; }
   int32_t dropped_error() const { return dropped_error_; }
   // Connections accepted, refused while holding, and failed to reach the
   // server (with the last errno), for failure messages.
@@ -52,6 +63,7 @@ class ZkReplyDropper {
   void Accept();
   // Returns false when the pair must be closed.
   bool Pump(Pair& p, bool from_client);
+  void DeliverHeld();
 
   int port_ = 0;
   int server_port_;
@@ -61,6 +73,9 @@ class ZkReplyDropper {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::string pattern_;  // guarded by mu_; empty: nothing armed
+  bool hold_mode_ = false;  // guarded by mu_: the armed pattern holds
+  std::atomic<bool> held_{false};
+  std::atomic<bool> release_{false};  // deliver held replies (proxy thread)
   std::atomic<bool> holding_{false};
   std::atomic<bool> dropped_{false};
   std::atomic<int32_t> dropped_error_{0};
