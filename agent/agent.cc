@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <set>
 
-#include "agent/registration_txn.h"
+#include "agent/reload_plan.h"
 #include "agent/traffic_observer.h"
 #include "agent/metrics.h"
 #include "common/clock.h"
@@ -389,20 +389,13 @@ void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy,
             << ", fall " << cfg.fall;
 }
 
-void Agent::StopInstance(const InstancePtr& inst, bool deregister) {
+void Agent::StopInstance(const InstancePtr& inst) {
   inst->stopped = true;
   if (inst->monitor) inst->monitor->Stop();
   if (inst->forward) inst->forward->Stop();
   if (inst->observer) {
     inst->observer->Stop("the instance is no longer managed");
     inst->observer.reset();
-  }
-  if (deregister) {
-    // Ends deregistered even if a registration is in flight or its outcome
-    // unknown; kept here until then.
-    retiring_.push_back(inst->reg);
-    inst->reg->Retire();
-    PruneRetiring();
   }
 }
 
@@ -525,61 +518,23 @@ void Agent::ArmResync() {
 }
 
 void Agent::Reload(AgentConfig config) {
-  if (config.zk != config_.zk || config.host != config_.host ||
-      config.session_timeout != config_.session_timeout ||
-      config.auth_file != config_.auth_file ||
-      (config.metrics_listen ? config.metrics_listen->ToString() : "") !=
-          (config_.metrics_listen ? config_.metrics_listen->ToString() : "")) {
+  const ReloadPlan plan = PlanReload(config_, config);
+  if (plan.restart_needed) {
     LOG(WARNING) << "reload: zk, host, session_timeout, auth_file and "
                     "metrics_listen changes need a restart; keeping the "
                     "running values";
   }
-  std::map<InstanceId, InstanceConfig> wanted;
-  for (const auto& c : config.instances) wanted[c.id] = c;
-  int added = 0, removed = 0, changed = 0;
-  for (auto it = instances_.begin(); it != instances_.end();) {
-    auto w = wanted.find(it->first);
-    if (w == wanted.end()) {
-      LOG(INFO) << "reload: " << it->first.ToString()
-                << " removed; deregistering";
-      StopInstance(it->second, true);
-      // Its series go with it: a scrape must not show it any more.
-      it->second->metrics = nullptr;
-      if (metrics_) metrics_->RemoveInstance(it->first);
-      it = instances_.erase(it);
-      ++removed;
-      continue;
-    }
-    if (!w->second.SameSettings(it->second->cfg)) {
-      LOG(INFO) << "reload: " << it->first.ToString()
-                << " changed; restarting its checks";
-      InstancePtr old = it->second;
-      // A forwarder whose settings did not change keeps running.
-      std::shared_ptr<ForwardedInstance> keep;
-      if (old->forward && old->cfg.forward == w->second.forward) {
-        keep = std::move(old->forward);
-      }
-      // An observation under way keeps its aggregates, unless the
-      // forwarder it reads is replaced (then the watcher starts it anew).
-      std::shared_ptr<TrafficObserver> observer;
-      if (keep || (!old->forward && !w->second.forward)) {
-        observer = std::move(old->observer);
-      }
-      StopInstance(old, false);
-      // Keep the registration and the health verdict; the new checks
-      // continue from it rather than from "unknown".
-      // The registration, with whatever is in flight, goes to the new one.
-      StartInstance(w->second, old->healthy, keep, old->reg);
-      instances_[w->first]->observer = std::move(observer);
-      instances_[w->first]->observer_owner = old->observer_owner;
-      ++changed;
-    }
-    ++it;
-  }
-  for (const auto& [id, cfg] : wanted) {
-    if (!instances_.count(id)) {
-      StartInstance(cfg, false);
-      ++added;
+  for (const ReloadStep& step : plan.steps) {
+    switch (step.kind) {
+      case ReloadStep::Kind::kRemove:
+        RemoveInstance(step.cfg.id);
+        break;
+      case ReloadStep::Kind::kChange:
+        ChangeInstance(step.cfg);
+        break;
+      case ReloadStep::Kind::kAdd:
+        StartInstance(step.cfg, false);
+        break;
     }
   }
   config_.instances = config.instances;
@@ -587,10 +542,50 @@ void Agent::Reload(AgentConfig config) {
     UpdateDrainInstances(ServiceName::Parse(svc).value());
     w->Refresh();
   }
-  LOG(INFO) << "reload applied: " << added << " added, " << removed
-            << " removed, " << changed << " changed, " << instances_.size()
-            << " managed";
+  LOG(INFO) << "reload applied: " << plan.added << " added, " << plan.removed
+            << " removed, " << plan.changed << " changed, "
+            << instances_.size() << " managed";
   PublishSoon(AgentRecordPublisher::Change::kDeclaration);
+}
+
+void Agent::RemoveInstance(const InstanceId& id) {
+  auto it = instances_.find(id);
+  if (it == instances_.end()) return;
+  LOG(INFO) << "reload: " << id.ToString() << " removed; deregistering";
+  InstancePtr inst = it->second;
+  StopInstance(inst);
+  // Ends deregistered even if a registration is in flight or its outcome
+  // unknown; kept here until then.
+  retiring_.push_back(inst->reg);
+  inst->reg->Retire();
+  PruneRetiring();
+  // Its series go with it: a scrape must not show it any more.
+  inst->metrics = nullptr;
+  if (metrics_) metrics_->RemoveInstance(id);
+  instances_.erase(it);
+}
+
+void Agent::ChangeInstance(const InstanceConfig& cfg) {
+  LOG(INFO) << "reload: " << cfg.id.ToString()
+            << " changed; restarting its checks";
+  InstancePtr old = instances_.at(cfg.id);
+  // A forwarder whose settings did not change keeps running.
+  std::shared_ptr<ForwardedInstance> keep;
+  if (old->forward && old->cfg.forward == cfg.forward) {
+    keep = std::move(old->forward);
+  }
+  // An observation under way keeps its aggregates, unless the forwarder it
+  // reads is replaced (then the watcher starts it anew).
+  std::shared_ptr<TrafficObserver> observer;
+  if (keep || (!old->forward && !cfg.forward)) {
+    observer = std::move(old->observer);
+  }
+  StopInstance(old);
+  // Keep the health verdict (the new checks continue from it rather than
+  // from "unknown") and the registration, with whatever is in flight.
+  StartInstance(cfg, old->healthy, keep, old->reg);
+  instances_[cfg.id]->observer = std::move(observer);
+  instances_[cfg.id]->observer_owner = old->observer_owner;
 }
 
 bool Agent::Settled(const Instance& inst) const {

@@ -114,7 +114,11 @@ class Agent {
   void StartInstance(const InstanceConfig& cfg, bool initially_healthy,
                      std::shared_ptr<ForwardedInstance> forward = nullptr,
                      std::shared_ptr<Registration> reg = nullptr);
-  void StopInstance(const InstancePtr& inst, bool deregister);
+  // Stops its checks, forwarder and observation (not its registration).
+  void StopInstance(const InstancePtr& inst);
+  // Reload steps (agent/reload_plan.h).
+  void RemoveInstance(const InstanceId& id);
+  void ChangeInstance(const InstanceConfig& cfg);
   std::shared_ptr<PauseWatcher> PauseFor(const ServiceName& service);
   void OnPauseUpdate(const ServiceName& service, const PauseSnapshot& snap);
   std::shared_ptr<DrainWatcher> DrainFor(const ServiceName& service);

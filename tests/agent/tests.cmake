@@ -3,7 +3,7 @@ zkroll_add_test(NAME agent_test LABELS zk TIMEOUT 900
   LIBS zkroll_agent_lib DEPENDS zkroll-agent zkroll-tiny-service)
 zkroll_add_test(NAME agent_config_test LABELS unit
   SOURCES agent/config_test.cc agent/switch_decision_test.cc agent/summary_test.cc
-          agent/drain_request_test.cc
+          agent/drain_request_test.cc agent/reload_plan_test.cc
   LIBS zkroll_agent_lib)
 zkroll_add_test(NAME pause_guard_stress_test LABELS zk faults TIMEOUT 900
   SOURCES agent/pause_guard_stress_test.cc

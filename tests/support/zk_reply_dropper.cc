@@ -127,6 +127,7 @@ std::string ZkReplyDropper::Describe() const {
          " could not reach the server (last: " +
          std::strerror(server_errno_) + "), reply " +
          (dropped_ ? "dropped (error " + std::to_string(dropped_error_) + ")"
+          : held_  ? "held"
                    : "not dropped");
 }
 
