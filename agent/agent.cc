@@ -55,7 +55,9 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig config,
 }
 
 Agent::~Agent() {
+  for (auto& reg : retiring_) reg->Stop();
   for (auto& [id, inst] : instances_) {
+    inst->reg->Stop();
     if (inst->monitor) inst->monitor->Stop();
     if (inst->forward) inst->forward->Stop();
     if (inst->observer) inst->observer->Stop("agent stopped");
@@ -327,6 +329,19 @@ void Agent::StartInstance(const InstanceConfig& cfg, bool initially_healthy,
   auto inst = std::make_shared<Instance>();
   inst->cfg = cfg;
   inst->healthy = initially_healthy;
+  if (!reg) {
+    // Removed by an earlier reload and declared again before its node was
+    // deleted: the same node, so the same registration (two would undo
+    // each other).
+    auto it = std::find_if(retiring_.begin(), retiring_.end(),
+                           [&](const std::shared_ptr<Registration>& r) {
+                             return r->id() == cfg.id;
+                           });
+    if (it != retiring_.end()) {
+      reg = *it;
+      retiring_.erase(it);
+    }
+  }
   if (reg) {
     reg->Attach(RegistrationOwner(inst));
     inst->reg = std::move(reg);

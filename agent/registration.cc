@@ -23,6 +23,7 @@ Registration::Registration(Env env, InstanceId id, Owner owner)
 
 void Registration::Attach(Owner owner) {
   owner_ = std::move(owner);
+  retired_ = false;
   refused_for_good_ = false;
   conflict_logged_ = false;
 }

@@ -86,8 +86,9 @@ class Registration : public std::enable_shared_from_this<Registration> {
   Registration& operator=(const Registration&) = delete;
 
   // A new declaration of the same instance (a reload that changed its
-  // settings) takes this registration over, with whatever is in flight;
-  // whether it is refused is judged again.
+  // settings, or declared again a removed one not yet deregistered) takes
+  // this registration over, with whatever is in flight; it is no longer
+  // retired, and whether it is refused is judged again.
   void Attach(Owner owner);
 
   void Reconcile();

@@ -395,14 +395,23 @@ class AgentRemovedDuringRegistrationTest : public AgentTest {
   }
   // Declares `port` instead and reloads; returns once the reload applied.
   ::testing::AssertionResult ReloadWith(ChildProcess* agent, int port) {
+    const size_t before = Count(AgentLog(0), "reload applied");
     WriteConfig(port);
     agent->Signal(SIGHUP);
     if (!WaitFor([&] {
-          return AgentLog(0).find("reload applied") != std::string::npos;
+          return Count(AgentLog(0), "reload applied") > before;
         }, kDeadline)) {
       return ::testing::AssertionFailure() << "no reload:\n" << AgentLog(0);
     }
     return ::testing::AssertionSuccess();
+  }
+  static size_t Count(const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos;
+         at = text.find(what, at + 1)) {
+      ++n;
+    }
+    return n;
   }
   std::string config_;
 };
@@ -437,6 +446,54 @@ TEST_F(AgentRemovedDuringRegistrationTest, ReplyArrivingAfterTheRemoval) {
                      std::to_string(port_a)),
             std::string::npos) << log;
   EXPECT_EQ(log.find("session expired"), std::string::npos) << log;
+}
+
+// Removed while its registration is in flight, then declared again before
+// the reply comes: the new declaration takes the same registration over.
+// Two registrations of one node would undo each other: the removed one's
+// delete would take the node from under the new one.
+TEST_F(AgentRemovedDuringRegistrationTest, DeclaredAgainBeforeTheReply) {
+  int port_a = PickFreePort(), port_b = PickFreePort();
+  TinyService a(port_a), b(port_b);
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  ZkReplyDropper proxy(server()->port());
+  ASSERT_TRUE(proxy.ok());
+  proxy.HoldReplyTo(InstancePath(svc_, port_a));
+  ChildProcess* agent = StartThrough(proxy, port_a);
+  ASSERT_TRUE(WaitFor([&] { return proxy.held(); }, kDeadline))
+      << proxy.Describe() << "\n" << AgentLog(0);
+  auto first = InstanceNode(svc_, port_a);
+  ASSERT_TRUE(first) << "applied at the server";
+  // b replaces a; b's registration is applied too, its reply held behind
+  // a's (requests pass, replies wait).
+  ASSERT_TRUE(ReloadWith(agent, port_b));
+  ASSERT_TRUE(WaitFor([&] { return Registered(svc_, port_b); }, kDeadline))
+      << AgentLog(0);
+  // a is declared again (b removed, in flight in its turn); its checks pass
+  // before the replies come, so it wants to be registered when they do.
+  const std::string healthy =
+      "127.0.0.1:" + std::to_string(port_a) + " became healthy";
+  const size_t healthy_before = Count(AgentLog(0), healthy);
+  ASSERT_TRUE(ReloadWith(agent, port_a));
+  ASSERT_TRUE(WaitFor([&] {
+    return Count(AgentLog(0), healthy) > healthy_before;
+  }, kDeadline)) << AgentLog(0);
+  proxy.Release();
+
+  // b's delete is issued after its reply, which follows a's: once b is
+  // gone, a delete of a's node issued on a's reply would be applied too.
+  ASSERT_TRUE(WaitFor([&] { return !Registered(svc_, port_b); }, kDeadline))
+      << "a removed instance stayed registered; " << proxy.Describe()
+      << "; agent log:\n" << AgentLog(0);
+  auto kept = InstanceNode(svc_, port_a);
+  ASSERT_TRUE(kept) << AgentLog(0);
+  EXPECT_EQ(kept->stat.czxid, first->stat.czxid)
+      << "a's node was deleted and made again:\n" << AgentLog(0);
+  const std::string log = AgentLog(0);
+  EXPECT_EQ(log.find("deregistered " + svc_ + "@127.0.0.1:" +
+                     std::to_string(port_a)),
+            std::string::npos) << log;
 }
 
 // The reply is lost (the proxy drops it and refuses reconnects) and the
