@@ -43,7 +43,7 @@
  *                       as of unknown outcome and, before deciding anything
  *                       else for the instance, syncs and reads the node:
  *                       owned by its session means registered, otherwise
- *                       not (Agent::LearnRegistration). LEARN_SYNC=0 reads
+ *                       not (Registration::Learn). LEARN_SYNC=0 reads
  *                       without the sync.
  * RESYNC=1 adds the agent's slow periodic resync (off: the liveness
  * invariant is "registered without the resync"). AGENT_FOLLOWER=1 connects
@@ -661,7 +661,7 @@ end:
 #endif
           fi
        fi }
-  /* LearnRegistration: before any other decision, Get the node; ours only
+  /* Registration::Learn: before any other decision, Get the node; ours only
    * if its owner is our current session. */
   :: atomic { view_ok && unknown ->
 #if LEARN_SYNC
@@ -670,7 +670,7 @@ end:
        unknown = false;
        ag_reg = (AGV(reg) && AGV(rown) == csess[AG]);
        if
-       :: ag_reg -> rw_armed = FIX_WATCH  /* CheckRegistration */
+       :: ag_reg -> rw_armed = FIX_WATCH  /* Registration::Check */
        :: else -> skip
        fi }
   /* Reconcile -> Deregister (Delete at version -1). */
