@@ -36,7 +36,8 @@ void Registration::Retire() {
 }
 
 void Registration::Published() {
-  if (owner_.published_changed) owner_.published_changed();
+  // Stopped: the agent is shutting down or gone; retired: no owner.
+  if (!stopped_ && owner_.published_changed) owner_.published_changed();
 }
 
 void Registration::OpDone() {
