@@ -369,12 +369,13 @@ TEST_F(AgentTest, SighupAddsAndRemovesInstances) {
   EXPECT_TRUE(Registered(svc_, port_b));
 }
 
-// A reload that removes an instance while its registration multi is on its
-// way, then or later applied: the instance must end deregistered. It once
-// stayed registered for as long as the agent lived: the removal deleted
-// nothing (not registered yet) and the late reply was dropped with the
-// removed instance (found under load: a SIGHUP right after start-up).
-class AgentRemovedDuringRegistrationTest : public AgentTest {
+// A reload that removes or changes an instance while its registration
+// multi is on its way, then or later applied: the registration must still
+// follow what is declared. A removed instance once stayed registered for
+// as long as the agent lived: the removal deleted nothing (not registered
+// yet) and the late reply was dropped with the removed instance (found
+// under load: a SIGHUP right after start-up).
+class AgentReloadDuringRegistrationTest : public AgentTest {
  protected:
   // Starts the agent through `proxy` with one instance at `port`.
   ChildProcess* StartThrough(const ZkReplyDropper& proxy, int port) {
@@ -384,19 +385,20 @@ class AgentRemovedDuringRegistrationTest : public AgentTest {
   }
   // A session that outlives every wait by far: its expiry would also
   // remove the node and must not be what the test sees.
-  std::string WriteConfig(int port) {
+  std::string WriteConfig(int port, const std::string& interval = "100ms") {
     return dir_.Write("agent.conf",
                       "host = h-removed\nresync = 10m\n"
                       "session_timeout = 30s\n\n[instance.one]\n"
                       "service = " + svc_ + "\nip = 127.0.0.1\nport = " +
-                          std::to_string(port) +
-                          "\ninterval = 100ms\ntimeout = 200ms\n"
-                          "rise = 1\nfall = 1\n");
+                          std::to_string(port) + "\ninterval = " + interval +
+                          "\ntimeout = 200ms\nrise = 1\nfall = 1\n");
   }
-  // Declares `port` instead and reloads; returns once the reload applied.
-  ::testing::AssertionResult ReloadWith(ChildProcess* agent, int port) {
+  // Declares `port` (checked every `interval`) instead and reloads;
+  // returns once the reload applied.
+  ::testing::AssertionResult ReloadWith(ChildProcess* agent, int port,
+                                        const std::string& interval = "100ms") {
     const size_t before = Count(AgentLog(0), "reload applied");
-    WriteConfig(port);
+    WriteConfig(port, interval);
     agent->Signal(SIGHUP);
     if (!WaitFor([&] {
           return Count(AgentLog(0), "reload applied") > before;
@@ -419,7 +421,7 @@ class AgentRemovedDuringRegistrationTest : public AgentTest {
 // The reply is held by the proxy until the reload has removed the
 // instance: the registration is in flight at the removal, applied, and
 // answered after it.
-TEST_F(AgentRemovedDuringRegistrationTest, ReplyArrivingAfterTheRemoval) {
+TEST_F(AgentReloadDuringRegistrationTest, ReplyArrivingAfterTheRemoval) {
   int port_a = PickFreePort(), port_b = PickFreePort();
   TinyService a(port_a), b(port_b);
   ASSERT_TRUE(a.Start());
@@ -452,7 +454,7 @@ TEST_F(AgentRemovedDuringRegistrationTest, ReplyArrivingAfterTheRemoval) {
 // the reply comes: the new declaration takes the same registration over.
 // Two registrations of one node would undo each other: the removed one's
 // delete would take the node from under the new one.
-TEST_F(AgentRemovedDuringRegistrationTest, DeclaredAgainBeforeTheReply) {
+TEST_F(AgentReloadDuringRegistrationTest, DeclaredAgainBeforeTheReply) {
   int port_a = PickFreePort(), port_b = PickFreePort();
   TinyService a(port_a), b(port_b);
   ASSERT_TRUE(a.Start());
@@ -496,9 +498,42 @@ TEST_F(AgentRemovedDuringRegistrationTest, DeclaredAgainBeforeTheReply) {
             std::string::npos) << log;
 }
 
+// Unhealthy while its registration is in flight, then changed (other check
+// settings) before the reply comes: the new declaration holds the same
+// registration, so the late reply is followed by a delete rather than
+// forgotten with the old declaration.
+TEST_F(AgentReloadDuringRegistrationTest, UnhealthyThenChangedBeforeTheReply) {
+  int port_a = PickFreePort();
+  TinyService a(port_a);
+  ASSERT_TRUE(a.Start());
+  ZkReplyDropper proxy(server()->port());
+  ASSERT_TRUE(proxy.ok());
+  proxy.HoldReplyTo(InstancePath(svc_, port_a));
+  ChildProcess* agent = StartThrough(proxy, port_a);
+  ASSERT_TRUE(WaitFor([&] { return proxy.held(); }, kDeadline))
+      << proxy.Describe() << "\n" << AgentLog(0);
+  ASSERT_TRUE(Registered(svc_, port_a)) << "applied at the server";
+  a.Stop();
+  const std::string unhealthy =
+      "127.0.0.1:" + std::to_string(port_a) + " became unhealthy";
+  ASSERT_TRUE(WaitFor([&] {
+    return AgentLog(0).find(unhealthy) != std::string::npos;
+  }, kDeadline)) << AgentLog(0);
+  // The new checks start from that verdict: nothing for them to register.
+  ASSERT_TRUE(ReloadWith(agent, port_a, "150ms"));
+  ASSERT_NE(AgentLog(0).find("1 changed"), std::string::npos) << AgentLog(0);
+  proxy.Release();
+
+  ASSERT_TRUE(WaitFor([&] { return !Registered(svc_, port_a); }, kDeadline))
+      << "an unhealthy instance stayed registered; " << proxy.Describe()
+      << "; agent log:\n" << AgentLog(0);
+  EXPECT_EQ(AgentLog(0).find("session expired"), std::string::npos)
+      << AgentLog(0);
+}
+
 // The reply is lost (the proxy drops it and refuses reconnects) and the
 // reload removes the instance before the agent can learn the outcome.
-TEST_F(AgentRemovedDuringRegistrationTest, OutcomeUnknownAtTheRemoval) {
+TEST_F(AgentReloadDuringRegistrationTest, OutcomeUnknownAtTheRemoval) {
   int port_a = PickFreePort(), port_b = PickFreePort();
   TinyService a(port_a), b(port_b);
   ASSERT_TRUE(a.Start());
