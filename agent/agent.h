@@ -110,7 +110,9 @@ class Agent {
   // `forward`: a running forwarder to keep (a reload that changed only
   // the checks must not drop forwarded connections).
   // `reg`: the registration of the instance this one replaces (a reload
-  // that changed its settings), kept with whatever is in flight.
+  // that changed its settings), kept with whatever is in flight. Without
+  // it, a removed registration of the same instance still retiring is
+  // taken over; else a new one is made.
   void StartInstance(const InstanceConfig& cfg, bool initially_healthy,
                      std::shared_ptr<ForwardedInstance> forward = nullptr,
                      std::shared_ptr<Registration> reg = nullptr);
