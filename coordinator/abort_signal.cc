@@ -34,6 +34,11 @@ void AbortSignal::Wake() {
   cv_.notify_all();
 }
 
+uint64_t AbortSignal::wakes() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return generation_;
+}
+
 AbortSignal::WaitResult AbortSignal::WaitUntil(
     const std::function<bool()>& cond, Clock::time_point deadline) {
   std::unique_lock<std::mutex> l(mu_);
@@ -55,6 +60,18 @@ AbortSignal::WaitResult AbortSignal::WaitUntil(
 bool AbortSignal::SleepFor(Millis d) {
   return WaitUntil([] { return false; }, Clock::now() + d) !=
          WaitResult::kAborted;
+}
+
+void Waker::Wake() {
+  // Lock order: the waker's, then the signal's (inside Wake()). Nothing
+  // takes them the other way round: WaitUntil runs its condition unlocked.
+  std::lock_guard<std::mutex> l(mu_);
+  if (signal_ != nullptr) signal_->Wake();
+}
+
+void Waker::Disarm() {
+  std::lock_guard<std::mutex> l(mu_);
+  signal_ = nullptr;
 }
 
 }  // namespace zkroll::coordinator

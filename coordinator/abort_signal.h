@@ -9,6 +9,13 @@
 // event) calls Wake(). The child-process runner polls fd(), which becomes
 // readable once a stop is requested.
 //
+// A callback that may outlive its waiter (a ZooKeeper watch cannot be
+// cancelled and fires whenever its node changes, perhaps long after the
+// wait that set it returned; a check result or a read completion can come
+// late) never holds the AbortSignal itself: it holds a Waker, which the
+// waiter's ScopedWaker disarms when the wait ends. A late callback then
+// wakes nobody, and never touches a signal that may be gone.
+//
 // Thread-safety: every method may be called from any thread.
 #ifndef ZKROLL_COORDINATOR_ABORT_SIGNAL_H_
 #define ZKROLL_COORDINATOR_ABORT_SIGNAL_H_
@@ -18,6 +25,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 
 #include "common/duration.h"
@@ -46,6 +54,9 @@ class AbortSignal {
 
   // Makes every WaitUntil() re-evaluate its condition.
   void Wake();
+  // How many times Wake() ran (Request() wakes too): lets a test see that
+  // a late callback woke nobody.
+  uint64_t wakes() const;
 
   // Blocks until `cond` holds (kReady), a stop is requested (kAborted) or
   // `deadline` passes (kTimedOut). `cond` runs without any lock held, and is
@@ -60,9 +71,46 @@ class AbortSignal {
   std::atomic<bool> requested_{false};
   std::atomic<int> signo_{0};
   int fd_ = -1;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   uint64_t generation_ = 0;
+};
+
+// What a late-running callback holds to wake a waiter (see the file
+// comment). Shared between the waiter and its callbacks; Wake() after
+// Disarm() does nothing.
+class Waker {
+ public:
+  explicit Waker(AbortSignal* signal) : signal_(signal) {}
+  Waker(const Waker&) = delete;
+  Waker& operator=(const Waker&) = delete;
+
+  // Wakes the signal's waiters, unless disarmed.
+  void Wake();
+  // From now on Wake() does nothing; returns once no Wake() is under way,
+  // so the signal may be destroyed right after.
+  void Disarm();
+
+ private:
+  std::mutex mu_;  // held across signal_->Wake(), so Disarm waits it out
+  AbortSignal* signal_;
+};
+
+// Owns a Waker for the duration of a wait: callbacks capture waker() (a
+// shared_ptr), and the destructor disarms it when the waiting function
+// returns.
+class ScopedWaker {
+ public:
+  explicit ScopedWaker(AbortSignal* signal)
+      : waker_(std::make_shared<Waker>(signal)) {}
+  ~ScopedWaker() { waker_->Disarm(); }
+  ScopedWaker(const ScopedWaker&) = delete;
+  ScopedWaker& operator=(const ScopedWaker&) = delete;
+
+  const std::shared_ptr<Waker>& waker() const { return waker_; }
+
+ private:
+  std::shared_ptr<Waker> waker_;
 };
 
 }  // namespace zkroll::coordinator

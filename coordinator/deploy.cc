@@ -573,17 +573,18 @@ std::optional<Stop> InstanceDeploy::Health() {
       health::CheckHandle handle;
     };
     auto shared = std::make_shared<Shared>();
-    AbortSignal* abort = env_.abort;
-    boost::asio::post(env_.executor, [shared, abort, ex = env_.executor,
-                                      spec = opt_.check, target,
-                                      timeout = opt_.health_timeout] {
+    // The result may come after this attempt gave up waiting for it.
+    ScopedWaker waker(env_.abort);
+    boost::asio::post(env_.executor, [shared, waker = waker.waker(),
+                                      ex = env_.executor, spec = opt_.check,
+                                      target, timeout = opt_.health_timeout] {
       auto handle = health::StartCheck(
-          ex, spec, target, timeout, [shared, abort](health::CheckResult r) {
+          ex, spec, target, timeout, [shared, waker](health::CheckResult r) {
             {
               std::lock_guard<std::mutex> l(shared->mu);
               shared->result = std::move(r);
             }
-            abort->Wake();
+            waker->Wake();
           });
       std::lock_guard<std::mutex> l(shared->mu);
       shared->handle = handle;

@@ -1,34 +1,29 @@
 // The `--drain auto` step of InstanceDeploy (deploy.h, drain_decision.h):
 // the DrainRequest around the pause, and the event loop that feeds
 // DecideDrain with what the watches on /callers/<service> and on the
-// instance's traffic node report. No polling: the thread sleeps in
-// AbortSignal::WaitUntil until a watch fires, the session changes, or the
-// decision's next wake-up (drain-min, the cap) comes.
+// instance's traffic node report. No polling: the thread sleeps in a
+// NodeWatchSet (node_wait.h) until a watch fires, the session changes, or
+// the decision's next wake-up (drain-min, the cap) comes.
 #include <glog/logging.h>
 #include <unistd.h>
 
 #include <memory>
-#include <mutex>
 #include <set>
 
 #include "common/clock.h"
 #include "common/paths.h"
 #include "common/payload.h"
 #include "coordinator/instance_deploy.h"
+#include "coordinator/node_wait.h"
 
 namespace zkroll::coordinator::detail {
 
 namespace {
 
-// What the watches of one auto drain tell the deploy thread. Watch
-// callbacks run on the session's executor: they only mark what to re-read
-// and wake the waiter.
-struct DrainWatches {
-  std::mutex mu;
-  bool children = true;           // re-read the children of /callers/S
-  bool traffic = true;            // re-read the traffic node
-  std::set<std::string> callers;  // caller nodes to re-read
-};
+// The keys of the auto drain's watches in its NodeWatchSet.
+const char kChildrenKey[] = "children";  // the children of /callers/S
+const char kTrafficKey[] = "traffic";    // the instance's traffic node
+const char kCallerKeyPrefix[] = "caller/";  // + the caller's node name
 
 // Re-reads after a failed read come no faster than this; the cap bounds
 // the whole drain anyway.
@@ -84,46 +79,30 @@ void PauseDeploy::StartObservation() {
 
   // Wait for the agent's first report of this request, so that it has seen
   // who talks to the instance before the pause.
-  auto watches = std::make_shared<DrainWatches>();
-  AbortSignal* abort = env_.abort;
-  const auto deadline = Clock::now() + opt_.drain_observe_timeout;
+  NodeWaitOptions wait;
+  wait.watch = NodeWatch::kData;
+  wait.deadline = Clock::now() + opt_.drain_observe_timeout;
+  wait.retry = kRetryPause;
   const auto start = Clock::now();
-  while (true) {
-    {
-      std::lock_guard<std::mutex> l(watches->mu);
-      watches->traffic = false;
-    }
-    auto stat = env_.session->ExistsSync(
-        observation_.traffic_path, [watches, abort](const WatchEvent&) {
-          {
-            std::lock_guard<std::mutex> l(watches->mu);
-            watches->traffic = true;
-          }
-          abort->Wake();
-        });
-    if (stat.ok() && stat->has_value()) {
-      auto data = env_.session->GetSync(observation_.traffic_path);
-      if (data.ok()) {
+  std::string source;
+  NodeWaitResult first = WaitForNode(
+      env_.session, env_.abort, observation_.traffic_path, wait,
+      [&](const NodeRead& read) {
+        if (!read.exists()) return false;
         auto report = ParsePayload<proto::TrafficReport>(
-            data->data, observation_.traffic_path);
-        if (report.ok() && report->deploy_id() == env_.deploy_id.str()) {
-          VLOG(1) << label_ << ": first traffic report after "
-                  << FormatDuration(Since(start)) << " (source "
-                  << report->source() << ")";
-          return;
+            read.data, observation_.traffic_path);
+        if (!report.ok() || report->deploy_id() != env_.deploy_id.str()) {
+          return false;
         }
-      }
-    }
-    const int64_t sid_now = env_.session->session_id();
-    auto w = abort->WaitUntil(
-        [&] {
-          std::lock_guard<std::mutex> l(watches->mu);
-          return watches->traffic || env_.session->session_id() != sid_now;
-        },
-        stat.ok() ? deadline : std::min(deadline, Clock::now() + kRetryPause));
-    if (w == AbortSignal::WaitResult::kAborted) return;
-    if (Clock::now() >= deadline) break;
+        source = report->source();
+        return true;
+      });
+  if (first.end == NodeWaitResult::End::kDone) {
+    VLOG(1) << label_ << ": first traffic report after "
+            << FormatDuration(Since(start)) << " (source " << source << ")";
+    return;
   }
+  if (first.end == NodeWaitResult::End::kAborted) return;
   observation_.note = "the agent did not answer the drain request within " +
                       FormatDuration(opt_.drain_observe_timeout) +
                       ": an agent without traffic observation, or none "
@@ -162,31 +141,7 @@ std::optional<Stop> PauseDeploy::DrainAuto(Step& step) {
     observation_.traffic_path = paths::TrafficNode(env_.service, address_);
   }
 
-  auto watches = std::make_shared<DrainWatches>();
-  AbortSignal* abort = env_.abort;
-  auto children_watcher = [watches, abort](const WatchEvent&) {
-    {
-      std::lock_guard<std::mutex> l(watches->mu);
-      watches->children = true;
-    }
-    abort->Wake();
-  };
-  auto traffic_watcher = [watches, abort](const WatchEvent&) {
-    {
-      std::lock_guard<std::mutex> l(watches->mu);
-      watches->traffic = true;
-    }
-    abort->Wake();
-  };
-  auto caller_watcher = [watches, abort](const std::string& name) {
-    return [watches, abort, name](const WatchEvent&) {
-      {
-        std::lock_guard<std::mutex> l(watches->mu);
-        watches->callers.insert(name);
-      }
-      abort->Wake();
-    };
-  };
+  NodeWatchSet watches(env_.session, env_.abort);
 
   bool snapshot_taken = false;
   bool had_report = false;
@@ -209,50 +164,37 @@ std::optional<Stop> PauseDeploy::DrainAuto(Step& step) {
     in.bad_callers.erase(name);
   };
 
-  int64_t sid = env_.session->session_id();
   // Reads that failed (connection loss): done again after kRetryPause, not
-  // through the watch flags, which would wake the wait at once.
-  bool again_children = false;
-  bool again_traffic = false;
+  // through the watches, which would wake the wait at once. The first pass
+  // reads the callers' directory and the traffic node.
+  bool again_children = true;
+  bool again_traffic = true;
   std::set<std::string> again_callers;
   while (true) {
     bool retry = false;
-    bool read_children = again_children;
-    bool read_traffic = again_traffic;
+    // Changed nodes, and after a session change every node read so far.
+    const std::set<std::string> changed = watches.TakeChanged();
+    const bool read_children = again_children || changed.count(kChildrenKey);
+    const bool read_traffic = again_traffic || changed.count(kTrafficKey);
     std::set<std::string> to_read;
     to_read.swap(again_callers);
-    again_children = again_traffic = false;
-    {
-      std::lock_guard<std::mutex> l(watches->mu);
-      if (env_.session->session_id() != sid) {
-        // A new session lost every watch: read everything again.
-        sid = env_.session->session_id();
-        watches->children = true;
-        watches->traffic = true;
-        for (const auto& [name, obs] : in.callers)
-          watches->callers.insert(name);
+    for (const std::string& key : changed) {
+      if (key.rfind(kCallerKeyPrefix, 0) == 0) {
+        to_read.insert(key.substr(sizeof kCallerKeyPrefix - 1));
       }
-      read_children = read_children || watches->children;
-      read_traffic = read_traffic || watches->traffic;
-      to_read.insert(watches->callers.begin(), watches->callers.end());
-      watches->callers.clear();
-      watches->children = false;
-      watches->traffic = false;
     }
+    again_children = again_traffic = false;
 
     if (read_children) {
-      auto kids = env_.session->GetChildrenSync(callers_dir, children_watcher);
+      NodeRead kids =
+          watches.Read(kChildrenKey, callers_dir, NodeWatch::kChildren);
       std::optional<std::vector<std::string>> names;
-      if (kids.ok()) {
-        names = kids->names;
-      } else if (kids.status().code() == StatusCode::kNotFound) {
-        // No caller ever registered for the service; an exists watch
+      if (kids.exists()) {
+        names = kids.children;
+      } else if (kids.status.code() == StatusCode::kNotFound) {
+        // No caller ever registered for the service; the exists watch
         // tells us when one does.
-        auto st = env_.session->ExistsSync(callers_dir, children_watcher);
-        if (st.ok() && !st->has_value()) names.emplace();
-        if (st.ok() && st->has_value()) {
-          retry = again_children = true;  // created meanwhile
-        }
+        names.emplace();
       }
       if (!names) {
         retry = again_children = true;
@@ -285,20 +227,22 @@ std::optional<Stop> PauseDeploy::DrainAuto(Step& step) {
         continue;
       }
       const std::string path = paths::CallerNode(env_.service, *id);
-      auto data = env_.session->GetSync(path, caller_watcher(name));
-      if (!data.ok()) {
-        if (data.status().code() == StatusCode::kNotFound) {
+      NodeRead data =
+          watches.Read(kCallerKeyPrefix + name, path, NodeWatch::kData);
+      if (!data.exists()) {
+        if (data.status.code() == StatusCode::kNotFound) {
           forget(name);
+          watches.Forget(kCallerKeyPrefix + name);
         } else {
           // Until it is read it cannot count as acknowledged.
           in.callers.erase(name);
-          in.bad_callers[name] = "not read yet: " + data.status().ToString();
+          in.bad_callers[name] = "not read yet: " + data.status.ToString();
           retry = true;
           again_callers.insert(name);
         }
         continue;
       }
-      auto record = ParsePayload<proto::CallerRecord>(data->data, path);
+      auto record = ParsePayload<proto::CallerRecord>(data.data, path);
       if (!record.ok()) {
         skip(name, record.status().message());
       } else if (record->service() != env_.service.str()) {
@@ -320,11 +264,24 @@ std::optional<Stop> PauseDeploy::DrainAuto(Step& step) {
     }
 
     if (read_traffic) {
-      auto stat =
-          env_.session->ExistsSync(observation_.traffic_path, traffic_watcher);
-      if (!stat.ok()) {
-        retry = again_traffic = true;
-      } else if (!stat->has_value()) {
+      NodeRead data =
+          watches.Read(kTrafficKey, observation_.traffic_path, NodeWatch::kData);
+      if (data.exists()) {
+        auto report = ParsePayload<proto::TrafficReport>(
+            data.data, observation_.traffic_path);
+        if (report.ok()) {
+          TrafficObservation t;
+          t.report = std::move(*report);
+          t.written_after_pause = data.stat.mzxid > pause_zxid_;
+          t.read_at = Since(paused_at_);
+          in.traffic = std::move(t);
+          had_report = true;
+        } else {
+          observation_.note =
+              "unreadable traffic report: " + report.status().message();
+          in.traffic.reset();
+        }
+      } else if (data.status.code() == StatusCode::kNotFound) {
         if (had_report) {
           observation_.note =
               "the agent's report vanished during the drain (the agent "
@@ -332,25 +289,7 @@ std::optional<Stop> PauseDeploy::DrainAuto(Step& step) {
         }
         in.traffic.reset();
       } else {
-        auto data = env_.session->GetSync(observation_.traffic_path);
-        if (data.ok()) {
-          auto report = ParsePayload<proto::TrafficReport>(
-              data->data, observation_.traffic_path);
-          if (report.ok()) {
-            TrafficObservation t;
-            t.report = std::move(*report);
-            t.written_after_pause = data->stat.mzxid > pause_zxid_;
-            t.read_at = Since(paused_at_);
-            in.traffic = std::move(t);
-            had_report = true;
-          } else {
-            observation_.note =
-                "unreadable traffic report: " + report.status().message();
-            in.traffic.reset();
-          }
-        } else if (data.status().code() != StatusCode::kNotFound) {
-          retry = again_traffic = true;
-        }
+        retry = again_traffic = true;
       }
     }
 
@@ -365,15 +304,7 @@ std::optional<Stop> PauseDeploy::DrainAuto(Step& step) {
     }
     auto deadline = paused_at_ + d.next_wake;
     if (retry) deadline = std::min(deadline, Clock::now() + kRetryPause);
-    const int64_t sid_now = sid;
-    auto w = abort->WaitUntil(
-        [&] {
-          std::lock_guard<std::mutex> l(watches->mu);
-          return watches->children || watches->traffic ||
-                 !watches->callers.empty() ||
-                 env_.session->session_id() != sid_now;
-        },
-        deadline);
+    auto w = watches.Wait(deadline);
     if (w == AbortSignal::WaitResult::kAborted) {
       Stop s = AbortStop("drain");
       End(step, "aborted", s.detail + " (" + d.reason + ")");

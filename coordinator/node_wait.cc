@@ -68,32 +68,85 @@ NodeRead ReadOnce(ZkSession* session, const std::string& path, NodeWatch kind,
 
 }  // namespace
 
+NodeWatchSet::NodeWatchSet(ZkSession* session, AbortSignal* abort)
+    : session_(session),
+      abort_(abort),
+      fired_(std::make_shared<Fired>()),
+      waker_(abort),
+      session_id_(session->session_id()) {}
+
+NodeWatchSet::~NodeWatchSet() = default;
+
+NodeRead NodeWatchSet::Read(const std::string& key, const std::string& path,
+                            NodeWatch kind) {
+  known_.insert(key);
+  auto watcher = [fired = fired_, waker = waker_.waker(),
+                  key](const WatchEvent&) {
+    {
+      std::lock_guard<std::mutex> l(fired->mu);
+      fired->keys.insert(key);
+    }
+    fired->cv.notify_all();
+    waker->Wake();
+  };
+  return ReadOnce(session_, path, kind, watcher);
+}
+
+void NodeWatchSet::Forget(const std::string& key) { known_.erase(key); }
+
+std::set<std::string> NodeWatchSet::TakeChanged() {
+  std::set<std::string> out;
+  {
+    std::lock_guard<std::mutex> l(fired_->mu);
+    out.swap(fired_->keys);
+  }
+  const int64_t sid = session_->session_id();
+  if (sid != session_id_) {
+    // A new session lost every watch: everything known is read again.
+    session_id_ = sid;
+    out.insert(known_.begin(), known_.end());
+  }
+  return out;
+}
+
+bool NodeWatchSet::AnyFired() const {
+  std::lock_guard<std::mutex> l(fired_->mu);
+  return !fired_->keys.empty();
+}
+
+AbortSignal::WaitResult NodeWatchSet::Wait(Clock::time_point deadline,
+                                           const std::function<bool()>& also,
+                                           bool stop_on_abort) {
+  if (!abort_->requested()) {
+    auto w = abort_->WaitUntil(
+        [&] {
+          return AnyFired() || session_->session_id() != session_id_ ||
+                 (also && also());
+        },
+        deadline);
+    if (w != AbortSignal::WaitResult::kAborted) return w;
+  }
+  if (stop_on_abort) return AbortSignal::WaitResult::kAborted;
+  // A cleanup after a stop: the AbortSignal no longer blocks, and session
+  // changes are not signalled here, so wait on the watches in slices.
+  std::unique_lock<std::mutex> l(fired_->mu);
+  const bool fired =
+      fired_->cv.wait_until(l, std::min(deadline, Clock::now() + Millis(200)),
+                            [&] { return !fired_->keys.empty(); });
+  return fired ? AbortSignal::WaitResult::kReady
+               : AbortSignal::WaitResult::kTimedOut;
+}
+
 NodeWaitResult WaitForNode(ZkSession* session, AbortSignal* abort,
                            const std::string& path,
                            const NodeWaitOptions& options,
                            const std::function<bool(const NodeRead&)>& done) {
   using Clock = AbortSignal::Clock;
-  // The watch wakes both kinds of waiter: the abortable one (through the
-  // AbortSignal) and the cleanup one, which must keep waiting after a stop
-  // was requested and so sleeps on the watch's own condition variable.
-  struct Watch {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool fired = false;
-  };
+  NodeWatchSet watches(session, abort);
   NodeWaitResult result;
   while (true) {
-    auto watch = std::make_shared<Watch>();
-    auto watcher = [watch, abort](const WatchEvent&) {
-      {
-        std::lock_guard<std::mutex> l(watch->mu);
-        watch->fired = true;
-      }
-      watch->cv.notify_all();
-      abort->Wake();
-    };
-    const int64_t sid = session->session_id();
-    result.last = ReadOnce(session, path, options.watch, watcher);
+    (void)watches.TakeChanged();  // one node: it is read again anyway
+    result.last = watches.Read(path, path, options.watch);
     const Status& s = result.last.status;
     if (done(result.last)) {
       result.end = NodeWaitResult::End::kDone;
@@ -113,28 +166,14 @@ NodeWaitResult WaitForNode(ZkSession* session, AbortSignal* abort,
     const auto until =
         std::min(options.deadline, now + (watched ? options.resync
                                                   : options.retry));
-    auto fired = [&] {
-      std::lock_guard<std::mutex> l(watch->mu);
-      return watch->fired;
-    };
-    if (!abort->requested()) {
-      auto w = abort->WaitUntil(
-          [&] {
-            return fired() || session->session_id() != sid ||
-                   (!watched && s.IsRetryable() && session->connected());
-          },
-          until);
-      if (w != AbortSignal::WaitResult::kAborted) continue;
-    }
-    if (options.stop_on_abort) {
+    auto w = watches.Wait(
+        until,
+        [&] { return !watched && s.IsRetryable() && session->connected(); },
+        options.stop_on_abort);
+    if (w == AbortSignal::WaitResult::kAborted) {
       result.end = NodeWaitResult::End::kAborted;
       return result;
     }
-    // A cleanup after a stop: the AbortSignal no longer blocks, and session
-    // changes are not signalled here, so wait on the watch in slices.
-    std::unique_lock<std::mutex> l(watch->mu);
-    watch->cv.wait_until(l, std::min(until, Clock::now() + Millis(200)),
-                         [&] { return watch->fired; });
   }
 }
 

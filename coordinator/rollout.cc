@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -105,20 +104,6 @@ class RolloutStep {
   int index_ = -1;
 };
 
-// A stop signal that lives until the process exits. The deploys' waits
-// hand the signal's address to ZooKeeper watchers (to wake the waiter), and
-// a watcher stays armed after its wait returned until its node changes or
-// the session closes: it may fire after RunRollout returned. The process's
-// own signal (main's) lives that long anyway; one made per rollout must
-// too, or a late watch event wakes a destroyed signal (seen as an abort
-// after a revert). One per RunRollout call: a few per process.
-AbortSignal* LongLivedSignal() {
-  static std::mutex mu;
-  static std::deque<AbortSignal> signals;  // a deque never moves its items
-  std::lock_guard<std::mutex> l(mu);
-  return &signals.emplace_back();
-}
-
 // The forward part of a rollout runs under a stop signal of its own: a
 // stop requested on the outer one (SIGINT/SIGTERM) is passed on to it, and
 // so is the expiry of the progress deadline, which leaves the outer signal
@@ -190,7 +175,10 @@ class ForwardStop {
   }
 
   AbortSignal* outer_;
-  AbortSignal& forward_ = *LongLivedSignal();
+  // Waits on it hand ZooKeeper watches only a Waker they disarm when they
+  // return (abort_signal.h), so a watch that fires after the rollout
+  // returned does not reach this signal.
+  AbortSignal forward_;
   std::mutex mu_;  // guards clock_, stop_, changes_
   ProgressClock clock_;
   bool stop_ = false;

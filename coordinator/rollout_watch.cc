@@ -1,11 +1,11 @@
 #include "coordinator/rollout_watch.h"
 
-#include <atomic>
 #include <memory>
 
 #include "common/paths.h"
 #include "common/payload.h"
 #include "coordinator/connection.h"
+#include "coordinator/node_wait.h"
 
 namespace zkroll::coordinator {
 namespace {
@@ -15,21 +15,18 @@ using Clock = std::chrono::steady_clock;
 // A resync in case a watch event was lost while disconnected.
 constexpr Millis kResync{5000};
 
-// Reads `address` once, arming watches that set `fired`. A transient
-// failure is returned as such; the caller retries within its window.
+// Reads `address` once, arming watches in `watches`. A transient failure is
+// returned as such; the caller retries within its window.
 Result<InstanceServiceView> ReadView(const DeployEnvironment& env,
                                      const InstanceAddress& address,
-                                     const std::shared_ptr<std::atomic<bool>>& fired) {
-  AbortSignal* abort = env.abort;
-  auto on_event = [fired, abort](const WatchEvent&) {
-    *fired = true;
-    abort->Wake();
-  };
+                                     NodeWatchSet& watches) {
   InstanceServiceView view;
   const std::string node = paths::InstanceNode(env.service, address);
-  auto exists = env.session->ExistsSync(node, on_event);
-  if (!exists.ok()) return exists.status();
-  view.registered = exists->has_value();
+  NodeRead exists = watches.Read(node, node, NodeWatch::kExists);
+  if (!exists.exists() && exists.status.code() != StatusCode::kNotFound) {
+    return exists.status;
+  }
+  view.registered = exists.exists();
   if (!view.registered) return view;
   auto data = env.session->GetSync(node);
   if (!data.ok()) {
@@ -45,14 +42,14 @@ Result<InstanceServiceView> ReadView(const DeployEnvironment& env,
   if (!host.ok()) return view;
   view.registered_by = host->str();
   const std::string agent_path = paths::AgentNode(*host);
-  auto agent = env.session->GetSync(agent_path, on_event);
-  if (!agent.ok()) {
+  NodeRead agent = watches.Read(agent_path, agent_path, NodeWatch::kData);
+  if (!agent.exists()) {
     // No record (the agent's session ended): its registration goes with
     // it, and the exists-watch sees that.
-    if (agent.status().code() == StatusCode::kNotFound) return view;
-    return agent.status();
+    if (agent.status.code() == StatusCode::kNotFound) return view;
+    return agent.status;
   }
-  auto record = ParsePayload<proto::AgentRecord>(agent->data, agent_path);
+  auto record = ParsePayload<proto::AgentRecord>(agent.data, agent_path);
   if (!record.ok()) return view;
   for (const auto& inst : record->instances()) {
     if (inst.service() == env.service.str() && inst.ip() == address.ip() &&
@@ -92,12 +89,13 @@ StayInServiceResult WatchStayInService(
   const auto deadline = Clock::now() + period;
   // When the reads began to fail (zero: they do not).
   Clock::time_point failing_since{};
+  NodeWatchSet watches(env.session, env.abort);
   while (true) {
-    auto fired = std::make_shared<std::atomic<bool>>(false);
-    const int64_t sid = env.session->session_id();
+    // Everything is read again on any change.
+    (void)watches.TakeChanged();
     Status read_error = Status::Ok();
     for (const InstanceAddress& a : instances) {
-      auto view = ReadView(env, a, fired);
+      auto view = ReadView(env, a, watches);
       if (!view.ok()) {
         read_error = view.status();
         continue;
@@ -129,13 +127,10 @@ StayInServiceResult WatchStayInService(
       failing_since = Clock::time_point{};
     }
     if (Clock::now() >= deadline) return result;  // held for the period
-    auto w = env.abort->WaitUntil(
-        [&] {
-          return fired->load() || env.session->session_id() != sid ||
-                 (!read_error.ok() && env.session->connected());
-        },
+    auto w = watches.Wait(
         std::min(deadline,
-                 Clock::now() + (read_error.ok() ? kResync : Millis(250))));
+                 Clock::now() + (read_error.ok() ? kResync : Millis(250))),
+        [&] { return !read_error.ok() && env.session->connected(); });
     if (w == AbortSignal::WaitResult::kAborted) {
       result.verdict = StayInServiceResult::Verdict::kAborted;
       return result;

@@ -23,12 +23,11 @@ Millis ToMillis(SessionFence::Clock::duration d) {
 }  // namespace
 
 // What the reads report back. Their completions may run after the fence is
-// gone, so they hold this, not the fence, and wake nobody once `alive` is
-// false.
+// gone, so they hold this, not the fence, and wake through a Waker the
+// fence disarms when it goes (abort_signal.h).
 struct SessionFence::Probe {
   std::mutex mu;
-  bool alive = true;
-  AbortSignal* wake;
+  std::shared_ptr<Waker> waker;
   Clock::time_point confirmed;      // last confirmed contact
   bool in_flight = false;
   Clock::time_point sent{};         // of the read in flight / last sent
@@ -44,10 +43,11 @@ SessionFence::SessionFence(ZkSession* session, AbortSignal* wake,
       owner_(owner),
       ephemeral_(std::move(ephemeral)),
       limit_(limit),
-      probe_(std::make_shared<Probe>()) {
+      probe_(std::make_shared<Probe>()),
+      waker_(wake) {
   if (limit_ <= Millis(0)) limit_ = session_->negotiated_timeout() * 2 / 3;
   if (limit_ <= Millis(0)) limit_ = session_->options().session_timeout * 2 / 3;
-  probe_->wake = wake_;
+  probe_->waker = waker_.waker();
   probe_->confirmed = confirmed_at;
   LOG(INFO) << "fence on session " << Hex(owner_) << " (" << ephemeral_
             << "): last confirmed contact "
@@ -61,8 +61,7 @@ SessionFence::~SessionFence() {
   done_ = true;
   wake_->Wake();
   thread_.join();
-  std::lock_guard<std::mutex> l(probe_->mu);
-  probe_->alive = false;
+  // waker_ is disarmed as it is destroyed: a late answer wakes nobody.
 }
 
 std::string SessionFence::reason() const {
@@ -130,10 +129,9 @@ void SessionFence::SendProbe(Clock::time_point now) {
                                  "session)";
         }
         // Other errors (connection loss, timeout) confirm nothing.
-        const bool alive = probe->alive;
-        AbortSignal* wake = probe->wake;
+        std::shared_ptr<Waker> waker = probe->waker;
         l.unlock();  // Wake() takes the signal's lock, our waiter this one
-        if (alive) wake->Wake();
+        waker->Wake();
       });
 }
 

@@ -42,8 +42,8 @@
 // completions run on the session's executor, which must be running.
 //
 // Thread-safety: signal(), reason() and the timestamps may be used from any
-// thread; the destructor joins the thread. `wake` must outlive the session
-// (a read may complete after the fence is gone; it then touches nothing).
+// thread; the destructor joins the thread. A read may complete after the
+// fence is gone; it then touches nothing (its Waker is disarmed).
 #ifndef ZKROLL_COORDINATOR_SESSION_FENCE_H_
 #define ZKROLL_COORDINATOR_SESSION_FENCE_H_
 
@@ -96,6 +96,7 @@ class SessionFence {
   const std::string ephemeral_;
   Millis limit_;
   std::shared_ptr<Probe> probe_;
+  ScopedWaker waker_;  // wakes wake_ for the reads' completions
   AbortSignal fallen_;
   std::atomic<bool> done_{false};
   mutable std::mutex mu_;

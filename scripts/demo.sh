@@ -95,6 +95,7 @@ LOADGEN=$BUILD/demo/zkroll-loadgen
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d /tmp/zkroll-demo.XXXXXX)
+ZK_PORTS_FILE=$WORK/ports-taken  # zk_free_port never repeats a port
 mkdir -p "$WORK/instances"
 export DEMO_DIR=$WORK DEMO_SERVICE_BIN=$SERVICE_BIN DEMO_NEW_VERSION=v2
 

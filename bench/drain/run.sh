@@ -57,6 +57,7 @@ LOADGEN=$BUILD/demo/zkroll-loadgen
 OUT=$ROOT/bench/out/drain
 rm -rf "$OUT"; mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/zkroll-bench-drain.XXXXXX)
+ZK_PORTS_FILE=$WORK/ports-taken  # zk_free_port never repeats a port
 mkdir -p "$WORK/instances"
 export DEMO_DIR=$WORK DEMO_SERVICE_BIN=$SERVICE_BIN
 PIDS=()

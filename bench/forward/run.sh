@@ -89,6 +89,7 @@ OUT=bench/out/forward
 rm -rf "$OUT"; mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d /tmp/zkroll-bench-forward.XXXXXX)
+ZK_PORTS_FILE=$WORK/ports-taken  # zk_free_port never repeats a port
 pids=()
 cleanup() {
   local rc=$?

@@ -30,6 +30,7 @@ KPY=${KAZOO_PYTHON:-/usr/bin/python3}
 "$KPY" -c 'import kazoo' 2>/dev/null || { echo "needs python3-kazoo for $KPY (or set KAZOO_PYTHON)" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/zkroll-bench-observe.XXXXXX)
+ZK_PORTS_FILE=$WORK/ports-taken  # zk_free_port never repeats a port
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

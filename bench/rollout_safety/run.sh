@@ -46,6 +46,7 @@ CHECK=$ROOT/tests/e2e/canary_error_rate.py
 OUT=$ROOT/bench/out/rollout_safety
 rm -rf "$OUT"; mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/zkroll-bench-safety.XXXXXX)
+ZK_PORTS_FILE=$WORK/ports-taken  # zk_free_port never repeats a port
 export DEMO_SERVICE_BIN=$BUILD/demo/zkroll-demo-service DEMO_HANG_MAX=20
 
 PIDS=()

@@ -75,6 +75,7 @@ command -v wrk >/dev/null || { echo "wrk not installed: run scripts/install-deps
 rm -rf "$OUT"; mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d /tmp/zkroll-bench-switch.XXXXXX)
+ZK_PORTS_FILE=$WORK/ports-taken  # zk_free_port never repeats a port
 mkdir -p "$WORK/instances"
 export SWITCH_DIR=$WORK SWITCH_SERVICE_BIN=$SERVICE_BIN
 VERSION_SH=$ROOT/bench/switch/version.sh

@@ -10,7 +10,8 @@ idle kept-alive socket could meet its shutdown.
   kazoo_caller.py --zk 127.0.0.1:2181 --service level [--mode watch|poll]
       [--interval 1.0] [--rate 50] [--requests 500] [--stop-file PATH]
 
-Prints "instances list=IP:PORT,..." when its list changes, "send
+Reads the list once before its first request (in both modes), then prints
+"instances list=IP:PORT,..." when its list changes, "send
 instance=IP:PORT" per request (after the list it picked from), "fail ..." per
 failed request and "summary sent=N ok=N failed=N" at the end. Exit 0 when
 nothing failed.
@@ -76,10 +77,16 @@ def main():
         # re-reads after a reconnect, so a change made meanwhile is seen.
         zk.ChildrenWatch(base)(lambda children: instances.update(zk, base, children))
     else:
+        # The first read is made here, before any request, as ChildrenWatch
+        # makes its own first read before it returns: a caller that started
+        # sending while its first read was still under way would count its
+        # own start as failures (no instance known yet).
+        instances.update(zk, base, zk.get_children(base))
+
         def poll():
             while True:
-                instances.update(zk, base, zk.get_children(base))
                 time.sleep(args.interval)
+                instances.update(zk, base, zk.get_children(base))
         threading.Thread(target=poll, daemon=True).start()
 
     connections = {}  # (ip, port) -> HTTPConnection, used by this thread only

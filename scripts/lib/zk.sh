@@ -4,34 +4,60 @@
 #   zk_start DIR PORT   start a server with its data in DIR on 127.0.0.1:PORT
 #                       and wait until it answers (60s at most)
 #   zk_stop  DIR        stop the server started in DIR
-#   zk_free_port        print a free loopback TCP port
+#   zk_free_port        print a free loopback TCP port; with ZK_PORTS_FILE
+#                       set, never one listed there, and list the new one
+#                       (a script picks several ports before it binds any,
+#                       and each $(zk_free_port) runs in its own subshell)
 
 zk_free_port() {
   # Below the kernel's ephemeral range: ports there are handed out to every
   # connect() and every bind to port 0 (the agents' metrics listeners), so a
   # port picked in it could be taken before our server binds it.
-  python3 - <<'PY'
-import random, socket
+  python3 - "${ZK_PORTS_FILE:-}" <<'PY'
+import random, socket, sys
+taken_file = sys.argv[1]
+taken = set()
+if taken_file:
+    try:
+        taken = {int(w) for w in open(taken_file).read().split()}
+    except OSError:
+        pass
 try:
     low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
 except (OSError, ValueError, IndexError):
     low = 32768
-for _ in range(500):
-    port = random.randint(max(1024, low - 12001), low - 1)
+
+def free(port):
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", port))
+        return True
     except OSError:
-        continue
+        return False
     finally:
         s.close()
-    print(port)
-    break
-else:
+
+chosen = None
+for _ in range(500):
+    port = random.randint(max(1024, low - 12001), low - 1)
+    if port not in taken and free(port):
+        chosen = port
+        break
+for _ in range(100):
+    if chosen is not None:
+        break
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
-    print(s.getsockname()[1])
+    port = s.getsockname()[1]
     s.close()
+    if port not in taken:
+        chosen = port
+if chosen is None:
+    sys.exit("zk_free_port: no free loopback port")
+if taken_file:
+    with open(taken_file, "a") as f:
+        f.write(f"{chosen}\n")
+print(chosen)
 PY
 }
 

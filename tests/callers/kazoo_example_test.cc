@@ -87,17 +87,22 @@ TEST_P(KazooExampleTest, ListsInstancesAndDropsAPausedOne) {
   std::ofstream(stop).put('\n');
   ASSERT_EQ(caller->Wait(milliseconds(30000)), 0) << caller->Output();
 
-  // Between the list without a and the list with it again: no send to a.
-  bool dropped = false, back = false;
-  int to_a_while_dropped = 0;
+  // Nothing is sent before the caller's first list (both modes read it
+  // before their first request); between the list without a and the list
+  // with it again: no send to a.
+  bool listed = false, dropped = false, back = false;
+  int before_first_list = 0, to_a_while_dropped = 0;
   for (const auto& l : ParseCallerLines(caller->Output())) {
+    if ((l.kind == "send" || l.kind == "fail") && !listed) ++before_first_list;
     if (l.kind == "instances") {
+      listed = true;
       if (l["list"] == to_b) dropped = true;
       if (dropped && l["list"] == both) back = true;
     } else if (l.kind == "send" && l["instance"] == to_a && dropped && !back) {
       ++to_a_while_dropped;
     }
   }
+  EXPECT_EQ(before_first_list, 0) << caller->Output();
   EXPECT_TRUE(dropped && back);
   EXPECT_EQ(to_a_while_dropped, 0) << caller->Output();
   EXPECT_NE(caller->Output().find("summary "), std::string::npos);

@@ -182,11 +182,13 @@ TEST_F(CoordinatorZkTest, HeldLockFailsAtOnceNamingTheHolder) {
                               CreateMode::kEphemeralSequential, OpenAcl());
   ASSERT_TRUE(mine.ok());
 
-  auto start = std::chrono::steady_clock::now();
+  // The holder's node stays for the whole test: a coordinator that waited
+  // for it would never return, so returning refused (exit 3) while it is
+  // still there is the "fails at once" (no waiting queue), whatever the
+  // machine's load.
   RunResult d = Zkroll(Deploy(port, {}, {"/bin/true"}));
   RunResult r = Zkroll({"rollout", "--service", svc_, "--min-healthy", "0",
                         "--drain-wait", "0s", "--", "/bin/true"});
-  auto took = std::chrono::steady_clock::now() - start;
   for (const RunResult* res : {&d, &r}) {
     EXPECT_EQ(res->exit_code, 3) << res->output;
     EXPECT_NE(res->output.find("alice@build-7"), std::string::npos)
@@ -196,11 +198,12 @@ TEST_F(CoordinatorZkTest, HeldLockFailsAtOnceNamingTheHolder) {
               std::string::npos)
         << res->output;
   }
-  EXPECT_LT(took, milliseconds(15000)) << "a held lock must fail at once";
   EXPECT_TRUE(Registered(port)) << "nothing may be touched";
   EXPECT_FALSE(Paused(port));
-  EXPECT_EQ(Children(LockDir()).size(), 1u)
-      << "the refused coordinators left their lock nodes behind";
+  EXPECT_EQ(Children(LockDir()),
+            std::vector<std::string>{mine->substr(LockDir().size() + 1)})
+      << "the holder's node is the only one: the refused coordinators "
+         "neither waited it out nor left their own lock nodes behind";
 }
 
 TEST_F(CoordinatorZkTest, SecondCoordinatorIsRefusedWhileTheFirstRuns) {
@@ -363,15 +366,16 @@ TEST_F(CoordinatorZkTest, SigintDuringDrainDeletesFlagAndSkipsCommand) {
   Declare(zk_.get(), "host-a", {port});
   Register(zk_.get(), port);
   const std::string marker = dir_.File("ran");
-  ChildProcess* z = StartZkroll(Deploy(port, {"--drain-wait", "60s"},
+  // A drain far longer than the test's deadlines: exiting 130 at all (and
+  // the journal's "drain:aborted" below) shows SIGINT cut the drain short,
+  // with no bound on how long the loaded machine took to do it.
+  ChildProcess* z = StartZkroll(Deploy(port, {"--drain-wait", "10m"},
                                        {"/bin/sh", "-c", "touch " + marker}));
   ASSERT_TRUE(WaitFor([&] { return Paused(port); }, milliseconds(20000)))
       << z->Output();
-  auto start = std::chrono::steady_clock::now();
   z->Signal(SIGINT);
-  auto code = z->Wait(milliseconds(20000));
+  auto code = z->Wait(milliseconds(60000));
   ASSERT_EQ(code, 130) << z->Output();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(10000));
   EXPECT_FALSE(Paused(port));
   EXPECT_FALSE(FileExists(marker));
   auto journal = LastJournal();

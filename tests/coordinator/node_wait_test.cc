@@ -1,13 +1,17 @@
 // WaitForNode (coordinator/node_wait.h) against a real ZooKeeper server: a
 // wait ends on the watch of the change it waits for (the resync is set far
 // beyond the test, so only the watch can end it), on its deadline, and on a
-// stop request unless it is a cleanup's, which keeps waiting.
+// stop request unless it is a cleanup's, which keeps waiting; a
+// NodeWatchSet names the node that changed; a watch firing after its wait
+// returned wakes nobody.
 #include "coordinator/node_wait.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/asio/post.hpp>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "tests/support/wait.h"
@@ -144,6 +148,51 @@ TEST_F(NodeWaitTest, AStopEndsAWaitButNotACleanupWait) {
   ASSERT_TRUE(zk_->CreateSync(node, "", CreateMode::kPersistent, OpenAcl()).ok());
   ASSERT_EQ(cleanup.wait_for(kDeadline), std::future_status::ready);
   EXPECT_EQ(cleanup.get().end, NodeWaitResult::End::kDone);
+}
+
+TEST_F(NodeWaitTest, ASetWaitsForAnyOfItsNodesAndNamesTheOneThatChanged) {
+  coordinator::NodeWatchSet watches(zk_.get(), &abort_);
+  const std::string dir = base_ + "/set", data = base_ + "/set-data";
+  ASSERT_TRUE(zk_->CreateSync(data, "1", CreateMode::kPersistent, OpenAcl()).ok());
+  EXPECT_EQ(watches.Read("dir", dir, NodeWatch::kChildren).status.code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(watches.Read("data", data, NodeWatch::kData).data, "1");
+  EXPECT_TRUE(watches.TakeChanged().empty());
+  auto waited = std::async(std::launch::async, [&] {
+    return watches.Wait(AbortSignal::Clock::now() + kDeadline);
+  });
+  ASSERT_TRUE(zk_->SetSync(data, "2").ok());
+  ASSERT_EQ(waited.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_EQ(waited.get(), AbortSignal::WaitResult::kReady);
+  // The exists watch of the missing directory did not fire.
+  EXPECT_EQ(watches.TakeChanged(), std::set<std::string>{"data"});
+}
+
+TEST_F(NodeWaitTest, AWatchFiringAfterItsWaitReturnedWakesNobody) {
+  // A wait that ended at once, leaving the exists watch of its read armed
+  // (a watch cannot be cancelled).
+  const std::string node = base_ + "/late";
+  AbortSignal ended;
+  NodeWaitResult r = coordinator::WaitForNode(
+      zk_.get(), &ended, node, Options(NodeWatch::kExists),
+      [](const NodeRead&) { return true; });
+  ASSERT_EQ(r.end, NodeWaitResult::End::kDone);
+  ASSERT_EQ(r.last.status.code(), StatusCode::kNotFound);
+  // A wait still running on the same node, to see the event arrive.
+  coordinator::NodeWatchSet live(zk_.get(), &abort_);
+  ASSERT_FALSE(live.Read("late", node, NodeWatch::kExists).exists());
+  const uint64_t ended_wakes = ended.wakes();
+  const uint64_t live_wakes = abort_.wakes();
+  ASSERT_TRUE(zk_->CreateSync(node, "", CreateMode::kPersistent, OpenAcl()).ok());
+  ASSERT_TRUE(WaitFor([&] { return abort_.wakes() > live_wakes; }, kDeadline));
+  // Both watches fire from the one event: the client's thread posts both
+  // callbacks to the session's I/O thread in one go, so once a marker
+  // posted after the live one's wake has run there, so has the late one.
+  std::promise<void> marker;
+  boost::asio::post(io().executor(), [&] { marker.set_value(); });
+  ASSERT_EQ(marker.get_future().wait_for(kDeadline), std::future_status::ready);
+  EXPECT_EQ(ended.wakes(), ended_wakes)
+      << "a watch set by a wait that had returned woke its signal";
 }
 
 }  // namespace

@@ -53,6 +53,19 @@
  * lost after the leader applied the write, CRASHES coordinator SIGKILLs,
  * FLIPS health changes of the instance, OP_ACTIONS operator commands,
  * ATTEMPTS pause transactions per deploy, COORD_B (0/1) runs coordinator B.
+ *
+ * The deploy journal (/deploys/<svc>/<id>, coordinator/journal.cc) is not a
+ * process here: nothing in the protocol reads it, and its writes are
+ * folded into the verify-and-start step below. It obeys one rule that ties
+ * it to the flag: COMMAND starts only once the journal write recording its
+ * start was answered, and when that first write failed it is made again
+ * only through the session that holds the flag
+ * (Journal::WriteInstanceInSession), never by the journal's flusher and
+ * never from a renewed session. So a start on record was written under
+ * the session that holds the flag, the csess[c] == paused the step below
+ * requires before it sets cmd[c]. A start written from a renewed session
+ * would be on record after the flag was gone, for a COMMAND that then
+ * never ran.
  */
 
 #ifndef FIX_RESUME
@@ -506,7 +519,10 @@ pause_again:
      * the interleaving itself. Verify, then COMMAND. Nothing observable
      * happens between the verify's read and the start of COMMAND, so an
      * expiry in between is the same as one just after the start: the two
-     * are one step, and the window after it is F4's. */
+     * are one step, and the window after it is F4's. The journal's record
+     * of the start belongs to this step too: its retry goes only through
+     * the session that holds the flag (see the header), the csess[c] ==
+     * paused of the condition below. */
     atomic {
 #if FIX_SYNC
       catch_up();  /* sync(): the follower has what the leader had */

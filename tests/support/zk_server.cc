@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <mutex>
 #include <random>
+#include <set>
 #include <fstream>
 #include <vector>
 
@@ -95,28 +96,41 @@ int PickFreePort() {
   // between this choice and the moment the test's server binds it.
   const int high = EphemeralLow() - 1;
   const int low = std::max(1024, high - 12000);
+  // A test often picks several ports before anything binds them (a public
+  // port and a forward port written into one agent config): a free-now
+  // probe alone would hand the same port out twice. So a port once handed
+  // out is never handed out again by this process.
+  static std::mutex mu;
+  static std::set<int> handed_out;
+  std::lock_guard<std::mutex> lock(mu);
   thread_local std::mt19937 rng(std::random_device{}() ^
                                 static_cast<unsigned>(::getpid()));
   std::uniform_int_distribution<int> pick(low, high);
   for (int attempt = 0; attempt < 500 && high > low; ++attempt) {
     int port = pick(rng);
-    if (PortFree(port)) return port;
+    if (handed_out.count(port) == 0 && PortFree(port)) {
+      handed_out.insert(port);
+      return port;
+    }
   }
-  // Fall back to a port of the kernel's choosing.
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    if (fd >= 0) ::close(fd);
-    return 0;
+  // Fall back to ports of the kernel's choosing.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      if (fd >= 0) ::close(fd);
+      return 0;
+    }
+    int port = ntohs(addr.sin_port);
+    ::close(fd);
+    if (handed_out.insert(port).second) return port;
   }
-  int port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
+  return 0;
 }
 
 ZooKeeperTestServer::ZooKeeperTestServer() : ZooKeeperTestServer(Options{}) {}

@@ -60,7 +60,10 @@ class ZooKeeperTestServer {
 
 // A TCP port free on 127.0.0.1 now (a bind succeeded and was closed), chosen
 // at random below the kernel's ephemeral range so that no connect() or
-// bind to port 0 elsewhere can take it before the caller binds it.
+// bind to port 0 elsewhere can take it before the caller binds it. Never
+// returns a port it returned before in this process, so the ports one test
+// picks are distinct even before any of them is bound. Thread-safe; 0 if
+// no port could be found.
 int PickFreePort();
 
 // Sends a ZooKeeper four-letter word ("ruok", "srvr", ...) to

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "tests/support/wait.h"
+#include "tests/support/zk_server.h"
 
 namespace zkroll::forward {
 namespace {
@@ -42,6 +43,7 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using std::chrono::milliseconds;
+using testing::PickFreePort;
 using testing::WaitFor;
 
 constexpr milliseconds kDeadline{10000};
@@ -81,8 +83,11 @@ socklen_t ToSockaddr(const InstanceAddress& a, sockaddr_storage* out) {
 }
 
 // A port on `ip` that was free a moment ago (bound, read, closed); 0 if
-// `ip` cannot be bound at all. Nothing listens there now.
+// `ip` cannot be bound at all. Nothing listens there now. On 127.0.0.1 the
+// shared picker's, so that a test's "dead" backend port and its listen
+// port are never the same one.
 int FreePort(const std::string& ip) {
+  if (ip == "127.0.0.1") return PickFreePort();
   InstanceAddress probe = AddrOf(ip, 1);
   sockaddr_storage ss;
   socklen_t len = ToSockaddr(probe, &ss);
