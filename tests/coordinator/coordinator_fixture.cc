@@ -10,18 +10,10 @@
 #include <iterator>
 #include <sstream>
 
+#include "tests/support/files.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
-
-namespace {
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-}  // namespace
 
 bool TinyService::Start() {
   std::error_code ec;
@@ -364,6 +356,16 @@ void CoordinatorTest::Register(ZkSession* owner, int port) {
   auto r = owner->CreateSync(InstancePath(port), ToJson(rec),
                              CreateMode::kEphemeral, OpenAcl());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
+}
+
+std::vector<std::string> StepNames(const proto::DeployRecord& rec,
+                                   int instance) {
+  std::vector<std::string> out;
+  if (rec.instances_size() <= instance) return out;
+  for (const auto& s : rec.instances(instance).steps()) {
+    out.push_back(s.name() + ":" + s.verdict());
+  }
+  return out;
 }
 
 }  // namespace zkroll::testing

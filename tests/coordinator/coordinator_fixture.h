@@ -136,6 +136,11 @@ class CoordinatorTest : public ZooKeeperTest {
   std::vector<std::string> agent_logs_;
 };
 
+// The journal's steps of instance `instance` (0: the first) as
+// "name:verdict", in order; empty if the record has no such instance.
+std::vector<std::string> StepNames(const proto::DeployRecord& rec,
+                                   int instance = 0);
+
 }  // namespace zkroll::testing
 
 #endif  // ZKROLL_TESTS_COORDINATOR_COORDINATOR_FIXTURE_H_

@@ -12,6 +12,7 @@
 #include "common/paths.h"
 #include "common/payload.h"
 #include "tests/demo/demo_fixture.h"
+#include "tests/support/files.h"
 #include "zkroll.pb.h"
 
 namespace zkroll::testing {
@@ -19,13 +20,6 @@ namespace {
 
 using google::protobuf::Struct;
 using google::protobuf::Value;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 Struct ParseJson(const std::string& text) {
   Struct doc;

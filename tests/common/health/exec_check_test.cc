@@ -31,6 +31,7 @@
 #include "common/health/check.h"
 #include "common/health/check_session.h"
 #include "common/timer.h"
+#include "tests/support/io_wait.h"
 
 namespace zkroll::health {
 namespace {
@@ -39,18 +40,7 @@ namespace asio = boost::asio;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-bool RunUntil(asio::io_context& io, const std::function<bool()>& cond,
-              milliseconds deadline = 10s) {
-  const auto end = steady_clock::now() + deadline;
-  while (!cond()) {
-    const auto now = steady_clock::now();
-    if (now >= end) return false;
-    if (io.stopped()) io.restart();
-    if (io.run_one_for(end - now) == 0 && io.stopped()) return cond();
-  }
-  return true;
-}
+using zkroll::testing::RunUntil;
 
 bool StartsWith(const std::string& s, const std::string& prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;

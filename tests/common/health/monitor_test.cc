@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/timer.h"
+#include "tests/support/io_wait.h"
 
 namespace zkroll::health {
 namespace {
@@ -29,18 +30,7 @@ using asio::ip::tcp;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-bool RunUntil(asio::io_context& io, const std::function<bool()>& cond,
-              milliseconds deadline = 10s) {
-  const auto end = steady_clock::now() + deadline;
-  while (!cond()) {
-    const auto now = steady_clock::now();
-    if (now >= end) return false;
-    if (io.stopped()) io.restart();
-    if (io.run_one_for(end - now) == 0 && io.stopped()) return cond();
-  }
-  return true;
-}
+using zkroll::testing::RunUntil;
 
 // Runs `io` until it has no work left; false if that takes past `deadline`
 // (something keeps re-arming timers or checks).

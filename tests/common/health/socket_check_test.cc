@@ -26,6 +26,7 @@
 #include "common/health/check.h"
 #include "common/health/own_connections.h"
 #include "common/timer.h"
+#include "tests/support/io_wait.h"
 
 namespace zkroll::health {
 namespace {
@@ -35,22 +36,7 @@ using asio::ip::tcp;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-// Runs `io` until `cond` holds or `deadline` passes; returns cond(). Waits
-// on the event loop, never on a fixed sleep.
-bool RunUntil(asio::io_context& io, const std::function<bool()>& cond,
-              milliseconds deadline = 10s) {
-  const auto end = steady_clock::now() + deadline;
-  while (!cond()) {
-    const auto now = steady_clock::now();
-    if (now >= end) return false;
-    if (io.stopped()) io.restart();
-    if (io.run_one_for(end - now) == 0 && io.stopped()) {
-      return cond();  // out of work: nothing can change any more
-    }
-  }
-  return true;
-}
+using zkroll::testing::RunUntil;
 
 bool StartsWith(const std::string& s, const std::string& prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
