@@ -365,9 +365,7 @@ int RunRolloutResume(const po::variables_map& vm, const Command& command) {
   GlobalConfig g = ParseGlobals(vm);
   ResumeOptions options;
   options.service = ServiceOption(vm);
-  auto id = DeployId::Parse(Get(vm, "resume"));
-  if (!id.ok()) throw UsageError{"--resume: " + id.status().message()};
-  options.id = *id;
+  options.id = RequiredDeployId(vm, "resume");
   for (const auto& [name, value] : vm) {
     if (value.defaulted() || kBesideResume.count(name)) continue;
     throw UsageError{"--" + name +
@@ -411,10 +409,7 @@ int RunRevert(const po::variables_map& vm, const Command& command) {
   GlobalConfig g = ParseGlobals(vm);
   RevertOptions options;
   options.service = ServiceOption(vm);
-  Require(vm, "deploy");
-  auto id = DeployId::Parse(Get(vm, "deploy"));
-  if (!id.ok()) throw UsageError{"--deploy: " + id.status().message()};
-  options.id = *id;
+  options.id = RequiredDeployId(vm, "deploy");
   if (vm.count("revert-command") && !command.empty()) {
     throw UsageError{"give the revert command once: --revert-command or "
                      "after `--`, not both"};
@@ -478,10 +473,7 @@ int RunPromote(const po::variables_map& vm, const Command& /*none*/) {
   GlobalConfig g = ParseGlobals(vm);
   ResumeOptions options;
   options.service = ServiceOption(vm);
-  Require(vm, "deploy");
-  auto id = DeployId::Parse(Get(vm, "deploy"));
-  if (!id.ok()) throw UsageError{"--deploy: " + id.status().message()};
-  options.id = *id;
+  options.id = RequiredDeployId(vm, "deploy");
   options.promote = true;
   return RunResumed(g, options);
 }
@@ -678,18 +670,22 @@ po::options_description InitOptions() {
   return d;
 }
 
-po::options_description PromoteOptions() {
+// --service and --deploy ID; `what` says which deploy ID names.
+po::options_description DeployOfServiceOptions(const char* what) {
   po::options_description d = ServiceOnlyOptions();
   d.add_options()("deploy", po::value<std::string>(),
-                  "the rollout awaiting promotion (its deploy id)");
+                  (std::string(what) + " (its deploy id)").c_str());
   return d;
 }
 
+po::options_description PromoteOptions() {
+  return DeployOfServiceOptions("the rollout awaiting promotion");
+}
+
 po::options_description RevertOptionsDescription() {
-  po::options_description d = ServiceOnlyOptions();
+  po::options_description d = DeployOfServiceOptions(
+      "the deploy whose upgraded instances are reverted");
   auto add = d.add_options();
-  add("deploy", po::value<std::string>(),
-      "the deploy whose upgraded instances are reverted (its deploy id)");
   add("revert-command", po::value<std::string>(),
       "command line (no shell) that reverts one instance (default: the "
       "deploy's --auto-revert); or give it after `--`");
