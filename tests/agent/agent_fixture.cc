@@ -30,10 +30,7 @@ void TinyService::Stop() {
 
 void AgentTest::SetUp() {
   ZooKeeperTest::SetUp();
-  svc_.clear();
-  for (char c : std::string(::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-    if (isalnum(static_cast<unsigned char>(c))) svc_ += c;
-  }
+  svc_ = TestServiceName();
   zk_ = Connect();
 }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <boost/asio/post.hpp>
 #include <future>
 #include <mutex>
@@ -27,12 +28,7 @@ class TrafficObserverTest : public testing::ZooKeeperTest {
   void SetUp() override {
     ZooKeeperTest::SetUp();
     session_ = Connect();
-    std::string name;
-    for (char c : std::string(
-             ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-      if (isalnum(static_cast<unsigned char>(c))) name += c;
-    }
-    id_ = InstanceId::Parse(name + "@127.0.0.1:4000").value();
+    id_ = InstanceId::Parse(TestServiceName() + "@127.0.0.1:4000").value();
   }
 
   void TearDown() override {

@@ -56,12 +56,7 @@ class LoadgenTest : public ZooKeeperTest {
  protected:
   void SetUp() override {
     ZooKeeperTest::SetUp();
-    std::string name;
-    for (char c : std::string(
-             ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-      if (isalnum(static_cast<unsigned char>(c))) name += c;
-    }
-    service_ = ServiceName::Parse(name).value();
+    service_ = ServiceName::Parse(TestServiceName()).value();
     owner_ = Connect();
     ASSERT_TRUE(
         owner_->EnsurePathSync(paths::ServiceDir(service_), OpenAcl()).ok());
