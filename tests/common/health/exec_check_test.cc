@@ -9,6 +9,7 @@
 // hangs.
 #include <dirent.h>
 #include <fcntl.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -41,10 +42,6 @@ using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 using namespace std::chrono_literals;
 using zkroll::testing::RunUntil;
-
-bool StartsWith(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
 
 CheckSpec Exec(std::vector<std::string> argv) {
   CheckSpec spec;
@@ -163,7 +160,7 @@ class ExecCheckTest : public ::testing::TestWithParam<bool> {
 TEST_P(ExecCheckTest, TruePasses) {
   CheckResult r = Check(Exec({"/bin/true"}), 5s);
   EXPECT_TRUE(r.healthy) << r.reason;
-  EXPECT_TRUE(StartsWith(r.reason, "ok (exit 0 in ")) << r.reason;
+  EXPECT_THAT(r.reason, ::testing::StartsWith("ok (exit 0 in ")) << r.reason;
   EXPECT_TRUE(NoChildrenLeft());
 }
 
@@ -231,9 +228,9 @@ TEST_P(ExecCheckTest, MissingBinary) {
 
   CheckResult bare = Check(Exec({"zkroll-no-such-check"}), 5s);
   EXPECT_FALSE(bare.healthy);
-  EXPECT_TRUE(StartsWith(bare.reason,
-                         "exec failed: No such file or directory "
-                         "('zkroll-no-such-check' is not in $PATH="))
+  EXPECT_THAT(bare.reason,
+              ::testing::StartsWith("exec failed: No such file or directory "
+                                    "('zkroll-no-such-check' is not in $PATH="))
       << bare.reason;
   EXPECT_TRUE(NoChildrenLeft());
 }

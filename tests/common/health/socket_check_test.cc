@@ -6,6 +6,7 @@
 // neither turn a pass into a timeout nor stretch a timeout, and the tests
 // about timeouts assert the exact virtual time at which the check decided.
 // The real-time limits of RunUntil only bound how long a broken test hangs.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -37,10 +38,6 @@ using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 using namespace std::chrono_literals;
 using zkroll::testing::RunUntil;
-
-bool StartsWith(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
 
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -204,7 +201,7 @@ TEST(TcpCheckTest, PassesWhenSomethingListens) {
   CheckResult r =
       Check(io, Tcp(), {"127.0.0.1", listener.local_endpoint().port()}, 2s);
   EXPECT_TRUE(r.healthy) << r.reason;
-  EXPECT_TRUE(StartsWith(r.reason, "ok (connect ")) << r.reason;
+  EXPECT_THAT(r.reason, ::testing::StartsWith("ok (connect ")) << r.reason;
 }
 
 TEST(TcpCheckTest, RecordsItsOwnConnection) {
@@ -366,10 +363,11 @@ TEST(HttpCheckTest, Passes200AndSendsAProperRequest) {
   CheckResult r =
       Check(io, Http("http:/healthz?full=1"), {"127.0.0.1", server.port()}, 2s);
   EXPECT_TRUE(r.healthy) << r.reason;
-  EXPECT_TRUE(StartsWith(r.reason, "ok (HTTP 200 in ")) << r.reason;
+  EXPECT_THAT(r.reason, ::testing::StartsWith("ok (HTTP 200 in ")) << r.reason;
   ASSERT_EQ(server.requests().size(), 1u);
   std::string request = Lower(server.requests()[0]);
-  EXPECT_TRUE(StartsWith(request, "get /healthz?full=1 http/1.1\r\n"))
+  EXPECT_THAT(request,
+              ::testing::StartsWith("get /healthz?full=1 http/1.1\r\n"))
       << request;
   EXPECT_NE(request.find("\r\nhost: 127.0.0.1:" +
                          std::to_string(server.port()) + "\r\n"),
@@ -483,7 +481,8 @@ TEST(HttpCheckTest, NotHttp) {
   TestHttpServer server(io, "SSH-2.0-OpenSSH_9.2\r\n\r\n");
   CheckResult r = Check(io, Http("http:/"), {"127.0.0.1", server.port()}, 2s);
   EXPECT_FALSE(r.healthy);
-  EXPECT_TRUE(StartsWith(r.reason, "reading response: ")) << r.reason;
+  EXPECT_THAT(r.reason, ::testing::StartsWith("reading response: "))
+      << r.reason;
 }
 
 TEST(HttpCheckTest, Refused) {
