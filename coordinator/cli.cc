@@ -155,6 +155,18 @@ std::optional<int> Open(Session& s, const GlobalConfig& g) {
                     FormatDuration(g.connect.connect_timeout) + ")");
 }
 
+// A new deploy or rollout: opens the session and prepares the run (lock,
+// journal). Returns the exit code when it cannot start.
+std::optional<int> OpenAndPrepare(Session& s, const GlobalConfig& g,
+                                  RolloutRequest* request,
+                                  PreparedRollout* prep) {
+  if (auto code = Open(s, g)) return *code;
+  if (auto failed = Prepare(&s.connection, &s.reporter, request, prep)) {
+    return Finish(&s.reporter, failed->exit_code, failed->message);
+  }
+  return std::nullopt;
+}
+
 // The typed request of a deploy or rollout; its validation errors are
 // usage errors.
 RolloutRequest ParseRequest(const std::string& kind,
@@ -215,11 +227,8 @@ int RunDeploy(const po::variables_map& vm, const Command& command) {
   if (request.dry_run) return RunDryRun(g, request);
 
   Session s(g.format);
-  if (auto code = Open(s, g)) return *code;
   PreparedRollout prep;
-  if (auto failed = Prepare(&s.connection, &s.reporter, &request, &prep)) {
-    return Finish(&s.reporter, failed->exit_code, failed->message);
-  }
+  if (auto code = OpenAndPrepare(s, g, &request, &prep)) return *code;
   const ServiceName& service = request.service;
   const DeployId& id = request.id;
   const InstanceAddress address = request.targets.front();
@@ -392,11 +401,8 @@ int RunRollout(const po::variables_map& vm, const Command& command) {
   if (request.dry_run) return RunDryRun(g, request);
 
   Session s(g.format);
-  if (auto code = Open(s, g)) return *code;
   PreparedRollout prep;
-  if (auto failed = Prepare(&s.connection, &s.reporter, &request, &prep)) {
-    return Finish(&s.reporter, failed->exit_code, failed->message);
-  }
+  if (auto code = OpenAndPrepare(s, g, &request, &prep)) return *code;
   DeployEnvironment env =
       MakeEnvironment(&s.connection, &s.abort, &s.reporter, request, prep);
   RolloutResult r =
