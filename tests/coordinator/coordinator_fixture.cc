@@ -15,27 +15,6 @@
 
 namespace zkroll::testing {
 
-bool TinyService::Start() {
-  std::error_code ec;
-  ::unlink(pidfile().c_str());
-  proc_ = std::make_unique<ChildProcess>();
-  Status s = proc_->Start({ZKROLL_TINY_SERVICE_BIN, "--port",
-                           std::to_string(port_), "--pidfile", pidfile()},
-                          dir_.File("log"));
-  if (!s.ok()) return false;
-  return WaitFor([&] { return ::access(pidfile().c_str(), F_OK) == 0; },
-                 milliseconds(10000));
-}
-
-void TinyService::Stop() {
-  if (!proc_) return;
-  proc_->Signal(SIGTERM);
-  proc_->Wait(milliseconds(10000));
-  proc_.reset();
-}
-
-bool TinyService::running() { return proc_ && proc_->running(); }
-
 Handshake::Handshake(const TempDir& dir, const std::string& name)
     : marker_(dir.File(name + ".started")), fifo_(dir.File(name + ".fifo")) {
   ::mkfifo(fifo_.c_str(), 0600);
