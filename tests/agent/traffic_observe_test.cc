@@ -151,14 +151,8 @@ class TrafficObserveTest : public AgentTest {
   // kept in seen_ for the assertions and failure messages that follow.
   bool WaitForReport(
       const std::function<bool(const proto::TrafficReport&)>& f) {
-    return WaitFor(
-        [&] {
-          auto r = Report();
-          if (!r) return false;
-          seen_ = *r;
-          return f(*r);
-        },
-        kDeadline);
+    return WaitForValue<proto::TrafficReport>([&] { return Report(); }, f,
+                                              &seen_, kDeadline);
   }
 
   static const proto::TrafficReport::Peer* PeerWithPid(

@@ -90,14 +90,8 @@ class TrafficObserverTest : public testing::ZooKeeperTest {
   // is kept in seen_ for the assertions and failure messages that follow.
   bool WaitForReport(
       const std::function<bool(const proto::TrafficReport&)>& f) {
-    return WaitFor(
-        [&] {
-          auto r = Report();
-          if (!r) return false;
-          seen_ = *r;
-          return f(*r);
-        },
-        kDeadline);
+    return testing::WaitForValue<proto::TrafficReport>([&] { return Report(); },
+                                                       f, &seen_, kDeadline);
   }
 
   std::unique_ptr<ZkSession> session_;
