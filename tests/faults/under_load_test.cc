@@ -134,12 +134,7 @@ TEST_P(UnderLoadTest, NoFailedRequests) {
     // while COMMAND runs; the deploy itself must go on and succeed.
     const auto stopped = FaultClock::now();
     server()->Stop();
-    ASSERT_TRUE(WaitFor(
-        [&] {
-          return AgentLogs().find("lost the connection to ZooKeeper") !=
-                 std::string::npos;
-        },
-        milliseconds(20000)));
+    ASSERT_TRUE(WaitForAgentsToNoticeOutage());
     ASSERT_TRUE(server()->Start().ok());
     Report(fault, "server back (outage)", MillisSince(stopped));
     ASSERT_TRUE(Release(hs));
