@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -46,12 +45,6 @@ namespace po = boost::program_options;
 // A usage error is an option error: printed with exit 2, before anything
 // in ZooKeeper is touched.
 using UsageError = OptionError;
-
-// Options that take a value, for moving leading global options behind the
-// subcommand name.
-const std::set<std::string> kGlobalWithValue = {"--zk", "--connect-timeout",
-                                                "--session-timeout",
-                                                "--auth-file", "--output"};
 
 // The COMMAND after `--` (empty: none).
 using Command = std::vector<std::string>;
@@ -364,11 +357,13 @@ int RunResumed(const GlobalConfig& g, const ResumeOptions& options) {
   return FinishRollout(s, plan->request, prep, r);
 }
 
-// The options that may stand beside --resume: the rest comes from the
-// journal, so that a resumed rollout is the rollout that was started.
-const std::set<std::string> kBesideResume = {
-    "service", "resume", "rerun-command", "command-ended", "zk",
-    "connect-timeout", "session-timeout", "auth-file", "output"};
+// The options that may stand beside --resume: --service, the resume
+// options and the global ones. The rest comes from the journal, so that a
+// resumed rollout is the rollout that was started.
+bool AllowedBesideResume(const std::string& name) {
+  return name == "service" || IsResumeOption(name) ||
+         GlobalOptions().find_nothrow(name, /*approx=*/false) != nullptr;
+}
 
 int RunRolloutResume(const po::variables_map& vm, const Command& command) {
   GlobalConfig g = ParseGlobals(vm);
@@ -376,7 +371,7 @@ int RunRolloutResume(const po::variables_map& vm, const Command& command) {
   options.service = ServiceOption(vm);
   options.id = RequiredDeployId(vm, "resume");
   for (const auto& [name, value] : vm) {
-    if (value.defaulted() || kBesideResume.count(name)) continue;
+    if (value.defaulted() || AllowedBesideResume(name)) continue;
     throw UsageError{"--" + name +
                      " cannot be given with --resume: a resumed rollout "
                      "keeps the options its journal recorded (see them with "
@@ -871,6 +866,15 @@ std::string SubcommandHelp(const Subcommand& sub,
   return help.str();
 }
 
+// True when `arg` ("--zk") names a global option that takes a value.
+bool GlobalTakesValue(const std::string& arg) {
+  if (arg.rfind("--", 0) != 0) return false;
+  const po::options_description globals = GlobalOptions();
+  const po::option_description* option =
+      globals.find_nothrow(arg.substr(2), /*approx=*/false);
+  return option != nullptr && option->semantic()->max_tokens() > 0;
+}
+
 // Moves global options given before the subcommand behind it.
 std::vector<std::string> Reorder(const std::vector<std::string>& args) {
   std::vector<std::string> leading;
@@ -878,7 +882,7 @@ std::vector<std::string> Reorder(const std::vector<std::string>& args) {
   while (i < args.size() && args[i].size() > 1 && args[i][0] == '-') {
     const std::string& a = args[i];
     leading.push_back(a);
-    if (kGlobalWithValue.count(a) && i + 1 < args.size()) {
+    if (GlobalTakesValue(a) && i + 1 < args.size()) {
       leading.push_back(args[i + 1]);
       i += 2;
     } else {
