@@ -8,11 +8,10 @@
 #include "common/utf8.h"
 
 namespace zkroll {
+namespace {
 
-std::string ToJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.add_whitespace = true;
-  opts.preserve_proto_field_names = true;
+std::string Serialise(const google::protobuf::Message& message,
+                      const google::protobuf::util::JsonPrintOptions& opts) {
   std::string out;
   auto st = google::protobuf::util::MessageToJsonString(message, &out, opts);
   // Serialising our own, already-built message cannot fail except on a bug.
@@ -21,16 +20,21 @@ std::string ToJson(const google::protobuf::Message& message) {
   return out;
 }
 
+}  // namespace
+
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.add_whitespace = true;
+  opts.preserve_proto_field_names = true;
+  return Serialise(message, opts);
+}
+
 std::string ToJsonLine(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions opts;
   opts.add_whitespace = false;
   opts.always_print_primitive_fields = true;
   opts.preserve_proto_field_names = true;
-  std::string out;
-  auto st = google::protobuf::util::MessageToJsonString(message, &out, opts);
-  CHECK(st.ok()) << "cannot serialise " << message.GetTypeName() << ": "
-                 << st.ToString();
-  return out;
+  return Serialise(message, opts);
 }
 
 Status FromJson(std::string_view data, std::string_view path,

@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -46,12 +45,6 @@ namespace po = boost::program_options;
 // A usage error is an option error: printed with exit 2, before anything
 // in ZooKeeper is touched.
 using UsageError = OptionError;
-
-// Options that take a value, for moving leading global options behind the
-// subcommand name.
-const std::set<std::string> kGlobalWithValue = {"--zk", "--connect-timeout",
-                                                "--session-timeout",
-                                                "--auth-file", "--output"};
 
 // The COMMAND after `--` (empty: none).
 using Command = std::vector<std::string>;
@@ -155,6 +148,18 @@ std::optional<int> Open(Session& s, const GlobalConfig& g) {
                     FormatDuration(g.connect.connect_timeout) + ")");
 }
 
+// A new deploy or rollout: opens the session and prepares the run (lock,
+// journal). Returns the exit code when it cannot start.
+std::optional<int> OpenAndPrepare(Session& s, const GlobalConfig& g,
+                                  RolloutRequest* request,
+                                  PreparedRollout* prep) {
+  if (auto code = Open(s, g)) return *code;
+  if (auto failed = Prepare(&s.connection, &s.reporter, request, prep)) {
+    return Finish(&s.reporter, failed->exit_code, failed->message);
+  }
+  return std::nullopt;
+}
+
 // The typed request of a deploy or rollout; its validation errors are
 // usage errors.
 RolloutRequest ParseRequest(const std::string& kind,
@@ -215,11 +220,8 @@ int RunDeploy(const po::variables_map& vm, const Command& command) {
   if (request.dry_run) return RunDryRun(g, request);
 
   Session s(g.format);
-  if (auto code = Open(s, g)) return *code;
   PreparedRollout prep;
-  if (auto failed = Prepare(&s.connection, &s.reporter, &request, &prep)) {
-    return Finish(&s.reporter, failed->exit_code, failed->message);
-  }
+  if (auto code = OpenAndPrepare(s, g, &request, &prep)) return *code;
   const ServiceName& service = request.service;
   const DeployId& id = request.id;
   const InstanceAddress address = request.targets.front();
@@ -355,21 +357,21 @@ int RunResumed(const GlobalConfig& g, const ResumeOptions& options) {
   return FinishRollout(s, plan->request, prep, r);
 }
 
-// The options that may stand beside --resume: the rest comes from the
-// journal, so that a resumed rollout is the rollout that was started.
-const std::set<std::string> kBesideResume = {
-    "service", "resume", "rerun-command", "command-ended", "zk",
-    "connect-timeout", "session-timeout", "auth-file", "output"};
+// The options that may stand beside --resume: --service, the resume
+// options and the global ones. The rest comes from the journal, so that a
+// resumed rollout is the rollout that was started.
+bool AllowedBesideResume(const std::string& name) {
+  return name == "service" || IsResumeOption(name) ||
+         GlobalOptions().find_nothrow(name, /*approx=*/false) != nullptr;
+}
 
 int RunRolloutResume(const po::variables_map& vm, const Command& command) {
   GlobalConfig g = ParseGlobals(vm);
   ResumeOptions options;
   options.service = ServiceOption(vm);
-  auto id = DeployId::Parse(Get(vm, "resume"));
-  if (!id.ok()) throw UsageError{"--resume: " + id.status().message()};
-  options.id = *id;
+  options.id = RequiredDeployId(vm, "resume");
   for (const auto& [name, value] : vm) {
-    if (value.defaulted() || kBesideResume.count(name)) continue;
+    if (value.defaulted() || AllowedBesideResume(name)) continue;
     throw UsageError{"--" + name +
                      " cannot be given with --resume: a resumed rollout "
                      "keeps the options its journal recorded (see them with "
@@ -394,11 +396,8 @@ int RunRollout(const po::variables_map& vm, const Command& command) {
   if (request.dry_run) return RunDryRun(g, request);
 
   Session s(g.format);
-  if (auto code = Open(s, g)) return *code;
   PreparedRollout prep;
-  if (auto failed = Prepare(&s.connection, &s.reporter, &request, &prep)) {
-    return Finish(&s.reporter, failed->exit_code, failed->message);
-  }
+  if (auto code = OpenAndPrepare(s, g, &request, &prep)) return *code;
   DeployEnvironment env =
       MakeEnvironment(&s.connection, &s.abort, &s.reporter, request, prep);
   RolloutResult r =
@@ -411,10 +410,7 @@ int RunRevert(const po::variables_map& vm, const Command& command) {
   GlobalConfig g = ParseGlobals(vm);
   RevertOptions options;
   options.service = ServiceOption(vm);
-  Require(vm, "deploy");
-  auto id = DeployId::Parse(Get(vm, "deploy"));
-  if (!id.ok()) throw UsageError{"--deploy: " + id.status().message()};
-  options.id = *id;
+  options.id = RequiredDeployId(vm, "deploy");
   if (vm.count("revert-command") && !command.empty()) {
     throw UsageError{"give the revert command once: --revert-command or "
                      "after `--`, not both"};
@@ -478,10 +474,7 @@ int RunPromote(const po::variables_map& vm, const Command& /*none*/) {
   GlobalConfig g = ParseGlobals(vm);
   ResumeOptions options;
   options.service = ServiceOption(vm);
-  Require(vm, "deploy");
-  auto id = DeployId::Parse(Get(vm, "deploy"));
-  if (!id.ok()) throw UsageError{"--deploy: " + id.status().message()};
-  options.id = *id;
+  options.id = RequiredDeployId(vm, "deploy");
   options.promote = true;
   return RunResumed(g, options);
 }
@@ -678,18 +671,22 @@ po::options_description InitOptions() {
   return d;
 }
 
-po::options_description PromoteOptions() {
+// --service and --deploy ID; `what` says which deploy ID names.
+po::options_description DeployOfServiceOptions(const char* what) {
   po::options_description d = ServiceOnlyOptions();
   d.add_options()("deploy", po::value<std::string>(),
-                  "the rollout awaiting promotion (its deploy id)");
+                  (std::string(what) + " (its deploy id)").c_str());
   return d;
 }
 
+po::options_description PromoteOptions() {
+  return DeployOfServiceOptions("the rollout awaiting promotion");
+}
+
 po::options_description RevertOptionsDescription() {
-  po::options_description d = ServiceOnlyOptions();
+  po::options_description d = DeployOfServiceOptions(
+      "the deploy whose upgraded instances are reverted");
   auto add = d.add_options();
-  add("deploy", po::value<std::string>(),
-      "the deploy whose upgraded instances are reverted (its deploy id)");
   add("revert-command", po::value<std::string>(),
       "command line (no shell) that reverts one instance (default: the "
       "deploy's --auto-revert); or give it after `--`");
@@ -869,6 +866,15 @@ std::string SubcommandHelp(const Subcommand& sub,
   return help.str();
 }
 
+// True when `arg` ("--zk") names a global option that takes a value.
+bool GlobalTakesValue(const std::string& arg) {
+  if (arg.rfind("--", 0) != 0) return false;
+  const po::options_description globals = GlobalOptions();
+  const po::option_description* option =
+      globals.find_nothrow(arg.substr(2), /*approx=*/false);
+  return option != nullptr && option->semantic()->max_tokens() > 0;
+}
+
 // Moves global options given before the subcommand behind it.
 std::vector<std::string> Reorder(const std::vector<std::string>& args) {
   std::vector<std::string> leading;
@@ -876,7 +882,7 @@ std::vector<std::string> Reorder(const std::vector<std::string>& args) {
   while (i < args.size() && args[i].size() > 1 && args[i][0] == '-') {
     const std::string& a = args[i];
     leading.push_back(a);
-    if (kGlobalWithValue.count(a) && i + 1 < args.size()) {
+    if (GlobalTakesValue(a) && i + 1 < args.size()) {
       leading.push_back(args[i + 1]);
       i += 2;
     } else {

@@ -9,7 +9,6 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include <optional>
 
 #include "common/names.h"
+#include "common/pidfd.h"
 
 extern char** environ;
 
@@ -76,15 +76,6 @@ bool Pump(int& fd, LineSplitter& splitter) {
     fd = -1;
     return false;
   }
-}
-
-int OpenPidfd(pid_t pid) {
-#ifdef SYS_pidfd_open
-  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-#else
-  (void)pid;
-  return -1;
-#endif
 }
 
 std::string ErrnoText(int err) { return std::strerror(err); }

@@ -64,8 +64,15 @@ InstanceAddress InstanceOption(const OptionValues& vm) {
 
 DeployId DeployIdOption(const OptionValues& vm) {
   if (!vm.count("deploy-id")) return DeployId::Generate();
-  auto id = DeployId::Parse(Get(vm, "deploy-id"));
-  if (!id.ok()) throw OptionError{"--deploy-id: " + id.status().message()};
+  return RequiredDeployId(vm, "deploy-id");
+}
+
+DeployId RequiredDeployId(const OptionValues& vm, const char* name) {
+  Require(vm, name);
+  auto id = DeployId::Parse(Get(vm, name));
+  if (!id.ok()) {
+    throw OptionError{std::string("--") + name + ": " + id.status().message()};
+  }
   return *id;
 }
 

@@ -46,6 +46,9 @@ ServiceName ServiceOption(const OptionValues& vm);
 InstanceAddress InstanceOption(const OptionValues& vm);
 // --deploy-id, or a generated id when absent.
 DeployId DeployIdOption(const OptionValues& vm);
+// The deploy id given as --NAME (required): --deploy of promote and revert,
+// --resume of rollout.
+DeployId RequiredDeployId(const OptionValues& vm, const char* name);
 // A free text (--reason): not empty, at most 512 bytes of UTF-8 without
 // control characters. `option` names it in messages ("--reason").
 std::string ReasonText(const std::string& text, const char* option);

@@ -1,7 +1,6 @@
 #include "coordinator/process_identity.h"
 
 #include <poll.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +9,8 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "common/pidfd.h"
 
 namespace zkroll::coordinator {
 namespace {
@@ -43,16 +44,6 @@ Result<std::string> StartTicks(pid_t pid, bool live_only) {
     }
   }
   return field;
-}
-
-int OpenPidfd(pid_t pid) {
-#ifdef SYS_pidfd_open
-  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-#else
-  (void)pid;
-  errno = ENOSYS;
-  return -1;
-#endif
 }
 
 }  // namespace

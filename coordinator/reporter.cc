@@ -18,6 +18,15 @@ std::string PadRight(std::string s, size_t width) {
   return s;
 }
 
+// A step's line in the text output, after the elapsed time: the columns
+// line up across instances and steps.
+std::string StepColumns(const std::string& instance, const std::string& step,
+                        const std::string& verdict, const std::string& took,
+                        const std::string& detail) {
+  return PadRight(instance, 24) + " " + PadRight(step, 11) + " " +
+         PadRight(verdict, 8) + " " + PadRight(took, 8) + " " + detail;
+}
+
 // Milliseconds as an event's uint32 field: negative durations cannot
 // happen, and 49 days is beyond every timeout zkroll accepts.
 uint32_t Ms(Millis m) {
@@ -118,9 +127,8 @@ void Reporter::StepStarted(const std::string& instance, const std::string& step,
     return;
   }
   if (!announce) return;
-  Write(out_, Elapsed() + "  " + PadRight(instance, 24) + " " +
-                  PadRight(step, 11) + " " + PadRight("started", 8) + " " +
-                  PadRight("", 8) + " " + detail);
+  Write(out_,
+        Elapsed() + "  " + StepColumns(instance, step, "started", "", detail));
 }
 
 void Reporter::StepEnded(const std::string& instance, const std::string& step,
@@ -137,9 +145,9 @@ void Reporter::StepEnded(const std::string& instance, const std::string& step,
     Emit(e);
     return;
   }
-  Write(out_, Elapsed() + "  " + PadRight(instance, 24) + " " +
-                  PadRight(step, 11) + " " + PadRight(verdict, 8) + " " +
-                  PadRight(FormatDuration(took), 8) + " " + detail);
+  Write(out_,
+        Elapsed() + "  " +
+            StepColumns(instance, step, verdict, FormatDuration(took), detail));
 }
 
 void Reporter::Drain(const std::string& instance, const std::string& mode,

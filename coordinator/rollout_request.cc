@@ -415,6 +415,10 @@ std::map<std::string, std::string> Texts(const OptionValues& vm) {
 
 }  // namespace
 
+bool IsResumeOption(const std::string& name) {
+  return kResumeOptions.count(name) > 0;
+}
+
 po::options_description RequestOptionsDescription(const std::string& kind) {
   po::options_description all;
   all.add(TargetOptionsDescription(kind));

@@ -45,6 +45,11 @@ namespace zkroll::coordinator {
 boost::program_options::options_description RequestOptionsDescription(
     const std::string& kind);
 
+// True for the options of `zkroll rollout --resume` (--resume,
+// --rerun-command, --command-ended): how to continue a stopped rollout,
+// never part of a request and never recorded in its journal.
+bool IsResumeOption(const std::string& name);
+
 struct RolloutRequest {
   std::string kind = "rollout";  // deploy | rollout
   ServiceName service;

@@ -24,6 +24,7 @@
 # Environment: N (default 100), BATCH (10), DEPLOYS (10), TXN_N (10), ZKROLL_JAVA,
 # ZKROLL_ZK_CLASSPATH, KEEP=1 to keep the work directory.
 set -euo pipefail
+. "$(cd "$(dirname "$0")/../.." && pwd)/scripts/lib/zk.sh"
 
 BUILD=${1:-build}
 BUILD=$(cd "$BUILD" && pwd)
@@ -188,35 +189,19 @@ for name, d in steps.items():
 PY
 
 # --- 3. ZooKeeper transactions per instance rollover ------------------------
-# The server's last zxid, from `srvr` ("Zxid: 0x..."). Reads commit nothing,
-# so the difference around a rollout counts exactly the writes (and session
-# creations and closes) the server committed meanwhile.
-zxid() {
-  python3 - "$ZKPORT" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"srvr")
-data = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk: break
-    data += chunk
-for line in data.decode().splitlines():
-    if line.startswith("Zxid:"):
-        print(int(line.split()[1], 16))
-PY
-}
+# The server's last zxid (zk_zxid, scripts/lib/zk.sh): the difference around
+# a rollout counts exactly the transactions the server committed meanwhile.
 TXN_TARGETS=$(printf '127.0.0.1:%s\n' "${PORTS[@]:0:$TXN_N}" | paste -sd, -)
 echo
 echo "ZooKeeper transactions per instance rollover (rollout of $TXN_N instances, batch 1, COMMAND /bin/true):"
 for mode in fixed auto; do
   wait_until 60 registered || { echo "instances did not come back; see $WORK/agent.log" >&2; exit 1; }
-  z0=$(zxid)
+  z0=$(zk_zxid "$ZKPORT")
   "$ZKROLL" --zk "$ZK" --output json rollout --service "$SVC" --instances "$TXN_TARGETS" \
     --batch 1 --min-healthy $(( N - 1 )) --drain "$mode" --drain-wait "$([[ $mode == fixed ]] && echo 0s || echo 5s)" \
     --health-interval 100ms -- /bin/true > "$WORK/txn-$mode.json" 2> "$WORK/txn-$mode.err" || {
       echo "rollout ($mode) failed; see $WORK/txn-$mode.json" >&2; tail -3 "$WORK/txn-$mode.json" >&2; exit 1; }
-  z1=$(zxid)
+  z1=$(zk_zxid "$ZKPORT")
   python3 -c "import sys; d=int(sys.argv[2])-int(sys.argv[1]); n=int(sys.argv[3]); print(f'  --drain {sys.argv[4]:<5}: {d} transactions, {d / n:.1f} per instance')" \
     "$z0" "$z1" "$TXN_N" "$mode$([[ $mode == fixed ]] && echo ' --drain-wait 0s' || echo ' (cap 5s)')"
 done

@@ -75,23 +75,6 @@ ZK=127.0.0.1:$ZKPORT
 export ZKROLL_ZK=$ZK
 SERVICE=drain-$$
 
-# The server's last zxid, from `srvr` ("Zxid: 0x...").
-zxid() {
-  python3 - "$ZKPORT" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"srvr")
-data = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk: break
-    data += chunk
-for line in data.decode().splitlines():
-    if line.startswith("Zxid:"):
-        print(int(line.split()[1], 16))
-PY
-}
-
 PORTS=()
 for ((i = 0; i < N; i++)); do PORTS+=("$(zk_free_port)"); done
 INSTANCES=()
@@ -157,14 +140,14 @@ variant() {
   # Two refreshes of the slowest caller, so every caller has a list.
   sleep 3
   local z0 z1 t0 t1 rc=0
-  z0=$(zxid)
+  z0=$(zk_zxid "$ZKPORT")
   t0=$(date +%s%3N)
   timeout 30m "$ZKROLL" rollout --service "$SERVICE" --batch 1 --min-healthy $((N - 1)) \
     "${drain[@]}" --check http:/healthz --health-attempts 20 --health-interval 250ms \
     --register-timeout 30s --output json -- "$ROOT/scripts/lib/demo-upgrade.sh" \
     >"$dir/rollout.jsonl" 2>"$dir/rollout.log" || rc=$?
   t1=$(date +%s%3N)
-  z1=$(zxid)
+  z1=$(zk_zxid "$ZKPORT")
   sleep 2  # the load returns to every instance before it stops
   touch "$WORK/stop-load"
   for p in "${lg[@]}"; do wait "$p" || true; done

@@ -32,6 +32,40 @@ CheckHandle CheckSession::Launch() {
   return CheckHandle(weak_from_this());
 }
 
+SocketCheckSession::SocketCheckSession(boost::asio::any_io_executor ex,
+                                       CheckTarget target, Millis timeout,
+                                       CheckCallback done, TimeSource& time)
+    : CheckSession(ex, std::move(target), timeout, std::move(done), time),
+      socket_(ex),
+      deadline_(MakeTimer()) {}
+
+void SocketCheckSession::Connect(Millis budget) {
+  boost::system::error_code ec;
+  boost::asio::ip::address address =
+      boost::asio::ip::make_address(target().ip, ec);
+  if (ec) {
+    Finish(false, "bad address '" + target().ip + "'");
+    return;
+  }
+  deadline_->ExpiresAfter(budget);
+  deadline_->AsyncWait(
+      [self = SharedAs<SocketCheckSession>()](boost::system::error_code ec) {
+        if (!ec) self->OnDeadline();
+      });
+  socket_.async_connect(
+      boost::asio::ip::tcp::endpoint(address, target().port),
+      [self = SharedAs<SocketCheckSession>()](boost::system::error_code ec) {
+        self->OnConnect(ec);
+      });
+}
+
+void SocketCheckSession::Close() {
+  boost::system::error_code ignored;
+  socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  deadline_->Cancel();
+}
+
 void CheckSession::Cancel() {
   if (finished_) return;
   Finish(false, "cancelled");

@@ -4,6 +4,7 @@
 #define ZKROLL_COMMON_HEALTH_CHECK_SESSION_H_
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 #include <chrono>
 #include <memory>
@@ -71,6 +72,35 @@ class CheckSession : public std::enable_shared_from_this<CheckSession> {
   TimeSource& time_;
   std::chrono::steady_clock::time_point start_;
   bool finished_ = false;
+};
+
+// A check that talks to the target over one TCP connection (tcp, http).
+// It owns the socket and the deadline timer; Abort() and Close() release
+// both. Same threading as CheckSession: everything runs on the executor.
+class SocketCheckSession : public CheckSession {
+ protected:
+  SocketCheckSession(boost::asio::any_io_executor ex, CheckTarget target,
+                     Millis timeout, CheckCallback done, TimeSource& time);
+
+  // Starts connecting to the target and arms the deadline to fire after
+  // `budget`: OnConnect or OnDeadline follows, on the executor (each only
+  // while the session lives). A target ip that does not parse finishes the
+  // check as failed ("bad address '...'") and starts nothing.
+  void Connect(Millis budget);
+  virtual void OnConnect(boost::system::error_code ec) = 0;
+  virtual void OnDeadline() = 0;
+
+  void Abort() override { Close(); }
+  // Shuts the socket down and closes it (a pending operation completes
+  // with operation_aborted, releasing its reference to the session), and
+  // cancels the deadline.
+  void Close();
+
+  boost::asio::ip::tcp::socket& socket() { return socket_; }
+
+ private:
+  boost::asio::ip::tcp::socket socket_;
+  std::unique_ptr<Timer> deadline_;
 };
 
 std::shared_ptr<CheckSession> MakeTcpCheck(boost::asio::any_io_executor ex,

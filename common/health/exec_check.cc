@@ -12,7 +12,6 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +32,7 @@
 #include <vector>
 
 #include "common/health/check_session.h"
+#include "common/pidfd.h"
 
 extern char** environ;
 
@@ -77,17 +77,6 @@ class UniqueFd {
  private:
   int fd_;
 };
-
-int OpenPidfd(pid_t pid) {
-#ifdef SYS_pidfd_open
-  // The kernel always sets O_CLOEXEC on a pidfd.
-  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-#else
-  (void)pid;
-  errno = ENOSYS;
-  return -1;
-#endif
-}
 
 // Resolves a bare command name through $PATH now, in the daemon, so that the
 // spawn itself needs no search and reports a precise error.

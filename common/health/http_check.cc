@@ -30,39 +30,23 @@ using boost::system::error_code;
 // daemon from an endpoint that streams something large.
 constexpr size_t kBodyLimit = 64 * 1024;
 
-class HttpCheck final : public CheckSession {
+class HttpCheck final : public SocketCheckSession {
  public:
   HttpCheck(asio::any_io_executor ex, const CheckSpec& spec,
             const CheckTarget& target, Millis timeout, CheckCallback done,
-           TimeSource& time)
-      : CheckSession(ex, target, timeout, std::move(done), time),
+            TimeSource& time)
+      : SocketCheckSession(ex, target, timeout, std::move(done), time),
         path_(spec.http_path.empty() ? "/" : spec.http_path),
         expect_status_(spec.expect_status),
-        body_contains_(spec.body_contains),
-        socket_(ex),
-        deadline_(MakeTimer()) {}
+        body_contains_(spec.body_contains) {}
 
  private:
   void Begin() override {
-    error_code ec;
-    asio::ip::address address = asio::ip::make_address(target().ip, ec);
-    if (ec) {
-      Finish(false, "bad address '" + target().ip + "'");
-      return;
-    }
-    deadline_->ExpiresAfter(timeout());
-    deadline_->AsyncWait([self = SharedAs<HttpCheck>()](error_code ec) {
-      if (!ec) self->OnDeadline();
-    });
     phase_ = "connecting";
-    socket_.async_connect(
-        asio::ip::tcp::endpoint(address, target().port),
-        [self = SharedAs<HttpCheck>()](error_code ec) { self->OnConnect(ec); });
+    Connect(timeout());
   }
 
-  void Abort() override { Close(); }
-
-  void OnDeadline() {
+  void OnDeadline() override {
     if (finished()) return;
     Finish(false,
            "timeout after " + FormatDuration(timeout()) + " (" + phase_ + ")");
@@ -71,11 +55,11 @@ class HttpCheck final : public CheckSession {
     Close();
   }
 
-  void OnConnect(error_code ec) {
+  void OnConnect(error_code ec) override {
     if (finished()) return;
     if (ec) return Fail(ErrorText(ec));
     // So a traffic observer does not count the check as a caller.
-    RecordOwnConnection(socket_);
+    RecordOwnConnection(socket());
     request_.method(http::verb::get);
     request_.target(path_);
     request_.version(11);
@@ -86,7 +70,7 @@ class HttpCheck final : public CheckSession {
     // to hold the connection for us.
     request_.set(http::field::connection, "close");
     phase_ = "sending request";
-    http::async_write(socket_, request_,
+    http::async_write(socket(), request_,
                       [self = SharedAs<HttpCheck>()](error_code ec, size_t) {
                         self->OnWrite(ec);
                       });
@@ -103,7 +87,7 @@ class HttpCheck final : public CheckSession {
     // is "greater" than none.)
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     phase_ = "reading response";
-    http::async_read_header(socket_, buffer_, *parser_,
+    http::async_read_header(socket(), buffer_, *parser_,
                             [self = SharedAs<HttpCheck>()](
                                 error_code ec, size_t) { self->OnHeader(ec); });
   }
@@ -123,7 +107,7 @@ class HttpCheck final : public CheckSession {
     if (length && *length > kBodyLimit) return FailBodyTooLarge();
     parser_->body_limit(kBodyLimit);
     phase_ = "reading body";
-    http::async_read(socket_, buffer_, *parser_,
+    http::async_read(socket(), buffer_, *parser_,
                      [self = SharedAs<HttpCheck>()](error_code ec, size_t) {
                        self->OnBody(ec);
                      });
@@ -172,18 +156,9 @@ class HttpCheck final : public CheckSession {
     Close();
   }
 
-  void Close() {
-    error_code ignored;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
-    deadline_->Cancel();
-  }
-
   const std::string path_;
   const std::vector<std::pair<int, int>> expect_status_;
   const std::string body_contains_;
-  asio::ip::tcp::socket socket_;
-  std::unique_ptr<Timer> deadline_;
   boost::beast::flat_buffer buffer_;
   http::request<http::empty_body> request_;
   std::optional<http::response_parser<http::string_body>> parser_;

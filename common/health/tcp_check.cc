@@ -14,24 +14,16 @@ namespace {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-class TcpCheck final : public CheckSession {
+class TcpCheck final : public SocketCheckSession {
  public:
   TcpCheck(asio::any_io_executor ex, const CheckSpec& spec,
            const CheckTarget& target, Millis timeout, CheckCallback done,
            TimeSource& time)
-      : CheckSession(ex, target, timeout, std::move(done), time),
-        max_connect_time_(spec.max_connect_time),
-        socket_(ex),
-        deadline_(MakeTimer()) {}
+      : SocketCheckSession(ex, target, timeout, std::move(done), time),
+        max_connect_time_(spec.max_connect_time) {}
 
  private:
   void Begin() override {
-    error_code ec;
-    asio::ip::address address = asio::ip::make_address(target().ip, ec);
-    if (ec) {
-      Finish(false, "bad address '" + target().ip + "'");
-      return;
-    }
     // A connect limit shorter than the timeout is itself the deadline: no
     // need to wait out the whole timeout for an answer that is already too
     // late to pass.
@@ -40,18 +32,10 @@ class TcpCheck final : public CheckSession {
       budget = *max_connect_time_;
       deadline_is_connect_limit_ = true;
     }
-    deadline_->ExpiresAfter(budget);
-    deadline_->AsyncWait([self = SharedAs<TcpCheck>()](error_code ec) {
-      if (!ec) self->OnDeadline();
-    });
-    socket_.async_connect(
-        asio::ip::tcp::endpoint(address, target().port),
-        [self = SharedAs<TcpCheck>()](error_code ec) { self->OnConnect(ec); });
+    Connect(budget);
   }
 
-  void Abort() override { Close(); }
-
-  void OnDeadline() {
+  void OnDeadline() override {
     if (finished()) return;
     if (deadline_is_connect_limit_) {
       Finish(false, "connect took longer than limit " +
@@ -65,11 +49,11 @@ class TcpCheck final : public CheckSession {
     Close();
   }
 
-  void OnConnect(error_code ec) {
+  void OnConnect(error_code ec) override {
     if (finished()) return;
     auto took = Elapsed();
     // So a traffic observer does not count the check as a caller.
-    if (!ec) RecordOwnConnection(socket_);
+    if (!ec) RecordOwnConnection(socket());
     if (ec) {
       Finish(false, ErrorText(ec));
     } else if (max_connect_time_ && took > *max_connect_time_) {
@@ -82,17 +66,8 @@ class TcpCheck final : public CheckSession {
     Close();
   }
 
-  void Close() {
-    error_code ignored;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
-    deadline_->Cancel();
-  }
-
   const std::optional<Millis> max_connect_time_;
   bool deadline_is_connect_limit_ = false;
-  asio::ip::tcp::socket socket_;
-  std::unique_ptr<Timer> deadline_;
 };
 
 }  // namespace

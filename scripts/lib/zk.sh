@@ -8,6 +8,7 @@
 #                       set, never one listed there, and list the new one
 #                       (a script picks several ports before it binds any,
 #                       and each $(zk_free_port) runs in its own subshell)
+#   zk_zxid PORT        print the server's last committed zxid (decimal)
 
 zk_free_port() {
   # Below the kernel's ephemeral range: ports there are handed out to every
@@ -70,6 +71,26 @@ try:
     sys.exit(0 if s.recv(4) == b"imok" else 1)
 except OSError:
     sys.exit(1)
+PY
+}
+
+# From `srvr` ("Zxid: 0x..."). Reads commit nothing, so the difference of
+# two readings counts exactly the transactions the server committed between
+# them: writes, session creations and closes. The benchmarks divide it by
+# the instances a rollout went through.
+zk_zxid() {
+  python3 - "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"srvr")
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk: break
+    data += chunk
+for line in data.decode().splitlines():
+    if line.startswith("Zxid:"):
+        print(int(line.split()[1], 16))
 PY
 }
 

@@ -6,34 +6,9 @@
 
 namespace zkroll::testing {
 
-bool TinyService::Start() {
-  proc_ = std::make_unique<ChildProcess>();
-  std::string pidfile = dir_.File("pid");
-  std::remove(pidfile.c_str());
-  if (!proc_->Start({ZKROLL_TINY_SERVICE_BIN, "--port", std::to_string(port_),
-                     "--pidfile", pidfile},
-                    dir_.File("log"))
-           .ok()) {
-    return false;
-  }
-  return WaitFor([&] { return std::ifstream(pidfile).good() || !proc_->running(); },
-                 milliseconds(10000)) &&
-         proc_->running();
-}
-
-void TinyService::Stop() {
-  if (!proc_) return;
-  proc_->Signal(SIGKILL);
-  proc_->Wait(milliseconds(10000));
-  proc_.reset();
-}
-
 void AgentTest::SetUp() {
   ZooKeeperTest::SetUp();
-  svc_.clear();
-  for (char c : std::string(::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-    if (isalnum(static_cast<unsigned char>(c))) svc_ += c;
-  }
+  svc_ = TestServiceName();
   zk_ = Connect();
 }
 

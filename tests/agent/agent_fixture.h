@@ -14,24 +14,11 @@
 #include "common/payload.h"
 #include "common/registry.h"
 #include "tests/support/process.h"
+#include "tests/support/tiny_service_process.h"
 #include "tests/support/zk_fixture.h"
 #include "zkroll.pb.h"
 
 namespace zkroll::testing {
-
-// A zkroll-tiny-service on 127.0.0.1:port that can be stopped and started.
-class TinyService {
- public:
-  explicit TinyService(int port) : port_(port) {}
-  bool Start();
-  void Stop();
-  int port() const { return port_; }
-
- private:
-  int port_;
-  TempDir dir_;
-  std::unique_ptr<ChildProcess> proc_;
-};
 
 class AgentTest : public ZooKeeperTest {
  protected:

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
 #include <sstream>
 
 #include "common/clock.h"
@@ -146,6 +147,14 @@ class TrafficObserveTest : public AgentTest {
     return e.ok() && e->has_value();
   }
 
+  // Waits until the agent's report satisfies `f`; the last report read is
+  // kept in seen_ for the assertions and failure messages that follow.
+  bool WaitForReport(
+      const std::function<bool(const proto::TrafficReport&)>& f) {
+    return WaitForValue<proto::TrafficReport>([&] { return Report(); }, f,
+                                              &seen_, kDeadline);
+  }
+
   static const proto::TrafficReport::Peer* PeerWithPid(
       const proto::TrafficReport& r, int64_t pid) {
     for (const auto& p : r.peers()) {
@@ -161,6 +170,7 @@ class TrafficObserveTest : public AgentTest {
   ServiceName service_name_;
   ChildProcess service_;
   std::unique_ptr<ChildProcess> caller_;
+  proto::TrafficReport seen_;
 };
 
 TEST_F(TrafficObserveTest, ReportsCallerPidBytesAndQuietThenStops) {
@@ -168,30 +178,24 @@ TEST_F(TrafficObserveTest, ReportsCallerPidBytesAndQuietThenStops) {
   Request(zk_.get(), RequestJson("d-1"));
 
   // The caller's process, its bytes, and its established connection.
-  proto::TrafficReport seen;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto r = Report();
-        if (!r) return false;
-        seen = *r;
-        const auto* p = PeerWithPid(*r, caller_->pid());
-        return p && p->bytes_received() > 0 && p->connections() == 1;
-      },
-      kDeadline))
-      << "last report: " << ToJson(seen) << "\n"
+  ASSERT_TRUE(WaitForReport([&](const proto::TrafficReport& r) {
+    const auto* p = PeerWithPid(r, caller_->pid());
+    return p && p->bytes_received() > 0 && p->connections() == 1;
+  })) << "last report: "
+      << ToJson(seen_) << "\n"
       << AgentLog(0);
-  EXPECT_EQ(seen.deploy_id(), "d-1");
-  EXPECT_EQ(seen.source(), "sock_diag");
-  EXPECT_TRUE(seen.pids_known()) << seen.error();
-  EXPECT_EQ(seen.host(), "h1");
-  EXPECT_FALSE(seen.hostname().empty());
-  EXPECT_EQ(seen.interval_ms(), 100u);
-  EXPECT_GT(seen.bytes_received(), 0u);
-  EXPECT_EQ(seen.connections(), 1u)
-      << "the agent's own checks are left out: " << ToJson(seen);
-  const auto* peer = PeerWithPid(seen, caller_->pid());
+  EXPECT_EQ(seen_.deploy_id(), "d-1");
+  EXPECT_EQ(seen_.source(), "sock_diag");
+  EXPECT_TRUE(seen_.pids_known()) << seen_.error();
+  EXPECT_EQ(seen_.host(), "h1");
+  EXPECT_FALSE(seen_.hostname().empty());
+  EXPECT_EQ(seen_.interval_ms(), 100u);
+  EXPECT_GT(seen_.bytes_received(), 0u);
+  EXPECT_EQ(seen_.connections(), 1u)
+      << "the agent's own checks are left out: " << ToJson(seen_);
+  const auto* peer = PeerWithPid(seen_, caller_->pid());
   EXPECT_EQ(peer->ip(), "127.0.0.1");
-  uint64_t first_sequence = seen.sequence();
+  uint64_t first_sequence = seen_.sequence();
 
   // The caller goes silent but keeps its connection: quiet grows past a
   // second although the agent checks the port every 100 ms.
@@ -199,23 +203,18 @@ TEST_F(TrafficObserveTest, ReportsCallerPidBytesAndQuietThenStops) {
   ASSERT_TRUE(WaitFor(
       [&] { return caller_->Output().find("silent") != std::string::npos; },
       kDeadline));
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto r = Report();
-        if (!r) return false;
-        seen = *r;
-        return r->quiet_ms() >= 1000;
-      },
-      kDeadline))
-      << "last report: " << ToJson(seen);
-  EXPECT_GT(seen.sequence(), first_sequence);
-  EXPECT_EQ(seen.connections(), 1u) << "silent, still established";
-  peer = PeerWithPid(seen, caller_->pid());
+  ASSERT_TRUE(WaitForReport([&](const proto::TrafficReport& r) {
+    return r.quiet_ms() >= 1000;
+  })) << "last report: "
+      << ToJson(seen_);
+  EXPECT_GT(seen_.sequence(), first_sequence);
+  EXPECT_EQ(seen_.connections(), 1u) << "silent, still established";
+  peer = PeerWithPid(seen_, caller_->pid());
   ASSERT_NE(peer, nullptr);
   EXPECT_EQ(peer->connections(), 1u);
   EXPECT_GE(peer->idle_ms(), 1000u);
   // No new connection was counted for the agent's own checks.
-  EXPECT_EQ(seen.connections_total(), 0u) << ToJson(seen);
+  EXPECT_EQ(seen_.connections_total(), 0u) << ToJson(seen_);
 
   // The request goes: the report goes, and sampling stops.
   ASSERT_TRUE(zk_->DeleteSync(RequestPath(), -1).ok());
@@ -332,31 +331,20 @@ class TrafficObserveHttpCheckTest : public TrafficObserveTest {
 
 TEST_F(TrafficObserveHttpCheckTest, OwnHttpChecksAreNotTraffic) {
   Request(zk_.get(), RequestJson("d-4"));
-  proto::TrafficReport seen;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto r = Report();
-        if (!r) return false;
-        seen = *r;
-        return r->quiet_ms() >= 1000;
-      },
-      kDeadline))
-      << "last report: " << ToJson(seen) << "\n"
+  ASSERT_TRUE(WaitForReport([&](const proto::TrafficReport& r) {
+    return r.quiet_ms() >= 1000;
+  })) << "last report: "
+      << ToJson(seen_) << "\n"
       << AgentLog(0);
-  EXPECT_EQ(seen.connections_total(), 0u) << ToJson(seen);
-  EXPECT_EQ(seen.bytes_received(), 0u) << ToJson(seen);
+  EXPECT_EQ(seen_.connections_total(), 0u) << ToJson(seen_);
+  EXPECT_EQ(seen_.bytes_received(), 0u) << ToJson(seen_);
   // A caller that connects now is seen as a new connection.
   StartCaller();
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto r = Report();
-        if (!r) return false;
-        seen = *r;
-        const auto* p = PeerWithPid(*r, caller_->pid());
-        return p && p->connections_total() == 1 && r->quiet_ms() < 1000;
-      },
-      kDeadline))
-      << "last report: " << ToJson(seen);
+  ASSERT_TRUE(WaitForReport([&](const proto::TrafficReport& r) {
+    const auto* p = PeerWithPid(r, caller_->pid());
+    return p && p->connections_total() == 1 && r.quiet_ms() < 1000;
+  })) << "last report: "
+      << ToJson(seen_);
 }
 
 class TrafficObserveForwardedTest : public TrafficObserveTest {
@@ -367,37 +355,26 @@ class TrafficObserveForwardedTest : public TrafficObserveTest {
 TEST_F(TrafficObserveForwardedTest, ForwardedInstanceAddsForwarderCounters) {
   StartCaller();
   Request(zk_.get(), RequestJson("d-7"));
-  proto::TrafficReport seen;
   // The caller talks to the agent's forwarder on the public port; its pid
   // is still found, and the forwarder's own counters come along.
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto r = Report();
-        if (!r) return false;
-        seen = *r;
-        const auto* p = PeerWithPid(*r, caller_->pid());
-        return p && p->bytes_received() > 0 && r->forwarder_active() >= 1;
-      },
-      kDeadline))
-      << "last report: " << ToJson(seen) << "\n"
+  ASSERT_TRUE(WaitForReport([&](const proto::TrafficReport& r) {
+    const auto* p = PeerWithPid(r, caller_->pid());
+    return p && p->bytes_received() > 0 && r.forwarder_active() >= 1;
+  })) << "last report: "
+      << ToJson(seen_) << "\n"
       << AgentLog(0);
-  EXPECT_EQ(seen.source(), "sock_diag+forwarder");
-  EXPECT_TRUE(seen.pids_known()) << seen.error();
-  EXPECT_EQ(seen.connections(), 1u) << ToJson(seen);
+  EXPECT_EQ(seen_.source(), "sock_diag+forwarder");
+  EXPECT_TRUE(seen_.pids_known()) << seen_.error();
+  EXPECT_EQ(seen_.connections(), 1u) << ToJson(seen_);
   // Silent caller: the socket view goes quiet although the agent's checks
   // pass through the forwarder every 100 ms.
   caller_->Signal(SIGUSR1);
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto r = Report();
-        if (!r) return false;
-        seen = *r;
-        return r->quiet_ms() >= 1000;
-      },
-      kDeadline))
-      << "last report: " << ToJson(seen);
-  EXPECT_GE(seen.forwarder_active(), 1u);
-  EXPECT_EQ(seen.connections_total(), 0u) << ToJson(seen);
+  ASSERT_TRUE(WaitForReport([&](const proto::TrafficReport& r) {
+    return r.quiet_ms() >= 1000;
+  })) << "last report: "
+      << ToJson(seen_);
+  EXPECT_GE(seen_.forwarder_active(), 1u);
+  EXPECT_EQ(seen_.connections_total(), 0u) << ToJson(seen_);
 }
 
 // Privileges. The packaged agent runs as an unprivileged user; these tests
@@ -432,24 +409,18 @@ class TrafficObserveUnprivilegedTest : public TrafficObserveTest {
 TEST_F(TrafficObserveUnprivilegedTest, OtherUsersPeersArePidZeroAndSaySo) {
   StartCaller();
   Request(zk_.get(), RequestJson("d-5"));
-  proto::TrafficReport seen;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto r = Report();
-        if (!r) return false;
-        seen = *r;
-        return r->bytes_received() > 0 && r->peers_size() > 0;
-      },
-      kDeadline))
-      << "last report: " << ToJson(seen) << "\n"
+  ASSERT_TRUE(WaitForReport([&](const proto::TrafficReport& r) {
+    return r.bytes_received() > 0 && r.peers_size() > 0;
+  })) << "last report: "
+      << ToJson(seen_) << "\n"
       << AgentLog(0);
   // Traffic is still seen; only the process is not.
-  EXPECT_EQ(seen.source(), "sock_diag");
-  EXPECT_FALSE(seen.pids_known());
-  EXPECT_NE(seen.error().find("CAP_SYS_PTRACE"), std::string::npos)
-      << seen.error();
-  EXPECT_EQ(PeerWithPid(seen, caller_->pid()), nullptr);
-  EXPECT_NE(PeerWithPid(seen, 0), nullptr);
+  EXPECT_EQ(seen_.source(), "sock_diag");
+  EXPECT_FALSE(seen_.pids_known());
+  EXPECT_NE(seen_.error().find("CAP_SYS_PTRACE"), std::string::npos)
+      << seen_.error();
+  EXPECT_EQ(PeerWithPid(seen_, caller_->pid()), nullptr);
+  EXPECT_NE(PeerWithPid(seen_, 0), nullptr);
   ASSERT_TRUE(WaitFor(
       [&] { return AgentLog(0).find("observed in part") != std::string::npos; },
       kDeadline))
@@ -473,20 +444,14 @@ class TrafficObservePtraceTest : public TrafficObserveUnprivilegedTest {
 TEST_F(TrafficObservePtraceTest, AmbientCapabilitiesMapOtherUsersPeers) {
   StartCaller();
   Request(zk_.get(), RequestJson("d-6"));
-  proto::TrafficReport seen;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto r = Report();
-        if (!r) return false;
-        seen = *r;
-        const auto* p = PeerWithPid(*r, caller_->pid());
-        return p && p->bytes_received() > 0;
-      },
-      kDeadline))
-      << "last report: " << ToJson(seen) << "\n"
+  ASSERT_TRUE(WaitForReport([&](const proto::TrafficReport& r) {
+    const auto* p = PeerWithPid(r, caller_->pid());
+    return p && p->bytes_received() > 0;
+  })) << "last report: "
+      << ToJson(seen_) << "\n"
       << AgentLog(0);
-  EXPECT_TRUE(seen.pids_known()) << seen.error();
-  EXPECT_TRUE(seen.error().empty()) << seen.error();
+  EXPECT_TRUE(seen_.pids_known()) << seen_.error();
+  EXPECT_TRUE(seen_.error().empty()) << seen_.error();
 }
 
 }  // namespace

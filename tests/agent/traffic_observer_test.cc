@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <boost/asio/post.hpp>
 #include <future>
 #include <mutex>
@@ -27,12 +28,7 @@ class TrafficObserverTest : public testing::ZooKeeperTest {
   void SetUp() override {
     ZooKeeperTest::SetUp();
     session_ = Connect();
-    std::string name;
-    for (char c : std::string(
-             ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-      if (isalnum(static_cast<unsigned char>(c))) name += c;
-    }
-    id_ = InstanceId::Parse(name + "@127.0.0.1:4000").value();
+    id_ = InstanceId::Parse(TestServiceName() + "@127.0.0.1:4000").value();
   }
 
   void TearDown() override {
@@ -90,41 +86,36 @@ class TrafficObserverTest : public testing::ZooKeeperTest {
     return *r;
   }
 
+  // Waits until the published report satisfies `f`; the last report read
+  // is kept in seen_ for the assertions and failure messages that follow.
+  bool WaitForReport(
+      const std::function<bool(const proto::TrafficReport&)>& f) {
+    return testing::WaitForValue<proto::TrafficReport>([&] { return Report(); },
+                                                       f, &seen_, kDeadline);
+  }
+
   std::unique_ptr<ZkSession> session_;
   InstanceId id_;
   std::shared_ptr<TrafficObserver> observer_;
   std::mutex mu_;
   observe::MonoTime now_ = observe::MonoTime() + std::chrono::hours(1);
+  proto::TrafficReport seen_;
 };
 
 TEST_F(TrafficObserverTest, FailedDumpPublishesNoneWithTheError) {
   Start(Options());
-  proto::TrafficReport seen;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto r = Report();
-        if (!r) return false;
-        seen = *r;
-        return r->sequence() >= 2;
-      },
-      kDeadline));
-  EXPECT_EQ(seen.source(), "none");
-  EXPECT_NE(seen.error().find("Operation not permitted"), std::string::npos)
-      << seen.error();
-  EXPECT_FALSE(seen.pids_known());
-  EXPECT_EQ(seen.deploy_id(), "d-1");
-  EXPECT_EQ(seen.samples(), 0u);
+  ASSERT_TRUE(WaitForReport([](const auto& r) { return r.sequence() >= 2; }));
+  EXPECT_EQ(seen_.source(), "none");
+  EXPECT_NE(seen_.error().find("Operation not permitted"), std::string::npos)
+      << seen_.error();
+  EXPECT_FALSE(seen_.pids_known());
+  EXPECT_EQ(seen_.deploy_id(), "d-1");
+  EXPECT_EQ(seen_.samples(), 0u);
   // Time passes, nothing is seen: that is not quiet.
   Advance(milliseconds(5000));
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto r = Report();
-        if (!r) return false;
-        seen = *r;
-        return r->observed_ms() >= 5000;
-      },
-      kDeadline));
-  EXPECT_EQ(seen.quiet_ms(), 0u);
+  ASSERT_TRUE(
+      WaitForReport([](const auto& r) { return r.observed_ms() >= 5000; }));
+  EXPECT_EQ(seen_.quiet_ms(), 0u);
   // Stop: the report goes.
   OnIo([&] { observer_->Stop("request gone"); });
   ASSERT_TRUE(WaitFor([&] { return !Report().has_value(); }, kDeadline));
@@ -145,36 +136,25 @@ TEST_F(TrafficObserverTest, FailedDumpFallsBackToForwarderCounters) {
     fwd->connections = total;
   };
   Start(std::move(o));
-  proto::TrafficReport seen;
-  auto wait = [&](const std::function<bool(const proto::TrafficReport&)>& f) {
-    return WaitFor(
-        [&] {
-          auto r = Report();
-          if (!r) return false;
-          seen = *r;
-          return f(*r);
-        },
-        kDeadline);
-  };
   Advance(milliseconds(700));
-  ASSERT_TRUE(wait([](const auto& r) { return r.quiet_ms() == 700; }))
-      << ToJson(seen);
-  EXPECT_EQ(seen.source(), "forwarder");
-  EXPECT_FALSE(seen.error().empty());
-  EXPECT_EQ(seen.connections_total(), 0u);
+  ASSERT_TRUE(WaitForReport([](const auto& r) { return r.quiet_ms() == 700; }))
+      << ToJson(seen_);
+  EXPECT_EQ(seen_.source(), "forwarder");
+  EXPECT_FALSE(seen_.error().empty());
+  EXPECT_EQ(seen_.connections_total(), 0u);
   // An open forwarded connection may carry bytes we cannot see.
   set(1, 11);
-  ASSERT_TRUE(wait([](const auto& r) {
+  ASSERT_TRUE(WaitForReport([](const auto& r) {
     return r.forwarder_active() == 1 && r.quiet_ms() == 0;
-  })) << ToJson(seen);
-  EXPECT_EQ(seen.forwarder_connections_total(), 1u);
-  EXPECT_EQ(seen.connections_total(), 1u);
+  })) << ToJson(seen_);
+  EXPECT_EQ(seen_.forwarder_connections_total(), 1u);
+  EXPECT_EQ(seen_.connections_total(), 1u);
   // Closed: quiet counts from the last new connection.
   set(0, 11);
   Advance(milliseconds(300));
-  ASSERT_TRUE(wait([](const auto& r) {
+  ASSERT_TRUE(WaitForReport([](const auto& r) {
     return r.forwarder_active() == 0 && r.quiet_ms() == 300;
-  })) << ToJson(seen);
+  })) << ToJson(seen_);
 }
 
 // With the coordinator's --drain-quiet in the request, a report is written
@@ -189,20 +169,9 @@ TEST_F(TrafficObserverTest, WritesOnlyReportsTheDrainDecisionCanUse) {
     return observe::TrafficSample{};  // no connection at all
   };
   Start(std::move(o));
-  proto::TrafficReport seen;
-  auto wait = [&](const std::function<bool(const proto::TrafficReport&)>& f) {
-    return WaitFor(
-        [&] {
-          auto r = Report();
-          if (!r) return false;
-          seen = *r;
-          return f(*r);
-        },
-        kDeadline);
-  };
-  ASSERT_TRUE(wait([](const auto& r) { return r.sequence() >= 1; }));
-  EXPECT_EQ(seen.sequence(), 1u);
-  EXPECT_EQ(seen.source(), "sock_diag");
+  ASSERT_TRUE(WaitForReport([](const auto& r) { return r.sequence() >= 1; }));
+  EXPECT_EQ(seen_.sequence(), 1u);
+  EXPECT_EQ(seen_.source(), "sock_diag");
   // Below the threshold: more samples, the same report but for the clock.
   Advance(milliseconds(300));
   uint64_t samples = 0;
@@ -219,17 +188,17 @@ TEST_F(TrafficObserverTest, WritesOnlyReportsTheDrainDecisionCanUse) {
                                << ToJson(*r);
   // The threshold is reached: written once.
   Advance(milliseconds(300));
-  ASSERT_TRUE(wait([](const auto& r) { return r.quiet_ms() >= 500; }))
-      << ToJson(seen);
-  EXPECT_EQ(seen.sequence(), 2u) << ToJson(seen);
-  EXPECT_EQ(seen.quiet_ms(), 600u);
+  ASSERT_TRUE(WaitForReport([](const auto& r) { return r.quiet_ms() >= 500; }))
+      << ToJson(seen_);
+  EXPECT_EQ(seen_.sequence(), 2u) << ToJson(seen_);
+  EXPECT_EQ(seen_.quiet_ms(), 600u);
   // The agent saw a pause after the instance went quiet: the next report
   // is written whatever it shows (a coordinator waits for one written after
   // its pause).
   OnIo([&] { observer_->PausedChanged(); });
-  ASSERT_TRUE(wait([](const auto& r) { return r.sequence() >= 3; }))
-      << ToJson(seen);
-  EXPECT_EQ(seen.sequence(), 3u) << ToJson(seen);
+  ASSERT_TRUE(WaitForReport([](const auto& r) { return r.sequence() >= 3; }))
+      << ToJson(seen_);
+  EXPECT_EQ(seen_.sequence(), 3u) << ToJson(seen_);
 }
 
 }  // namespace

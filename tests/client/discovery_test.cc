@@ -33,12 +33,7 @@ class DiscoveryTest : public testing::ZooKeeperTest {
  protected:
   void SetUp() override {
     ZooKeeperTest::SetUp();
-    std::string name;
-    for (char c : std::string(
-             ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-      if (isalnum(static_cast<unsigned char>(c))) name += c;
-    }
-    service_ = ServiceName::Parse(name).value();
+    service_ = ServiceName::Parse(TestServiceName()).value();
     // Long session timeouts: the instance nodes must survive a server
     // restart, and so must the callers' sessions.
     ZkOptions long_session;

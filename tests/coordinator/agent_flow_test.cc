@@ -17,29 +17,13 @@
 #include "common/clock.h"
 #include "tests/coordinator/coordinator_fixture.h"
 #include "tests/coordinator/event_check.h"
+#include "tests/support/files.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> StepNames(const proto::DeployRecord& rec,
-                                   int instance = 0) {
-  std::vector<std::string> out;
-  if (rec.instances_size() <= instance) return out;
-  for (const auto& s : rec.instances(instance).steps()) {
-    out.push_back(s.name() + ":" + s.verdict());
-  }
-  return out;
-}
 
 class AgentFlowTest : public CoordinatorTest {
  protected:

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/files.h"
 #include "tests/support/process.h"
 #include "tests/support/wait.h"
 
@@ -18,6 +19,7 @@ namespace zkroll::coordinator {
 namespace {
 
 using std::chrono::milliseconds;
+using zkroll::testing::ReadFile;
 using zkroll::testing::TempDir;
 using zkroll::testing::WaitFor;
 
@@ -31,13 +33,6 @@ struct Captured {
     };
   }
 };
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 bool Alive(pid_t pid) { return ::kill(pid, 0) == 0; }
 

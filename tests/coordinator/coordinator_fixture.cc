@@ -10,39 +10,10 @@
 #include <iterator>
 #include <sstream>
 
+#include "tests/support/files.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
-
-namespace {
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-}  // namespace
-
-bool TinyService::Start() {
-  std::error_code ec;
-  ::unlink(pidfile().c_str());
-  proc_ = std::make_unique<ChildProcess>();
-  Status s = proc_->Start({ZKROLL_TINY_SERVICE_BIN, "--port",
-                           std::to_string(port_), "--pidfile", pidfile()},
-                          dir_.File("log"));
-  if (!s.ok()) return false;
-  return WaitFor([&] { return ::access(pidfile().c_str(), F_OK) == 0; },
-                 milliseconds(10000));
-}
-
-void TinyService::Stop() {
-  if (!proc_) return;
-  proc_->Signal(SIGTERM);
-  proc_->Wait(milliseconds(10000));
-  proc_.reset();
-}
-
-bool TinyService::running() { return proc_ && proc_->running(); }
 
 Handshake::Handshake(const TempDir& dir, const std::string& name)
     : marker_(dir.File(name + ".started")), fifo_(dir.File(name + ".fifo")) {
@@ -364,6 +335,16 @@ void CoordinatorTest::Register(ZkSession* owner, int port) {
   auto r = owner->CreateSync(InstancePath(port), ToJson(rec),
                              CreateMode::kEphemeral, OpenAcl());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
+}
+
+std::vector<std::string> StepNames(const proto::DeployRecord& rec,
+                                   int instance) {
+  std::vector<std::string> out;
+  if (rec.instances_size() <= instance) return out;
+  for (const auto& s : rec.instances(instance).steps()) {
+    out.push_back(s.name() + ":" + s.verdict());
+  }
+  return out;
 }
 
 }  // namespace zkroll::testing

@@ -21,28 +21,11 @@
 #include "common/paths.h"
 #include "common/payload.h"
 #include "tests/support/process.h"
+#include "tests/support/tiny_service_process.h"
 #include "tests/support/zk_fixture.h"
 #include "zkroll.pb.h"
 
 namespace zkroll::testing {
-
-// A zkroll-tiny-service on 127.0.0.1:port that can be stopped and started.
-class TinyService {
- public:
-  explicit TinyService(int port) : port_(port) {}
-  // Starts it and waits until it listens (its pidfile appears).
-  bool Start();
-  // SIGTERM and reap.
-  void Stop();
-  bool running();
-  int port() const { return port_; }
-  std::string pidfile() const { return dir_.File("pid"); }
-
- private:
-  int port_;
-  TempDir dir_;
-  std::unique_ptr<ChildProcess> proc_;
-};
 
 // A FIFO-based handshake with a COMMAND: the command's shell snippet
 // (Snippet()) creates the "started" marker, holding the shell's pid, and
@@ -135,6 +118,11 @@ class CoordinatorTest : public ZooKeeperTest {
   std::vector<std::unique_ptr<ChildProcess>> children_;
   std::vector<std::string> agent_logs_;
 };
+
+// The journal's steps of instance `instance` (0: the first) as
+// "name:verdict", in order; empty if the record has no such instance.
+std::vector<std::string> StepNames(const proto::DeployRecord& rec,
+                                   int instance = 0);
 
 }  // namespace zkroll::testing
 

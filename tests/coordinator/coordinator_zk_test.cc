@@ -13,29 +13,14 @@
 #include "common/clock.h"
 #include "tests/coordinator/coordinator_fixture.h"
 #include "tests/coordinator/event_check.h"
+#include "tests/support/files.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
 namespace {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 bool FileExists(const std::string& path) {
   return ::access(path.c_str(), F_OK) == 0;
-}
-
-std::vector<std::string> StepNames(const proto::DeployRecord& rec) {
-  std::vector<std::string> out;
-  if (rec.instances_size() == 0) return out;
-  for (const auto& s : rec.instances(0).steps()) {
-    out.push_back(s.name() + ":" + s.verdict());
-  }
-  return out;
 }
 
 class CoordinatorZkTest : public CoordinatorTest {

@@ -21,17 +21,11 @@
 #include "common/payload.h"
 #include "tests/coordinator/coordinator_fixture.h"
 #include "tests/demo/demo_fixture.h"
+#include "tests/support/files.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
 namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // The coordinator's "drain" JSON event (one per instance), or "". Printed,
 // so the test log shows why each drain ended.

@@ -23,6 +23,7 @@
 #include "coordinator/reporter.h"
 #include "coordinator/session_fence.h"
 #include "tests/coordinator/coordinator_fixture.h"
+#include "tests/support/files.h"
 #include "tests/support/wait.h"
 #include "tests/support/zk_reply_dropper.h"
 
@@ -36,13 +37,6 @@ using coordinator::DeployOutcome;
 using coordinator::DeployResult;
 
 constexpr milliseconds kDeadline(20000);
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 bool Alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
 

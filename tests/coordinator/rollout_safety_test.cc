@@ -19,26 +19,11 @@
 
 #include "tests/coordinator/coordinator_fixture.h"
 #include "tests/coordinator/event_check.h"
+#include "tests/support/files.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
 namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(line);
-  }
-  return out;
-}
 
 class RolloutSafetyTest : public CoordinatorTest {
  protected:

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "tests/coordinator/coordinator_fixture.h"
+#include "tests/support/files.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
@@ -46,15 +47,6 @@ std::string Fetch(int port) {
 }
 
 std::string Ok(int port) { return "ok " + std::to_string(port) + "\n"; }
-
-std::vector<std::string> StepNames(const proto::DeployRecord& rec) {
-  std::vector<std::string> out;
-  if (rec.instances_size() == 0) return out;
-  for (const auto& s : rec.instances(0).steps()) {
-    out.push_back(s.name() + ":" + s.verdict());
-  }
-  return out;
-}
 
 bool Contains(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
@@ -173,13 +165,6 @@ class SwitchTest : public CoordinatorTest {
                                      "--drain-wait", "5s"};
     base.insert(base.end(), extra.begin(), extra.end());
     return base;
-  }
-
-  std::string ReadFile(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
   }
 
   int public_port_ = 0;

@@ -12,6 +12,7 @@
 #include "common/paths.h"
 #include "common/payload.h"
 #include "tests/demo/demo_fixture.h"
+#include "tests/support/files.h"
 #include "zkroll.pb.h"
 
 namespace zkroll::testing {
@@ -19,13 +20,6 @@ namespace {
 
 using google::protobuf::Struct;
 using google::protobuf::Value;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 Struct ParseJson(const std::string& text) {
   Struct doc;
@@ -62,12 +56,7 @@ class LoadgenTest : public ZooKeeperTest {
  protected:
   void SetUp() override {
     ZooKeeperTest::SetUp();
-    std::string name;
-    for (char c : std::string(
-             ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-      if (isalnum(static_cast<unsigned char>(c))) name += c;
-    }
-    service_ = ServiceName::Parse(name).value();
+    service_ = ServiceName::Parse(TestServiceName()).value();
     owner_ = Connect();
     ASSERT_TRUE(
         owner_->EnsurePathSync(paths::ServiceDir(service_), OpenAcl()).ok());

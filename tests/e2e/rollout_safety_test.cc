@@ -45,6 +45,7 @@
 
 #include "common/payload.h"
 #include "tests/coordinator/coordinator_fixture.h"
+#include "tests/support/files.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
@@ -82,13 +83,6 @@ int64_t CrashFailureBound() {
                           kCheckTimeoutMs + 1000.0) /
                          1000.0;
   return static_cast<int64_t>(std::ceil(seconds * kPerInstanceRate));
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::string SourceDir() { return ZKROLL_SOURCE_DIR; }

@@ -77,6 +77,15 @@ bool FaultTest::WaitForLine(ChildProcess* p,
   return WaitFor([&] { return HasLine(p, parts); }, deadline);
 }
 
+bool FaultTest::WaitForAgentsToNoticeOutage(milliseconds deadline) {
+  return WaitFor(
+      [&] {
+        return AgentLogs().find("lost the connection to ZooKeeper") !=
+               std::string::npos;
+      },
+      deadline);
+}
+
 std::optional<proto::AgentRecord::Instance> FaultTest::AgentView(
     const std::string& host, int port) {
   auto node = Get(paths::AgentNode(*HostId::Parse(host)));

@@ -43,6 +43,10 @@ class FaultTest : public CoordinatorTest {
   static bool HasLine(ChildProcess* p, const std::vector<std::string>& parts);
   bool WaitForLine(ChildProcess* p, const std::vector<std::string>& parts,
                    milliseconds deadline = milliseconds(30000));
+  // Waits until an agent has logged that it lost its connection to
+  // ZooKeeper: a stopped server is restarted once the agents have noticed
+  // the outage, not after a fixed time.
+  bool WaitForAgentsToNoticeOutage(milliseconds deadline = milliseconds(20000));
 
   // The agent's published view (/agents/<host>) of svc_@127.0.0.1:port.
   std::optional<proto::AgentRecord::Instance> AgentView(const std::string& host,

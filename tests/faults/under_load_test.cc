@@ -18,19 +18,13 @@
 #include <sstream>
 
 #include "tests/faults/fault_fixture.h"
+#include "tests/support/files.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
 namespace {
 
 enum class KillAt { kDuringCommand, kDuringHealth, kZooKeeperRestart };
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 long long JsonCount(const std::string& json, const std::string& key) {
   std::smatch m;
@@ -40,8 +34,8 @@ long long JsonCount(const std::string& json, const std::string& key) {
   return -1;
 }
 
-size_t Lines(const std::string& path) {
-  const std::string s = ReadAll(path);
+size_t LineCount(const std::string& path) {
+  const std::string s = ReadFile(path);
   return static_cast<size_t>(std::count(s.begin(), s.end(), '\n'));
 }
 
@@ -107,7 +101,7 @@ TEST_P(UnderLoadTest, NoFailedRequests) {
   // Load is flowing once the timeline has rows for both instances.
   ASSERT_TRUE(WaitFor(
       [&] {
-        const std::string t = ReadAll(timeline);
+        const std::string t = ReadFile(timeline);
         return t.find("127.0.0.1:" + std::to_string(a)) != std::string::npos &&
                t.find("127.0.0.1:" + std::to_string(b)) != std::string::npos;
       },
@@ -140,12 +134,7 @@ TEST_P(UnderLoadTest, NoFailedRequests) {
     // while COMMAND runs; the deploy itself must go on and succeed.
     const auto stopped = FaultClock::now();
     server()->Stop();
-    ASSERT_TRUE(WaitFor(
-        [&] {
-          return AgentLogs().find("lost the connection to ZooKeeper") !=
-                 std::string::npos;
-        },
-        milliseconds(20000)));
+    ASSERT_TRUE(WaitForAgentsToNoticeOutage());
     ASSERT_TRUE(server()->Start().ok());
     Report(fault, "server back (outage)", MillisSince(stopped));
     ASSERT_TRUE(Release(hs));
@@ -171,18 +160,18 @@ TEST_P(UnderLoadTest, NoFailedRequests) {
   }
 
   // Keep the load on for a few more timeline rows with the instance back.
-  const size_t rows = Lines(timeline);
-  ASSERT_TRUE(WaitFor([&] { return Lines(timeline) >= rows + 4; },
+  const size_t rows = LineCount(timeline);
+  ASSERT_TRUE(WaitFor([&] { return LineCount(timeline) >= rows + 4; },
                       milliseconds(20000)));
   std::ofstream(stop).put('\n');
   ASSERT_EQ(load->Wait(milliseconds(30000)), 0) << load->Output();
-  const std::string json = ReadAll(summary);
+  const std::string json = ReadFile(summary);
   const long long sent = JsonCount(json, "sent");
   const long long failed = JsonCount(json, "failed");
   ASSERT_GT(sent, 0) << json;
   EXPECT_EQ(failed, 0) << json;
   if (health) {
-    EXPECT_NE(ReadAll(timeline).find(",v2"), std::string::npos)
+    EXPECT_NE(ReadFile(timeline).find(",v2"), std::string::npos)
         << "no request reached the restarted instance";
   }
   std::cout << "[fault] " << fault << ": " << sent << " requests sent, "

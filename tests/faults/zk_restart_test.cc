@@ -79,14 +79,7 @@ TEST_P(ZkRestartTest, Rollout) {
 
   const auto stopped = FaultClock::now();
   server()->Stop();
-  // Restart once the agent has noticed, not after a fixed time.
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return AgentLogs().find("lost the connection to ZooKeeper") !=
-               std::string::npos;
-      },
-      milliseconds(20000)))
-      << AgentLogs();
+  ASSERT_TRUE(WaitForAgentsToNoticeOutage()) << AgentLogs();
   Status s = server()->Start();
   ASSERT_TRUE(s.ok()) << s.ToString();
   const auto restarted = FaultClock::now();

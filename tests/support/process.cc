@@ -11,8 +11,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
+#include "tests/support/files.h"
 #include "tests/support/wait.h"
 
 extern char** environ;
@@ -105,10 +105,7 @@ std::optional<int> ChildProcess::Wait(std::chrono::milliseconds timeout) {
 }
 
 std::string ChildProcess::Output() const {
-  std::ifstream in(log_path_);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return ReadFile(log_path_);
 }
 
 RunResult RunCommand(const std::vector<std::string>& argv,

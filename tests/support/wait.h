@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 
 namespace zkroll::testing {
@@ -41,6 +42,23 @@ class Signal {
 // Process-wide signal for conditions outside the process (deadline scaled
 // as above).
 bool WaitFor(const std::function<bool()>& cond, milliseconds deadline);
+
+// Waits (as WaitFor) until `read` yields a value that satisfies `cond`.
+// Every value read is stored in *last, so that the assertions after a wait,
+// and the message of one that timed out, see the latest reading.
+template <typename T>
+bool WaitForValue(const std::function<std::optional<T>()>& read,
+                  const std::function<bool(const T&)>& cond, T* last,
+                  milliseconds deadline) {
+  return WaitFor(
+      [&] {
+        std::optional<T> value = read();
+        if (!value) return false;
+        *last = *value;
+        return cond(*value);
+      },
+      deadline);
+}
 
 }  // namespace zkroll::testing
 

@@ -1,5 +1,7 @@
 #include "tests/support/zk_fixture.h"
 
+#include <cctype>
+
 namespace zkroll::testing {
 
 ZooKeeperTestServer* ZooKeeperTest::server_ = nullptr;
@@ -22,6 +24,15 @@ void ZooKeeperTest::SetUp() {
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
   io_ = std::make_unique<IoThread>();
+}
+
+std::string ZooKeeperTest::TestServiceName() {
+  std::string name;
+  for (char c : std::string(
+           ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+    if (isalnum(static_cast<unsigned char>(c))) name += c;
+  }
+  return name;
 }
 
 std::unique_ptr<ZkSession> ZooKeeperTest::Connect(ZkOptions options) {

@@ -8,6 +8,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "common/zk_session.h"
@@ -43,6 +44,11 @@ class ZooKeeperTest : public ::testing::Test {
 
   // A connected session on io(); fails the test if it cannot connect.
   std::unique_ptr<ZkSession> Connect(ZkOptions options = {});
+
+  // The running test's name with only its letters and digits: a valid
+  // service name that no other test of the suite uses, so tests sharing
+  // the suite's server do not see each other's nodes.
+  static std::string TestServiceName();
 
   static ZooKeeperTestServer* server() { return server_; }
   static std::string connect_string() { return server_->connect_string(); }

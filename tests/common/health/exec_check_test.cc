@@ -9,6 +9,7 @@
 // hangs.
 #include <dirent.h>
 #include <fcntl.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -31,6 +32,7 @@
 #include "common/health/check.h"
 #include "common/health/check_session.h"
 #include "common/timer.h"
+#include "tests/support/io_wait.h"
 
 namespace zkroll::health {
 namespace {
@@ -39,22 +41,7 @@ namespace asio = boost::asio;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-bool RunUntil(asio::io_context& io, const std::function<bool()>& cond,
-              milliseconds deadline = 10s) {
-  const auto end = steady_clock::now() + deadline;
-  while (!cond()) {
-    const auto now = steady_clock::now();
-    if (now >= end) return false;
-    if (io.stopped()) io.restart();
-    if (io.run_one_for(end - now) == 0 && io.stopped()) return cond();
-  }
-  return true;
-}
-
-bool StartsWith(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
+using zkroll::testing::RunUntil;
 
 CheckSpec Exec(std::vector<std::string> argv) {
   CheckSpec spec;
@@ -173,7 +160,7 @@ class ExecCheckTest : public ::testing::TestWithParam<bool> {
 TEST_P(ExecCheckTest, TruePasses) {
   CheckResult r = Check(Exec({"/bin/true"}), 5s);
   EXPECT_TRUE(r.healthy) << r.reason;
-  EXPECT_TRUE(StartsWith(r.reason, "ok (exit 0 in ")) << r.reason;
+  EXPECT_THAT(r.reason, ::testing::StartsWith("ok (exit 0 in ")) << r.reason;
   EXPECT_TRUE(NoChildrenLeft());
 }
 
@@ -241,9 +228,9 @@ TEST_P(ExecCheckTest, MissingBinary) {
 
   CheckResult bare = Check(Exec({"zkroll-no-such-check"}), 5s);
   EXPECT_FALSE(bare.healthy);
-  EXPECT_TRUE(StartsWith(bare.reason,
-                         "exec failed: No such file or directory "
-                         "('zkroll-no-such-check' is not in $PATH="))
+  EXPECT_THAT(bare.reason,
+              ::testing::StartsWith("exec failed: No such file or directory "
+                                    "('zkroll-no-such-check' is not in $PATH="))
       << bare.reason;
   EXPECT_TRUE(NoChildrenLeft());
 }

@@ -7,11 +7,12 @@
 #include "common/health/monitor.h"
 
 #include <glog/logging.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "common/timer.h"
+#include "tests/support/io_wait.h"
 
 namespace zkroll::health {
 namespace {
@@ -29,18 +31,7 @@ using asio::ip::tcp;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-bool RunUntil(asio::io_context& io, const std::function<bool()>& cond,
-              milliseconds deadline = 10s) {
-  const auto end = steady_clock::now() + deadline;
-  while (!cond()) {
-    const auto now = steady_clock::now();
-    if (now >= end) return false;
-    if (io.stopped()) io.restart();
-    if (io.run_one_for(end - now) == 0 && io.stopped()) return cond();
-  }
-  return true;
-}
+using zkroll::testing::RunUntil;
 
 // Runs `io` until it has no work left; false if that takes past `deadline`
 // (something keeps re-arming timers or checks).
@@ -52,10 +43,6 @@ bool RunUntilIdle(asio::io_context& io, milliseconds deadline = 5s) {
     if (now >= end) return false;
     if (io.run_one_for(end - now) == 0 && io.stopped()) return true;
   }
-}
-
-bool StartsWith(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
 }
 
 // Accepts and drops connections on 127.0.0.1; can be closed and reopened on
@@ -253,7 +240,7 @@ TEST(HealthMonitorTest, ReportsEachTransitionOnce) {
   ASSERT_EQ(rec.transitions.size(), 1u);
   EXPECT_TRUE(rec.transitions[0].healthy);
   EXPECT_EQ(rec.transitions[0].consecutive, 2);
-  EXPECT_TRUE(StartsWith(rec.transitions[0].reason, "ok (connect "));
+  EXPECT_THAT(rec.transitions[0].reason, ::testing::StartsWith("ok (connect "));
   EXPECT_TRUE(monitor->healthy());
 
   // The instance goes away: unhealthy after `fall` failures.
@@ -474,9 +461,11 @@ TEST(HealthMonitorTest, CheckNowWhileACheckIsInFlightRunsAfterIt) {
   EXPECT_EQ(events, (std::vector<std::string>{"accept", "result", "accept",
                                               "result"}));
   ASSERT_EQ(rec.results.size(), 2u);
-  EXPECT_TRUE(StartsWith(rec.results[0].reason, "timeout after 150ms"))
+  EXPECT_THAT(rec.results[0].reason,
+              ::testing::StartsWith("timeout after 150ms"))
       << rec.results[0].reason;
-  EXPECT_TRUE(StartsWith(rec.results[1].reason, "timeout after 150ms"))
+  EXPECT_THAT(rec.results[1].reason,
+              ::testing::StartsWith("timeout after 150ms"))
       << rec.results[1].reason;
   EXPECT_EQ(rec.result_times[0] - start, 150ms);
   EXPECT_EQ(rec.result_times[1] - start, 300ms);

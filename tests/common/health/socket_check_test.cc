@@ -6,6 +6,7 @@
 // neither turn a pass into a timeout nor stretch a timeout, and the tests
 // about timeouts assert the exact virtual time at which the check decided.
 // The real-time limits of RunUntil only bound how long a broken test hangs.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@
 #include "common/health/check.h"
 #include "common/health/own_connections.h"
 #include "common/timer.h"
+#include "tests/support/io_wait.h"
 
 namespace zkroll::health {
 namespace {
@@ -35,26 +37,7 @@ using asio::ip::tcp;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-// Runs `io` until `cond` holds or `deadline` passes; returns cond(). Waits
-// on the event loop, never on a fixed sleep.
-bool RunUntil(asio::io_context& io, const std::function<bool()>& cond,
-              milliseconds deadline = 10s) {
-  const auto end = steady_clock::now() + deadline;
-  while (!cond()) {
-    const auto now = steady_clock::now();
-    if (now >= end) return false;
-    if (io.stopped()) io.restart();
-    if (io.run_one_for(end - now) == 0 && io.stopped()) {
-      return cond();  // out of work: nothing can change any more
-    }
-  }
-  return true;
-}
-
-bool StartsWith(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
+using zkroll::testing::RunUntil;
 
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -218,7 +201,7 @@ TEST(TcpCheckTest, PassesWhenSomethingListens) {
   CheckResult r =
       Check(io, Tcp(), {"127.0.0.1", listener.local_endpoint().port()}, 2s);
   EXPECT_TRUE(r.healthy) << r.reason;
-  EXPECT_TRUE(StartsWith(r.reason, "ok (connect ")) << r.reason;
+  EXPECT_THAT(r.reason, ::testing::StartsWith("ok (connect ")) << r.reason;
 }
 
 TEST(TcpCheckTest, RecordsItsOwnConnection) {
@@ -380,10 +363,11 @@ TEST(HttpCheckTest, Passes200AndSendsAProperRequest) {
   CheckResult r =
       Check(io, Http("http:/healthz?full=1"), {"127.0.0.1", server.port()}, 2s);
   EXPECT_TRUE(r.healthy) << r.reason;
-  EXPECT_TRUE(StartsWith(r.reason, "ok (HTTP 200 in ")) << r.reason;
+  EXPECT_THAT(r.reason, ::testing::StartsWith("ok (HTTP 200 in ")) << r.reason;
   ASSERT_EQ(server.requests().size(), 1u);
   std::string request = Lower(server.requests()[0]);
-  EXPECT_TRUE(StartsWith(request, "get /healthz?full=1 http/1.1\r\n"))
+  EXPECT_THAT(request,
+              ::testing::StartsWith("get /healthz?full=1 http/1.1\r\n"))
       << request;
   EXPECT_NE(request.find("\r\nhost: 127.0.0.1:" +
                          std::to_string(server.port()) + "\r\n"),
@@ -497,7 +481,8 @@ TEST(HttpCheckTest, NotHttp) {
   TestHttpServer server(io, "SSH-2.0-OpenSSH_9.2\r\n\r\n");
   CheckResult r = Check(io, Http("http:/"), {"127.0.0.1", server.port()}, 2s);
   EXPECT_FALSE(r.healthy);
-  EXPECT_TRUE(StartsWith(r.reason, "reading response: ")) << r.reason;
+  EXPECT_THAT(r.reason, ::testing::StartsWith("reading response: "))
+      << r.reason;
 }
 
 TEST(HttpCheckTest, Refused) {
