@@ -5,6 +5,7 @@
 
 #include "common/paths.h"
 #include "common/payload.h"
+#include "common/states.h"
 #include "coordinator/connection.h"
 
 namespace zkroll::coordinator {
@@ -75,8 +76,9 @@ std::optional<std::string> WhyOutOfService(const InstanceServiceView& view) {
   // the instance now; an older one describes it before it came back.
   if (view.agent && view.agent->registered() && !view.agent->healthy()) {
     std::string why = "agent " + view.registered_by + " reports it " +
-                      (view.agent->state().empty() ? std::string("unhealthy")
-                                                   : view.agent->state());
+                      (view.agent->state().empty()
+                           ? WireString(AgentState::kUnhealthy)
+                           : view.agent->state());
     if (!view.agent->last_check().empty()) {
       why += " (last check: " + view.agent->last_check() + ")";
     }
