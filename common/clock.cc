@@ -92,8 +92,8 @@ google::protobuf::Timestamp ToTimestamp(WallTime t) {
 }
 
 WallTime FromTimestamp(const google::protobuf::Timestamp& t) {
-  return WallTime(std::chrono::milliseconds(t.seconds() * 1000 +
-                                            t.nanos() / 1000000));
+  return WallTime(
+      std::chrono::milliseconds(t.seconds() * 1000 + t.nanos() / 1000000));
 }
 
 std::string FormatTimestamp(const google::protobuf::Timestamp& t, bool set) {

@@ -3,11 +3,11 @@
 #ifndef ZKROLL_COMMON_CLOCK_H_
 #define ZKROLL_COMMON_CLOCK_H_
 
+#include <google/protobuf/timestamp.pb.h>
+
 #include <chrono>
 #include <string>
 #include <string_view>
-
-#include <google/protobuf/timestamp.pb.h>
 
 #include "common/status.h"
 

@@ -75,12 +75,18 @@ Result<State> ParseIn(const Table<State, N>& table, std::string_view text,
 
 }  // namespace
 
-std::string_view WireName(RunOutcome state) { return NameIn(kRunOutcomes, state); }
+std::string_view WireName(RunOutcome state) {
+  return NameIn(kRunOutcomes, state);
+}
 std::string_view WireName(InstanceOutcome state) {
   return NameIn(kInstanceOutcomes, state);
 }
-std::string_view WireName(StepVerdict state) { return NameIn(kStepVerdicts, state); }
-std::string_view WireName(AgentState state) { return NameIn(kAgentStates, state); }
+std::string_view WireName(StepVerdict state) {
+  return NameIn(kStepVerdicts, state);
+}
+std::string_view WireName(AgentState state) {
+  return NameIn(kAgentStates, state);
+}
 
 AgentState AgentStateOf(bool paused, bool registered, bool healthy) {
   return paused       ? AgentState::kPaused

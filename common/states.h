@@ -95,10 +95,14 @@ std::string WireString(State state) {
 template <typename State>
 Result<State> Parse(std::string_view text);
 
-template <> Result<RunOutcome> Parse<RunOutcome>(std::string_view text);
-template <> Result<InstanceOutcome> Parse<InstanceOutcome>(std::string_view text);
-template <> Result<StepVerdict> Parse<StepVerdict>(std::string_view text);
-template <> Result<AgentState> Parse<AgentState>(std::string_view text);
+template <>
+Result<RunOutcome> Parse<RunOutcome>(std::string_view text);
+template <>
+Result<InstanceOutcome> Parse<InstanceOutcome>(std::string_view text);
+template <>
+Result<StepVerdict> Parse<StepVerdict>(std::string_view text);
+template <>
+Result<AgentState> Parse<AgentState>(std::string_view text);
 
 }  // namespace zkroll
 

@@ -311,12 +311,11 @@ int FinishRollout(Session& s, const RolloutRequest& request,
   if (!ls.ok()) LOG(WARNING) << ls.ToString();
   const std::string& id = request.id.str();
   const std::string& service = request.service.str();
-  std::string summary =
-      "rollout " + id + " of " + service + " " + WireString(r.outcome) + ": " +
-      r.detail;
+  std::string summary = "rollout " + id + " of " + service + " " +
+                        WireString(r.outcome) + ": " + r.detail;
   if (r.outcome != RunOutcome::kSucceeded &&
-      r.outcome != RunOutcome::kAwaitingPromotion &&
-      !r.revert && !r.min_healthy_stop) {
+      r.outcome != RunOutcome::kAwaitingPromotion && !r.revert &&
+      !r.min_healthy_stop) {
     summary +=
         ". Instances not started were not touched; fix the cause and "
         "continue with `zkroll rollout --resume " +
@@ -464,8 +463,8 @@ int RunRevert(const po::variables_map& vm, const Command& command) {
   Status ls = prep.lock->Release();
   if (!ls.ok()) LOG(WARNING) << ls.ToString();
   std::string summary = "revert of " + options.id.str() + " of " +
-                        options.service.str() + " " + WireString(outcome) + ": " +
-                        detail;
+                        options.service.str() + " " + WireString(outcome) +
+                        ": " + detail;
   for (const auto& f : rv.failures) summary += "\n  " + f;
   proto::ResultEvent result;
   result.set_deploy_id(options.id.str());

@@ -83,17 +83,17 @@ DeployResult InstanceDeploy::Finish(DeployOutcome outcome,
   result_.detail = detail;
   result_.command_started = command_started_;
   if (env_.journal) {
-    env_.journal->SetInstanceOutcome(
-        address_, InstanceOutcomeOf(outcome, opt_.revert));
+    env_.journal->SetInstanceOutcome(address_,
+                                     InstanceOutcomeOf(outcome, opt_.revert));
   }
   return result_;
 }
 
 DeployResult PauseDeploy::Run() {
   if (env_.journal) {
-    env_.journal->SetInstanceOutcome(address_,
-                                     opt_.revert ? InstanceOutcome::kReverting
-                                                 : InstanceOutcome::kRunning);
+    env_.journal->SetInstanceOutcome(address_, opt_.revert
+                                                   ? InstanceOutcome::kReverting
+                                                   : InstanceOutcome::kRunning);
   }
   auto finish = [&](DeployOutcome outcome, const std::string& detail) {
     result_.touched = flag_created_;
@@ -201,8 +201,7 @@ std::optional<Stop> PauseDeploy::Pause() {
           flag.ok() ? flag->by() + " (pid " + std::to_string(flag->pid()) +
                           ") since " +
                           FormatTimestamp(flag->since(), flag->has_since()) +
-                          ", reason " +
-                          QuoteForMessage(flag->reason()) +
+                          ", reason " + QuoteForMessage(flag->reason()) +
                           (!flag->has_expires_at()
                                ? std::string(", held by a running deploy")
                                : ", until " +
@@ -261,8 +260,8 @@ std::optional<Stop> PauseDeploy::Pause() {
   End(step, StepVerdict::kOk,
       std::string(paused.was_registered ? "registration removed"
                                         : "was not registered") +
-          ", flag " + flag_path_ + " (session " +
-          SessionHex(paused_session_) + ")");
+          ", flag " + flag_path_ + " (session " + SessionHex(paused_session_) +
+          ")");
   return std::nullopt;
 }
 
@@ -704,7 +703,8 @@ void PauseDeploy::Resume(const std::string& why) {
       break;
     }
   }
-  if (outcome == StepVerdict::kFailed && env_.session->session_id() != paused_session_) {
+  if (outcome == StepVerdict::kFailed &&
+      env_.session->session_id() != paused_session_) {
     session_ended();
     return;
   }
@@ -799,8 +799,9 @@ RunOutcome RunOutcomeOf(DeployOutcome outcome) {
 
 InstanceOutcome InstanceOutcomeOf(DeployOutcome outcome, bool revert) {
   if (revert) {
-    return outcome == DeployOutcome::kSucceeded ? InstanceOutcome::kReverted
-                                                : InstanceOutcome::kRevertFailed;
+    return outcome == DeployOutcome::kSucceeded
+               ? InstanceOutcome::kReverted
+               : InstanceOutcome::kRevertFailed;
   }
   switch (outcome) {
     case DeployOutcome::kSucceeded:
@@ -823,7 +824,9 @@ std::string DescribeTimings(const std::vector<StepTiming>& steps) {
   for (const auto& s : steps) {
     if (!out.empty()) out += ", ";
     out += s.name + " " + FormatDuration(s.took);
-    if (s.verdict != StepVerdict::kOk) out += " (" + WireString(s.verdict) + ")";
+    if (s.verdict != StepVerdict::kOk) {
+      out += " (" + WireString(s.verdict) + ")";
+    }
   }
   return out;
 }

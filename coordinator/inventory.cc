@@ -218,8 +218,8 @@ Result<ServiceInventory> LoadInventory(ZkSession* session,
       inv.warnings.push_back(
           flag.status().message() +
           "; it will not expire by itself; end it with 'zkroll resume "
-          "--service " + service.str() + " --instance " + addr->ToString() +
-          " --force'");
+          "--service " +
+          service.str() + " --instance " + addr->ToString() + " --force'");
       state.flag.set_reason("(unreadable flag payload)");
     }
     state.expired = PauseExpired(state.flag, now);
@@ -246,11 +246,10 @@ std::vector<std::string> RemoveExpiredFlags(ZkSession* session,
                                inv->pause_dir_version.value_or(-1)},
         state.stat.version);
     if (s.ok()) {
-      std::string line = "removed expired pause flag " + path + " (by " +
-                         state.flag.by() + ", reason " +
-                         QuoteForMessage(state.flag.reason()) +
-                         ", expired at " +
-                         FormatTimestamp(state.flag.expires_at(), true) + ")";
+      std::string line =
+          "removed expired pause flag " + path + " (by " + state.flag.by() +
+          ", reason " + QuoteForMessage(state.flag.reason()) + ", expired at " +
+          FormatTimestamp(state.flag.expires_at(), true) + ")";
       LOG(WARNING) << line;
       removed.push_back(line);
     } else if (s.code() == StatusCode::kAborted) {

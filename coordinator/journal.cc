@@ -467,8 +467,8 @@ State Checked(std::string_view word) {
 Status CheckJournalStates(const proto::DeployRecord::InstanceProgress& progress,
                           std::string_view path) {
   const std::string who = "instance " + QuoteForMessage(progress.instance());
-  ZKROLL_RETURN_IF_ERROR(CheckState<InstanceOutcome>(progress.outcome(), path,
-                                                     who + " outcome"));
+  ZKROLL_RETURN_IF_ERROR(
+      CheckState<InstanceOutcome>(progress.outcome(), path, who + " outcome"));
   for (const auto& step : progress.steps()) {
     ZKROLL_RETURN_IF_ERROR(CheckState<StepVerdict>(
         step.verdict(), path,
@@ -490,7 +490,8 @@ Status CheckJournalStates(const proto::DeployRecord& record,
 RunOutcome OutcomeOf(const proto::DeployRecord& record) {
   return Checked<RunOutcome>(record.outcome());
 }
-InstanceOutcome OutcomeOf(const proto::DeployRecord::InstanceProgress& progress) {
+InstanceOutcome OutcomeOf(
+    const proto::DeployRecord::InstanceProgress& progress) {
   return Checked<InstanceOutcome>(progress.outcome());
 }
 StepVerdict VerdictOf(const proto::DeployRecord::Step& step) {

@@ -49,7 +49,6 @@
 #include <thread>
 #include <vector>
 
-
 #include "common/duration.h"
 #include "common/names.h"
 #include "common/retry.h"
@@ -106,8 +105,8 @@ class Journal {
                                 int64_t session_id);
   // Completes step `index` (from BeginStep); written within kFlushDelay or
   // with the next write.
-  void EndStep(const InstanceAddress& instance, int index,
-               StepVerdict verdict, const std::string& detail);
+  void EndStep(const InstanceAddress& instance, int index, StepVerdict verdict,
+               const std::string& detail);
   // Records the process COMMAND runs as in step `index` (the "command"
   // step), written within kFlushDelay or with the next write: a
   // coordinator killed while COMMAND runs leaves it for `rollout --resume`
@@ -194,7 +193,8 @@ Status CheckJournalStates(const proto::DeployRecord::InstanceProgress& progress,
 // The typed states of a checked record (or one this coordinator built).
 // A word outside its set here is a bug of ours: CHECK-fails.
 RunOutcome OutcomeOf(const proto::DeployRecord& record);
-InstanceOutcome OutcomeOf(const proto::DeployRecord::InstanceProgress& progress);
+InstanceOutcome OutcomeOf(
+    const proto::DeployRecord::InstanceProgress& progress);
 StepVerdict VerdictOf(const proto::DeployRecord::Step& step);
 
 // Reads a record and, with `with_steps`, merges the per-instance step

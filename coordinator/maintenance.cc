@@ -63,14 +63,14 @@ Status PauseInstance(ZkSession* session, const AclList& acl,
     auto f = ParsePayload<proto::PauseFlag>(paused.existing->data, flag_path);
     return FailedPrecondition(
         label + " is already paused" +
-        (f.ok() ? " by " + f->by() + " since " +
-                             FormatTimestamp(f->since(), f->has_since()) +
-                             ", reason " +
-                      QuoteForMessage(f->reason()) +
-                      (!f->has_expires_at()
-                           ? std::string(" (a running deploy)")
-                           : ", until " + FormatTimestamp(f->expires_at(), true))
-                : std::string()) +
+        (f.ok()
+             ? " by " + f->by() + " since " +
+                   FormatTimestamp(f->since(), f->has_since()) + ", reason " +
+                   QuoteForMessage(f->reason()) +
+                   (!f->has_expires_at()
+                        ? std::string(" (a running deploy)")
+                        : ", until " + FormatTimestamp(f->expires_at(), true))
+             : std::string()) +
         "; run `zkroll resume` first to replace it");
   }
   if (paused.status.code() == StatusCode::kNotFound) {

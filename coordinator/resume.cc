@@ -87,8 +87,8 @@ Result<ResumePlan> PlanResume(ZkSession* session, const ResumeOptions& o,
   }
   if (kResumable.count(outcome) == 0) {
     return InvalidArgument(Refuse(
-        o, "its outcome " + QuoteForMessage(outcome_word) +
-               " cannot be resumed"));
+        o,
+        "its outcome " + QuoteForMessage(outcome_word) + " cannot be resumed"));
   }
   auto request = RolloutRequest::FromParameters(*rec, zk_retry_window);
   if (!request.ok()) {
@@ -405,9 +405,9 @@ RolloutResult RunResume(const DeployEnvironment& env, const ResumePlan& plan,
         process, Clock::now() + options.deploy.exec_timeout, env.abort);
     if (!gone.ok()) {
       RolloutResult stopped;
-      stopped.outcome =
-          gone.code() == StatusCode::kAborted ? RunOutcome::kAborted
-                                              : RunOutcome::kFailed;
+      stopped.outcome = gone.code() == StatusCode::kAborted
+                            ? RunOutcome::kAborted
+                            : RunOutcome::kFailed;
       stopped.not_started = static_cast<int>(plan.request.targets.size());
       stopped.detail =
           "nothing was deployed: the COMMAND of " + address.ToString() +

@@ -217,15 +217,17 @@ void HoldHealthyTime(const DeployEnvironment& env, const RolloutOptions& opt,
   using V = StayInServiceResult::Verdict;
   if (watched.verdict == V::kHeld) {
     step.End(StepVerdict::kOk, "stayed registered and healthy for " +
-                       FormatDuration(opt.min_healthy_time));
-    if (env.journal) env.journal->SetInstanceOutcome(address, InstanceOutcome::kSucceeded);
+                                   FormatDuration(opt.min_healthy_time));
+    if (env.journal)
+      env.journal->SetInstanceOutcome(address, InstanceOutcome::kSucceeded);
     return;
   }
   if (watched.verdict == V::kAborted) {
     r->outcome = DeployOutcome::kAborted;
     r->detail = "stopped during --min-healthy-time";
     step.End(StepVerdict::kAborted, r->detail);
-    if (env.journal) env.journal->SetInstanceOutcome(address, InstanceOutcome::kAborted);
+    if (env.journal)
+      env.journal->SetInstanceOutcome(address, InstanceOutcome::kAborted);
     return;
   }
   const std::string why =
@@ -234,7 +236,8 @@ void HoldHealthyTime(const DeployEnvironment& env, const RolloutOptions& opt,
   r->detail = "left service within --min-healthy-time " +
               FormatDuration(opt.min_healthy_time) + ": " + why;
   step.End(StepVerdict::kFailed, why);
-  if (env.journal) env.journal->SetInstanceOutcome(address, InstanceOutcome::kFailed);
+  if (env.journal)
+    env.journal->SetInstanceOutcome(address, InstanceOutcome::kFailed);
 }
 
 // The canary soak and check. Empty if the canaries passed; otherwise why
@@ -264,9 +267,9 @@ std::string SoakCanaries(const DeployEnvironment& env,
       for (const auto& f : watched.flaps) why += (why.empty() ? "" : "; ") + f;
     }
     for (size_t i = 0; i < canaries.size(); ++i) {
-      steps[i]->End(why.empty()  ? StepVerdict::kOk
-                    : *aborted ? StepVerdict::kAborted
-                               : StepVerdict::kFailed,
+      steps[i]->End(why.empty() ? StepVerdict::kOk
+                    : *aborted  ? StepVerdict::kAborted
+                                : StepVerdict::kFailed,
                     why.empty() ? "every canary stayed in service for " +
                                       FormatDuration(opt.canary_soak)
                                 : why);
@@ -456,7 +459,8 @@ RolloutResult RunRollout(const DeployEnvironment& env,
           !env.abort->requested()) {
         r.outcome = DeployOutcome::kFailed;
         r.detail = deadline_text + " (" + r.detail + ")";
-        if (env.journal) env.journal->SetInstanceOutcome(batch[i], InstanceOutcome::kFailed);
+        if (env.journal)
+          env.journal->SetInstanceOutcome(batch[i], InstanceOutcome::kFailed);
       }
       batch_bad += r.outcome != DeployOutcome::kSucceeded;
       switch (r.outcome) {

@@ -26,7 +26,7 @@ struct LastDeploy {
   std::string kind;
   InstanceOutcome outcome;  // the instance's outcome in that deploy
   std::string started_at;
-  RunOutcome deploy_outcome;  // the deploy's (ShownOutcome)
+  RunOutcome deploy_outcome;   // the deploy's (ShownOutcome)
   std::string last_step;       // "canary-soak running"; newest deploy only
 };
 
@@ -248,22 +248,21 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
       text += "  agent:       none declares it\n";
     }
     if (fwd) text += "  forwarding:  " + ForwardingText(*fwd) + "\n";
-    text +=
-        "  last deploy: " +
-        (dep != last.end()
-             ? dep->second.deploy_id + " (" + dep->second.kind + ") " +
-                   WireString(dep->second.outcome) + ", started " +
-                   dep->second.started_at +
-                   // Two sets: said once when the words are the same.
-                   (WireName(dep->second.deploy_outcome) !=
-                            WireName(dep->second.outcome)
-                        ? "; the " + dep->second.kind + " " +
-                              WireString(dep->second.deploy_outcome)
-                        : std::string()) +
-                   (dep->second.last_step.empty()
-                        ? std::string()
-                        : "; last step " + dep->second.last_step)
-             : std::string("none recorded"));
+    text += "  last deploy: " +
+            (dep != last.end()
+                 ? dep->second.deploy_id + " (" + dep->second.kind + ") " +
+                       WireString(dep->second.outcome) + ", started " +
+                       dep->second.started_at +
+                       // Two sets: said once when the words are the same.
+                       (WireName(dep->second.deploy_outcome) !=
+                                WireName(dep->second.outcome)
+                            ? "; the " + dep->second.kind + " " +
+                                  WireString(dep->second.deploy_outcome)
+                            : std::string()) +
+                       (dep->second.last_step.empty()
+                            ? std::string()
+                            : "; last step " + dep->second.last_step)
+                 : std::string("none recorded"));
     reporter->Line(text);
   }
   if (!reporter->json() && !all.empty()) {
@@ -385,9 +384,8 @@ Status PrintDeploy(ZkSession* session, const ServiceName& service,
   }
   std::string text =
       "deploy " + rec->deploy_id() + " (" + rec->kind() + ") of " +
-      rec->service() + ": " + WireString(ShownOutcome(*rec, live)) +
-      "\n  by " + rec->by() +
-      " (pid " + std::to_string(rec->pid()) + "), started " +
+      rec->service() + ": " + WireString(ShownOutcome(*rec, live)) + "\n  by " +
+      rec->by() + " (pid " + std::to_string(rec->pid()) + "), started " +
       rec->started_at() +
       (rec->ended_at().empty() ? "" : ", ended " + rec->ended_at()) +
       "\n  command:";

@@ -269,9 +269,9 @@ std::optional<Stop> SwitchDeploy::Forward(const std::string& step_name,
     return fail(DeployOutcome::kFailed,
                 "the agent refused " + backend.ToString() + ": " + st->error());
   }
-  End(step, StepVerdict::kOk, "new connections go to " + st->backend() +
-                      (st->fallback().empty() ? "" : ", fallback " +
-                                                          st->fallback()));
+  End(step, StepVerdict::kOk,
+      "new connections go to " + st->backend() +
+          (st->fallback().empty() ? "" : ", fallback " + st->fallback()));
   return std::nullopt;
 }
 
@@ -449,7 +449,8 @@ void SwitchDeploy::Rollback(const std::string& reason) {
 }
 
 DeployResult SwitchDeploy::Run(const std::vector<InstanceAddress>& busy) {
-  if (env_.journal) env_.journal->SetInstanceOutcome(address_, InstanceOutcome::kRunning);
+  if (env_.journal)
+    env_.journal->SetInstanceOutcome(address_, InstanceOutcome::kRunning);
   auto rollback = [&](const Stop& stop) {
     Rollback(stop.detail);
     std::string detail = stop.detail + "; rolled back: new connections go to " +

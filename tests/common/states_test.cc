@@ -1,13 +1,14 @@
 // Typed states (common/states.h) and the Timestamp fields of payloads
 // (common/clock.h ToTimestamp/FromTimestamp): the words and the JSON that
 // znodes and events carry stay what they were.
+#include "common/states.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "common/clock.h"
 #include "common/payload.h"
-#include "common/states.h"
 #include "zkroll.pb.h"
 
 namespace zkroll {
@@ -24,23 +25,25 @@ void ExpectRoundTrip(std::initializer_list<std::pair<State, const char*>> all) {
 }
 
 TEST(StatesTest, EveryWordIsTheOneWrittenBefore) {
-  ExpectRoundTrip<RunOutcome>({{RunOutcome::kRunning, "running"},
-                               {RunOutcome::kSucceeded, "succeeded"},
-                               {RunOutcome::kFailed, "failed"},
-                               {RunOutcome::kAborted, "aborted"},
-                               {RunOutcome::kUnfinished, "unfinished"},
-                               {RunOutcome::kAwaitingPromotion, "awaiting-promotion"},
-                               {RunOutcome::kReverted, "reverted"},
-                               {RunOutcome::kRevertIncomplete, "revert-incomplete"}});
-  ExpectRoundTrip<InstanceOutcome>({{InstanceOutcome::kPending, "pending"},
-                                    {InstanceOutcome::kRunning, "running"},
-                                    {InstanceOutcome::kSucceeded, "succeeded"},
-                                    {InstanceOutcome::kFailed, "failed"},
-                                    {InstanceOutcome::kAborted, "aborted"},
-                                    {InstanceOutcome::kUnfinished, "unfinished"},
-                                    {InstanceOutcome::kReverting, "reverting"},
-                                    {InstanceOutcome::kReverted, "reverted"},
-                                    {InstanceOutcome::kRevertFailed, "revert-failed"}});
+  ExpectRoundTrip<RunOutcome>(
+      {{RunOutcome::kRunning, "running"},
+       {RunOutcome::kSucceeded, "succeeded"},
+       {RunOutcome::kFailed, "failed"},
+       {RunOutcome::kAborted, "aborted"},
+       {RunOutcome::kUnfinished, "unfinished"},
+       {RunOutcome::kAwaitingPromotion, "awaiting-promotion"},
+       {RunOutcome::kReverted, "reverted"},
+       {RunOutcome::kRevertIncomplete, "revert-incomplete"}});
+  ExpectRoundTrip<InstanceOutcome>(
+      {{InstanceOutcome::kPending, "pending"},
+       {InstanceOutcome::kRunning, "running"},
+       {InstanceOutcome::kSucceeded, "succeeded"},
+       {InstanceOutcome::kFailed, "failed"},
+       {InstanceOutcome::kAborted, "aborted"},
+       {InstanceOutcome::kUnfinished, "unfinished"},
+       {InstanceOutcome::kReverting, "reverting"},
+       {InstanceOutcome::kReverted, "reverted"},
+       {InstanceOutcome::kRevertFailed, "revert-failed"}});
   ExpectRoundTrip<StepVerdict>({{StepVerdict::kStarted, "started"},
                                 {StepVerdict::kRunning, "running"},
                                 {StepVerdict::kOk, "ok"},
@@ -60,7 +63,8 @@ TEST(StatesTest, AWordOutsideTheSetIsRefusedByName) {
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("'Succeeded'"), std::string::npos)
       << bad.status().message();
-  EXPECT_NE(bad.status().message().find("awaiting-promotion"), std::string::npos)
+  EXPECT_NE(bad.status().message().find("awaiting-promotion"),
+            std::string::npos)
       << "the message lists the words allowed: " << bad.status().message();
   EXPECT_FALSE(Parse<InstanceOutcome>("").ok());
   EXPECT_FALSE(Parse<StepVerdict>("revert-failed").ok());
@@ -75,8 +79,9 @@ TEST(StatesTest, AgentStatePausedBeforeRegisteredBeforeHealthy) {
 }
 
 TEST(TimestampTest, ConvertsMillisecondsBothWays) {
-  for (const char* text : {"2026-11-26T12:17:30.123Z", "1970-01-01T00:00:00.000Z",
-                           "2255-01-01T00:00:00.001Z"}) {
+  for (const char* text :
+       {"2026-11-26T12:17:30.123Z", "1970-01-01T00:00:00.000Z",
+        "2255-01-01T00:00:00.001Z"}) {
     auto t = ParseRfc3339(text);
     ASSERT_TRUE(t.ok()) << text;
     const auto ts = ToTimestamp(*t);
@@ -98,13 +103,13 @@ TEST(TimestampTest, ConvertsMillisecondsBothWays) {
 // others ParseRfc3339 accepted) reads into the Timestamp fields as the same
 // time.
 TEST(TimestampTest, RecordsWrittenAsStringsStillParse) {
-  for (const char* text : {"2026-11-26T12:17:30.123Z", "2026-11-26T12:17:30Z",
-                           "2026-11-26T12:17:30.1Z", "2026-11-26T12:17:30.12Z",
-                           "2026-11-26T12:17:30.123456Z",
-                           "2026-11-26T12:17:30.123456789Z"}) {
-    const std::string json = std::string(R"({"by": "ops@host", "reason": "x",)") +
-                             R"( "since": ")" + text + R"(", "expires_at": ")" +
-                             text + R"("})";
+  for (const char* text :
+       {"2026-11-26T12:17:30.123Z", "2026-11-26T12:17:30Z",
+        "2026-11-26T12:17:30.1Z", "2026-11-26T12:17:30.12Z",
+        "2026-11-26T12:17:30.123456Z", "2026-11-26T12:17:30.123456789Z"}) {
+    const std::string json =
+        std::string(R"({"by": "ops@host", "reason": "x",)") + R"( "since": ")" +
+        text + R"(", "expires_at": ")" + text + R"("})";
     auto flag = ParsePayload<proto::PauseFlag>(json, "/pause/s/x");
     ASSERT_TRUE(flag.ok()) << text << ": " << flag.status().message();
     auto want = ParseRfc3339(text);
@@ -123,15 +128,19 @@ TEST(TimestampTest, RecordsWrittenAsStringsStillParse) {
 TEST(TimestampTest, PrintsRfc3339AndLeavesNoneOut) {
   proto::PauseFlag flag;
   flag.set_by("ops@host");
-  *flag.mutable_since() = ToTimestamp(*ParseRfc3339("2026-11-26T12:17:30.123Z"));
+  *flag.mutable_since() =
+      ToTimestamp(*ParseRfc3339("2026-11-26T12:17:30.123Z"));
   std::string json = ToJson(flag);
-  EXPECT_NE(json.find(R"("since": "2026-11-26T12:17:30.123Z")"), std::string::npos)
+  EXPECT_NE(json.find(R"("since": "2026-11-26T12:17:30.123Z")"),
+            std::string::npos)
       << json;
   EXPECT_EQ(json.find("expires_at"), std::string::npos)
       << "an unset time is left out, as \"\" was: " << json;
-  *flag.mutable_expires_at() = ToTimestamp(*ParseRfc3339("2026-11-26T13:00:00.000Z"));
+  *flag.mutable_expires_at() =
+      ToTimestamp(*ParseRfc3339("2026-11-26T13:00:00.000Z"));
   json = ToJson(flag);
-  EXPECT_NE(json.find(R"("expires_at": "2026-11-26T13:00:00Z")"), std::string::npos)
+  EXPECT_NE(json.find(R"("expires_at": "2026-11-26T13:00:00Z")"),
+            std::string::npos)
       << "protobuf leaves out a zero fraction: " << json;
 }
 
@@ -139,13 +148,15 @@ TEST(TimestampTest, ABadTimeFailsThePayloadNamingIt) {
   auto flag = ParsePayload<proto::PauseFlag>(R"({"expires_at": "tomorrow"})",
                                              "/pause/s/10.0.0.1_80");
   ASSERT_FALSE(flag.ok());
-  EXPECT_NE(flag.status().message().find("/pause/s/10.0.0.1_80"), std::string::npos)
+  EXPECT_NE(flag.status().message().find("/pause/s/10.0.0.1_80"),
+            std::string::npos)
       << flag.status().message();
   EXPECT_NE(flag.status().message().find("tomorrow"), std::string::npos)
       << flag.status().message();
   // "" was never written (an empty string field is left out of the JSON),
   // and is not a time.
-  EXPECT_FALSE(ParsePayload<proto::PauseFlag>(R"({"expires_at": ""})", "/p").ok());
+  EXPECT_FALSE(
+      ParsePayload<proto::PauseFlag>(R"({"expires_at": ""})", "/p").ok());
 }
 
 }  // namespace

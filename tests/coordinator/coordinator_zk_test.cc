@@ -174,7 +174,8 @@ TEST_F(CoordinatorZkTest, HeldLockFailsAtOnceNamingTheHolder) {
   proto::LockHolder holder;
   holder.set_by("alice@build-7");
   holder.set_pid(4242);
-  *holder.mutable_since() = ToTimestamp(*ParseRfc3339("2026-11-26T12:00:00.000Z"));
+  *holder.mutable_since() =
+      ToTimestamp(*ParseRfc3339("2026-11-26T12:00:00.000Z"));
   holder.set_deploy_id("20261126T120000Z-abcdef");
   holder.set_purpose("rollout");
   ASSERT_TRUE(zk_->EnsurePathSync(LockDir(), OpenAcl()).ok());
@@ -293,7 +294,8 @@ TEST_F(CoordinatorZkTest, ManualPauseIsPersistentExpiresAndCanBeResumed) {
   auto flag = Flag(port);
   ASSERT_TRUE(flag.has_value());
   ASSERT_TRUE(flag->has_expires_at());
-  auto left = FromTimestamp(flag->expires_at()) - std::chrono::system_clock::now();
+  auto left =
+      FromTimestamp(flag->expires_at()) - std::chrono::system_clock::now();
   EXPECT_GT(left, std::chrono::minutes(59));
   EXPECT_LE(left, std::chrono::minutes(60));
 
@@ -321,9 +323,9 @@ TEST_F(CoordinatorZkTest, ManualPauseIsPersistentExpiresAndCanBeResumed) {
  "since": "2020-01-01T00:00:00.000Z",
  "expires_at": "2020-01-01T01:00:00.000Z"
 })";
-  ASSERT_TRUE(zk_->CreateSync(FlagPath(port), old, CreateMode::kPersistent,
-                              OpenAcl())
-                  .ok());
+  ASSERT_TRUE(
+      zk_->CreateSync(FlagPath(port), old, CreateMode::kPersistent, OpenAcl())
+          .ok());
   // status shows it and deletes nothing (reading must not delete).
   RunResult st2 = Zkroll({"status", "--service", svc_});
   EXPECT_EQ(st2.exit_code, 0) << st2.output;
