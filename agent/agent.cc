@@ -14,6 +14,7 @@
 #include "common/instance_record.h"
 #include "common/paths.h"
 #include "common/payload.h"
+#include "common/states.h"
 #include "common/version.h"
 #include "zkroll.pb.h"
 
@@ -502,10 +503,8 @@ proto::AgentRecord Agent::BuildAgentRecord() const {
     out->set_healthy(inst->healthy);
     out->set_paused(paused);
     out->set_registered(inst->reg->registered());
-    out->set_state(paused ? "paused"
-                          : inst->reg->registered() ? "registered"
-                                             : inst->healthy ? "healthy"
-                                                             : "unhealthy");
+    out->set_state(WireString(
+        AgentStateOf(paused, inst->reg->registered(), inst->healthy)));
     out->set_last_check(inst->last_check);
     if (inst->last_check_at != WallTime{}) {
       out->set_last_check_at(FormatRfc3339(inst->last_check_at));

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <mutex>
 
+#include "common/states.h"
 #include "common/version.h"
 
 namespace zkroll::agent {
@@ -35,10 +36,7 @@ const char* kSessionStates[] = {"connecting", "connected", "disconnected",
                                 "expired", "auth_failed"};
 
 const char* PublishedState(const InstanceMetricsState& s) {
-  return s.paused       ? "paused"
-         : s.registered ? "registered"
-         : s.healthy    ? "healthy"
-                        : "unhealthy";
+  return WireName(AgentStateOf(s.paused, s.registered, s.healthy)).data();
 }
 
 double Seconds(std::chrono::nanoseconds d) {
@@ -412,7 +410,8 @@ void AgentMetrics::InstanceSeries::OnCheckResult(
 }
 
 void AgentMetrics::InstanceSeries::OnHealthTransition(bool healthy) {
-  const char* to = healthy ? "healthy" : "unhealthy";
+  const char* to =
+      WireName(healthy ? AgentState::kHealthy : AgentState::kUnhealthy).data();
   auto& c = s_->health_transitions[to];
   if (c == nullptr) {
     pm::Labels l = s_->labels;

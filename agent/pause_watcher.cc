@@ -142,15 +142,10 @@ void PauseWatcher::ReadFlags(uint64_t epoch, PauseSnapshot snap,
           info.parsed = true;
           info.by = flag->by();
           info.reason = flag->reason();
-          info.since = flag->since();
-          if (!flag->expires_at().empty()) {
-            auto t = ParseRfc3339(flag->expires_at());
-            if (t.ok()) {
-              info.expires_at = *t;
-            } else {
-              info.parsed = false;
-              info.error = "bad expires_at: " + t.status().message();
-            }
+          info.since = FormatTimestamp(flag->since(), flag->has_since());
+          // A bad expires_at fails the parse above (it is a Timestamp).
+          if (flag->has_expires_at()) {
+            info.expires_at = FromTimestamp(flag->expires_at());
           }
         } else {
           info.error = flag.status().message();

@@ -74,6 +74,32 @@ Result<WallTime> ParseRfc3339(std::string_view text) {
   return WallTime(std::chrono::milliseconds(static_cast<int64_t>(secs) * 1000 + ms));
 }
 
+google::protobuf::Timestamp ToTimestamp(WallTime t) {
+  const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         t.time_since_epoch())
+                         .count();
+  // Floor division: a time before 1970 still has nanos in [0, 1e9).
+  int64_t secs = ms / 1000;
+  int64_t rest = ms % 1000;
+  if (rest < 0) {
+    rest += 1000;
+    --secs;
+  }
+  google::protobuf::Timestamp out;
+  out.set_seconds(secs);
+  out.set_nanos(static_cast<int32_t>(rest * 1000000));
+  return out;
+}
+
+WallTime FromTimestamp(const google::protobuf::Timestamp& t) {
+  return WallTime(
+      std::chrono::milliseconds(t.seconds() * 1000 + t.nanos() / 1000000));
+}
+
+std::string FormatTimestamp(const google::protobuf::Timestamp& t, bool set) {
+  return set ? FormatRfc3339(FromTimestamp(t)) : std::string();
+}
+
 std::string CurrentUserAtHost() {
   std::string user = "unknown";
   if (passwd* pw = getpwuid(getuid()); pw != nullptr && pw->pw_name) {

@@ -3,6 +3,8 @@
 #ifndef ZKROLL_COMMON_CLOCK_H_
 #define ZKROLL_COMMON_CLOCK_H_
 
+#include <google/protobuf/timestamp.pb.h>
+
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -20,6 +22,20 @@ inline std::string NowRfc3339() {
 }
 // Accepts the form FormatRfc3339 writes, with or without milliseconds.
 Result<WallTime> ParseRfc3339(std::string_view text);
+
+// The one conversion between WallTime and the google.protobuf.Timestamp
+// fields of payloads (proto/zkroll.proto; protobuf's JSON mapping prints
+// them as RFC 3339 UTC with 0, 3, 6 or 9 fractional digits). Milliseconds
+// are kept, finer digits of a Timestamp written elsewhere are dropped.
+google::protobuf::Timestamp ToTimestamp(WallTime t);
+WallTime FromTimestamp(const google::protobuf::Timestamp& t);
+inline google::protobuf::Timestamp NowTimestamp() {
+  return ToTimestamp(std::chrono::system_clock::now());
+}
+// FormatRfc3339 of a Timestamp field for messages and events (always with
+// milliseconds, as before the field was a Timestamp); "" when `set` is
+// false, pass the field's has_...() there: an unset field means "none".
+std::string FormatTimestamp(const google::protobuf::Timestamp& t, bool set);
 
 // The monotonic clock, behind an interface so that logic which waits or
 // times out (common/retry.h) can be driven by a test's clock instead of the

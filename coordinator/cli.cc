@@ -246,7 +246,7 @@ int RunDeploy(const po::variables_map& vm, const Command& command) {
       code = kExitSessionLost;
       break;
   }
-  Status js = prep.journal->Finish(DeployOutcomeName(r.outcome), r.detail);
+  Status js = prep.journal->Finish(RunOutcomeOf(r.outcome), r.detail);
   if (!js.ok()) LOG(WARNING) << "final journal write failed: " << js.ToString();
   Status ls = prep.lock->Release();
   if (!ls.ok()) LOG(WARNING) << ls.ToString();
@@ -299,11 +299,12 @@ int FinishRollout(Session& s, const RolloutRequest& request,
     code = kExitSessionLost;
   } else if (s.abort.requested()) {
     code = SignalExitCode(s.abort);
-  } else if (r.outcome == "reverted") {
+  } else if (r.outcome == RunOutcome::kReverted) {
     code = kExitFailedReverted;
-  } else if (r.outcome == "revert-incomplete") {
+  } else if (r.outcome == RunOutcome::kRevertIncomplete) {
     code = kExitRevertIncomplete;
-  } else if (r.outcome != "succeeded" && r.outcome != "awaiting-promotion") {
+  } else if (r.outcome != RunOutcome::kSucceeded &&
+             r.outcome != RunOutcome::kAwaitingPromotion) {
     code = kExitFailed;
   }
   Status js = prep.journal->Finish(r.outcome, r.detail);
@@ -312,10 +313,11 @@ int FinishRollout(Session& s, const RolloutRequest& request,
   if (!ls.ok()) LOG(WARNING) << ls.ToString();
   const std::string& id = request.id.str();
   const std::string& service = request.service.str();
-  std::string summary =
-      "rollout " + id + " of " + service + " " + r.outcome + ": " + r.detail;
-  if (r.outcome != "succeeded" && r.outcome != "awaiting-promotion" &&
-      !r.revert && !r.min_healthy_stop) {
+  std::string summary = "rollout " + id + " of " + service + " " +
+                        WireString(r.outcome) + ": " + r.detail;
+  if (r.outcome != RunOutcome::kSucceeded &&
+      r.outcome != RunOutcome::kAwaitingPromotion && !r.revert &&
+      !r.min_healthy_stop) {
     summary +=
         ". Instances not started were not touched; fix the cause and "
         "continue with `zkroll rollout --resume " +
@@ -333,7 +335,7 @@ int FinishRollout(Session& s, const RolloutRequest& request,
   result.set_failed(static_cast<uint32_t>(r.failed));
   result.set_aborted(static_cast<uint32_t>(r.aborted));
   result.set_not_started(static_cast<uint32_t>(r.not_started));
-  s.reporter.Result(r.outcome, code, summary, result);
+  s.reporter.Result(WireString(r.outcome), code, summary, result);
   return code;
 }
 
@@ -442,8 +444,8 @@ int RunRevert(const po::variables_map& vm, const Command& command) {
                                           plan->request, prep);
   RevertResult rv =
       RevertInstances(env, plan->request.options, plan->touched);
-  const std::string outcome =
-      rv.complete() ? "reverted" : "revert-incomplete";
+  const RunOutcome outcome =
+      rv.complete() ? RunOutcome::kReverted : RunOutcome::kRevertIncomplete;
   const std::string detail = std::to_string(rv.reverted.size()) +
                              " reverted, " + std::to_string(rv.left.size()) +
                              " left on the new version";
@@ -457,15 +459,17 @@ int RunRevert(const po::variables_map& vm, const Command& command) {
   Status ls = prep.lock->Release();
   if (!ls.ok()) LOG(WARNING) << ls.ToString();
   std::string summary = "revert of " + options.id.str() + " of " +
-                        options.service.str() + " " + outcome + ": " + detail;
+                        options.service.str() + " " + WireString(outcome) +
+                        ": " + detail;
   for (const auto& f : rv.failures) summary += "\n  " + f;
   proto::ResultEvent result;
   result.set_deploy_id(options.id.str());
   result.set_journal(prep.journal->path());
   result.set_succeeded(static_cast<uint32_t>(rv.reverted.size()));
   result.set_failed(static_cast<uint32_t>(rv.left.size()));
-  s.reporter.Result(rv.complete() ? "succeeded" : "failed", code, summary,
-                    result);
+  s.reporter.Result(
+      WireString(rv.complete() ? RunOutcome::kSucceeded : RunOutcome::kFailed),
+      code, summary, result);
   return code;
 }
 

@@ -47,7 +47,7 @@ InstanceDeploy::Step InstanceDeploy::Begin(const std::string& name,
   return s;
 }
 
-void InstanceDeploy::End(Step& step, const std::string& verdict,
+void InstanceDeploy::End(Step& step, StepVerdict verdict,
                          const std::string& detail) {
   if (!step.open) return;
   step.open = false;
@@ -55,7 +55,8 @@ void InstanceDeploy::End(Step& step, const std::string& verdict,
   if (env_.journal) {
     env_.journal->EndStep(address_, step.journal_index, verdict, detail);
   }
-  env_.reporter->StepEnded(label_, step.name, verdict, took, detail);
+  env_.reporter->StepEnded(label_, step.name, WireString(verdict), took,
+                           detail);
   result_.steps.push_back(StepTiming{step.name, verdict, took, detail});
 }
 
@@ -82,18 +83,17 @@ DeployResult InstanceDeploy::Finish(DeployOutcome outcome,
   result_.detail = detail;
   result_.command_started = command_started_;
   if (env_.journal) {
-    env_.journal->SetInstanceOutcome(
-        address_, !opt_.revert ? DeployOutcomeName(outcome)
-                  : outcome == DeployOutcome::kSucceeded ? "reverted"
-                                                         : "revert-failed");
+    env_.journal->SetInstanceOutcome(address_,
+                                     InstanceOutcomeOf(outcome, opt_.revert));
   }
   return result_;
 }
 
 DeployResult PauseDeploy::Run() {
   if (env_.journal) {
-    env_.journal->SetInstanceOutcome(address_,
-                                     opt_.revert ? "reverting" : "running");
+    env_.journal->SetInstanceOutcome(address_, opt_.revert
+                                                   ? InstanceOutcome::kReverting
+                                                   : InstanceOutcome::kRunning);
   }
   auto finish = [&](DeployOutcome outcome, const std::string& detail) {
     result_.touched = flag_created_;
@@ -145,7 +145,7 @@ DeployResult PauseDeploy::Run() {
 std::optional<Stop> PauseDeploy::Pause() {
   Step step = Begin("pause", "taking the instance out of traffic", false);
   auto fail = [&](const std::string& why) {
-    End(step, "failed", why);
+    End(step, StepVerdict::kFailed, why);
     return Stop{DeployOutcome::kFailed, why};
   };
   // PauseOps sets the data of /pause itself when /pause/<service> is new.
@@ -167,7 +167,7 @@ std::optional<Stop> PauseDeploy::Pause() {
     flag.set_by(CurrentUserAtHost());
     flag.set_pid(::getpid());
     flag.set_reason(opt_.reason);
-    flag.set_since(NowRfc3339());
+    *flag.mutable_since() = NowTimestamp();
     flag.set_deploy_id(env_.deploy_id.str());
     return ToJson(flag);
   };
@@ -180,7 +180,7 @@ std::optional<Stop> PauseDeploy::Pause() {
     if (removal.ok() && flag.ok()) {
       env_.reporter->Notice("removed expired pause flag " + flag_path_ +
                             " (by " + flag->by() + ", expired at " +
-                            flag->expires_at() + ")");
+                            FormatTimestamp(flag->expires_at(), true) + ")");
     } else if (removal.code() == StatusCode::kAborted) {
       env_.reporter->Notice(removal.message() + "; reading it again");
     }
@@ -191,7 +191,7 @@ std::optional<Stop> PauseDeploy::Pause() {
     const Status& s = paused.status;
     if (s.code() == StatusCode::kAborted) {
       Stop stop = AbortStop("pause");
-      End(step, "aborted", stop.detail + "; nothing was touched");
+      End(step, StepVerdict::kAborted, stop.detail + "; nothing was touched");
       return stop;
     }
     if (s.code() == StatusCode::kAlreadyExists && paused.existing) {
@@ -199,11 +199,13 @@ std::optional<Stop> PauseDeploy::Pause() {
                                                  flag_path_);
       std::string who =
           flag.ok() ? flag->by() + " (pid " + std::to_string(flag->pid()) +
-                          ") since " + flag->since() + ", reason " +
-                          QuoteForMessage(flag->reason()) +
-                          (flag->expires_at().empty()
+                          ") since " +
+                          FormatTimestamp(flag->since(), flag->has_since()) +
+                          ", reason " + QuoteForMessage(flag->reason()) +
+                          (!flag->has_expires_at()
                                ? std::string(", held by a running deploy")
-                               : ", until " + flag->expires_at())
+                               : ", until " +
+                                     FormatTimestamp(flag->expires_at(), true))
                     : std::string("someone (unreadable flag)");
       return fail("instance is already paused by " + who + " (" + flag_path_ +
                   "); nothing was touched. Wait for that deploy, or run "
@@ -226,7 +228,7 @@ std::optional<Stop> PauseDeploy::Pause() {
     std::string why;
     if (!AdoptFlag(&why)) {
       why += "; nothing was run and nothing of it is touched";
-      End(step, "aborted", why);
+      End(step, StepVerdict::kAborted, why);
       return Stop{DeployOutcome::kSessionLost, why};
     }
   }
@@ -239,7 +241,7 @@ std::optional<Stop> PauseDeploy::Pause() {
       std::string why = "our pause flag " + flag_path_ +
                         " vanished right after it was created (the "
                         "session changed); nothing was run";
-      End(step, "aborted", why);
+      End(step, StepVerdict::kAborted, why);
       return Stop{DeployOutcome::kSessionLost, why};
     }
     flag_czxid = mine->stat.czxid;
@@ -255,11 +257,11 @@ std::optional<Stop> PauseDeploy::Pause() {
     if (dir.ok() && dir->has_value()) pause_pzxid_ = (*dir)->pzxid;
   }
   flag_created_ = true;
-  End(step, "ok",
+  End(step, StepVerdict::kOk,
       std::string(paused.was_registered ? "registration removed"
                                         : "was not registered") +
-          ", flag " + flag_path_ + " (session " +
-          SessionHex(paused_session_) + ")");
+          ", flag " + flag_path_ + " (session " + SessionHex(paused_session_) +
+          ")");
   return std::nullopt;
 }
 
@@ -277,14 +279,14 @@ std::optional<Stop> PauseDeploy::Drain() {
                     opt_.drain_wait >= Millis(1000));
   if (!env_.abort->SleepFor(opt_.drain_wait)) {
     Stop s = AbortStop("drain");
-    End(step, "aborted", s.detail);
+    End(step, StepVerdict::kAborted, s.detail);
     return s;
   }
   std::string detail =
       "waited the fixed " + FormatSeconds(opt_.drain_wait) + " (--drain fixed)";
   env_.reporter->Drain(label_, "fixed", "fixed", Since(paused_at_),
                        opt_.drain_wait, detail, {});
-  End(step, "ok", detail);
+  End(step, StepVerdict::kOk, detail);
   return std::nullopt;
 }
 
@@ -403,7 +405,7 @@ std::optional<Stop> PauseDeploy::Verify() {
   std::string why;
   if (!StillOurs(&why)) {
     why += "; COMMAND was not run";
-    End(step, "aborted", why);
+    End(step, StepVerdict::kAborted, why);
     return Stop{DeployOutcome::kSessionLost, why};
   }
   if (env_.lock != nullptr) {
@@ -416,11 +418,11 @@ std::optional<Stop> PauseDeploy::Verify() {
                                      "belongs to our ZooKeeper session)")
                        : ": " + held.status().ToString()) +
             "; another coordinator may be deploying now; COMMAND was not run";
-      End(step, "aborted", why);
+      End(step, StepVerdict::kAborted, why);
       return Stop{DeployOutcome::kSessionLost, why};
     }
   }
-  End(step, "ok",
+  End(step, StepVerdict::kOk,
       "flag owned by session " + SessionHex(paused_session_) +
           " (confirmed after a sync), fence " + std::to_string(fence_zxid_));
   return std::nullopt;
@@ -433,7 +435,7 @@ std::optional<Stop> InstanceDeploy::Command() {
         "or was running when its coordinator stopped and has ended since; "
         "the checks decide";
     Step step = Begin("command", why, false);
-    End(step, "skipped", why);
+    End(step, StepVerdict::kSkipped, why);
     command_started_ = true;  // a failed check runs --on-failure
     return std::nullopt;
   }
@@ -475,13 +477,13 @@ std::optional<Stop> InstanceDeploy::Command() {
   std::string described = outcome.Describe(spec);
   if (outcome.kind == CommandOutcome::Kind::kAborted) {
     Stop s = AbortStop("COMMAND");
-    End(step, "aborted", described);
+    End(step, StepVerdict::kAborted, described);
     return s;
   }
   if (outcome.kind == CommandOutcome::Kind::kFenced) {
     std::string why = "COMMAND was stopped (its process group got SIGTERM, "
                       "then SIGKILL): " + fence_reason;
-    End(step, "aborted", why);
+    End(step, StepVerdict::kAborted, why);
     return Stop{DeployOutcome::kSessionLost, why};
   }
   // The session may have expired while COMMAND ran: then our flag vanished
@@ -490,15 +492,15 @@ std::optional<Stop> InstanceDeploy::Command() {
   std::string why;
   if (!StillOurs(&why)) {
     why = "COMMAND ended (" + described + "), but " + why + " while it ran";
-    End(step, "aborted", why);
+    End(step, StepVerdict::kAborted, why);
     return Stop{DeployOutcome::kSessionLost, why};
   }
   if (!outcome.ok()) {
     std::string detail = "COMMAND failed: " + described;
-    End(step, "failed", described);
+    End(step, StepVerdict::kFailed, described);
     return Stop{DeployOutcome::kFailed, detail};
   }
-  End(step, "ok", described);
+  End(step, StepVerdict::kOk, described);
   return std::nullopt;
 }
 
@@ -519,7 +521,7 @@ std::optional<Stop> InstanceDeploy::RecordCommandStart(Step& step) {
     // here when nothing did yet.
     if (confirmed_at_ == Clock::time_point{} && !StillOurs(&why)) {
       why += "; COMMAND was not run";
-      End(step, "aborted", why);
+      End(step, StepVerdict::kAborted, why);
       return Stop{DeployOutcome::kSessionLost, why};
     }
     return std::nullopt;
@@ -533,7 +535,7 @@ std::optional<Stop> InstanceDeploy::RecordCommandStart(Step& step) {
   if (!StillOurs(&why)) {
     why = "the journal could not record that COMMAND starts (" + first +
           "), and then " + why + "; COMMAND was not run";
-    End(step, "aborted", why);
+    End(step, StepVerdict::kAborted, why);
     return Stop{DeployOutcome::kSessionLost, why};
   }
   const Clock::time_point sent = Clock::now();
@@ -542,14 +544,14 @@ std::optional<Stop> InstanceDeploy::RecordCommandStart(Step& step) {
     why = "the journal recorded that COMMAND starts only in a new ZooKeeper "
           "session: our session " + SessionHex(owner) +
           " ended; COMMAND was not run";
-    End(step, "aborted", why);
+    End(step, StepVerdict::kAborted, why);
     return Stop{DeployOutcome::kSessionLost, why};
   }
   if (!again.ok()) {
     why = "cannot record in the journal that COMMAND starts: " +
           again.ToString() + " (first attempt: " + first +
           "); COMMAND was not run";
-    End(step, "failed", why);
+    End(step, StepVerdict::kFailed, why);
     return Stop{DeployOutcome::kFailed, why};
   }
   if (sent > confirmed_at_) confirmed_at_ = sent;
@@ -612,7 +614,7 @@ std::optional<Stop> InstanceDeploy::Health() {
       r = *shared->result;
     }
     if (r.healthy) {
-      End(step, "ok",
+      End(step, StepVerdict::kOk,
           "attempt " + std::to_string(attempt) + "/" +
               std::to_string(opt_.health_attempts) + ": " + r.reason);
       return std::nullopt;
@@ -624,28 +626,28 @@ std::optional<Stop> InstanceDeploy::Health() {
   }
   if (env_.abort->requested()) {
     Stop s = AbortStop("health checks");
-    End(step, "aborted", s.detail);
+    End(step, StepVerdict::kAborted, s.detail);
     return s;
   }
   std::string detail = "every health check failed (" +
                        std::to_string(opt_.health_attempts) + " attempts of " +
                        health::DescribeCheck(opt_.check) +
                        "); last: " + last_reason;
-  End(step, "failed", detail);
+  End(step, StepVerdict::kFailed, detail);
   return Stop{DeployOutcome::kFailed, detail};
 }
 
 void PauseDeploy::Resume(const std::string& why) {
   Step step = Begin("resume", "deleting our pause flag (" + why + ")", false);
   if (!flag_created_) {
-    End(step, "skipped", "no flag of ours");
+    End(step, StepVerdict::kSkipped, "no flag of ours");
     return;
   }
   // Only the session that created the flag deletes it. After a session
   // change our flag is gone with its session, and a flag at that path now
   // was made by someone else (with the same data version 0).
   auto session_ended = [&] {
-    End(step, "ok",
+    End(step, StepVerdict::kOk,
         "our session " + SessionHex(paused_session_) +
             " ended, and our flag with it; nothing deleted (a flag there "
             "now is someone else's)");
@@ -662,7 +664,7 @@ void PauseDeploy::Resume(const std::string& why) {
   // between the read and the delete (in a rollout, the other instances'
   // pauses): that only costs another read.
   constexpr int kGuardedAttempts = 20;
-  std::string outcome = "failed";
+  StepVerdict outcome = StepVerdict::kFailed;
   std::string detail;
   for (int attempt = 1; attempt <= kGuardedAttempts; ++attempt) {
     if (env_.session->session_id() != paused_session_) {
@@ -677,12 +679,12 @@ void PauseDeploy::Resume(const std::string& why) {
       break;
     }
     if (!read->flag) {
-      outcome = "ok";
+      outcome = StepVerdict::kOk;
       detail = "flag gone";
       break;
     }
     if (read->flag->stat.ephemeral_owner != paused_session_) {
-      outcome = "skipped";
+      outcome = StepVerdict::kSkipped;
       detail = "flag " + flag_path_ +
                " belongs to another session now; left alone";
       break;
@@ -692,7 +694,7 @@ void PauseDeploy::Resume(const std::string& why) {
                                         read->flag->stat.version,
                                         paused_session_);
     if (s.ok() || s.code() == StatusCode::kNotFound) {
-      outcome = "ok";
+      outcome = StepVerdict::kOk;
       detail = "flag deleted";
       break;
     }
@@ -702,11 +704,12 @@ void PauseDeploy::Resume(const std::string& why) {
       break;
     }
   }
-  if (outcome == "failed" && env_.session->session_id() != paused_session_) {
+  if (outcome == StepVerdict::kFailed &&
+      env_.session->session_id() != paused_session_) {
     session_ended();
     return;
   }
-  if (outcome == "failed") {
+  if (outcome == StepVerdict::kFailed) {
     detail += "; it is ephemeral and goes when the coordinator exits";
   }
   End(step, outcome, detail);
@@ -730,13 +733,13 @@ std::optional<Stop> PauseDeploy::WaitRegistered() {
       auto rec = ParsePayload<proto::InstanceRecord>(data->data, node_path_);
       if (rec.ok() && !rec->host().empty()) by = " by agent " + rec->host();
     }
-    End(step, "ok", "registered" + by);
+    End(step, StepVerdict::kOk, "registered" + by);
     return std::nullopt;
   }
   if (registered.end == NodeWaitResult::End::kAborted) {
     Stop s = AbortStop("the wait for registration");
     s.detail += " (the instance passed its checks and its flag is deleted)";
-    End(step, "aborted", s.detail);
+    End(step, StepVerdict::kAborted, s.detail);
     return s;
   }
   std::string detail =
@@ -744,7 +747,7 @@ std::optional<Stop> PauseDeploy::WaitRegistered() {
       FormatDuration(opt_.register_timeout) +
       "; check the agent on its host (`zkroll status --service " +
       env_.service.str() + "`)";
-  End(step, "failed", detail);
+  End(step, StepVerdict::kFailed, detail);
   return Stop{DeployOutcome::kFailed, detail};
 }
 
@@ -762,9 +765,9 @@ void InstanceDeploy::RunStepCommand(const std::string& step_name,
       },
       env_.abort);
   End(step,
-      outcome.ok()                                     ? "ok"
-      : outcome.kind == CommandOutcome::Kind::kAborted ? "aborted"
-                                                       : "failed",
+      outcome.ok()                                     ? StepVerdict::kOk
+      : outcome.kind == CommandOutcome::Kind::kAborted ? StepVerdict::kAborted
+                                                       : StepVerdict::kFailed,
       outcome.Describe(spec));
 }
 
@@ -782,17 +785,39 @@ void PauseDeploy::AbortPath(const Stop& stop) {
 
 }  // namespace detail
 
-const char* DeployOutcomeName(DeployOutcome outcome) {
+RunOutcome RunOutcomeOf(DeployOutcome outcome) {
   switch (outcome) {
     case DeployOutcome::kSucceeded:
-      return "succeeded";
+      return RunOutcome::kSucceeded;
     case DeployOutcome::kFailed:
-      return "failed";
+      return RunOutcome::kFailed;
     case DeployOutcome::kAborted:
     case DeployOutcome::kSessionLost:
-      return "aborted";
+      return RunOutcome::kAborted;
   }
-  return "unknown";
+  return RunOutcome::kFailed;
+}
+
+InstanceOutcome InstanceOutcomeOf(DeployOutcome outcome, bool revert) {
+  if (revert) {
+    return outcome == DeployOutcome::kSucceeded
+               ? InstanceOutcome::kReverted
+               : InstanceOutcome::kRevertFailed;
+  }
+  switch (outcome) {
+    case DeployOutcome::kSucceeded:
+      return InstanceOutcome::kSucceeded;
+    case DeployOutcome::kFailed:
+      return InstanceOutcome::kFailed;
+    case DeployOutcome::kAborted:
+    case DeployOutcome::kSessionLost:
+      return InstanceOutcome::kAborted;
+  }
+  return InstanceOutcome::kFailed;
+}
+
+std::string DeployOutcomeName(DeployOutcome outcome) {
+  return WireString(RunOutcomeOf(outcome));
 }
 
 std::string DescribeTimings(const std::vector<StepTiming>& steps) {
@@ -800,7 +825,9 @@ std::string DescribeTimings(const std::vector<StepTiming>& steps) {
   for (const auto& s : steps) {
     if (!out.empty()) out += ", ";
     out += s.name + " " + FormatDuration(s.took);
-    if (s.verdict != "ok") out += " (" + s.verdict + ")";
+    if (s.verdict != StepVerdict::kOk) {
+      out += " (" + WireString(s.verdict) + ")";
+    }
   }
   return out;
 }

@@ -114,6 +114,7 @@
 #include "common/duration.h"
 #include "common/health/check.h"
 #include "common/names.h"
+#include "common/states.h"
 #include "common/zk_session.h"
 #include "coordinator/abort_signal.h"
 #include "coordinator/journal.h"
@@ -193,12 +194,18 @@ enum class DeployOutcome {
   kAborted,      // SIGINT/SIGTERM
   kSessionLost,  // our flag vanished or changed owner (recorded "aborted")
 };
-// succeeded | failed | aborted (kSessionLost is an abort in the journal)
-const char* DeployOutcomeName(DeployOutcome outcome);
+// The journal's outcome of a run that was this one deploy: succeeded |
+// failed | aborted (kSessionLost is an abort in the journal).
+RunOutcome RunOutcomeOf(DeployOutcome outcome);
+// The instance's outcome in the journal: as RunOutcomeOf, or, for a
+// revert, reverted | revert-failed.
+InstanceOutcome InstanceOutcomeOf(DeployOutcome outcome, bool revert);
+// WireString(RunOutcomeOf(outcome)), for messages and the result event.
+std::string DeployOutcomeName(DeployOutcome outcome);
 
 struct StepTiming {
   std::string name;
-  std::string verdict;  // ok | failed | aborted | skipped
+  StepVerdict verdict = StepVerdict::kOk;  // ok | failed | aborted | skipped
   Millis took{0};
   std::string detail;
 };

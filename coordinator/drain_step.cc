@@ -47,7 +47,7 @@ void PauseDeploy::StartObservation() {
   req.set_deploy_id(env_.deploy_id.str());
   req.set_by(CurrentUserAtHost());
   req.set_pid(::getpid());
-  req.set_since(NowRfc3339());
+  *req.mutable_since() = NowTimestamp();
   req.set_interval_ms(100);
   // The agent writes a report when the instance's quiet time reaches this,
   // instead of after every sample (docs/design.md, "Traffic observation").
@@ -299,7 +299,7 @@ std::optional<Stop> PauseDeploy::DrainAuto(Step& step) {
     if (d.done) {
       env_.reporter->Drain(label_, "auto", d.at_cap ? "cap" : "evidence",
                            in.now, cfg.cap, d.reason, d.missing);
-      End(step, "ok", d.reason);
+      End(step, StepVerdict::kOk, d.reason);
       return std::nullopt;
     }
     auto deadline = paused_at_ + d.next_wake;
@@ -307,7 +307,7 @@ std::optional<Stop> PauseDeploy::DrainAuto(Step& step) {
     auto w = watches.Wait(deadline);
     if (w == AbortSignal::WaitResult::kAborted) {
       Stop s = AbortStop("drain");
-      End(step, "aborted", s.detail + " (" + d.reason + ")");
+      End(step, StepVerdict::kAborted, s.detail + " (" + d.reason + ")");
       return s;
     }
   }

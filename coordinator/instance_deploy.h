@@ -88,7 +88,7 @@ class InstanceDeploy {
   // within Journal::kFlushDelay or with its next write.
   Step Begin(const std::string& name, const std::string& detail, bool announce,
              bool runs_command = false);
-  void End(Step& step, const std::string& verdict, const std::string& detail);
+  void End(Step& step, StepVerdict verdict, const std::string& detail);
   // Records the outcome in the result and the journal; returns the result.
   DeployResult Finish(DeployOutcome outcome, const std::string& detail);
 

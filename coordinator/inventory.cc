@@ -8,6 +8,7 @@
 #include "common/paths.h"
 #include "common/payload.h"
 #include "common/registry.h"
+#include "common/states.h"
 
 namespace zkroll::coordinator {
 namespace {
@@ -54,8 +55,11 @@ proto::PauseView PauseViewOf(const PauseState& pause) {
   v.set_pid(pid >= INT32_MIN && pid <= INT32_MAX ? static_cast<int32_t>(pid)
                                                  : -1);
   v.set_reason(pause.flag.reason());
-  v.set_since(pause.flag.since());
-  v.set_expires_at(pause.flag.expires_at());
+  // The event keeps its strings ("" for none), as before the flag's times
+  // were Timestamps.
+  v.set_since(FormatTimestamp(pause.flag.since(), pause.flag.has_since()));
+  v.set_expires_at(
+      FormatTimestamp(pause.flag.expires_at(), pause.flag.has_expires_at()));
   v.set_deploy_id(pause.flag.deploy_id());
   v.set_ephemeral(pause.ephemeral());
   v.set_expired(pause.expired);
@@ -66,11 +70,10 @@ proto::AgentView AgentViewOf(const Declaration& d) {
   proto::AgentView v;
   v.set_host(d.host);
   v.set_alive(true);  // declared in its /agents node, which is ephemeral
-  const std::string& state = d.view.state();
-  v.set_state(state == "healthy" || state == "unhealthy" || state == "paused" ||
-                      state == "registered"
-                  ? state
-                  : "unknown");
+  // A word outside the set (a newer agent's, or garbage) is shown as
+  // "unknown", as is "unknown" itself.
+  const auto state = Parse<AgentState>(d.view.state());
+  v.set_state(WireString(state.ok() ? *state : AgentState::kUnknown));
   v.set_healthy(d.view.healthy());
   v.set_paused(d.view.paused());
   v.set_registered(d.view.registered());
@@ -104,9 +107,7 @@ Status SelectTargets(const ServiceInventory& inv, const ServiceName& service,
 }
 
 bool PauseExpired(const proto::PauseFlag& flag, WallTime now) {
-  if (flag.expires_at().empty()) return false;
-  auto t = ParseRfc3339(flag.expires_at());
-  return t.ok() && *t <= now;
+  return flag.has_expires_at() && FromTimestamp(flag.expires_at()) <= now;
 }
 
 Result<ServiceInventory> LoadInventory(ZkSession* session,
@@ -211,21 +212,15 @@ Result<ServiceInventory> LoadInventory(ZkSession* session,
     if (flag.ok()) {
       state.flag = *flag;
     } else {
-      // An unreadable flag still forbids registration (the agent only
-      // looks at its existence), so it is reported, not ignored.
-      inv.warnings.push_back(flag.status().message());
-      state.flag.set_reason("(unreadable flag payload)");
-    }
-    if (!state.flag.expires_at().empty() &&
-        !ParseRfc3339(state.flag.expires_at()).ok()) {
-      // Such a flag never expires by itself (agents treat it as a pause,
-      // fail safe), so say so and how to end it.
+      // An unreadable flag (a bad expires_at included: it is a
+      // Timestamp) still forbids registration, since the agent fails safe,
+      // and never expires by itself; so it is reported with how to end it.
       inv.warnings.push_back(
-          "pause flag " + path + " has an unreadable expires_at " +
-          QuoteForMessage(state.flag.expires_at()) +
-          ": it will not expire by itself; end it with 'zkroll resume "
-          "--service " + service.str() + " --instance " + addr->ToString() +
-          " --force'");
+          flag.status().message() +
+          "; it will not expire by itself; end it with 'zkroll resume "
+          "--service " +
+          service.str() + " --instance " + addr->ToString() + " --force'");
+      state.flag.set_reason("(unreadable flag payload)");
     }
     state.expired = PauseExpired(state.flag, now);
     inv.paused[*addr] = state;
@@ -251,10 +246,10 @@ std::vector<std::string> RemoveExpiredFlags(ZkSession* session,
                                inv->pause_dir_version.value_or(-1)},
         state.stat.version);
     if (s.ok()) {
-      std::string line = "removed expired pause flag " + path + " (by " +
-                         state.flag.by() + ", reason " +
-                         QuoteForMessage(state.flag.reason()) +
-                         ", expired at " + state.flag.expires_at() + ")";
+      std::string line =
+          "removed expired pause flag " + path + " (by " + state.flag.by() +
+          ", reason " + QuoteForMessage(state.flag.reason()) + ", expired at " +
+          FormatTimestamp(state.flag.expires_at(), true) + ")";
       LOG(WARNING) << line;
       removed.push_back(line);
     } else if (s.code() == StatusCode::kAborted) {

@@ -51,10 +51,12 @@ Result<std::unique_ptr<Journal>> Journal::Start(ZkSession* session,
                                                 Millis retry_window) {
   auto id = DeployId::Parse(record.deploy_id());
   if (!id.ok()) return id.status();
-  record.set_outcome("running");
+  record.set_outcome(WireString(RunOutcome::kRunning));
   if (record.started_at().empty()) record.set_started_at(NowRfc3339());
   for (auto& inst : *record.mutable_instances()) {
-    if (inst.outcome().empty()) inst.set_outcome("pending");
+    if (inst.outcome().empty()) {
+      inst.set_outcome(WireString(InstanceOutcome::kPending));
+    }
   }
   ZKROLL_RETURN_IF_ERROR(
       session->EnsurePathSync(paths::DeployDir(service), acl));
@@ -79,7 +81,8 @@ Result<std::unique_ptr<Journal>> Journal::Reopen(
   if (!data.ok()) return data.status();
   auto record = ParsePayload<proto::DeployRecord>(data->data, path);
   if (!record.ok()) return record.status();
-  record->set_outcome("running");
+  ZKROLL_RETURN_IF_ERROR(CheckJournalStates(*record, path));
+  record->set_outcome(WireString(RunOutcome::kRunning));
   record->clear_ended_at();
   *record->add_resumed() = resumed;
   auto written = Retry(retry, CoordinatorRetry(retry_window), [&] {
@@ -110,6 +113,7 @@ Result<std::unique_ptr<Journal>> Journal::Reopen(
     auto progress = ParsePayload<proto::DeployRecord::InstanceProgress>(
         node_data->data, child);
     if (!progress.ok()) return progress.status();
+    ZKROLL_RETURN_IF_ERROR(CheckJournalStates(*progress, child));
     Node& node = journal->nodes_[*addr];
     node.progress = *std::move(progress);
     node.version = node_data->stat.version;
@@ -130,7 +134,7 @@ proto::DeployRecord::InstanceProgress* Journal::RecordEntryLocked(
   }
   auto* inst = record_.add_instances();
   inst->set_instance(name);
-  inst->set_outcome("pending");
+  inst->set_outcome(WireString(InstanceOutcome::kPending));
   return inst;
 }
 
@@ -324,11 +328,11 @@ int Journal::BeginStep(const InstanceAddress& instance, const std::string& name,
   Node& node = NodeFor(instance);
   std::lock_guard<std::mutex> l(node.mu);
   node.progress.set_instance(instance.NodeName());
-  node.progress.set_outcome("running");
+  node.progress.set_outcome(WireString(InstanceOutcome::kRunning));
   auto* step = node.progress.add_steps();
   step->set_name(name);
   step->set_started_at(NowRfc3339());
-  step->set_verdict("running");
+  step->set_verdict(WireString(StepVerdict::kRunning));
   step->set_detail(detail);
   node.dirty = true;
   Status w = persist ? WriteInstanceLocked(instance, node) : Status::Ok();
@@ -380,13 +384,13 @@ Status Journal::WriteInstanceInSession(const InstanceAddress& instance,
 }
 
 void Journal::EndStep(const InstanceAddress& instance, int index,
-                      const std::string& verdict, const std::string& detail) {
+                      StepVerdict verdict, const std::string& detail) {
   Node& node = NodeFor(instance);
   std::lock_guard<std::mutex> l(node.mu);
   if (index < 0 || index >= node.progress.steps_size()) return;
   auto* step = node.progress.mutable_steps(index);
   step->set_ended_at(NowRfc3339());
-  step->set_verdict(verdict);
+  step->set_verdict(WireString(verdict));
   if (!detail.empty()) step->set_detail(detail);
   node.dirty = true;
   Hold(&instance);
@@ -409,9 +413,11 @@ void Journal::SetStepProcess(const InstanceAddress& instance, int index,
 }
 
 void Journal::SetInstanceOutcome(const InstanceAddress& instance,
-                                 const std::string& outcome) {
-  const bool final = outcome != "pending" && outcome != "running" &&
-                     outcome != "reverting";
+                                 InstanceOutcome outcome_value) {
+  const bool final = outcome_value != InstanceOutcome::kPending &&
+                     outcome_value != InstanceOutcome::kRunning &&
+                     outcome_value != InstanceOutcome::kReverting;
+  const std::string outcome = WireString(outcome_value);
   Node& node = NodeFor(instance);
   std::lock_guard<std::mutex> nl(node.mu);
   node.progress.set_instance(instance.NodeName());
@@ -428,13 +434,68 @@ void Journal::SetInstanceOutcome(const InstanceAddress& instance,
   if (record_dirty_) Hold(nullptr);
 }
 
-Status Journal::Finish(const std::string& outcome, const std::string& detail) {
+Status Journal::Finish(RunOutcome outcome, const std::string& detail) {
   FlushAll();
   std::lock_guard<std::mutex> l(mu_);
-  record_.set_outcome(outcome);
+  record_.set_outcome(WireString(outcome));
   record_.set_detail(detail);
   record_.set_ended_at(NowRfc3339());
   return WriteRecordLocked(retry_window_);
+}
+
+namespace {
+
+template <typename State>
+Status CheckState(std::string_view word, std::string_view path,
+                  const std::string& field) {
+  auto parsed = Parse<State>(word);
+  if (parsed.ok()) return Status::Ok();
+  return InvalidArgument("journal " + std::string(path) + ": " + field + ": " +
+                         parsed.status().message());
+}
+
+template <typename State>
+State Checked(std::string_view word) {
+  auto parsed = Parse<State>(word);
+  CHECK(parsed.ok()) << parsed.status().message()
+                     << " in a journal that was checked";
+  return *parsed;
+}
+
+}  // namespace
+
+Status CheckJournalStates(const proto::DeployRecord::InstanceProgress& progress,
+                          std::string_view path) {
+  const std::string who = "instance " + QuoteForMessage(progress.instance());
+  ZKROLL_RETURN_IF_ERROR(
+      CheckState<InstanceOutcome>(progress.outcome(), path, who + " outcome"));
+  for (const auto& step : progress.steps()) {
+    ZKROLL_RETURN_IF_ERROR(CheckState<StepVerdict>(
+        step.verdict(), path,
+        who + " step " + QuoteForMessage(step.name()) + " verdict"));
+  }
+  return Status::Ok();
+}
+
+Status CheckJournalStates(const proto::DeployRecord& record,
+                          std::string_view path) {
+  ZKROLL_RETURN_IF_ERROR(
+      CheckState<RunOutcome>(record.outcome(), path, "outcome"));
+  for (const auto& inst : record.instances()) {
+    ZKROLL_RETURN_IF_ERROR(CheckJournalStates(inst, path));
+  }
+  return Status::Ok();
+}
+
+RunOutcome OutcomeOf(const proto::DeployRecord& record) {
+  return Checked<RunOutcome>(record.outcome());
+}
+InstanceOutcome OutcomeOf(
+    const proto::DeployRecord::InstanceProgress& progress) {
+  return Checked<InstanceOutcome>(progress.outcome());
+}
+StepVerdict VerdictOf(const proto::DeployRecord::Step& step) {
+  return Checked<StepVerdict>(step.verdict());
 }
 
 Result<proto::DeployRecord> ReadJournal(ZkSession* session,
@@ -444,7 +505,9 @@ Result<proto::DeployRecord> ReadJournal(ZkSession* session,
   auto data = session->GetSync(path);
   if (!data.ok()) return data.status();
   auto record = ParsePayload<proto::DeployRecord>(data->data, path);
-  if (!record.ok() || !with_steps) return record;
+  if (!record.ok()) return record;
+  ZKROLL_RETURN_IF_ERROR(CheckJournalStates(*record, path));
+  if (!with_steps) return record;
   for (auto& inst : *record->mutable_instances()) {
     auto addr = InstanceAddress::ParseNodeName(inst.instance());
     if (!addr.ok()) continue;
@@ -453,8 +516,10 @@ Result<proto::DeployRecord> ReadJournal(ZkSession* session,
     if (!steps.ok()) continue;  // instance never started
     auto progress =
         ParsePayload<proto::DeployRecord::InstanceProgress>(steps->data, child);
-    if (!progress.ok()) {
-      LOG(WARNING) << progress.status().ToString();
+    Status states = progress.ok() ? CheckJournalStates(*progress, child)
+                                  : progress.status();
+    if (!states.ok()) {
+      LOG(WARNING) << states.ToString();
       continue;
     }
     *inst.mutable_steps() = progress->steps();

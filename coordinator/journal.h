@@ -49,10 +49,10 @@
 #include <thread>
 #include <vector>
 
-
 #include "common/duration.h"
 #include "common/names.h"
 #include "common/retry.h"
+#include "common/states.h"
 #include "common/status.h"
 #include "common/zk_session.h"
 #include "zkroll.pb.h"
@@ -105,8 +105,8 @@ class Journal {
                                 int64_t session_id);
   // Completes step `index` (from BeginStep); written within kFlushDelay or
   // with the next write.
-  void EndStep(const InstanceAddress& instance, int index,
-               const std::string& verdict, const std::string& detail);
+  void EndStep(const InstanceAddress& instance, int index, StepVerdict verdict,
+               const std::string& detail);
   // Records the process COMMAND runs as in step `index` (the "command"
   // step), written within kFlushDelay or with the next write: a
   // coordinator killed while COMMAND runs leaves it for `rollout --resume`
@@ -119,11 +119,11 @@ class Journal {
   // in one transaction with the record; the others are held like a step
   // change.
   void SetInstanceOutcome(const InstanceAddress& instance,
-                          const std::string& outcome);
+                          InstanceOutcome outcome);
   // Writes every held change, then sets the final outcome and end time.
   // Retries for the retry window: this is the one write a reader most
   // needs.
-  Status Finish(const std::string& outcome, const std::string& detail);
+  Status Finish(RunOutcome outcome, const std::string& detail);
 
   const std::string& path() const { return path_; }
   proto::DeployRecord record() const;
@@ -180,9 +180,27 @@ class Journal {
   Millis retry_window_;
 };
 
+// The states of a journal read from znode `path` (a record, or one
+// instance's node) are words of their sets (common/states.h): Ok, or
+// InvalidArgument naming the path, the field and the word. ReadJournal and
+// Journal::Reopen check every record they return, so the typed accessors
+// below can be used on it.
+Status CheckJournalStates(const proto::DeployRecord& record,
+                          std::string_view path);
+Status CheckJournalStates(const proto::DeployRecord::InstanceProgress& progress,
+                          std::string_view path);
+
+// The typed states of a checked record (or one this coordinator built).
+// A word outside its set here is a bug of ours: CHECK-fails.
+RunOutcome OutcomeOf(const proto::DeployRecord& record);
+InstanceOutcome OutcomeOf(
+    const proto::DeployRecord::InstanceProgress& progress);
+StepVerdict VerdictOf(const proto::DeployRecord::Step& step);
 
 // Reads a record and, with `with_steps`, merges the per-instance step
-// nodes into record.instances(i).steps.
+// nodes into record.instances(i).steps. A record whose states are not
+// words of their sets is refused (CheckJournalStates); an instance node
+// that is, is left out with a warning, as one that does not parse.
 Result<proto::DeployRecord> ReadJournal(ZkSession* session,
                                         const ServiceName& service,
                                         const DeployId& id, bool with_steps);

@@ -30,9 +30,10 @@ int64_t Sequence(const std::string& name) {
 }  // namespace
 
 std::string DescribeHolder(const proto::LockHolder& h) {
-  std::string out = (h.by().empty() ? "unknown" : h.by()) + ", pid " +
-                    std::to_string(h.pid()) + ", since " +
-                    (h.since().empty() ? "unknown" : h.since());
+  std::string out =
+      (h.by().empty() ? "unknown" : h.by()) + ", pid " +
+      std::to_string(h.pid()) + ", since " +
+      (h.has_since() ? FormatTimestamp(h.since(), true) : "unknown");
   if (!h.purpose().empty() || !h.deploy_id().empty()) {
     out += ", " + h.purpose() + " " + h.deploy_id();
   }

@@ -45,9 +45,9 @@ Status PauseInstance(ZkSession* session, const AclList& acl,
     flag.set_by(CurrentUserAtHost());
     flag.set_pid(::getpid());
     flag.set_reason(pause.reason);
-    flag.set_since(FormatRfc3339(now));
-    flag.set_expires_at(FormatRfc3339(now + pause.ttl));
-    expires_at = flag.expires_at();
+    *flag.mutable_since() = ToTimestamp(now);
+    *flag.mutable_expires_at() = ToTimestamp(now + pause.ttl);
+    expires_at = FormatRfc3339(now + pause.ttl);
     return ToJson(flag);
   };
   // RemoveExpiredFlags ran above; a flag that expired since goes the same
@@ -63,11 +63,14 @@ Status PauseInstance(ZkSession* session, const AclList& acl,
     auto f = ParsePayload<proto::PauseFlag>(paused.existing->data, flag_path);
     return FailedPrecondition(
         label + " is already paused" +
-        (f.ok() ? " by " + f->by() + " since " + f->since() + ", reason " +
-                      QuoteForMessage(f->reason()) +
-                      (f->expires_at().empty() ? " (a running deploy)"
-                                               : ", until " + f->expires_at())
-                : std::string()) +
+        (f.ok()
+             ? " by " + f->by() + " since " +
+                   FormatTimestamp(f->since(), f->has_since()) + ", reason " +
+                   QuoteForMessage(f->reason()) +
+                   (!f->has_expires_at()
+                        ? std::string(" (a running deploy)")
+                        : ", until " + FormatTimestamp(f->expires_at(), true))
+             : std::string()) +
         "; run `zkroll resume` first to replace it");
   }
   if (paused.status.code() == StatusCode::kNotFound) {

@@ -67,7 +67,8 @@ Result<proto::PlanEvent> MakePlan(ZkSession* session,
     l->set_path((*lock)->path);
     l->set_by((*lock)->holder.by());
     l->set_pid(static_cast<int32_t>((*lock)->holder.pid()));
-    l->set_since((*lock)->holder.since());
+    l->set_since(
+        FormatTimestamp((*lock)->holder.since(), (*lock)->holder.has_since()));
     l->set_deploy_id((*lock)->holder.deploy_id());
     l->set_purpose((*lock)->holder.purpose());
     plan.add_blockers("service " + service.str() + " is locked by " +

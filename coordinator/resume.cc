@@ -21,8 +21,9 @@ using Clock = std::chrono::steady_clock;
 
 // The outcomes a resume continues. "running" only once nobody holds the
 // lock: its coordinator was killed.
-const std::set<std::string> kResumable = {"running", "failed", "aborted",
-                                          "awaiting-promotion"};
+const std::set<RunOutcome> kResumable = {
+    RunOutcome::kRunning, RunOutcome::kFailed, RunOutcome::kAborted,
+    RunOutcome::kAwaitingPromotion};
 
 // The last "command" step that ran COMMAND (a "skipped" one is a resume's
 // checks-only pass, which ran nothing), or null.
@@ -30,7 +31,9 @@ const proto::DeployRecord::Step* LastCommandStep(
     const proto::DeployRecord::InstanceProgress& inst) {
   const proto::DeployRecord::Step* found = nullptr;
   for (const auto& s : inst.steps()) {
-    if (s.name() == "command" && s.verdict() != "skipped") found = &s;
+    if (s.name() == "command" && VerdictOf(s) != StepVerdict::kSkipped) {
+      found = &s;
+    }
   }
   return found;
 }
@@ -54,14 +57,15 @@ Result<ResumePlan> PlanResume(ZkSession* session, const ResumeOptions& o,
     }
     return rec.status();
   }
-  const std::string& outcome = rec->outcome();
-  if (o.promote && outcome != "awaiting-promotion") {
+  const std::string& outcome_word = rec->outcome();
+  const RunOutcome outcome = OutcomeOf(*rec);
+  if (o.promote && outcome != RunOutcome::kAwaitingPromotion) {
     return InvalidArgument(Refuse(
-        o, "it is " + QuoteForMessage(outcome) +
+        o, "it is " + QuoteForMessage(outcome_word) +
                ", not awaiting promotion (promote continues a rollout that "
                "stopped after its canary with --canary-promote manual)"));
   }
-  if (outcome == "succeeded") {
+  if (outcome == RunOutcome::kSucceeded) {
     return InvalidArgument(
         Refuse(o, "it succeeded (ended " + rec->ended_at() +
                       "): every instance is done"));
@@ -83,7 +87,8 @@ Result<ResumePlan> PlanResume(ZkSession* session, const ResumeOptions& o,
   }
   if (kResumable.count(outcome) == 0) {
     return InvalidArgument(Refuse(
-        o, "its outcome " + QuoteForMessage(outcome) + " cannot be resumed"));
+        o,
+        "its outcome " + QuoteForMessage(outcome_word) + " cannot be resumed"));
   }
   auto request = RolloutRequest::FromParameters(*rec, zk_retry_window);
   if (!request.ok()) {
@@ -104,25 +109,28 @@ Result<ResumePlan> PlanResume(ZkSession* session, const ResumeOptions& o,
     }
     in_plan.push_back(*a);
     const std::string name = a->ToString();
-    if (inst.outcome() == "succeeded") {
+    if (OutcomeOf(inst) == InstanceOutcome::kSucceeded) {
       plan.done.push_back(*a);
       continue;
     }
     const proto::DeployRecord::Step* cmd = LastCommandStep(inst);
-    if (cmd == nullptr || cmd->verdict() == "failed" ||
-        cmd->verdict() == "aborted" ||
-        (cmd->verdict() == "ok" && inst.outcome() == "failed")) {
+    const StepVerdict verdict =
+        cmd == nullptr ? StepVerdict::kRunning : VerdictOf(*cmd);
+    if (cmd == nullptr || verdict == StepVerdict::kFailed ||
+        verdict == StepVerdict::kAborted ||
+        (verdict == StepVerdict::kOk &&
+         OutcomeOf(inst) == InstanceOutcome::kFailed)) {
       plan.full.push_back(*a);
       plan.reasons.push_back(
           name + ": deployed in full (" +
           (cmd == nullptr ? std::string("its COMMAND never started")
-           : cmd->verdict() == "ok"
+           : verdict == StepVerdict::kOk
                ? std::string("it failed after COMMAND; a new attempt")
                : "its COMMAND " + cmd->verdict() + "; a new attempt") +
           ")");
       continue;
     }
-    if (cmd->verdict() == "ok") {
+    if (verdict == StepVerdict::kOk) {
       if (switching && !o.rerun_command) {
         return InvalidArgument(Refuse(
             o, name + " ran COMMAND but did not finish its --switch; a "
@@ -344,17 +352,19 @@ Result<RevertPlan> PlanRevert(ZkSession* session, const RevertOptions& o,
   }
   std::vector<std::pair<std::string, InstanceAddress>> started;
   for (const auto& inst : rec->instances()) {
-    if (inst.outcome() == "reverted") continue;
+    if (OutcomeOf(inst) == InstanceOutcome::kReverted) continue;
     const proto::DeployRecord::Step* cmd = LastCommandStep(inst);
     if (cmd == nullptr) continue;
     // Only a COMMAND that was started: "aborted" without a process is one
     // that was never run (its start could not be recorded).
-    const bool ran = cmd->verdict() == "ok" || cmd->verdict() == "failed" ||
-                     cmd->verdict() == "running" || cmd->has_process();
+    const StepVerdict verdict = VerdictOf(*cmd);
+    const bool ran = verdict == StepVerdict::kOk ||
+                     verdict == StepVerdict::kFailed ||
+                     verdict == StepVerdict::kRunning || cmd->has_process();
     if (!ran) continue;
     auto a = InstanceAddress::ParseNodeName(inst.instance());
     if (!a.ok()) continue;
-    if (cmd->verdict() == "running" && cmd->has_process() &&
+    if (verdict == StepVerdict::kRunning && cmd->has_process() &&
         StateOf(cmd->process()) == ProcessState::kRunning) {
       return refuse("the COMMAND of " + a->ToString() + " still runs (" +
                     DescribeProcess(cmd->process()) +
@@ -395,8 +405,9 @@ RolloutResult RunResume(const DeployEnvironment& env, const ResumePlan& plan,
         process, Clock::now() + options.deploy.exec_timeout, env.abort);
     if (!gone.ok()) {
       RolloutResult stopped;
-      stopped.outcome =
-          gone.code() == StatusCode::kAborted ? "aborted" : "failed";
+      stopped.outcome = gone.code() == StatusCode::kAborted
+                            ? RunOutcome::kAborted
+                            : RunOutcome::kFailed;
       stopped.not_started = static_cast<int>(plan.request.targets.size());
       stopped.detail =
           "nothing was deployed: the COMMAND of " + address.ToString() +
@@ -417,7 +428,7 @@ RolloutResult RunResume(const DeployEnvironment& env, const ResumePlan& plan,
   // The canaries were the first --canary targets: once they are done (or
   // the record awaited promotion) the canary stage is over.
   state.canary_done =
-      plan.record.outcome() == "awaiting-promotion" ||
+      OutcomeOf(plan.record) == RunOutcome::kAwaitingPromotion ||
       static_cast<int>(plan.done.size()) >= options.canary;
   RolloutResult r = RunRollout(env, options, plan.request.targets, lock, state);
   r.detail = std::to_string(plan.done.size()) + " done before; " + r.detail;

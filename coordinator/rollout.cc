@@ -88,10 +88,10 @@ class RolloutStep {
     }
     env_.reporter->StepStarted(label_, name_, detail, true);
   }
-  void End(const std::string& verdict, const std::string& detail) {
+  void End(StepVerdict verdict, const std::string& detail) {
     if (env_.journal) env_.journal->EndStep(address_, index_, verdict, detail);
     env_.reporter->StepEnded(
-        label_, name_, verdict,
+        label_, name_, WireString(verdict),
         std::chrono::duration_cast<Millis>(Clock::now() - start_), detail);
   }
 
@@ -204,16 +204,18 @@ void HoldHealthyTime(const DeployEnvironment& env, const RolloutOptions& opt,
                                     opt.deploy.zk_retry_window);
   using V = StayInServiceResult::Verdict;
   if (watched.verdict == V::kHeld) {
-    step.End("ok", "stayed registered and healthy for " +
-                       FormatDuration(opt.min_healthy_time));
-    if (env.journal) env.journal->SetInstanceOutcome(address, "succeeded");
+    step.End(StepVerdict::kOk, "stayed registered and healthy for " +
+                                   FormatDuration(opt.min_healthy_time));
+    if (env.journal)
+      env.journal->SetInstanceOutcome(address, InstanceOutcome::kSucceeded);
     return;
   }
   if (watched.verdict == V::kAborted) {
     r->outcome = DeployOutcome::kAborted;
     r->detail = "stopped during --min-healthy-time";
-    step.End("aborted", r->detail);
-    if (env.journal) env.journal->SetInstanceOutcome(address, "aborted");
+    step.End(StepVerdict::kAborted, r->detail);
+    if (env.journal)
+      env.journal->SetInstanceOutcome(address, InstanceOutcome::kAborted);
     return;
   }
   const std::string why =
@@ -221,8 +223,9 @@ void HoldHealthyTime(const DeployEnvironment& env, const RolloutOptions& opt,
   r->outcome = DeployOutcome::kFailed;
   r->detail = "left service within --min-healthy-time " +
               FormatDuration(opt.min_healthy_time) + ": " + why;
-  step.End("failed", why);
-  if (env.journal) env.journal->SetInstanceOutcome(address, "failed");
+  step.End(StepVerdict::kFailed, why);
+  if (env.journal)
+    env.journal->SetInstanceOutcome(address, InstanceOutcome::kFailed);
 }
 
 // The canary soak and check. Empty if the canaries passed; otherwise why
@@ -252,7 +255,9 @@ std::string SoakCanaries(const DeployEnvironment& env,
       for (const auto& f : watched.flaps) why += (why.empty() ? "" : "; ") + f;
     }
     for (size_t i = 0; i < canaries.size(); ++i) {
-      steps[i]->End(why.empty() ? "ok" : *aborted ? "aborted" : "failed",
+      steps[i]->End(why.empty() ? StepVerdict::kOk
+                    : *aborted  ? StepVerdict::kAborted
+                                : StepVerdict::kFailed,
                     why.empty() ? "every canary stayed in service for " +
                                       FormatDuration(opt.canary_soak)
                                 : why);
@@ -282,7 +287,9 @@ std::string SoakCanaries(const DeployEnvironment& env,
       env.abort);
   const std::string described = outcome.Describe(spec);
   *aborted = outcome.kind == CommandOutcome::Kind::kAborted;
-  const char* verdict = outcome.ok() ? "ok" : *aborted ? "aborted" : "failed";
+  const StepVerdict verdict = outcome.ok() ? StepVerdict::kOk
+                              : *aborted   ? StepVerdict::kAborted
+                                           : StepVerdict::kFailed;
   for (auto& step : steps) step->End(verdict, described);
   if (outcome.ok()) return "";
   return "--canary-check " + QuoteForMessage(opt.canary_check[0]) + ": " +
@@ -440,7 +447,8 @@ RolloutResult RunRollout(const DeployEnvironment& env,
           !env.abort->requested()) {
         r.outcome = DeployOutcome::kFailed;
         r.detail = deadline_text + " (" + r.detail + ")";
-        if (env.journal) env.journal->SetInstanceOutcome(batch[i], "failed");
+        if (env.journal)
+          env.journal->SetInstanceOutcome(batch[i], InstanceOutcome::kFailed);
       }
       batch_bad += r.outcome != DeployOutcome::kSucceeded;
       switch (r.outcome) {
@@ -514,16 +522,16 @@ RolloutResult RunRollout(const DeployEnvironment& env,
 
   if (env.abort->requested() ||
       (result.aborted > 0 && !result.session_lost)) {
-    result.outcome = "aborted";
+    result.outcome = RunOutcome::kAborted;
   } else if (result.session_lost) {
-    result.outcome = "aborted";
+    result.outcome = RunOutcome::kAborted;
   } else if (result.failed > 0 || result.min_healthy_stop ||
              result.canary_failed || result.progress_deadline_stop) {
-    result.outcome = "failed";
+    result.outcome = RunOutcome::kFailed;
   } else if (result.awaiting_promotion) {
-    result.outcome = "awaiting-promotion";
+    result.outcome = RunOutcome::kAwaitingPromotion;
   } else {
-    result.outcome = "succeeded";
+    result.outcome = RunOutcome::kSucceeded;
   }
   result.detail = std::to_string(result.succeeded) + " succeeded, " +
                   std::to_string(result.failed) + " failed, " +
@@ -539,7 +547,7 @@ RolloutResult RunRollout(const DeployEnvironment& env,
                      env.service.str() + " --deploy " + env.deploy_id.str() +
                      "`";
   }
-  if (result.outcome != "failed" || options.revert_command.empty()) {
+  if (result.outcome != RunOutcome::kFailed || options.revert_command.empty()) {
     return result;
   }
   if (result.touched.empty()) {
@@ -556,11 +564,11 @@ RolloutResult RunRollout(const DeployEnvironment& env,
                        }()));
   result.revert = RevertInstances(env, options, result.touched);
   if (result.revert->complete()) {
-    result.outcome = "reverted";
+    result.outcome = RunOutcome::kReverted;
     result.detail += "; reverted every touched instance (" +
                      Join(result.revert->reverted) + ")";
   } else {
-    result.outcome = "revert-incomplete";
+    result.outcome = RunOutcome::kRevertIncomplete;
     result.detail += "; revert incomplete, not reverted: " +
                      Join(result.revert->left);
   }

@@ -98,7 +98,7 @@ struct RolloutResult {
   // succeeded | failed | aborted | awaiting-promotion (--canary-promote
   // manual, the canaries passed) | reverted (failed, every touched
   // instance reverted) | revert-incomplete (failed, some not reverted)
-  std::string outcome;
+  RunOutcome outcome = RunOutcome::kFailed;
   std::string detail;                 // one line for humans
   std::vector<std::string> failures;  // "instance: why", one per failure
   // Upgraded and counted so (state.already_upgraded first), oldest first.

@@ -505,7 +505,7 @@ proto::LockHolder MakeLockHolder(const DeployId& id,
   proto::LockHolder h;
   h.set_by(CurrentUserAtHost());
   h.set_pid(::getpid());
-  h.set_since(NowRfc3339());
+  *h.mutable_since() = NowTimestamp();
   h.set_deploy_id(id.str());
   h.set_purpose(purpose);
   return h;
@@ -557,7 +557,7 @@ std::optional<PrepareFailure> Prepare(Connection* connection,
   for (const auto& a : request->targets) {
     auto* inst = rec.add_instances();
     inst->set_instance(a.NodeName());
-    inst->set_outcome("pending");
+    inst->set_outcome(WireString(InstanceOutcome::kPending));
   }
   auto journal =
       Journal::Start(zk, connection->AclFor(paths::kDeploysRoot), service, rec,

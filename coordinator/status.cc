@@ -24,9 +24,9 @@ constexpr int kStatusJournals = 20;
 struct LastDeploy {
   std::string deploy_id;
   std::string kind;
-  std::string outcome;  // the instance's outcome in that deploy
+  InstanceOutcome outcome;  // the instance's outcome in that deploy
   std::string started_at;
-  std::string deploy_outcome;  // the deploy's (ShownOutcome)
+  RunOutcome deploy_outcome;   // the deploy's (ShownOutcome)
   std::string last_step;       // "canary-soak running"; newest deploy only
 };
 
@@ -61,12 +61,13 @@ std::set<std::string> LiveDeploys(ZkSession* session,
 }
 
 // "running" with nobody holding the lock means the coordinator died.
-std::string ShownOutcome(const proto::DeployRecord& r,
-                         const std::set<std::string>& live) {
-  if (r.outcome() == "running" && live.count(r.deploy_id()) == 0) {
-    return "unfinished";
+RunOutcome ShownOutcome(const proto::DeployRecord& r,
+                        const std::set<std::string>& live) {
+  const RunOutcome outcome = OutcomeOf(r);
+  if (outcome == RunOutcome::kRunning && live.count(r.deploy_id()) == 0) {
+    return RunOutcome::kUnfinished;
   }
-  return r.outcome();
+  return outcome;
 }
 
 // The forwarding state of a forwarded instance; nullopt for the others.
@@ -120,12 +121,14 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
       auto rec = ReadJournal(session, service, *it, false);
       if (!rec.ok()) continue;
       for (const auto& inst : rec->instances()) {
-        if (last.count(inst.instance()) || inst.outcome() == "pending") {
+        InstanceOutcome outcome = OutcomeOf(inst);
+        if (last.count(inst.instance()) ||
+            outcome == InstanceOutcome::kPending) {
           continue;
         }
-        std::string outcome = inst.outcome();
-        if (outcome == "running" && ShownOutcome(*rec, live) == "unfinished") {
-          outcome = "unfinished";
+        if (outcome == InstanceOutcome::kRunning &&
+            ShownOutcome(*rec, live) == RunOutcome::kUnfinished) {
+          outcome = InstanceOutcome::kUnfinished;
         }
         LastDeploy d{rec->deploy_id(), rec->kind(), outcome,
                      rec->started_at(), ShownOutcome(*rec, live), ""};
@@ -198,9 +201,9 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
         auto* l = e.mutable_last_deploy();
         l->set_deploy_id(dep->second.deploy_id);
         l->set_kind(dep->second.kind);
-        l->set_outcome(dep->second.outcome);
+        l->set_outcome(WireString(dep->second.outcome));
         l->set_started_at(dep->second.started_at);
-        l->set_deploy_outcome(dep->second.deploy_outcome);
+        l->set_deploy_outcome(WireString(dep->second.deploy_outcome));
         l->set_last_step(dep->second.last_step);
       }
       reporter->Emit(e);
@@ -245,20 +248,21 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
       text += "  agent:       none declares it\n";
     }
     if (fwd) text += "  forwarding:  " + ForwardingText(*fwd) + "\n";
-    text +=
-        "  last deploy: " +
-        (dep != last.end()
-             ? dep->second.deploy_id + " (" + dep->second.kind + ") " +
-                   dep->second.outcome + ", started " +
-                   dep->second.started_at +
-                   (dep->second.deploy_outcome != dep->second.outcome
-                        ? "; the " + dep->second.kind + " " +
-                              dep->second.deploy_outcome
-                        : std::string()) +
-                   (dep->second.last_step.empty()
-                        ? std::string()
-                        : "; last step " + dep->second.last_step)
-             : std::string("none recorded"));
+    text += "  last deploy: " +
+            (dep != last.end()
+                 ? dep->second.deploy_id + " (" + dep->second.kind + ") " +
+                       WireString(dep->second.outcome) + ", started " +
+                       dep->second.started_at +
+                       // Two sets: said once when the words are the same.
+                       (WireName(dep->second.deploy_outcome) !=
+                                WireName(dep->second.outcome)
+                            ? "; the " + dep->second.kind + " " +
+                                  WireString(dep->second.deploy_outcome)
+                            : std::string()) +
+                       (dep->second.last_step.empty()
+                            ? std::string()
+                            : "; last step " + dep->second.last_step)
+                 : std::string("none recorded"));
     reporter->Line(text);
   }
   if (!reporter->json() && !all.empty()) {
@@ -289,18 +293,19 @@ Status PrintHistory(ZkSession* session, const ServiceName& service, int limit,
     }
     int ok = 0, failed = 0, aborted = 0, reverted = 0, revert_failed = 0;
     for (const auto& inst : rec->instances()) {
-      ok += inst.outcome() == "succeeded";
-      failed += inst.outcome() == "failed";
-      aborted += inst.outcome() == "aborted";
-      reverted += inst.outcome() == "reverted";
-      revert_failed += inst.outcome() == "revert-failed";
+      const InstanceOutcome o = OutcomeOf(inst);
+      ok += o == InstanceOutcome::kSucceeded;
+      failed += o == InstanceOutcome::kFailed;
+      aborted += o == InstanceOutcome::kAborted;
+      reverted += o == InstanceOutcome::kReverted;
+      revert_failed += o == InstanceOutcome::kRevertFailed;
     }
     auto param = [&](const char* name) {
       auto p = rec->parameters().find(name);
       return p == rec->parameters().end() ? std::string() : p->second;
     };
     const std::string canary = param("canary") == "0" ? "" : param("canary");
-    const std::string outcome = ShownOutcome(*rec, live);
+    const std::string outcome = WireString(ShownOutcome(*rec, live));
     if (reporter->json()) {
       proto::HistoryEvent e;
       Stamp(&e, "deploy");
@@ -368,7 +373,7 @@ Status PrintDeploy(ZkSession* session, const ServiceName& service,
     e.set_pid(static_cast<int32_t>(rec->pid()));
     e.set_started_at(rec->started_at());
     e.set_ended_at(rec->ended_at());
-    e.set_outcome(ShownOutcome(*rec, live));
+    e.set_outcome(WireString(ShownOutcome(*rec, live)));
     *e.mutable_command() = rec->command();
     *e.mutable_parameters() = rec->parameters();
     *e.mutable_instances() = rec->instances();
@@ -379,8 +384,8 @@ Status PrintDeploy(ZkSession* session, const ServiceName& service,
   }
   std::string text =
       "deploy " + rec->deploy_id() + " (" + rec->kind() + ") of " +
-      rec->service() + ": " + ShownOutcome(*rec, live) + "\n  by " + rec->by() +
-      " (pid " + std::to_string(rec->pid()) + "), started " +
+      rec->service() + ": " + WireString(ShownOutcome(*rec, live)) + "\n  by " +
+      rec->by() + " (pid " + std::to_string(rec->pid()) + "), started " +
       rec->started_at() +
       (rec->ended_at().empty() ? "" : ", ended " + rec->ended_at()) +
       "\n  command:";

@@ -103,7 +103,7 @@ std::optional<Stop> SwitchDeploy::Prepare(
     const std::vector<InstanceAddress>& busy) {
   Step step = Begin("prepare", "reading the agent's forwarding state", false);
   auto fail = [&](const std::string& why) {
-    End(step, "failed", why + "; nothing was touched");
+    End(step, StepVerdict::kFailed, why + "; nothing was touched");
     return Stop{DeployOutcome::kFailed, why + "; nothing was touched"};
   };
   plan_.switch_path = paths::SwitchNode(env_.service, address_);
@@ -187,7 +187,7 @@ std::optional<Stop> SwitchDeploy::Prepare(
                   "start one, or name one with --backup");
     }
   }
-  End(step, "ok",
+  End(step, StepVerdict::kOk,
       "old backend " + plan_.old_backend.ToString() + ", new " +
           plan_.new_backend.ToString() + ", backup " + plan_.backup.ToString() +
           " (agent " + st->host() + ")");
@@ -200,7 +200,10 @@ std::optional<Stop> SwitchDeploy::Forward(const std::string& step_name,
                                           const std::string& detail) {
   Step step = Begin(step_name, detail, false);
   auto fail = [&](DeployOutcome outcome, const std::string& why) {
-    End(step, outcome == DeployOutcome::kFailed ? "failed" : "aborted", why);
+    End(step,
+        outcome == DeployOutcome::kFailed ? StepVerdict::kFailed
+                                          : StepVerdict::kAborted,
+        why);
     return Stop{outcome, why};
   };
   proto::ForwardTarget t = NewTarget(backend, phase);
@@ -253,7 +256,7 @@ std::optional<Stop> SwitchDeploy::Forward(const std::string& step_name,
   if (!ok) {
     if (env_.abort->requested()) {
       Stop s = AbortStop(step_name);
-      End(step, "aborted", s.detail);
+      End(step, StepVerdict::kAborted, s.detail);
       return s;
     }
     return fail(DeployOutcome::kFailed,
@@ -266,9 +269,9 @@ std::optional<Stop> SwitchDeploy::Forward(const std::string& step_name,
     return fail(DeployOutcome::kFailed,
                 "the agent refused " + backend.ToString() + ": " + st->error());
   }
-  End(step, "ok", "new connections go to " + st->backend() +
-                      (st->fallback().empty() ? "" : ", fallback " +
-                                                          st->fallback()));
+  End(step, StepVerdict::kOk,
+      "new connections go to " + st->backend() +
+          (st->fallback().empty() ? "" : ", fallback " + st->fallback()));
   return std::nullopt;
 }
 
@@ -295,13 +298,13 @@ std::optional<Stop> SwitchDeploy::Verify() {
   if (st) plan_.last = st;
   if (env_.abort->requested()) {
     Stop s = AbortStop("verify");
-    End(step, "aborted", s.detail);
+    End(step, StepVerdict::kAborted, s.detail);
     return s;
   }
   if (!st) {
     std::string why = "cannot read the agent's counters (" + plan_.state_path +
                       ") to verify " + backend;
-    End(step, "failed", why);
+    End(step, StepVerdict::kFailed, why);
     return Stop{DeployOutcome::kFailed, why};
   }
   uint64_t connections = 0;
@@ -316,10 +319,10 @@ std::optional<Stop> SwitchDeploy::Verify() {
             ? "the agent no longer forwards to " + backend + " (now " +
                   st->backend() + ")"
             : backend + " failed during verify: " + counts;
-    End(step, "failed", why);
+    End(step, StepVerdict::kFailed, why);
     return Stop{DeployOutcome::kFailed, why};
   }
-  End(step, "ok", counts);
+  End(step, StepVerdict::kOk, counts);
   return std::nullopt;
 }
 
@@ -330,7 +333,7 @@ std::optional<Stop> SwitchDeploy::Commit() {
             false);
   std::string why;
   if (!StillOurs(&why)) {
-    End(step, "aborted", why);
+    End(step, StepVerdict::kAborted, why);
     return Stop{DeployOutcome::kSessionLost, why};
   }
   proto::ForwardTarget t = NewTarget(plan_.new_backend, "committed");
@@ -352,7 +355,7 @@ std::optional<Stop> SwitchDeploy::Commit() {
   });
   if (!m.status.ok()) {
     why = "cannot commit: " + m.status.ToString();
-    End(step, "failed", why);
+    End(step, StepVerdict::kFailed, why);
     return Stop{DeployOutcome::kFailed, why};
   }
   plan_.committed = true;
@@ -368,7 +371,7 @@ std::optional<Stop> SwitchDeploy::Commit() {
                           (st && !st->error().empty() ? ": " + st->error()
                                                       : std::string()));
   }
-  End(step, "ok", plan_.switch_path + " = " + t.backend());
+  End(step, StepVerdict::kOk, plan_.switch_path + " = " + t.backend());
   return std::nullopt;
 }
 
@@ -385,11 +388,11 @@ void SwitchDeploy::DrainAndRun(const InstanceAddress& backend,
       [&](const proto::ForwarderState& s) { return Active(s, text) == 0; },
       opt_.drain_wait, /*stop_on_abort=*/false);
   if (ok) {
-    End(drain, "ok", "no connection left on " + text);
+    End(drain, StepVerdict::kOk, "no connection left on " + text);
   } else {
     // Normal with keep-alive callers, whose connections stay until the
     // service closes them; not a failure of the deploy.
-    End(drain, "ok",
+    End(drain, StepVerdict::kOk,
         (st ? std::to_string(Active(*st, text)) : std::string("unknown")) +
             " connection(s) still open on " + text + " after " +
             FormatDuration(opt_.drain_wait) + "; going on");
@@ -417,7 +420,7 @@ void SwitchDeploy::Rollback(const std::string& reason) {
           plan_.deploy_path, node->stat.version, plan_.session);
     });
     if (!d.ok() && d.code() != StatusCode::kNotFound) {
-      End(step, "failed",
+      End(step, StepVerdict::kFailed,
           "cannot delete " + plan_.deploy_path + ": " + d.ToString() +
               "; it is ephemeral and goes when the coordinator exits");
       return;
@@ -431,12 +434,12 @@ void SwitchDeploy::Rollback(const std::string& reason) {
       },
       opt_.switching.apply_timeout, /*stop_on_abort=*/false);
   if (!ok) {
-    End(step, "failed",
+    End(step, StepVerdict::kFailed,
         "the agent has not confirmed forwarding to " + old + " within " +
             FormatDuration(opt_.switching.apply_timeout) +
             (st ? " (it reports " + st->backend() + ")" : std::string()));
   } else {
-    End(step, "ok", "new connections go to " + old + " again");
+    End(step, StepVerdict::kOk, "new connections go to " + old + " again");
   }
   // The new version may still be running on its port: drain it, then let
   // --on-failure stop it. Before COMMAND there is nothing to stop.
@@ -446,7 +449,8 @@ void SwitchDeploy::Rollback(const std::string& reason) {
 }
 
 DeployResult SwitchDeploy::Run(const std::vector<InstanceAddress>& busy) {
-  if (env_.journal) env_.journal->SetInstanceOutcome(address_, "running");
+  if (env_.journal)
+    env_.journal->SetInstanceOutcome(address_, InstanceOutcome::kRunning);
   auto rollback = [&](const Stop& stop) {
     Rollback(stop.detail);
     std::string detail = stop.detail + "; rolled back: new connections go to " +

@@ -32,7 +32,7 @@ std::string PauseJson(const std::string& reason) {
   f.set_by("test@host");
   f.set_pid(1);
   f.set_reason(reason);
-  f.set_since(NowRfc3339());
+  *f.mutable_since() = NowTimestamp();
   return ToJson(f);
 }
 
@@ -180,9 +180,9 @@ TEST_F(AgentTest, ExpiredManualPauseIsIgnored) {
   proto::PauseFlag f;
   f.set_by("ops@host");
   f.set_reason("maintenance");
-  f.set_since(NowRfc3339());
-  f.set_expires_at(FormatRfc3339(std::chrono::system_clock::now() +
-                                 std::chrono::seconds(2)));
+  *f.mutable_since() = NowTimestamp();
+  *f.mutable_expires_at() =
+      ToTimestamp(std::chrono::system_clock::now() + std::chrono::seconds(2));
   ASSERT_TRUE(Pause(coordinator.get(), svc_, port, ToJson(f),
                     CreateMode::kPersistent).ok());
   StartAgent(With(FastChecks("h6"),

@@ -139,7 +139,7 @@ TEST_F(SystemdTest, ReadyOnlyAfterTheFirstReconcileWithASummary) {
   proto::PauseFlag flag;
   flag.set_by("test@host");
   flag.set_reason("held for the test");
-  flag.set_since(NowRfc3339());
+  *flag.mutable_since() = NowTimestamp();
   // The pause is made the way the coordinator makes it, which needs the
   // service's directory (normally created by an agent).
   ASSERT_TRUE(zk_->EnsurePathSync(

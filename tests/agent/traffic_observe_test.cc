@@ -128,7 +128,7 @@ class TrafficObserveTest : public AgentTest {
     q.set_deploy_id(deploy_id);
     q.set_by("test@host");
     q.set_pid(getpid());
-    q.set_since(NowRfc3339());
+    *q.mutable_since() = NowTimestamp();
     q.set_interval_ms(100);
     return ToJson(q);
   }

@@ -5,6 +5,7 @@ zkroll_add_test(NAME common_unit_test LABELS unit
     common/refresh_loop_test.cc
     common/retry_test.cc
     common/timer_test.cc
+    common/states_test.cc
   LIBS zkroll_common)
 zkroll_add_test(NAME zk_session_test LABELS zk TIMEOUT 600
   SOURCES common/zk_session_test.cc

@@ -56,8 +56,8 @@ TEST_F(CoordinatorZkTest, DeployTakesTheInstanceOutBeforeCommandAndBackAfter) {
   EXPECT_EQ(flag->reason(), "ticket 42");
   EXPECT_EQ(flag->pid(), z->pid());
   EXPECT_NE(flag->by().find('@'), std::string::npos);
-  EXPECT_TRUE(ParseRfc3339(flag->since()).ok()) << flag->since();
-  EXPECT_TRUE(flag->expires_at().empty());
+  EXPECT_TRUE(flag->has_since());
+  EXPECT_FALSE(flag->has_expires_at()) << "a deploy's flag never expires";
   EXPECT_FALSE(flag->deploy_id().empty());
   EXPECT_EQ(Children(LockDir()).size(), 1u) << "the deploy holds the lock";
 
@@ -159,7 +159,8 @@ TEST_F(CoordinatorZkTest, HeldLockFailsAtOnceNamingTheHolder) {
   proto::LockHolder holder;
   holder.set_by("alice@build-7");
   holder.set_pid(4242);
-  holder.set_since("2026-11-26T12:00:00.000Z");
+  *holder.mutable_since() =
+      ToTimestamp(*ParseRfc3339("2026-11-26T12:00:00.000Z"));
   holder.set_deploy_id("20261126T120000Z-abcdef");
   holder.set_purpose("rollout");
   ASSERT_TRUE(zk_->EnsurePathSync(LockDir(), OpenAcl()).ok());
@@ -280,9 +281,9 @@ TEST_F(CoordinatorZkTest, ManualPauseIsPersistentExpiresAndCanBeResumed) {
   EXPECT_EQ(node->stat.ephemeral_owner, 0) << "a manual pause is persistent";
   auto flag = Flag(port);
   ASSERT_TRUE(flag.has_value());
-  auto expires = ParseRfc3339(flag->expires_at());
-  ASSERT_TRUE(expires.ok()) << flag->expires_at();
-  auto left = *expires - std::chrono::system_clock::now();
+  ASSERT_TRUE(flag->has_expires_at());
+  auto left =
+      FromTimestamp(flag->expires_at()) - std::chrono::system_clock::now();
   EXPECT_GT(left, std::chrono::minutes(59));
   EXPECT_LE(left, std::chrono::minutes(60));
 
@@ -301,15 +302,18 @@ TEST_F(CoordinatorZkTest, ManualPauseIsPersistentExpiresAndCanBeResumed) {
   EXPECT_FALSE(Paused(port));
 
   // An expired manual pause is removed by the next command that sees it.
-  proto::PauseFlag old;
-  old.set_service(svc_);
-  old.set_by("bob@ops-1");
-  old.set_reason("forgotten");
-  old.set_since("2020-01-01T00:00:00.000Z");
-  old.set_expires_at("2020-01-01T01:00:00.000Z");
-  ASSERT_TRUE(zk_->CreateSync(FlagPath(port), ToJson(old),
-                              CreateMode::kPersistent, OpenAcl())
-                  .ok());
+  // Written as the RFC 3339 strings of the earlier schema, which the
+  // Timestamp fields still read.
+  const std::string old = R"({
+ "service": ")" + svc_ + R"(",
+ "by": "bob@ops-1",
+ "reason": "forgotten",
+ "since": "2020-01-01T00:00:00.000Z",
+ "expires_at": "2020-01-01T01:00:00.000Z"
+})";
+  ASSERT_TRUE(
+      zk_->CreateSync(FlagPath(port), old, CreateMode::kPersistent, OpenAcl())
+          .ok());
   // status shows it and deletes nothing (reading must not delete).
   RunResult st2 = Zkroll({"status", "--service", svc_});
   EXPECT_EQ(st2.exit_code, 0) << st2.output;

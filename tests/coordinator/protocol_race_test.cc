@@ -49,8 +49,8 @@ std::string ManualFlagJson(const std::string& svc, int port,
   f.set_by("operator@test");
   f.set_pid(1);
   f.set_reason("maintenance");
-  f.set_since(FormatRfc3339(expires_at - std::chrono::minutes(5)));
-  f.set_expires_at(FormatRfc3339(expires_at));
+  *f.mutable_since() = ToTimestamp(expires_at - std::chrono::minutes(5));
+  *f.mutable_expires_at() = ToTimestamp(expires_at);
   return ToJson(f);
 }
 
@@ -63,7 +63,7 @@ std::string DeployFlagJson(const std::string& svc, int port,
   f.set_by("other-coordinator@test");
   f.set_pid(static_cast<int32_t>(pid));
   f.set_reason("deploy");
-  f.set_since(NowRfc3339());
+  *f.mutable_since() = NowTimestamp();
   f.set_deploy_id(deploy_id);
   return ToJson(f);
 }

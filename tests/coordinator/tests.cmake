@@ -12,6 +12,7 @@ zkroll_add_test(NAME coordinator_unit_test LABELS unit TIMEOUT 120
           coordinator/cli_test.cc coordinator/event_schema_test.cc
           coordinator/rollout_plan_test.cc coordinator/rollout_request_test.cc
           coordinator/rollout_safety_unit_test.cc
+          coordinator/journal_states_test.cc
   LIBS zkroll_coordinator_lib)
 zkroll_add_test(NAME coordinator_zk_test LABELS zk TIMEOUT 300
   SOURCES coordinator/coordinator_zk_test.cc coordinator/coordinator_fixture.cc
