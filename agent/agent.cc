@@ -49,7 +49,7 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig config,
       connect_log_timer_(io),
       tree_(&session_),
       metrics_(metrics) {
-  started_at_ = NowRfc3339();
+  started_at_ = NowTimestamp();
   start_time_ = std::chrono::steady_clock::now();
   char name[256] = {};
   if (gethostname(name, sizeof name - 1) == 0) hostname_ = name;
@@ -492,8 +492,8 @@ proto::AgentRecord Agent::BuildAgentRecord() const {
   rec.set_host(config_.host);
   rec.set_pid(getpid());
   rec.set_version(ZKROLL_VERSION);
-  rec.set_started_at(started_at_);
-  rec.set_updated_at(NowRfc3339());
+  *rec.mutable_started_at() = started_at_;
+  *rec.mutable_updated_at() = NowTimestamp();
   for (const auto& [id, inst] : instances_) {
     auto* out = rec.add_instances();
     out->set_service(id.service.str());
@@ -507,7 +507,7 @@ proto::AgentRecord Agent::BuildAgentRecord() const {
         AgentStateOf(paused, inst->reg->registered(), inst->healthy)));
     out->set_last_check(inst->last_check);
     if (inst->last_check_at != WallTime{}) {
-      out->set_last_check_at(FormatRfc3339(inst->last_check_at));
+      *out->mutable_last_check_at() = ToTimestamp(inst->last_check_at);
     }
     out->set_check(inst->cfg.check_text);
     if (inst->forward) out->set_forward_backend(inst->forward->backend_text());

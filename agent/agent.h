@@ -55,6 +55,7 @@
 #include "agent/pause_watcher.h"
 #include "agent/registration.h"
 #include "agent/summary.h"
+#include "common/clock.h"
 #include "common/health/monitor.h"
 #include "common/zk_session.h"
 
@@ -165,7 +166,7 @@ class Agent {
   std::shared_ptr<AgentRecordPublisher> record_;  // /agents/<host>
   bool shutting_down_ = false;
   AgentTree tree_;  // the roots and their ACLs, per session
-  std::string started_at_;
+  google::protobuf::Timestamp started_at_;
   std::chrono::steady_clock::time_point start_time_;
   bool had_session_ = false;
   bool started_ = false;  // see Summary()

@@ -277,7 +277,7 @@ void ForwardedInstance::Publish() {
       out->set_http_unparsed(b.http_unparsed);
     }
   }
-  st.set_updated_at(NowRfc3339());
+  *st.mutable_updated_at() = NowTimestamp();
   std::weak_ptr<ForwardedInstance> weak = shared_from_this();
   auto dir = paths::ForwarderDir(id_.service);
   auto json = ToJson(st);

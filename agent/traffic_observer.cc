@@ -176,7 +176,7 @@ void TrafficObserver::Sample() {
     }
   }
   r.set_samples(samples_);
-  r.set_sampled_at(NowRfc3339());
+  *r.mutable_sampled_at() = NowTimestamp();
   if (r.error() != degraded_) {
     if (r.error().empty()) {
       LOG(INFO) << "traffic of " << options_.id.ToString()

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "client/weighted_round_robin.h"
+#include "common/clock.h"
 #include "common/instance_record.h"
 #include "common/paths.h"
 #include "common/payload.h"
@@ -734,7 +735,7 @@ void ServiceDiscovery::WriteAcknowledgement() {
   std::shared_ptr<const Published> p = std::atomic_load(&published_);
   writing_instances_ = static_cast<uint32_t>(p->view->instances.size());
   record.set_instances(writing_instances_);
-  record.set_updated_at(NowRfc3339());
+  *record.mutable_updated_at() = NowTimestamp();
   const std::string json = ToJson(record);
   const uint64_t generation = generation_;
   const int64_t pzxid = served_pzxid_;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "common/clock.h"
 #include "common/instance_record.h"
 #include "common/paths.h"
 #include "common/payload.h"
@@ -78,7 +79,8 @@ proto::AgentView AgentViewOf(const Declaration& d) {
   v.set_paused(d.view.paused());
   v.set_registered(d.view.registered());
   v.set_last_check(d.view.last_check());
-  v.set_last_check_at(d.view.last_check_at());
+  v.set_last_check_at(
+      FormatTimestamp(d.view.last_check_at(), d.view.has_last_check_at()));
   return v;
 }
 

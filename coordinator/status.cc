@@ -231,8 +231,8 @@ Status PrintServiceStatus(ZkSession* session, const ServiceName& service,
                 (d.view.state().empty() ? "unknown" : d.view.state());
         if (!d.view.last_check().empty()) {
           text += ", last check: " + d.view.last_check();
-          if (!d.view.last_check_at().empty()) {
-            text += " at " + d.view.last_check_at();
+          if (d.view.has_last_check_at()) {
+            text += " at " + FormatTimestamp(d.view.last_check_at(), true);
           }
         }
         text += "\n";

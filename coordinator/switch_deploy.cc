@@ -70,7 +70,7 @@ proto::ForwardTarget SwitchDeploy::NewTarget(const InstanceAddress& backend,
   t.set_generation(env_.deploy_id.str() + "#" + std::to_string(++plan_.writes));
   t.set_deploy_id(env_.deploy_id.str());
   t.set_by(CurrentUserAtHost());
-  t.set_updated_at(NowRfc3339());
+  *t.mutable_updated_at() = NowTimestamp();
   return t;
 }
 

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <set>
 
+#include "common/clock.h"
+
 namespace zkroll::testing {
 
 void AgentTest::SetUp() {
@@ -104,7 +106,9 @@ bool AgentTest::WaitForChecks(const std::string& host,
   return WaitFor(
       [&] {
         auto v = AgentView(host, service, port);
-        if (v && !v->last_check_at().empty()) seen.insert(v->last_check_at());
+        if (v && v->has_last_check_at()) {
+          seen.insert(FormatTimestamp(v->last_check_at(), true));
+        }
         return static_cast<int>(seen.size()) > n;
       },
       deadline);

@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/clock.h"
 #include "tests/support/wait.h"
 
 namespace zkroll::testing {
@@ -109,9 +110,10 @@ bool FaultTest::WaitForChecks(const std::string& host, int port, int n,
   return WaitFor(
       [&] {
         auto v = AgentView(host, port);
-        if (!v || v->last_check_at().empty()) return false;
-        if (!first) first = v->last_check_at();
-        if (v->last_check_at() != *first) seen.insert(v->last_check_at());
+        if (!v || !v->has_last_check_at()) return false;
+        const std::string at = FormatTimestamp(v->last_check_at(), true);
+        if (!first) first = at;
+        if (at != *first) seen.insert(at);
         return static_cast<int>(seen.size()) >= n;
       },
       deadline);
