@@ -34,7 +34,6 @@ class SteadyClock {
 };
 
 // "user@host" of this process, for payloads that say who did something.
-// Thread-safe.
 std::string CurrentUserAtHost();
 
 }  // namespace zkroll
