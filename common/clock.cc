@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <vector>
 
 #include "common/names.h"
 
@@ -102,7 +103,15 @@ std::string FormatTimestamp(const google::protobuf::Timestamp& t, bool set) {
 
 std::string CurrentUserAtHost() {
   std::string user = "unknown";
-  if (passwd* pw = getpwuid(getuid()); pw != nullptr && pw->pw_name) {
+  // getpwuid_r, not getpwuid: concurrent deploy threads call this, and
+  // getpwuid returns a static buffer each call overwrites (ThreadSanitizer
+  // caught two switch deploys writing it at once).
+  long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(size > 0 ? static_cast<size_t>(size) : 16384);
+  passwd entry{};
+  passwd* pw = nullptr;
+  if (getpwuid_r(getuid(), &entry, buf.data(), buf.size(), &pw) == 0 &&
+      pw != nullptr && pw->pw_name) {
     user = pw->pw_name;
   }
   char host[256] = {0};

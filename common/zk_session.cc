@@ -12,6 +12,7 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "common/names.h"
@@ -125,7 +126,18 @@ class Handle {
       : global_{std::move(impl), generation} {}
   ~Handle() {
     if (zh_ != nullptr) zookeeper_close(zh_);
-    // The client's threads are gone: nobody can call a watcher any more.
+    // The client's threads are gone: nobody can call a completion or a
+    // watcher any more. A call it accepted but never completed is ended
+    // here, as closed: the C client (3.8) queues ZCLOSING for the calls in
+    // flight at close for its completion thread, which may already have
+    // stopped, and then drops that queue, with our context in it (seen by
+    // LeakSanitizer when a session closed right after an async call).
+    std::unordered_map<const void*, std::function<void()>> abandoned;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      abandoned.swap(calls_);
+    }
+    for (auto& [ctx, end] : abandoned) end();
     for (WatchCtx* w : watches_) delete w;
   }
   Handle(const Handle&) = delete;
@@ -156,11 +168,24 @@ class Handle {
     delete w;
   }
 
+  // A call handed to the C client with context `ctx`: `end` completes it as
+  // closed if the client never does (see ~Handle).
+  void TrackCall(const void* ctx, std::function<void()> end) {
+    std::lock_guard<std::mutex> l(mu_);
+    calls_.emplace(ctx, std::move(end));
+  }
+  // The call completed, or was not accepted.
+  void UntrackCall(const void* ctx) {
+    std::lock_guard<std::mutex> l(mu_);
+    calls_.erase(ctx);
+  }
+
  private:
   zhandle_t* zh_ = nullptr;
   GlobalCtx global_;
   std::mutex mu_;
   std::unordered_set<WatchCtx*> watches_;
+  std::unordered_map<const void*, std::function<void()>> calls_;
 };
 
 class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
@@ -355,6 +380,7 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
 
   struct CallCtx {
     Sink sink;
+    Handle* owner = nullptr;      // the handle the call was submitted on
     Handle* handle = nullptr;     // set when a watch was requested
     WatchCtx* watch = nullptr;
     bool exists_call = false;     // an exists watch is set on ZNONODE too
@@ -365,9 +391,16 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
     }
   };
 
+  // A completion takes its context back from the C client.
+  static std::unique_ptr<CallCtx> Adopt(const void* data) {
+    std::unique_ptr<CallCtx> ctx(static_cast<CallCtx*>(const_cast<void*>(data)));
+    ctx->owner->UntrackCall(data);
+    return ctx;
+  }
+
   static void OnData(int rc, const char* value, int len, const Stat* stat,
                      const void* data) {
-    std::unique_ptr<CallCtx> ctx(static_cast<CallCtx*>(const_cast<void*>(data)));
+    auto ctx = Adopt(data);
     ctx->FinishWatch(rc);
     Reply r;
     r.rc = rc;
@@ -379,7 +412,7 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
     ctx->sink(std::move(r));
   }
   static void OnStat(int rc, const Stat* stat, const void* data) {
-    std::unique_ptr<CallCtx> ctx(static_cast<CallCtx*>(const_cast<void*>(data)));
+    auto ctx = Adopt(data);
     ctx->FinishWatch(rc);
     Reply r;
     r.rc = rc;
@@ -390,13 +423,13 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
     ctx->sink(std::move(r));
   }
   static void OnVoid(int rc, const void* data) {
-    std::unique_ptr<CallCtx> ctx(static_cast<CallCtx*>(const_cast<void*>(data)));
+    auto ctx = Adopt(data);
     Reply r;
     r.rc = rc;
     ctx->sink(std::move(r));
   }
   static void OnString(int rc, const char* value, const void* data) {
-    std::unique_ptr<CallCtx> ctx(static_cast<CallCtx*>(const_cast<void*>(data)));
+    auto ctx = Adopt(data);
     Reply r;
     r.rc = rc;
     if (rc == ZOK && value != nullptr) r.data = value;
@@ -404,7 +437,7 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
   }
   static void OnStrings(int rc, const String_vector* strings, const Stat* stat,
                         const void* data) {
-    std::unique_ptr<CallCtx> ctx(static_cast<CallCtx*>(const_cast<void*>(data)));
+    auto ctx = Adopt(data);
     ctx->FinishWatch(rc);
     Reply r;
     r.rc = rc;
@@ -419,7 +452,7 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
     ctx->sink(std::move(r));
   }
   static void OnAcl(int rc, ACL_vector* acl, Stat* stat, const void* data) {
-    std::unique_ptr<CallCtx> ctx(static_cast<CallCtx*>(const_cast<void*>(data)));
+    auto ctx = Adopt(data);
     Reply r;
     r.rc = rc;
     if (rc == ZOK && acl != nullptr) {
@@ -493,15 +526,25 @@ class ZkSession::Impl : public std::enable_shared_from_this<ZkSession::Impl> {
     auto ctx = std::make_unique<CallCtx>();
     ctx->sink = std::move(sink);
     ctx->exists_call = exists_call;
+    ctx->owner = h.get();
     if (watcher) {
       ctx->handle = h.get();
       ctx->watch = h->AddWatch(std::move(watcher));
     }
+    // Tracked before it is submitted: its completion may run at once.
+    h->TrackCall(ctx.get(), [p = ctx.get()] {
+      std::unique_ptr<CallCtx> c(p);
+      c->FinishWatch(ZCLOSING);
+      Reply r;
+      r.rc = ZCLOSING;
+      c->sink(std::move(r));
+    });
     int rc = submit(h->zh(), ctx.get());
     if (rc == ZOK) {
       ctx.release();  // the completion re-adopts it
       return;
     }
+    h->UntrackCall(ctx.get());
     if (ctx->watch) h->DropWatch(ctx->watch);
     VLOG(1) << what << " not submitted: " << zerror(rc);
     Reply r;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <future>
+#include <memory>
 #include <mutex>
 
 #include "tests/support/zk_fixture.h"
@@ -146,27 +147,38 @@ TEST_F(ZkSessionTest, WatchFiresOnce) {
   ASSERT_TRUE(s->EnsurePathSync("/t4", OpenAcl()).ok());
 
   // A raw one-shot watch fires exactly once.
-  std::atomic<int> fired{0};
-  Signal signal;
-  auto r = s->ExistsSync("/t4/x", [&](const WatchEvent& e) {
+  //
+  // The callbacks run on the session's I/O thread and may still be inside
+  // Notify() when the wait below has seen their count and this test body
+  // returns: they share the counts and the signal, rather than refer to
+  // this frame (ThreadSanitizer caught the signal destroyed under a
+  // Notify()).
+  struct Seen {
+    std::atomic<int> fired{0};
+    std::atomic<int> second{0};
+    Signal signal;
+  };
+  auto seen = std::make_shared<Seen>();
+  auto r = s->ExistsSync("/t4/x", [seen](const WatchEvent& e) {
     EXPECT_EQ(e.type, WatchEvent::Type::kCreated);
-    ++fired;
-    signal.Notify();
+    ++seen->fired;
+    seen->signal.Notify();
   });
   ASSERT_TRUE(r.ok());
   ASSERT_TRUE(s->CreateSync("/t4/x", "", CreateMode::kPersistent, OpenAcl()).ok());
-  ASSERT_TRUE(signal.WaitFor([&] { return fired == 1; }, milliseconds(10000)));
+  ASSERT_TRUE(seen->signal.WaitFor([&] { return seen->fired == 1; },
+                                   milliseconds(10000)));
   ASSERT_TRUE(s->DeleteSync("/t4/x").ok());
   // A second change to the node must not reach the spent watch: create and
   // observe through a fresh watch that it did fire, then compare counts.
-  std::atomic<int> second{0};
-  ASSERT_TRUE(s->ExistsSync("/t4/x", [&](const WatchEvent&) {
-                 ++second;
-                 signal.Notify();
+  ASSERT_TRUE(s->ExistsSync("/t4/x", [seen](const WatchEvent&) {
+                 ++seen->second;
+                 seen->signal.Notify();
                }).ok());
   ASSERT_TRUE(s->CreateSync("/t4/x", "", CreateMode::kPersistent, OpenAcl()).ok());
-  ASSERT_TRUE(signal.WaitFor([&] { return second == 1; }, milliseconds(10000)));
-  EXPECT_EQ(fired, 1);
+  ASSERT_TRUE(seen->signal.WaitFor([&] { return seen->second == 1; },
+                                   milliseconds(10000)));
+  EXPECT_EQ(seen->fired, 1);
 }
 
 TEST_F(ZkSessionTest, ConnectionLossKeepsSessionAndEphemerals) {
