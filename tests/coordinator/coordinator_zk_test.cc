@@ -129,7 +129,7 @@ TEST_F(CoordinatorZkTest, FlagLostBeforeCommandMeansCommandNeverRuns) {
   EXPECT_EQ(journal->outcome(), "aborted");
 }
 
-TEST_F(CoordinatorZkTest, FlagLostWhileCommandRunsIsReportedAfterIt) {
+TEST_F(CoordinatorZkTest, FlagLostWhileCommandRunsEndsTheDeployUnchecked) {
   const int port = PickFreePort();
   TinyService service(port);
   ASSERT_TRUE(service.Start());
@@ -140,10 +140,18 @@ TEST_F(CoordinatorZkTest, FlagLostWhileCommandRunsIsReportedAfterIt) {
       StartZkroll(Deploy(port, {}, {"/bin/sh", "-c", hs.Snippet()}));
   ASSERT_TRUE(hs.WaitStarted(milliseconds(20000))) << z->Output();
   ASSERT_TRUE(zk_->DeleteSync(FlagPath(port)).ok());
-  ASSERT_TRUE(hs.Release());
+  // Two detections race here, and either is right: the session fence's
+  // next read of the flag (session_fence.h) finds it gone and stops
+  // COMMAND, or COMMAND, released now, ends first and the check after it
+  // finds the flag gone. When the fence won, nobody reads the FIFO any
+  // more and Release() fails; that is not this test's concern.
+  hs.Release();
   auto code = z->Wait(milliseconds(30000));
   ASSERT_EQ(code, 4) << z->Output();
-  EXPECT_NE(z->Output().find("while it ran"), std::string::npos) << z->Output();
+  const std::string out = z->Output();
+  EXPECT_TRUE(out.find("while it ran") != std::string::npos ||
+              out.find("COMMAND was stopped") != std::string::npos)
+      << out;
   auto journal = LastJournal();
   ASSERT_TRUE(journal.has_value());
   EXPECT_EQ(journal->outcome(), "aborted");

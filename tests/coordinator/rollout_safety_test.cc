@@ -75,7 +75,13 @@ class RolloutSafetyTest : public CoordinatorTest {
       ASSERT_EQ(r.exit_code, 0) << r.output;
       instances.push_back(Instance(port));
     }
-    StartAgent("host-a", instances, {"--check", "http:/healthz"});
+    // A check timeout far above the demo service's answer time: on a
+    // starved machine a healthy version answered after the fixture's 200 ms
+    // and the agent rightly deregistered it, failing --min-healthy-time for
+    // a version that was never sick. A crashed version is still seen at the
+    // next check (connection refused needs no timeout).
+    StartAgent("host-a", instances,
+               {"--check", "http:/healthz", "--timeout", "2s"});
     for (int port : ports_) {
       ASSERT_TRUE(WaitFor(
           [&] { return Registered(port) && AgentDeclares("host-a", port); },
